@@ -1,0 +1,46 @@
+# Two commands matter: `make run` and `make test`. Both set up what they need.
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+PORT    ?= 8501
+
+.PHONY: run test lint format bench install chromium clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/pip install -q -e '.[dev]'
+	rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+install: $(STAMP)
+
+# Playwright cannot download its own browsers here: use Debian's chromium.
+chromium:
+	@command -v /usr/bin/chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian chromium for the browser tests"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
+
+run: install
+	$(BIN)/python -m comms init
+	$(BIN)/streamlit run app.py --server.port $(PORT)
+
+test: install chromium
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check comms pages tests bench app.py
+	$(BIN)/ruff format --check comms pages tests bench app.py
+
+format: install
+	$(BIN)/ruff format comms pages tests bench app.py
+	$(BIN)/ruff check --fix comms pages tests bench app.py
+
+bench: install
+	$(BIN)/pip install -q -e '.[dev,bench]'
+	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) data/comms.duckdb data/comms.duckdb.wal data/outbox

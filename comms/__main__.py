@@ -1,0 +1,3 @@
+from comms.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,71 @@
+"""The `comms` command (also `python -m comms`).
+
+Subcommands live in `comms/commands/<area>.py`, each with `register(sub, common)`
+adding its parsers and handlers `handler(args) -> int`. Every command takes
+`--db PATH` (else $COMMS_DB, else data/comms.duckdb) and, where it prints
+results, `--json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import json
+import sys
+from typing import Any
+
+from comms.errors import CommsError, DatabaseInUse
+
+COMMAND_MODULES = (
+    "comms.commands.clients",
+    "comms.commands.templates",
+    "comms.commands.sending",
+    "comms.commands.history",
+)
+
+
+def common_parser() -> argparse.ArgumentParser:
+    """--db and --json, shared by every subcommand."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--db", metavar="PATH", help="DuckDB file (default: $COMMS_DB or data/comms.duckdb)")
+    common.add_argument("--json", action="store_true", help="print results as JSON")
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="comms", description="Client communication desk.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    common = common_parser()
+    for name in COMMAND_MODULES:
+        if importlib.util.find_spec(name) is None:
+            continue  # an area not built yet
+        importlib.import_module(name).register(sub, common)
+    return parser
+
+
+def print_json(obj: Any) -> None:
+    json.dump(obj, sys.stdout, ensure_ascii=False, default=str, indent=2)
+    sys.stdout.write("\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except DatabaseInUse as exc:
+        print(f"comms: {exc}", file=sys.stderr)
+        return 2
+    except CommsError as exc:
+        print(f"comms: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

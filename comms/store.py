@@ -1,0 +1,307 @@
+"""The DuckDB store: one file, one connection per process, a cursor per thread.
+
+DuckDB allows one writing process per file. Inside that process the connection
+object must not be shared across threads, so each thread gets its own cursor
+(`connection.cursor()`), and every multi-row write runs in a transaction that
+is retried when DuckDB reports a write-write conflict between threads.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import duckdb
+import pandas as pd
+
+from comms.errors import DatabaseInUse
+
+DEFAULT_DB = Path(__file__).resolve().parent.parent / "data" / "comms.duckdb"
+T = TypeVar("T")
+
+# Each entry moves the schema one version up. Never edit a released entry:
+# append a new one, so existing database files migrate forward.
+MIGRATIONS: list[str] = [
+    # 1: the whole data model of DESIGN.md
+    """
+    CREATE SEQUENCE IF NOT EXISTS client_id_seq START 1;
+    CREATE TABLE IF NOT EXISTS clients (
+        id            BIGINT DEFAULT nextval('client_id_seq') NOT NULL,
+        name          VARCHAR,
+        first_name    VARCHAR,
+        last_name     VARCHAR,
+        email         VARCHAR,          -- normalised when valid, as given when not
+        email_valid   BOOLEAN NOT NULL DEFAULT false,
+        email_error   VARCHAR,
+        phone         VARCHAR,          -- E.164 when parsed, as given when not
+        phone_kind    VARCHAR,          -- mobile, fixed_line, fixed_line_or_mobile, ..., invalid
+        company       VARCHAR,
+        city          VARCHAR,
+        lists         VARCHAR[] NOT NULL DEFAULT [],
+        tags          VARCHAR[] NOT NULL DEFAULT [],
+        consent_email BOOLEAN NOT NULL DEFAULT true,
+        consent_sms   BOOLEAN NOT NULL DEFAULT true,
+        attributes    JSON NOT NULL DEFAULT '{}',
+        created_at    TIMESTAMP NOT NULL DEFAULT current_timestamp,
+        updated_at    TIMESTAMP NOT NULL DEFAULT current_timestamp
+    );
+
+    CREATE SEQUENCE IF NOT EXISTS template_id_seq START 1;
+    CREATE TABLE IF NOT EXISTS templates (
+        id          BIGINT DEFAULT nextval('template_id_seq') NOT NULL,
+        name        VARCHAR NOT NULL,
+        channel     VARCHAR NOT NULL,   -- email | sms
+        subject     VARCHAR,
+        body        VARCHAR NOT NULL,
+        body_format VARCHAR NOT NULL DEFAULT 'markdown',  -- markdown | html | text
+        created_at  TIMESTAMP NOT NULL DEFAULT current_timestamp,
+        updated_at  TIMESTAMP NOT NULL DEFAULT current_timestamp
+    );
+
+    CREATE SEQUENCE IF NOT EXISTS attachment_id_seq START 1;
+    CREATE TABLE IF NOT EXISTS attachments (
+        id           BIGINT DEFAULT nextval('attachment_id_seq') NOT NULL,
+        sha256       VARCHAR NOT NULL,  -- content hash: one row per distinct content
+        filename     VARCHAR NOT NULL,
+        content_type VARCHAR NOT NULL,
+        size         BIGINT NOT NULL,
+        data         BLOB NOT NULL,
+        created_at   TIMESTAMP NOT NULL DEFAULT current_timestamp
+    );
+    CREATE TABLE IF NOT EXISTS template_attachments (
+        template_id   BIGINT NOT NULL,
+        attachment_id BIGINT NOT NULL
+    );
+
+    CREATE SEQUENCE IF NOT EXISTS batch_id_seq START 1;
+    CREATE TABLE IF NOT EXISTS batches (
+        id          BIGINT DEFAULT nextval('batch_id_seq') NOT NULL,
+        template_id BIGINT,
+        channel     VARCHAR NOT NULL,
+        source      VARCHAR NOT NULL DEFAULT 'bulk',
+        name        VARCHAR,
+        subject     VARCHAR,
+        body        VARCHAR,
+        body_format VARCHAR,
+        created_by  VARCHAR,
+        created_at  TIMESTAMP NOT NULL DEFAULT current_timestamp,
+        total       INTEGER NOT NULL DEFAULT 0,
+        valid       INTEGER NOT NULL DEFAULT 0,
+        invalid     INTEGER NOT NULL DEFAULT 0,
+        paused      BOOLEAN NOT NULL DEFAULT false
+    );
+    CREATE TABLE IF NOT EXISTS batch_attachments (
+        batch_id      BIGINT NOT NULL,
+        attachment_id BIGINT NOT NULL
+    );
+
+    CREATE SEQUENCE IF NOT EXISTS message_id_seq START 1;
+    CREATE TABLE IF NOT EXISTS messages (
+        id             BIGINT DEFAULT nextval('message_id_seq') NOT NULL,
+        client_id      BIGINT,
+        channel        VARCHAR NOT NULL,   -- email | sms
+        source         VARCHAR NOT NULL,   -- bulk | client detail | cli | test
+        batch_id       BIGINT,
+        to_address     VARCHAR,
+        to_name        VARCHAR,
+        subject        VARCHAR,
+        body_text      VARCHAR,
+        body_html      VARCHAR,
+        status         VARCHAR NOT NULL,   -- see comms.outbox.STATUSES
+        reason         VARCHAR,            -- why invalid (generation) or failed (sending)
+        error          VARCHAR,            -- the last server text
+        attempts       INTEGER NOT NULL DEFAULT 0,
+        segments       INTEGER,
+        encoding       VARCHAR,
+        excluded       BOOLEAN NOT NULL DEFAULT false,
+        scheduled_at   TIMESTAMP,
+        next_attempt_at TIMESTAMP,
+        claimed_by     VARCHAR,
+        sent_at        TIMESTAMP,
+        provider_id    VARCHAR,            -- Message-ID or Twilio SID
+        created_by     VARCHAR,
+        created_at     TIMESTAMP NOT NULL DEFAULT current_timestamp,
+        updated_at     TIMESTAMP NOT NULL DEFAULT current_timestamp
+    );
+    CREATE TABLE IF NOT EXISTS message_attachments (
+        message_id    BIGINT NOT NULL,
+        attachment_id BIGINT NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS message_attempts (
+        message_id BIGINT NOT NULL,
+        attempt    INTEGER NOT NULL,
+        ts         TIMESTAMP NOT NULL DEFAULT current_timestamp,
+        outcome    VARCHAR NOT NULL,       -- sent | transient | permanent | interrupted
+        detail     VARCHAR
+    );
+
+    CREATE SEQUENCE IF NOT EXISTS action_id_seq START 1;
+    CREATE TABLE IF NOT EXISTS action_log (
+        id         BIGINT DEFAULT nextval('action_id_seq') NOT NULL,
+        ts         TIMESTAMP NOT NULL DEFAULT current_timestamp,
+        "user"     VARCHAR NOT NULL,
+        action     VARCHAR NOT NULL,
+        batch_id   BIGINT,
+        message_id BIGINT,
+        client_id  BIGINT,
+        outcome    VARCHAR NOT NULL DEFAULT 'ok',
+        detail     JSON
+    );
+
+    CREATE TABLE IF NOT EXISTS suppressions (
+        address    VARCHAR NOT NULL,       -- normalised e-mail or E.164 phone
+        channel    VARCHAR NOT NULL,       -- email | sms
+        reason     VARCHAR,
+        created_by VARCHAR,
+        created_at TIMESTAMP NOT NULL DEFAULT current_timestamp
+    );
+
+    CREATE TABLE IF NOT EXISTS settings (
+        key   VARCHAR NOT NULL,
+        value VARCHAR
+    );
+    """,
+]
+
+_LOCK_RE = re.compile(r"Conflicting lock is held in (?P<proc>.+?) \(PID (?P<pid>\d+)\)")
+
+
+def resolve_db_path(path: str | os.PathLike[str] | None = None) -> Path:
+    """--db, else $COMMS_DB, else data/comms.duckdb."""
+    chosen = path or os.environ.get("COMMS_DB") or DEFAULT_DB
+    return Path(chosen).expanduser().resolve()
+
+
+def _in_use_message(path: Path, exc: Exception) -> str:
+    match = _LOCK_RE.search(str(exc))
+    holder = ""
+    if match:
+        proc = os.path.basename(match.group("proc"))
+        holder = f" by {proc} (PID {match.group('pid')})"
+    return (
+        f"The database {path} is in use{holder}; DuckDB allows one writing process. "
+        "Stop the app (or the other command) or use the app itself, then try again."
+    )
+
+
+def is_conflict(exc: BaseException) -> bool:
+    """True for DuckDB's optimistic-concurrency conflicts, which are worth a retry."""
+    return isinstance(exc, duckdb.TransactionException) or "Conflict" in str(exc)
+
+
+class Store:
+    """One DuckDB database file, shared by every thread of this process."""
+
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        self.path = resolve_db_path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._con = duckdb.connect(str(self.path))
+        except duckdb.IOException as exc:
+            if "lock" in str(exc).lower():
+                raise DatabaseInUse(_in_use_message(self.path, exc)) from None
+            raise
+        self._local = threading.local()
+        self._closed = False
+        self.migrate()
+
+    # -- connections -------------------------------------------------------
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """This thread's cursor (DuckDB connections are not shared across threads)."""
+        cur = getattr(self._local, "cursor", None)
+        if cur is None:
+            cur = self._con.cursor()
+            self._local.cursor = cur
+        return cur
+
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """BEGIN ... COMMIT on this thread's cursor; ROLLBACK on any error."""
+        cur = self.cursor()
+        cur.execute("BEGIN TRANSACTION")
+        try:
+            yield cur
+        except BaseException:
+            try:
+                cur.execute("ROLLBACK")
+            except duckdb.Error:
+                pass  # DuckDB already aborted it
+            raise
+        else:
+            cur.execute("COMMIT")
+
+    def write(self, fn: Callable[[duckdb.DuckDBPyConnection], T], retries: int = 5) -> T:
+        """Run fn(cursor) in one transaction, retrying write-write conflicts."""
+        for attempt in range(retries + 1):
+            try:
+                with self.transaction() as cur:
+                    return fn(cur)
+            except duckdb.Error as exc:
+                if attempt < retries and is_conflict(exc):
+                    time.sleep(0.005 * 2**attempt)
+                    continue
+                raise
+        raise AssertionError("unreachable")
+
+    # -- reads ---------------------------------------------------------------
+    def df(self, sql: str, params: list[Any] | tuple[Any, ...] | None = None) -> pd.DataFrame:
+        """A query's result as a pandas DataFrame."""
+        return self.cursor().execute(sql, params or []).df()
+
+    def rows(self, sql: str, params: list[Any] | tuple[Any, ...] | None = None) -> list[dict]:
+        """A query's result as a list of dicts."""
+        cur = self.cursor().execute(sql, params or [])
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+    def scalar(self, sql: str, params: list[Any] | tuple[Any, ...] | None = None) -> Any:
+        """The first column of the first row, or None."""
+        row = self.cursor().execute(sql, params or []).fetchone()
+        return row[0] if row else None
+
+    # -- schema --------------------------------------------------------------
+    def schema_version(self) -> int:
+        cur = self.cursor()
+        cur.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        row = cur.execute("SELECT max(version) FROM schema_version").fetchone()
+        return int(row[0] or 0)
+
+    def migrate(self) -> None:
+        """Apply every migration newer than the file's schema version, each in a transaction."""
+        current = self.schema_version()
+        for version, sql in enumerate(MIGRATIONS, start=1):
+            if version <= current:
+                continue
+            with self.transaction() as cur:
+                cur.execute(sql)
+                cur.execute("INSERT INTO schema_version VALUES (?)", [version])
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._con.close()
+            with _STORES_LOCK:
+                for key, store in list(_STORES.items()):
+                    if store is self:
+                        del _STORES[key]
+
+
+_STORES: dict[Path, Store] = {}
+_STORES_LOCK = threading.Lock()
+
+
+def open_store(path: str | os.PathLike[str] | None = None) -> Store:
+    """The process-wide Store for a database file (one connection per process)."""
+    resolved = resolve_db_path(path)
+    with _STORES_LOCK:
+        store = _STORES.get(resolved)
+        if store is None or store._closed:
+            store = Store(resolved)
+            _STORES[resolved] = store
+        return store

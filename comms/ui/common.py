@@ -1,0 +1,72 @@
+"""What every page shares: the store, the acting user, page registry, banners."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import streamlit as st
+
+from comms import actionlog
+from comms.store import Store, open_store
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+@dataclass(frozen=True)
+class PageInfo:
+    path: str
+    title: str
+    icon: str
+    url_path: str
+    default: bool = False
+
+
+# The app's pages, in menu order. A page whose file does not exist yet is left
+# out of the menu, and actions that lead to it are shown disabled.
+PAGES: tuple[PageInfo, ...] = (
+    PageInfo("pages/home.py", "Home", ":material/home:", "home", default=True),
+    PageInfo("pages/directory.py", "Clients", ":material/group:", "clients"),
+    PageInfo("pages/wizard.py", "Bulk send", ":material/campaign:", "bulk"),
+    PageInfo("pages/communication.py", "Communication", ":material/forum:", "communication"),
+    PageInfo("pages/client.py", "Client detail", ":material/person:", "client"),
+    PageInfo("pages/outbox.py", "Outbox", ":material/outbox:", "outbox"),
+    PageInfo("pages/templates.py", "Templates", ":material/description:", "templates"),
+    PageInfo("pages/action_log.py", "Action log", ":material/history:", "log"),
+    PageInfo("pages/settings.py", "Settings", ":material/settings:", "settings"),
+)
+
+
+def page_exists(path: str) -> bool:
+    return (ROOT / path).is_file()
+
+
+def existing_pages(pages: tuple[PageInfo, ...]) -> list[PageInfo]:
+    """The pages whose files exist; the first one is the default when home is missing."""
+    found = [p for p in pages if page_exists(p.path)]
+    if found and not any(p.default for p in found):
+        first = found[0]
+        found[0] = PageInfo(first.path, first.title, first.icon, first.url_path, default=True)
+    return found
+
+
+def get_store() -> Store:
+    """The process-wide store ($COMMS_DB or data/comms.duckdb)."""
+    return open_store()
+
+
+def signed_in_user() -> str | None:
+    """The OIDC user's e-mail or name when sign-in is configured and done."""
+    try:
+        user = st.user
+        if getattr(user, "is_logged_in", False):
+            return user.get("email") or user.get("name")
+    except Exception:  # st.user unavailable (no auth configured, AppTest)
+        return None
+    return None
+
+
+def start_app() -> None:
+    """Run once per script run, before the page: store, identity, banners."""
+    actionlog.set_user(signed_in_user())
+    get_store()
