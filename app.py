@@ -9,5 +9,10 @@ from comms.ui.common import PAGES, existing_pages, start_app
 st.set_page_config(page_title="comms: client communication desk", page_icon="✉️", layout="wide")
 start_app()
 
-navigation = st.navigation([st.Page(p.path, title=p.title, icon=p.icon, url_path=p.url_path, default=p.default) for p in existing_pages(PAGES)])
+navigation = st.navigation(
+    [
+        st.Page(p.path, title=p.title, icon=p.icon, url_path=p.url_path, default=p.default)
+        for p in existing_pages(PAGES)
+    ]
+)
 navigation.run()

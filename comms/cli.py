@@ -28,7 +28,9 @@ COMMAND_MODULES = (
 def common_parser() -> argparse.ArgumentParser:
     """--db and --json, shared by every subcommand."""
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--db", metavar="PATH", help="DuckDB file (default: $COMMS_DB or data/comms.duckdb)")
+    common.add_argument(
+        "--db", metavar="PATH", help="DuckDB file (default: $COMMS_DB or data/comms.duckdb)"
+    )
     common.add_argument("--json", action="store_true", help="print results as JSON")
     return common
 

@@ -35,7 +35,9 @@ def secrets() -> dict[str, Any]:
     return _load_secrets(str(path), mtime)
 
 
-def setting(env: str, section: str | None = None, key: str | None = None, default: Any = None) -> Any:
+def setting(
+    env: str, section: str | None = None, key: str | None = None, default: Any = None
+) -> Any:
     """$ENV, else secrets[section][key], else default."""
     value = os.environ.get(env)
     if value not in (None, ""):

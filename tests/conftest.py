@@ -78,7 +78,9 @@ def run_app(db_path: Path, tmp_path: Path) -> Iterator[Callable[..., str]]:
     """
     procs: list[subprocess.Popen] = []
 
-    def start(seed: Callable[[Store], None] | None = None, env: dict[str, str] | None = None) -> str:
+    def start(
+        seed: Callable[[Store], None] | None = None, env: dict[str, str] | None = None
+    ) -> str:
         st = open_store(db_path)
         if seed:
             seed(st)
@@ -88,12 +90,26 @@ def run_app(db_path: Path, tmp_path: Path) -> Iterator[Callable[..., str]]:
         log = open(tmp_path / "streamlit.log", "wb")
         proc = subprocess.Popen(
             [
-                sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
-                "--server.port", str(port), "--server.address", "127.0.0.1",
-                "--server.headless", "true", "--browser.gatherUsageStats", "false",
-                "--server.fileWatcherType", "none",
+                sys.executable,
+                "-m",
+                "streamlit",
+                "run",
+                str(ROOT / "app.py"),
+                "--server.port",
+                str(port),
+                "--server.address",
+                "127.0.0.1",
+                "--server.headless",
+                "true",
+                "--browser.gatherUsageStats",
+                "false",
+                "--server.fileWatcherType",
+                "none",
             ],
-            cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env=full_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         procs.append(proc)
         url = f"http://127.0.0.1:{port}"

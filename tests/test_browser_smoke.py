@@ -4,7 +4,11 @@ pytestmark = pytest.mark.browser
 
 
 def test_app_serves_home_in_real_browser(run_app, page):
-    url = run_app(seed=lambda st: st.write(lambda cur: cur.execute("INSERT INTO clients (name) VALUES ('Jana')")))
+    url = run_app(
+        seed=lambda st: st.write(
+            lambda cur: cur.execute("INSERT INTO clients (name) VALUES ('Jana')")
+        )
+    )
     page.goto(url)
     page.get_by_text("Client communication desk").wait_for()
     assert page.get_by_text("1", exact=True).first.is_visible()

@@ -10,8 +10,18 @@ from comms.store import MIGRATIONS, Store, open_store
 
 def test_schema_created_and_versioned(store):
     assert store.schema_version() == len(MIGRATIONS)
-    tables = {r["table_name"] for r in store.rows("SELECT table_name FROM information_schema.tables")}
-    for name in ("clients", "templates", "attachments", "batches", "messages", "action_log", "suppressions"):
+    tables = {
+        r["table_name"] for r in store.rows("SELECT table_name FROM information_schema.tables")
+    }
+    for name in (
+        "clients",
+        "templates",
+        "attachments",
+        "batches",
+        "messages",
+        "action_log",
+        "suppressions",
+    ):
         assert name in tables
 
 
@@ -43,7 +53,9 @@ def test_cursor_per_thread_and_concurrent_writes(store):
     def work(n):
         try:
             for i in range(20):
-                store.write(lambda cur: cur.execute("INSERT INTO clients (name) VALUES (?)", [f"t{n}-{i}"]))
+                store.write(
+                    lambda cur: cur.execute("INSERT INTO clients (name) VALUES (?)", [f"t{n}-{i}"])
+                )
         except Exception as exc:  # collected and asserted below
             errors.append(exc)
 
