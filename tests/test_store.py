@@ -54,7 +54,9 @@ def test_cursor_per_thread_and_concurrent_writes(store):
         try:
             for i in range(20):
                 store.write(
-                    lambda cur: cur.execute("INSERT INTO clients (name) VALUES (?)", [f"t{n}-{i}"])
+                    lambda cur, name=f"t{n}-{i}": cur.execute(
+                        "INSERT INTO clients (name) VALUES (?)", [name]
+                    )
                 )
         except Exception as exc:  # collected and asserted below
             errors.append(exc)
