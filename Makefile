@@ -4,6 +4,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 PORT    ?= 8501
+SRC     := $(wildcard $(SRC))
 
 .PHONY: run test lint format bench install chromium clean
 
@@ -31,12 +32,12 @@ test: install chromium
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 lint: install
-	$(BIN)/ruff check comms pages tests bench app.py
-	$(BIN)/ruff format --check comms pages tests bench app.py
+	$(BIN)/ruff check $(SRC)
+	$(BIN)/ruff format --check $(SRC)
 
 format: install
-	$(BIN)/ruff format comms pages tests bench app.py
-	$(BIN)/ruff check --fix comms pages tests bench app.py
+	$(BIN)/ruff format $(SRC)
+	$(BIN)/ruff check --fix $(SRC)
 
 bench: install
 	$(BIN)/pip install -q -e '.[dev,bench]'
