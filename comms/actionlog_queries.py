@@ -1,0 +1,233 @@
+"""Reading the action log: filters, paging, readable details and a CSV export.
+
+The writer is comms.actionlog; this module only reads. Entries about one
+message are found by batch or client even when the writer filled only
+message_id, by looking the message up.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import pandas as pd
+
+from comms.csv_export import rows_to_csv
+from comms.store import Store
+
+EXPORT_COLUMNS = (
+    "id",
+    "ts",
+    "user",
+    "action",
+    "outcome",
+    "batch_id",
+    "message_id",
+    "client_id",
+    "client_name",
+    "detail",
+)
+
+# Message and client are joined so that a per-message entry shows its client.
+_FROM = """
+    FROM action_log a
+    LEFT JOIN messages m ON m.id = a.message_id
+    LEFT JOIN clients c ON c.id = coalesce(a.client_id, m.client_id)
+"""
+
+
+@dataclass
+class LogFilter:
+    """What the action log page filters by; every field is optional."""
+
+    actions: list[str] = field(default_factory=list)
+    users: list[str] = field(default_factory=list)
+    outcomes: list[str] = field(default_factory=list)
+    date_from: date | None = None
+    date_to: date | None = None  # inclusive
+    batch_id: int | None = None
+    client_id: int | None = None
+    client: str | None = None  # a name / e-mail / phone fragment
+    message_id: int | None = None
+    text: str | None = None  # searched in the detail JSON
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-friendly dict (dates as ISO strings)."""
+        d = asdict(self)
+        for key in ("date_from", "date_to"):
+            if d[key] is not None:
+                d[key] = d[key].isoformat()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> LogFilter:
+        """The inverse of to_dict; unknown keys are ignored."""
+        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        for key in ("date_from", "date_to"):
+            if isinstance(known.get(key), str):
+                known[key] = date.fromisoformat(known[key])
+        return cls(**known)
+
+
+def log_where(f: LogFilter) -> tuple[str, list[Any]]:
+    """The WHERE clause (over aliases a, m, c) and its parameters for a filter."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    if f.actions:
+        clauses.append("a.action IN (" + ", ".join("?" * len(f.actions)) + ")")
+        params += list(f.actions)
+    if f.users:
+        clauses.append('a."user" IN (' + ", ".join("?" * len(f.users)) + ")")
+        params += list(f.users)
+    if f.outcomes:
+        clauses.append("a.outcome IN (" + ", ".join("?" * len(f.outcomes)) + ")")
+        params += list(f.outcomes)
+    if f.date_from is not None:
+        clauses.append("a.ts >= ?")
+        params.append(_start_of(f.date_from))
+    if f.date_to is not None:
+        clauses.append("a.ts < ?")
+        params.append(_start_of(f.date_to) + timedelta(days=1))
+    if f.batch_id is not None:
+        clauses.append("coalesce(a.batch_id, m.batch_id) = ?")
+        params.append(int(f.batch_id))
+    if f.client_id is not None:
+        clauses.append("coalesce(a.client_id, m.client_id) = ?")
+        params.append(int(f.client_id))
+    if f.client:
+        needle = f"%{f.client.strip()}%"
+        clauses.append("(c.name ILIKE ? OR c.email ILIKE ? OR c.phone ILIKE ?)")
+        params += [needle, needle, needle]
+    if f.message_id is not None:
+        clauses.append("a.message_id = ?")
+        params.append(int(f.message_id))
+    if f.text:
+        clauses.append("CAST(a.detail AS VARCHAR) ILIKE ?")
+        params.append(f"%{f.text.strip()}%")
+    return (" AND ".join(clauses) or "true"), params
+
+
+def _start_of(d: date) -> datetime:
+    return datetime(d.year, d.month, d.day) if not isinstance(d, datetime) else d
+
+
+def count_log(store: Store, f: LogFilter) -> int:
+    """How many entries match the filter."""
+    where, params = log_where(f)
+    return int(store.scalar(f"SELECT count(*) {_FROM} WHERE {where}", params) or 0)
+
+
+def query_log(store: Store, f: LogFilter, *, limit: int = 50, offset: int = 0) -> pd.DataFrame:
+    """One page of matching entries, newest first, with the client's name and a summary."""
+    where, params = log_where(f)
+    df = store.df(
+        f"""
+        SELECT a.id, a.ts, a."user", a.action, a.outcome,
+               coalesce(a.batch_id, m.batch_id) AS batch_id, a.message_id,
+               coalesce(a.client_id, m.client_id) AS client_id,
+               c.name AS client_name, CAST(a.detail AS VARCHAR) AS detail
+        {_FROM}
+        WHERE {where}
+        ORDER BY a.ts DESC, a.id DESC
+        LIMIT ? OFFSET ?
+        """,
+        [*params, int(limit), int(offset)],
+    )
+    df["summary"] = [summarize_detail(d) for d in df["detail"]]
+    return df
+
+
+def iter_log(store: Store, f: LogFilter, chunk: int = 5000):
+    """Every matching entry as a dict, newest first, fetched in chunks."""
+    where, params = log_where(f)
+    cur = store.cursor().execute(
+        f"""
+        SELECT a.id, a.ts, a."user", a.action, a.outcome,
+               coalesce(a.batch_id, m.batch_id) AS batch_id, a.message_id,
+               coalesce(a.client_id, m.client_id) AS client_id,
+               c.name AS client_name, CAST(a.detail AS VARCHAR) AS detail
+        {_FROM}
+        WHERE {where}
+        ORDER BY a.ts DESC, a.id DESC
+        """,
+        params,
+    )
+    names = [d[0] for d in cur.description]
+    while True:
+        rows = cur.fetchmany(chunk)
+        if not rows:
+            return
+        for row in rows:
+            yield dict(zip(names, row, strict=True))
+
+
+def export_log_csv(store: Store, f: LogFilter) -> bytes:
+    """Every matching entry as formula-safe CSV bytes (UTF-8 with BOM), newest first."""
+    return rows_to_csv(iter_log(store, f), EXPORT_COLUMNS)
+
+
+def get_entry(store: Store, entry_id: int) -> dict[str, Any] | None:
+    """One entry with its parsed detail, or None."""
+    rows = store.rows(
+        f"""
+        SELECT a.id, a.ts, a."user", a.action, a.outcome,
+               coalesce(a.batch_id, m.batch_id) AS batch_id, a.message_id,
+               coalesce(a.client_id, m.client_id) AS client_id,
+               c.name AS client_name, CAST(a.detail AS VARCHAR) AS detail
+        {_FROM}
+        WHERE a.id = ?
+        """,
+        [int(entry_id)],
+    )
+    if not rows:
+        return None
+    entry = rows[0]
+    entry["detail"] = parse_detail(entry["detail"])
+    return entry
+
+
+def filter_options(store: Store) -> dict[str, list[str]]:
+    """The distinct actions, users and outcomes present, for the filter widgets."""
+    return {
+        "actions": [
+            r[0] for r in store.cursor().execute(_DISTINCT.format(col="action")).fetchall()
+        ],
+        "users": [r[0] for r in store.cursor().execute(_DISTINCT.format(col='"user"')).fetchall()],
+        "outcomes": [
+            r[0] for r in store.cursor().execute(_DISTINCT.format(col="outcome")).fetchall()
+        ],
+    }
+
+
+_DISTINCT = "SELECT DISTINCT {col} FROM action_log WHERE {col} IS NOT NULL ORDER BY 1"
+
+
+def parse_detail(raw: Any) -> dict[str, Any]:
+    """The detail JSON as a dict ({} when empty; {'value': raw} when it is not an object)."""
+    if raw is None or raw == "":
+        return {}
+    if isinstance(raw, dict):
+        return raw
+    try:
+        value = json.loads(raw)
+    except (TypeError, ValueError):
+        return {"value": str(raw)}
+    return value if isinstance(value, dict) else {"value": value}
+
+
+def summarize_detail(raw: Any, max_len: int = 160) -> str:
+    """A one-line, human-readable summary of a detail: `key: value` pairs, lists counted."""
+    detail = parse_detail(raw)
+    parts = []
+    for key, value in detail.items():
+        if isinstance(value, list):
+            text = f"{len(value)} item{'s' if len(value) != 1 else ''}"
+        elif isinstance(value, dict):
+            text = ", ".join(f"{k}={v}" for k, v in value.items())
+        else:
+            text = str(value)
+        parts.append(f"{key.replace('_', ' ')}: {text}")
+    summary = "; ".join(parts)
+    return summary if len(summary) <= max_len else summary[: max_len - 1] + "…"

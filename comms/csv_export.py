@@ -1,0 +1,77 @@
+"""CSV exports that are safe to open in a spreadsheet.
+
+A cell that starts with = + - @ (or a tab / carriage return, which some
+spreadsheets skip before parsing) is read as a formula by Excel and
+LibreOffice; a formula can exfiltrate data or run commands (OWASP "CSV
+injection"). Such text cells get a leading apostrophe, which spreadsheets show
+as plain text. Numbers are left alone: a negative number is not a formula.
+
+The file is UTF-8 with a BOM so that Excel shows accented names correctly.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import numbers
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import date, datetime
+from typing import Any
+
+import pandas as pd
+
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def safe_cell(value: Any) -> str:
+    """One value as CSV text, neutralised when a spreadsheet would read it as a formula."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, numbers.Integral):
+        return str(int(value))
+    if isinstance(value, numbers.Real):
+        return "" if math.isnan(value) else repr(float(value))
+    if isinstance(value, pd.Timestamp):
+        return "" if pd.isna(value) else value.isoformat(sep=" ")
+    if isinstance(value, (datetime, date)):
+        return value.isoformat(sep=" ") if isinstance(value, datetime) else value.isoformat()
+    if isinstance(value, (dict, list, tuple)):
+        text = json.dumps(value, ensure_ascii=False, default=str)
+    else:
+        try:
+            if pd.isna(value):
+                return ""
+        except (TypeError, ValueError):  # arrays and other non-scalars
+            pass
+        text = str(value)
+    if text.startswith(FORMULA_PREFIXES):
+        return "'" + text
+    return text
+
+
+def rows_to_csv(
+    rows: Iterable[Mapping[str, Any] | Sequence[Any]],
+    columns: Sequence[str],
+    *,
+    delimiter: str = ",",
+) -> bytes:
+    """Rows (dicts or sequences in `columns` order) as formula-safe UTF-8 CSV bytes with a BOM."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, delimiter=delimiter, lineterminator="\r\n")
+    writer.writerow([safe_cell(c) for c in columns])
+    for row in rows:
+        if isinstance(row, Mapping):
+            writer.writerow([safe_cell(row.get(c)) for c in columns])
+        else:
+            writer.writerow([safe_cell(v) for v in row])
+    return buf.getvalue().encode("utf-8-sig")
+
+
+def dataframe_to_csv(df: pd.DataFrame, *, delimiter: str = ",") -> bytes:
+    """A DataFrame as formula-safe UTF-8 CSV bytes with a BOM (index not written)."""
+    columns = [str(c) for c in df.columns]
+    return rows_to_csv(df.itertuples(index=False, name=None), columns, delimiter=delimiter)
