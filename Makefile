@@ -4,7 +4,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 PORT    ?= 8501
-SRC     := $(wildcard $(SRC))
+SRC     := $(wildcard comms pages tests bench app.py)
 
 .PHONY: run test lint format bench install chromium clean
 
