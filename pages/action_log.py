@@ -1,0 +1,195 @@
+"""Action log: who did what and when; filter, inspect an entry, export to CSV."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import streamlit as st
+
+from comms.actionlog_queries import (
+    LogFilter,
+    count_log,
+    export_log_csv,
+    filter_options,
+    get_entry,
+    query_log,
+)
+from comms.ui.common import get_store, page_exists
+
+store = get_store()
+st.title("Action log")
+st.caption(
+    "Every import, template change, generation, edit, queueing, send run and failure: "
+    "who, when, what, and the outcome for each message. Newest first."
+)
+
+# Other pages link here with ?batch=ID or ?client=ID; they prefill the filters once.
+for param, key in (("batch", "log_batch"), ("client", "log_client")):
+    raw = st.query_params.get(param)
+    if raw and raw.isdigit() and not st.session_state.get(f"log_prefilled_{param}"):
+        st.session_state[key] = int(raw) if key == "log_batch" else raw
+        st.session_state[f"log_prefilled_{param}"] = True
+
+options = filter_options(store)
+with st.container(border=True):
+    c1, c2, c3 = st.columns(3)
+    actions = c1.multiselect("Action", options["actions"], key="log_actions", placeholder="any")
+    users = c2.multiselect("User", options["users"], key="log_users", placeholder="anyone")
+    outcomes = c3.multiselect("Outcome", options["outcomes"], key="log_outcomes", placeholder="any")
+    c4, c5, c6, c7 = st.columns([2, 1, 2, 2])
+    dates = c4.date_input("Date range", value=(), key="log_dates", format="YYYY-MM-DD")
+    batch = c5.number_input(
+        "Batch", min_value=1, value=None, step=1, key="log_batch", placeholder="any"
+    )
+    client = c6.text_input(
+        "Client", key="log_client", placeholder="ID, name, e-mail or phone"
+    ).strip()
+    text = c7.text_input("Text in details", key="log_text", placeholder="e.g. 550").strip()
+
+picked = list(dates) if isinstance(dates, (tuple, list)) else [dates]
+picked = [d for d in picked if isinstance(d, date)]
+log_filter = LogFilter(
+    actions=actions,
+    users=users,
+    outcomes=outcomes,
+    date_from=picked[0] if picked else None,
+    date_to=picked[-1] if picked else None,
+    batch_id=int(batch) if batch is not None else None,
+    client_id=int(client) if client.isdigit() else None,
+    client=client if client and not client.isdigit() else None,
+    text=text or None,
+)
+# Kept for the export and for other pages that want to reuse the current view.
+st.session_state["comms_log_filter"] = log_filter.to_dict()
+
+total = count_log(store, log_filter)
+size_col, page_col, info_col, export_col = st.columns([1, 1, 2, 2], vertical_alignment="bottom")
+page_size = size_col.selectbox("Rows per page", [50, 100, 200, 500], key="log_page_size")
+pages = max(1, -(-total // page_size))
+# A new filter starts again at page 1.
+signature = (str(log_filter.to_dict()), page_size)
+if st.session_state.get("log_signature") != signature:
+    st.session_state["log_signature"] = signature
+    st.session_state["log_page"] = 1
+page = page_col.number_input("Page", min_value=1, max_value=pages, step=1, key="log_page")
+offset = (int(page) - 1) * page_size
+shown_to = min(offset + page_size, total)
+info_col.markdown(
+    f"**{total:,}** matching entr{'y' if total == 1 else 'ies'}"
+    + (f" · showing {offset + 1:,}–{shown_to:,}" if total else "")
+)
+export_col.download_button(
+    f"Export {total:,} to CSV",
+    # Built only when clicked, so a long log does not slow every rerun.
+    data=lambda: export_log_csv(store, log_filter),
+    file_name=f"action-log-{date.today().isoformat()}.csv",
+    mime="text/csv",
+    icon=":material/download:",
+    disabled=total == 0,
+    key="log_export",
+    on_click="ignore",
+    help="Exports every matching entry (not only this page). Cells that a spreadsheet "
+    "would read as a formula are prefixed with an apostrophe.",
+)
+
+if total == 0:
+    st.info(
+        "No entries match these filters."
+        if any(log_filter.to_dict().values())
+        else "Nothing has been recorded yet."
+    )
+    st.stop()
+
+df = query_log(store, log_filter, limit=page_size, offset=offset)
+event = st.dataframe(
+    df[
+        [
+            "ts",
+            "user",
+            "action",
+            "outcome",
+            "batch_id",
+            "message_id",
+            "client_id",
+            "client_name",
+            "summary",
+        ]
+    ],
+    hide_index=True,
+    width="stretch",
+    on_select="rerun",
+    selection_mode="single-row",
+    key="log_table",
+    column_config={
+        "ts": st.column_config.DatetimeColumn("When", format="YYYY-MM-DD HH:mm:ss"),
+        "user": "Who",
+        "action": "Action",
+        "outcome": "Outcome",
+        "batch_id": st.column_config.NumberColumn("Batch", format="%d"),
+        "message_id": st.column_config.NumberColumn("Message", format="%d"),
+        "client_id": st.column_config.NumberColumn("Client ID", format="%d"),
+        "client_name": "Client",
+        "summary": st.column_config.TextColumn("Details", width="large"),
+    },
+)
+
+rows = event.selection.rows if event is not None else []
+if not rows:
+    st.caption("Select a row to see its full details and open its client.")
+    st.stop()
+
+entry = get_entry(store, int(df.iloc[rows[0]]["id"]))
+if entry is None:  # deleted between the query and the click
+    st.stop()
+with st.container(border=True):
+    st.subheader(f"Entry #{entry['id']}: {entry['action']}")
+    meta = {
+        "When": f"{entry['ts']:%Y-%m-%d %H:%M:%S}",
+        "Who": entry["user"],
+        "Outcome": entry["outcome"],
+        "Batch": entry["batch_id"],
+        "Message": entry["message_id"],
+        "Client": (
+            f"{entry['client_name'] or '(no name)'} (ID {entry['client_id']})"
+            if entry["client_id"] is not None
+            else None
+        ),
+    }
+    st.markdown("  \n".join(f"**{k}:** {v}" for k, v in meta.items() if v is not None))
+    if entry["detail"]:
+        st.json(entry["detail"], expanded=2)
+    b1, b2, b3 = st.columns(3)
+    client_id = entry["client_id"]
+    has_client_page = page_exists("pages/client.py")
+    if b1.button(
+        "Open client detail",
+        icon=":material/person:",
+        disabled=client_id is None or not has_client_page,
+        help=None
+        if has_client_page
+        else "The client detail page is not available in this version yet.",
+        key="log_open_client",
+    ):
+        st.session_state["comms_client_id"] = int(client_id)
+        st.switch_page("pages/client.py")
+    has_comm_page = page_exists("pages/communication.py")
+    if b2.button(
+        "Show the client's communication",
+        icon=":material/forum:",
+        disabled=client_id is None or not has_comm_page,
+        key="log_open_comm",
+    ):
+        st.session_state["comms_comm_client_id"] = int(client_id)
+        st.switch_page("pages/communication.py")
+
+    def only_batch(batch_id: int) -> None:
+        st.session_state["log_batch"] = batch_id
+
+    b3.button(
+        "Only this batch",
+        icon=":material/filter_alt:",
+        disabled=entry["batch_id"] is None,
+        key="log_only_batch",
+        on_click=only_batch,
+        args=(int(entry["batch_id"]) if entry["batch_id"] is not None else 0,),
+    )
