@@ -1,0 +1,203 @@
+import json
+
+import pytest
+
+from comms import templates as tpl
+from comms.errors import NotFound, TemplateError
+from comms.templates import RenderFailed, client_context, compile_template, variables
+
+
+def test_fields_render_in_subject_text_and_html():
+    c = compile_template(
+        "email",
+        "Hello {{ first_name }}",
+        "# Hi {{ name }}\n\nSee you in **{{ city }}**.\n\n- [shop](https://x.test/?c={{ city }})",
+    )
+    r = c.render({"first_name": "Jana", "name": "Jana Nová", "city": "Brno"})
+    assert r.subject == "Hello Jana"
+    assert "# Hi Jana Nová" in r.text and "**Brno**" in r.text
+    assert "<h1>Hi Jana Nová</h1>" in r.html
+    assert "<strong>Brno</strong>" in r.html
+    assert 'href="https://x.test/?c=Brno"' in r.html
+
+
+def test_html_is_autoescaped_and_values_cannot_add_markdown():
+    c = compile_template("email", "S {{ name }}", "Dear {{ name }},\n\n{{ note }}")
+    r = c.render({"name": "<script>alert(1)</script> & *bold*", "note": "# not a heading"})
+    assert "<script>" not in r.html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; *bold*" in r.html
+    assert "<em>" not in r.html and "<h1>" not in r.html
+    # The text part is the template rendered as is; the subject has no line breaks.
+    assert "Dear <script>alert(1)</script> & *bold*," in r.text
+    assert c.render({"name": "a\r\nBcc: x@y", "note": "n"}).subject == "S a Bcc: x@y"
+
+
+def test_raw_html_template_escapes_values_and_keeps_a_text_part():
+    c = compile_template("email", "S", "<p>Hi <b>{{ name }}</b></p><p>Bye</p>", body_format="html")
+    r = c.render({"name": "<i>x</i>"})
+    assert r.html == "<p>Hi <b>&lt;i&gt;x&lt;/i&gt;</b></p><p>Bye</p>"
+    assert r.text == "Hi <i>x</i>\n\nBye"
+
+
+def test_plain_text_email_and_sms():
+    r = compile_template("email", "S", "a < b {{ x }}", body_format="text").render({"x": 1})
+    assert r.text == "a < b 1" and "a &lt; b 1" in r.html
+    r = compile_template("sms", None, "Hi {{ name }} <3").render({"name": "Jo"})
+    assert (r.subject, r.text, r.html) == (None, "Hi Jo <3", None)
+
+
+def test_missing_field_is_a_reason_naming_the_field():
+    c = compile_template("sms", None, "Hi {{ name }} from {{ city }}")
+    with pytest.raises(RenderFailed) as exc:
+        c.render({"name": "Jo"})
+    assert exc.value.reason == "missing field: city"
+    # default() and `is defined` make a field optional.
+    ok = compile_template(
+        "sms", None, "{{ city | default('home') }}{% if vip is defined %}!{% endif %}"
+    )
+    assert ok.render({}).text == "home"
+
+
+def test_missing_attribute_key_is_a_missing_field():
+    c = compile_template("sms", None, "{{ tags[5] }}")
+    with pytest.raises(RenderFailed) as exc:
+        c.render({"tags": ["a"]})
+    assert exc.value.reason.startswith(("missing field", "render error"))
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ ''.__class__.__mro__ }}",
+        "{{ cycler.__init__.__globals__ }}",
+        "{{ x|attr('__class__') }}",
+        "{{ x['__class__'] }}",
+        "{{ '{0.__class__}'.format(x) }}",
+        "{{ lipsum.__globals__['os'] }}",
+    ],
+)
+def test_sandbox_escapes_refused_at_save_time(source):
+    with pytest.raises(TemplateError, match="Python internals"):
+        compile_template("sms", None, source)
+
+
+def test_sandbox_refuses_at_render_time_what_static_check_cannot_see():
+    c = compile_template("sms", None, "{{ x|attr(n) }}")
+    with pytest.raises(RenderFailed) as exc:
+        c.render({"x": "", "n": "__class__"})
+    assert "sandbox" in exc.value.reason
+    with pytest.raises(TemplateError, match="sandbox"):
+        tpl.render_preview(c, {"x": "", "n": "__class__"})
+
+
+def test_immutable_sandbox_and_power_limit():
+    c = compile_template("sms", None, "{% set _ = tags.append('x') %}{{ tags }}")
+    with pytest.raises(RenderFailed, match="unsafe|sandbox"):
+        c.render({"tags": ["a"]})
+    with pytest.raises(RenderFailed, match="too large"):
+        compile_template("sms", None, "{{ 10 ** 100000000 }}").render({})
+
+
+def test_syntax_error_names_the_line():
+    with pytest.raises(TemplateError, match=r"body: syntax error on line 3: "):
+        compile_template("sms", None, "a\nb\n{{ name }")
+    with pytest.raises(TemplateError, match=r"subject: syntax error on line 1"):
+        compile_template("email", "{% if %}", "body")
+
+
+def test_variables():
+    assert variables("{{ name }} {% for t in tags %}{{ t }}{% endfor %} {{ range(3) }}") == {
+        "name",
+        "tags",
+    }
+
+
+def test_client_context_has_core_fields_and_attributes():
+    row = {
+        "name": "Jana Nová",
+        "first_name": None,
+        "last_name": "Nová",
+        "email": "jana@example.com",
+        "phone": "",
+        "city": "Brno",
+        "company": None,
+        "lists": ["VIP", "Newsletter"],
+        "tags": ["a"],
+    }
+    ctx = client_context(row, {"Datum narození": "1990-01-01", "points": 12, "name": "X"})
+    assert ctx["name"] == "Jana Nová"  # a core field wins over an attribute
+    assert ctx["first_name"] == "Jana"  # derived from the name when missing
+    assert ctx["list"] == "VIP, Newsletter" and ctx["tags"] == ["a"]
+    assert ctx["Datum narození"] == "1990-01-01" and ctx["datum_narozeni"] == "1990-01-01"
+    assert ctx["points"] == 12
+    assert "phone" not in ctx and "company" not in ctx  # blank -> missing field
+
+
+def test_crud_duplicate_delete_and_action_log(store):
+    tid = tpl.create_template(
+        store, name="Welcome", channel="email", subject="Hi {{ name }}", body="Hello {{ name }}"
+    )
+    with pytest.raises(TemplateError, match="already exists"):
+        tpl.create_template(store, name="welcome", channel="sms", body="x")
+    with pytest.raises(TemplateError, match="syntax error on line 1"):
+        tpl.update_template(store, tid, body="{{ oops")
+    assert tpl.get_template(store, tid).body == "Hello {{ name }}"  # unchanged
+    tpl.update_template(store, tid, body="Hello {{ first_name }}")
+    assert tpl.get_template(store, tid).body == "Hello {{ first_name }}"
+    aid = tpl.attach(store, tid, "terms.pdf", b"%PDF-1.4 terms")
+    assert tpl.attach(store, tid, "terms.pdf", b"%PDF-1.4 terms") == aid  # stored once
+    assert store.scalar("SELECT count(*) FROM attachments") == 1
+    copy = tpl.duplicate_template(store, tid)
+    t2 = tpl.get_template(store, copy)
+    assert t2.name == "Welcome (copy)" and [a.id for a in t2.attachments] == [aid]
+    assert t2.attachments[0].content_type == "application/pdf"
+    tpl.detach(store, copy, aid)
+    assert tpl.get_template(store, copy).attachments == []
+    tpl.delete_template(store, tid)
+    with pytest.raises(NotFound):
+        tpl.get_template(store, tid)
+    assert [t["name"] for t in tpl.list_templates(store)] == ["Welcome (copy)"]
+    actions = [r["action"] for r in store.rows("SELECT action FROM action_log ORDER BY id")]
+    assert actions == [
+        "template create",
+        "template edit",
+        "template attach",
+        "template attach",
+        "template duplicate",
+        "template detach",
+        "template delete",
+    ]
+    detail = json.loads(
+        store.scalar("SELECT detail FROM action_log WHERE action = 'template edit'")
+    )
+    assert detail["changed"] == ["body"]
+
+
+def test_sms_templates_refuse_attachments_and_sandbox_escapes_are_not_saved(store):
+    tid = tpl.create_template(store, name="S", channel="sms", body="Hi {{ name }}")
+    with pytest.raises(TemplateError, match="SMS templates cannot carry attachments"):
+        tpl.attach(store, tid, "a.txt", b"x")
+    with pytest.raises(TemplateError, match="Python internals"):
+        tpl.create_template(store, name="Evil", channel="sms", body="{{ ''.__class__ }}")
+    assert store.scalar("SELECT count(*) FROM templates") == 1
+
+
+def test_attachment_size_limit(store, monkeypatch):
+    monkeypatch.setenv("COMMS_MAX_ATTACHMENT_MB", "1")
+    tid = tpl.create_template(store, name="E", channel="email", subject="s", body="b")
+    with pytest.raises(Exception, match="limit per message is 1.0 MB"):
+        tpl.attach(store, tid, "big.bin", b"x" * (1024 * 1024 + 1))
+    assert store.scalar("SELECT count(*) FROM attachments") == 0
+
+
+def test_sample_client_and_preview(store):
+    store.write(
+        lambda cur: cur.execute(
+            "INSERT INTO clients (name, city, attributes) VALUES ('Jana', 'Brno', ?)",
+            [json.dumps({"points": 7})],
+        )
+    )
+    row = tpl.sample_client(store)
+    ctx = tpl.context_for(row)
+    r = tpl.render_preview(compile_template("sms", None, "{{ name }} {{ points }}"), ctx)
+    assert r.text == "Jana 7"
