@@ -1,0 +1,168 @@
+"""The Outbox page under AppTest, on a real DuckDB file; actions change the database."""
+
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGE = str(ROOT / "pages" / "outbox.py")
+
+
+def seed(store):
+    """Batch 1: mixed states; batch 2: scheduled tomorrow; batch 3: finished; loose messages."""
+    tomorrow = datetime.now().replace(microsecond=0) + timedelta(days=1)
+
+    def fill(cur):
+        cur.execute(
+            "INSERT INTO clients (id, name, email) VALUES (1, 'Jana', 'jana@example.com'),"
+            " (2, 'Petr', 'petr@example.com')"
+        )
+        cur.execute(
+            "INSERT INTO batches (id, channel, name, created_by) VALUES"
+            " (1, 'email', 'Spring offer', 'alice'), (2, 'sms', 'Reminder', 'bob'),"
+            " (3, 'email', 'Done', 'alice')"
+        )
+        rows = [
+            # id, client, batch, status, scheduled_at, error
+            (1, 1, 1, "sent", None, None),
+            (2, 2, 1, "sent", None, None),
+            (3, 1, 1, "queued", None, None),
+            (4, 2, 1, "queued", None, None),
+            (5, 1, 1, "failed", None, "550 no such user"),
+            (6, 2, 1, "interrupted", None, "the sending process stopped"),
+            (7, 1, 1, "draft", None, None),
+            (8, 1, 2, "queued", tomorrow, None),
+            (9, 2, 2, "queued", tomorrow, None),
+            (10, 1, 3, "sent", None, None),
+            (11, 1, None, "failed", None, "21211 invalid number"),
+            (12, 2, None, "interrupted", None, "connection dropped"),
+            (13, 2, None, "queued", tomorrow, None),
+        ]
+        for mid, client, batch, status, when, error in rows:
+            cur.execute(
+                "INSERT INTO messages (id, client_id, channel, source, batch_id, to_address,"
+                " subject, body_text, status, scheduled_at, error) VALUES"
+                " (?, ?, 'email', ?, ?, ?, 'Hello', 'Hi there', ?, ?, ?)",
+                [
+                    mid,
+                    client,
+                    "bulk" if batch else "client detail",
+                    batch,
+                    f"c{client}@example.com",
+                    status,
+                    when,
+                    error,
+                ],
+            )
+
+    store.write(fill)
+    return tomorrow
+
+
+def status_of(store, *ids):
+    rows = store.rows(
+        "SELECT id, status FROM messages WHERE id IN (SELECT unnest(?::BIGINT[])) ORDER BY id",
+        [list(ids)],
+    )
+    return [r["status"] for r in rows]
+
+
+@pytest.fixture
+def app(store):
+    seed(store)
+    return AppTest.from_file(PAGE, default_timeout=30).run()
+
+
+def card_text(at, bid):
+    return " ".join(
+        str(getattr(e, "value", "")) for e in at.get("markdown") + at.get("caption")
+    ) + " ".join(p.proto.text for p in at.get("progress"))
+
+
+def test_batches_show_counts_progress_and_schedule(app, store):
+    assert not app.exception
+    text = card_text(app, 1)
+    assert "Batch #1: Spring offer" in text
+    assert "Batch #2: Reminder" in text
+    assert "Batch #3" not in text  # finished batches hidden by default
+    assert ":blue-badge[queued 2]" in text and ":green-badge[sent 2]" in text
+    assert ":orange-badge[interrupted 1]" in text and ":gray-badge[draft 1]" in text
+    # 2 sent + 1 failed finished of 7 sendable
+    assert "2 of 7 sent, 1 failed, 4 to go" in text
+    assert "Scheduled for" in text and "(in 2" in text  # tomorrow: "in 24.0 h"
+    metrics = {m.label: m.value for m in app.metric}
+    assert metrics["Scheduled"] == "3" and metrics["Interrupted"] == "2"
+    assert metrics["Due now"] == "2"
+    app.toggle(key="outbox_show_all").set_value(True).run()
+    assert "Batch #3: Done" in card_text(app, 3)
+
+
+def test_cancel_queued_asks_first_then_cancels(app, store):
+    app.button(key="cancel_1").click().run()
+    assert status_of(store, 3, 4, 7) == ["queued", "queued", "draft"]  # nothing yet
+    assert any("Cancel 3 unsent message(s) of batch #1" in w.value for w in app.warning)
+    app.button(key="cancel_1_yes").click().run()
+    assert not app.exception
+    assert status_of(store, 3, 4, 7) == ["cancelled", "cancelled", "cancelled"]
+    assert status_of(store, 1, 5) == ["sent", "failed"]
+    assert any("3 message(s) of batch #1 cancelled" in s.value for s in app.success)
+
+
+def test_cancel_can_be_called_off(app, store):
+    app.button(key="cancel_1").click().run()
+    app.button(key="cancel_1_no").click().run()
+    assert status_of(store, 3, 4) == ["queued", "queued"]
+    assert not any("unsent message" in w.value for w in app.warning)
+
+
+def test_retry_failed_requeues(app, store):
+    app.button(key="retry_1").click().run()
+    assert status_of(store, 5) == ["queued"]
+    assert store.scalar("SELECT count(*) FROM action_log WHERE action = 'retry'") == 1
+
+
+def test_pause_and_resume(app, store):
+    app.button(key="pause_1").click().run()
+    assert store.scalar("SELECT paused FROM batches WHERE id = 1") is True
+    assert ":orange-badge[:material/pause: Paused]" in card_text(app, 1)
+    app.button(key="resume_1").click().run()
+    assert store.scalar("SELECT paused FROM batches WHERE id = 1") is False
+
+
+def test_resolve_interrupted_needs_a_decision(app, store):
+    apply = app.button(key="resolve_1_apply")
+    assert apply.disabled  # no decision yet
+    assert any("Nobody can know whether they arrived" in m.value for m in app.markdown)
+    app.radio(key="resolve_1_decision").set_value("sent").run()
+    app.button(key="resolve_1_apply").click().run()
+    assert status_of(store, 6) == ["sent"]
+
+
+def test_resend_interrupted_needs_acknowledgement(app, store):
+    app.radio(key="resolve_1_decision").set_value("resend").run()
+    assert app.button(key="resolve_1_apply").disabled
+    app.checkbox(key="resolve_1_sure").check().run()
+    app.button(key="resolve_1_apply").click().run()
+    assert status_of(store, 6) == ["queued"]
+
+
+def test_single_messages_selection_actions(app, store):
+    df = app.dataframe(key="loose_table").value
+    assert list(df["id"]) == [12, 11, 13]  # interrupted first
+    app.session_state["loose_table"] = {"selection": {"rows": [1], "columns": [], "cells": []}}
+    app.run()
+    app.button(key="loose_retry").click().run()
+    assert status_of(store, 11) == ["queued"]
+    app.session_state["loose_table"] = {"selection": {"rows": [0], "columns": [], "cells": []}}
+    app.run()
+    app.radio(key="loose_resolve_decision").set_value("cancel").run()
+    app.button(key="loose_resolve_apply").click().run()
+    assert status_of(store, 12) == ["cancelled"]
+
+
+def test_empty_outbox(store):
+    at = AppTest.from_file(PAGE, default_timeout=30).run()
+    assert not at.exception
+    assert any("No batch is waiting or sending." in c.value for c in at.caption)
