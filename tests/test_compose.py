@@ -1,0 +1,301 @@
+import json
+
+import pytest
+
+from comms import compose
+from comms import templates as tpl
+from comms.errors import CommsError, InvalidTransition, TemplateError
+
+
+def add_client(store, **values):
+    """Insert one client by plain SQL (as an import would have stored it)."""
+    values.setdefault("attributes", "{}")
+    cols = ", ".join(values)
+    marks = ", ".join("?" * len(values))
+    return store.write(
+        lambda cur: cur.execute(
+            f"INSERT INTO clients ({cols}) VALUES ({marks}) RETURNING id", list(values.values())
+        ).fetchone()[0]
+    )
+
+
+def email_client(store, name, email, **extra):
+    return add_client(store, name=name, email=email, email_valid="@" in email, **extra)
+
+
+def sms_client(store, name, phone, kind="mobile", **extra):
+    return add_client(store, name=name, phone=phone, phone_kind=kind, **extra)
+
+
+def messages(store, batch_id):
+    return store.rows("SELECT * FROM messages WHERE batch_id = ? ORDER BY id", [batch_id])
+
+
+def test_every_email_reason(store):
+    ok = email_client(store, "Ok", "ok@example.com", city="Brno")
+    bad = email_client(store, "Bad", "not-an-address", city="Brno")
+    none = add_client(store, name="Nobody", city="Brno")
+    no_consent = email_client(store, "Nc", "nc@example.com", city="Brno", consent_email=False)
+    opted = email_client(store, "Out", "Out@Example.com", city="Brno")
+    dup = email_client(store, "Dup", "OK@example.com", city="Brno")
+    no_city = email_client(store, "Nocity", "nocity@example.com")
+    store.write(
+        lambda cur: cur.execute(
+            "INSERT INTO suppressions (address, channel, reason) VALUES"
+            " ('out@example.com', 'email', 'unsubscribed'), ('ok@example.com', 'sms', 'x')"
+        )
+    )
+    ids = [ok, bad, none, no_consent, opted, dup, no_city]
+    result = compose.generate_messages(
+        store,
+        selection={"client_ids": ids},
+        channel="email",
+        subject="Hi {{ name }}",
+        body="Hello {{ name }} in {{ city }}",
+    )
+    assert (result.total, result.valid, result.invalid) == (7, 1, 6)
+    by_client = {m["client_id"]: m for m in messages(store, result.batch_id)}
+    assert by_client[ok]["status"] == "draft" and by_client[ok]["reason"] is None
+    assert by_client[bad]["reason"] == "invalid e-mail"
+    assert "@" in by_client[bad]["error"]  # email-validator's explanation is kept
+    assert by_client[none]["reason"] == "no e-mail"
+    assert by_client[no_consent]["reason"] == "no consent"
+    assert by_client[opted]["reason"] == "opted out"
+    assert by_client[dup]["reason"] == "duplicate"
+    assert by_client[no_city]["reason"] == "missing field: city"
+    assert result.reasons == {
+        "invalid e-mail": 1,
+        "no e-mail": 1,
+        "no consent": 1,
+        "opted out": 1,
+        "duplicate": 1,
+        "missing field: city": 1,
+    }
+    # Invalid messages are still rendered so that fixing the address is enough.
+    assert by_client[bad]["subject"] == "Hi Bad"
+    assert "<p>Hello Ok in Brno</p>" == by_client[ok]["body_html"]
+    batch = store.rows("SELECT * FROM batches WHERE id = ?", [result.batch_id])[0]
+    assert (batch["total"], batch["valid"], batch["invalid"]) == (7, 1, 6)
+    log = store.rows("SELECT * FROM action_log WHERE action = 'generate'")
+    assert len(log) == 1 and json.loads(log[0]["detail"])["invalid"] == 6
+
+
+def test_every_sms_reason_and_segments(store):
+    ok = sms_client(store, "Ok", "+420601123456")
+    unparsed = add_client(store, name="Raw", phone="601 123 457")  # no kind: parsed now
+    fixed = add_client(store, name="Fixed", phone="+420221234567", phone_kind="fixed_line")
+    invalid = add_client(store, name="Bad", phone="12", phone_kind="invalid")
+    none = add_client(store, name="None")
+    no_consent = sms_client(store, "Nc", "+420601123458", consent_sms=False)
+    opted = sms_client(store, "Out", "+420601123459")
+    dup = sms_client(store, "Dup", "+420601123456")
+    store.write(
+        lambda cur: cur.execute(
+            "INSERT INTO suppressions (address, channel) VALUES ('+420601123459', 'sms')"
+        )
+    )
+    ids = [ok, unparsed, fixed, invalid, none, no_consent, opted, dup]
+    result = compose.generate_messages(
+        store,
+        selection={"client_ids": ids},
+        channel="sms",
+        body="Dobrý den {{ name }}, " + "ř" * 60,
+        gsm7=True,
+    )
+    by_client = {m["client_id"]: m for m in messages(store, result.batch_id)}
+    assert by_client[ok]["status"] == "draft"
+    assert by_client[unparsed]["status"] == "draft"
+    assert by_client[unparsed]["to_address"] == "+420601123457"
+    assert by_client[fixed]["reason"] == "not a mobile"
+    assert by_client[invalid]["reason"] == "invalid phone"
+    assert by_client[none]["reason"] == "no phone"
+    assert by_client[no_consent]["reason"] == "no consent"
+    assert by_client[opted]["reason"] == "opted out"
+    assert by_client[dup]["reason"] == "duplicate"
+    # gsm7: transliterated, so it fits one GSM-7 segment instead of two UCS-2 ones.
+    assert by_client[ok]["body_text"] == "Dobry den Ok, " + "r" * 60
+    assert (by_client[ok]["encoding"], by_client[ok]["segments"]) == ("GSM-7", 1)
+    assert result.segments == 2 and result.to_dict()["segments"] == 2
+    assert by_client[ok]["subject"] is None and by_client[ok]["body_html"] is None
+
+
+def test_render_error_and_attributes(store):
+    a = email_client(store, "A", "a@example.com", attributes=json.dumps({"points": 0}))
+    b = email_client(store, "B", "b@example.com", attributes=json.dumps({"points": 5}))
+    result = compose.generate_messages(
+        store,
+        selection={"client_ids": [a, b]},
+        channel="email",
+        subject="Points",
+        body="{{ 10 // points }}",
+        body_format="text",
+    )
+    by_client = {m["client_id"]: m for m in messages(store, result.batch_id)}
+    assert by_client[a]["reason"].startswith("render error: ")
+    assert by_client[b]["body_text"] == "2"
+
+
+def test_template_attachments_are_linked_to_every_message(store):
+    ids = [email_client(store, f"C{i}", f"c{i}@example.com") for i in range(3)]
+    tid = tpl.create_template(store, name="T", channel="email", subject="S", body="B")
+    aid = tpl.attach(store, tid, "price list.pdf", b"%PDF")
+    result = compose.generate_messages(store, selection={"client_ids": ids}, template_id=tid)
+    assert store.scalar("SELECT count(*) FROM message_attachments") == 3
+    assert store.scalar("SELECT count(*) FROM batch_attachments WHERE attachment_id = ?", [aid])
+    msg = compose.get_message(store, messages(store, result.batch_id)[0]["id"])
+    assert [a.filename for a in msg["attachments"]] == ["price list.pdf"]
+    # An explicit empty list drops the template's attachments for this send.
+    other = compose.generate_messages(
+        store, selection={"client_ids": ids}, template_id=tid, attachment_ids=[]
+    )
+    assert compose.get_message(store, messages(store, other.batch_id)[0]["id"])["attachments"] == []
+
+
+def test_generation_is_atomic(store, monkeypatch):
+    ids = [email_client(store, f"C{i}", f"c{i}@example.com") for i in range(5)]
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(compose.actionlog, "record", boom)
+    with pytest.raises(RuntimeError, match="disk full"):
+        compose.generate_messages(
+            store, selection={"client_ids": ids}, channel="email", subject="S", body="B"
+        )
+    assert store.scalar("SELECT count(*) FROM batches") == 0
+    assert store.scalar("SELECT count(*) FROM messages") == 0
+
+
+def test_bad_template_and_empty_selection_write_nothing(store):
+    cid = email_client(store, "A", "a@example.com")
+    with pytest.raises(TemplateError, match="line 1"):
+        compose.generate_messages(
+            store, selection={"client_ids": [cid]}, channel="email", subject="S", body="{{ x"
+        )
+    with pytest.raises(TemplateError, match="Python internals"):
+        compose.generate_messages(
+            store,
+            selection={"client_ids": [cid]},
+            channel="email",
+            subject="S",
+            body="{{ cycler.__init__.__globals__ }}",
+        )
+    with pytest.raises(CommsError, match="No clients selected"):
+        compose.generate_messages(
+            store, selection={"client_ids": []}, channel="email", subject="S", body="B"
+        )
+    assert store.scalar("SELECT count(*) FROM batches") == 0
+
+
+def test_filter_selection(store):
+    pytest.importorskip("comms.clients")
+    email_client(store, "Brno", "b@example.com", city="Brno")
+    email_client(store, "Praha", "p@example.com", city="Praha")
+    result = compose.generate_messages(
+        store,
+        selection={"filter": {"city": "Brno"}, "count": 1},
+        channel="email",
+        subject="S",
+        body="Hi {{ name }}",
+    )
+    assert result.total == 1
+
+
+def test_edit_revalidates_and_rerenders(store):
+    good = email_client(store, "Good", "good@example.com")
+    bad = email_client(store, "Bad", "bad@@example")
+    result = compose.generate_messages(
+        store,
+        selection={"client_ids": [good, bad]},
+        channel="email",
+        subject="Hi",
+        body="Hello **{{ name }}**",
+    )
+    rows = {m["client_id"]: m for m in messages(store, result.batch_id)}
+    fixed = compose.edit_message(store, rows[bad]["id"], to_address=" Fixed@Example.com ")
+    assert fixed["status"] == "draft" and fixed["to_address"] == "Fixed@example.com"
+    edited = compose.edit_message(
+        store, rows[good]["id"], subject="New\nsubject", body="Dear <b>you</b>, *thanks*"
+    )
+    assert edited["subject"] == "New subject"
+    assert edited["body_html"] == "<p>Dear &lt;b&gt;you&lt;/b&gt;, <em>thanks</em></p>"
+    dup = compose.edit_message(store, rows[bad]["id"], to_address="good@example.com")
+    assert (dup["status"], dup["reason"]) == ("invalid", "duplicate")
+    batch = store.rows("SELECT valid, invalid FROM batches WHERE id = ?", [result.batch_id])[0]
+    assert batch == {"valid": 1, "invalid": 1}
+    edits = store.rows("SELECT * FROM action_log WHERE action = 'edit' ORDER BY id")
+    assert [json.loads(e["detail"])["changed"] for e in edits] == [
+        ["address"],
+        ["subject", "body"],
+        ["address"],
+    ]
+
+
+def test_edit_sms_recounts_segments(store):
+    cid = sms_client(store, "A", "+420601123456")
+    result = compose.generate_messages(
+        store, selection={"client_ids": [cid]}, channel="sms", body="Hi {{ name }}"
+    )
+    mid = messages(store, result.batch_id)[0]["id"]
+    msg = compose.edit_message(store, mid, body="ř" * 71)
+    assert (msg["encoding"], msg["segments"]) == ("UCS-2", 2)
+    msg = compose.edit_message(store, mid, body="   ")
+    assert (msg["status"], msg["reason"]) == ("invalid", "empty message")
+
+
+def test_exclude_review_and_counts(store):
+    ids = [email_client(store, f"C{i}", f"c{i}@example.com") for i in range(3)]
+    ids.append(email_client(store, "Bad", "bad"))
+    result = compose.generate_messages(
+        store, selection={"client_ids": ids}, channel="email", subject="S", body="L1\nL2"
+    )
+    table = compose.review(store, result.batch_id)
+    assert list(table.columns[:6]) == [
+        "id",
+        "client_id",
+        "recipient",
+        "address",
+        "subject",
+        "first_line",
+    ]
+    assert set(table["first_line"]) == {"L1"}
+    assert len(compose.review(store, result.batch_id, status="invalid")) == 1
+    assert compose.reason_counts(store, result.batch_id) == {"invalid e-mail": 1}
+    first = int(table["id"].iloc[0])
+    assert compose.set_excluded(store, [first], True) == 1
+    assert compose.set_excluded(store, [first], True) == 0  # already excluded
+    info = compose.batch_info(store, result.batch_id)
+    assert info["sendable"] == 2 and info["excluded"] == 1
+    assert compose.first_sendable(store, result.batch_id) == first + 1
+    compose.set_excluded(store, [first], False)
+    assert compose.batch_info(store, result.batch_id)["sendable"] == 3
+
+
+def test_queued_messages_cannot_be_edited(store):
+    outbox = pytest.importorskip("comms.outbox")
+    cid = email_client(store, "A", "a@example.com")
+    result = compose.generate_messages(
+        store, selection={"client_ids": [cid]}, channel="email", subject="S", body="B"
+    )
+    assert outbox.queue(store, batch_id=result.batch_id) == 1
+    mid = messages(store, result.batch_id)[0]["id"]
+    with pytest.raises(InvalidTransition, match="only drafts"):
+        compose.edit_message(store, mid, body="x")
+
+
+def test_save_as_template_and_test_message(store):
+    cid = email_client(store, "A", "a@example.com")
+    tid = compose.save_as_template(
+        store, name="From wizard", channel="email", subject="S {{ name }}", body="B"
+    )
+    compose.save_as_template(
+        store, name="From wizard", channel="email", subject="S2", body="B2", template_id=tid
+    )
+    assert tpl.get_template(store, tid).subject == "S2"
+    result = compose.generate_messages(store, selection={"client_ids": [cid]}, template_id=tid)
+    mid = compose.first_sendable(store, result.batch_id)
+    with pytest.raises(CommsError, match="Test address"):
+        compose.create_test_message(store, mid, "nope")
+    test_id = compose.create_test_message(store, mid, "tester@example.com")
+    msg = compose.get_message(store, test_id)
+    assert (msg["source"], msg["status"], msg["subject"]) == ("test", "draft", "[TEST] S2")
