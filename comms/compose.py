@@ -98,9 +98,14 @@ _CLIENT_COLUMNS = (
 )
 
 
-def _load_clients(store: Store, selection: Mapping[str, Any]) -> pd.DataFrame:
+def _load_clients(store: Store, selection: Mapping[str, Any]) -> list[dict[str, Any]]:
+    # Plain tuples from DuckDB: much faster to walk than a pandas frame's records.
     where, params = selection_where(selection)
-    return store.df(f"SELECT {_CLIENT_COLUMNS} FROM clients c WHERE {where} ORDER BY c.id", params)
+    cur = store.cursor().execute(
+        f"SELECT {_CLIENT_COLUMNS} FROM clients c WHERE {where} ORDER BY c.id", params
+    )
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
 
 def _suppressed(store: Store, channel: str) -> set[str]:
@@ -231,7 +236,7 @@ def generate_messages(
     att.check_total(attached)
 
     clients = _load_clients(store, selection)
-    if clients.empty:
+    if not clients:
         raise CommsError("No clients selected: pick clients in Clients first.")
     suppressed = _suppressed(store, spec.channel)
     rows = _render_all(compiled, clients, suppressed, gsm7, progress)
@@ -328,7 +333,7 @@ def _attrs(raw: Any) -> dict:
 
 def _render_all(
     compiled: tpl.CompiledTemplate,
-    clients: pd.DataFrame,
+    clients: list[dict[str, Any]],
     suppressed: set[str],
     gsm7: bool,
     progress: Any,
@@ -353,15 +358,12 @@ def _render_all(
         )
     }
     seen: set[str] = set()
-    records = clients.to_dict("records")
+    records = clients
     step = max(1, n // 50)
     consent_col = "consent_email" if channel == "email" else "consent_sms"
     for i, row in enumerate(records):
         if progress is not None and i % step == 0:
             progress(i, n)
-        for key in ("lists", "tags"):
-            value = row.get(key)
-            row[key] = list(value) if value is not None and not isinstance(value, float) else []
         if channel == "email":
             address, reason, detail = email_address(row["email"], row["email_valid"])
         else:

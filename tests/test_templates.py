@@ -201,3 +201,23 @@ def test_sample_client_and_preview(store):
     ctx = tpl.context_for(row)
     r = tpl.render_preview(compile_template("sms", None, "{{ name }} {{ points }}"), ctx)
     assert r.text == "Jana 7"
+
+
+@pytest.mark.parametrize(
+    ("fmt", "subject", "body"),
+    [
+        (
+            "markdown",
+            "Hi {{ name }}",
+            "\n{% if vip is defined %}\nVIP\n{% endif %}\n  {{ name }}  \n",
+        ),
+        ("markdown", "{% set x = 1 %}S{{ x }}", "# {{ name }}\n\n* {{ city }}\n"),
+        ("html", "S", "<p>{{ name }}</p>\n{% for t in tags %}<i>{{ t }}</i>{% endfor %}"),
+        ("text", "S {{ name }}", "  {{ name }}\n{% if city %}\n{{ city }}{% endif %}\n"),
+    ],
+)
+def test_one_render_per_recipient_matches_separate_renders(fmt, subject, body):
+    c = compile_template("email", subject, body, fmt)
+    assert c._combined is not None
+    ctx = {"name": "<Jo & *Co*>", "city": "Brno", "tags": ["a", "<b>"]}
+    assert c.render(ctx) == c._render_separately(ctx)
