@@ -22,6 +22,7 @@ defaults; an aware datetime passed in is converted to local time.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import uuid
@@ -80,9 +81,9 @@ MAX_BACKOFF_SECONDS = 3600.0
 # stale (DuckDB lets one process write the file, so that process is gone).
 PROCESS_TOKEN = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
-_MESSAGE_COLUMNS = (
-    "id, client_id, channel, source, batch_id, to_address, to_name, subject, body_text,"
-    " body_html, status, attempts, scheduled_at, claimed_by"
+_MESSAGE_COLUMNS_M = (
+    "m.id, m.client_id, m.channel, m.source, m.batch_id, m.to_address, m.to_name, m.subject,"
+    " m.body_text, m.body_html, m.status, m.attempts, m.scheduled_at, m.claimed_by"
 )
 
 
@@ -364,44 +365,71 @@ def _set_paused(store: Store, batch_id: int, paused: bool) -> None:
 # -- moves made by the dispatcher ------------------------------------------------
 
 
+@dataclass(frozen=True)
+class ClaimScope:
+    """Which queued messages a claimer may take: a channel, a batch, explicit ids."""
+
+    channel: str | None = None
+    batch_id: int | None = None
+    message_ids: tuple[int, ...] | None = None
+
+    def where(self, at: datetime) -> tuple[str, list[Any]]:
+        """WHERE clause over `messages m` selecting what is due at `at`."""
+        clauses = [
+            "m.status = 'queued'",
+            "NOT m.excluded",
+            "(m.scheduled_at IS NULL OR m.scheduled_at <= ?)",
+            "(m.next_attempt_at IS NULL OR m.next_attempt_at <= ?)",
+            "(m.batch_id IS NULL OR NOT coalesce((SELECT b.paused FROM batches b"
+            " WHERE b.id = m.batch_id), false))",
+        ]
+        params: list[Any] = [at, at]
+        if self.channel is not None:
+            clauses.append("m.channel = ?")
+            params.append(self.channel)
+        if self.batch_id is not None:
+            clauses.append("m.batch_id = ?")
+            params.append(int(self.batch_id))
+        if self.message_ids is not None:
+            clauses.append("m.id IN (SELECT unnest(?::BIGINT[]))")
+            params.append(list(self.message_ids))
+        return " AND ".join(clauses), params
+
+
 def _claim(
-    cur: duckdb.DuckDBPyConnection,
-    *,
-    worker: str,
-    channel: str | None,
-    batch_id: int | None,
-    message_ids: Sequence[int] | None,
-    limit: int,
-    at: datetime,
+    cur: duckdb.DuckDBPyConnection, scope: ClaimScope, workers: Sequence[str], at: datetime
 ) -> list[dict]:
-    clauses = [
-        "m.status = 'queued'",
-        "NOT m.excluded",
-        "(m.scheduled_at IS NULL OR m.scheduled_at <= ?)",
-        "(m.next_attempt_at IS NULL OR m.next_attempt_at <= ?)",
-        "(m.batch_id IS NULL OR NOT coalesce((SELECT b.paused FROM batches b"
-        " WHERE b.id = m.batch_id), false))",
-    ]
-    params: list[Any] = [at, at]
-    if channel is not None:
-        clauses.append("m.channel = ?")
-        params.append(channel)
-    if batch_id is not None:
-        clauses.append("m.batch_id = ?")
-        params.append(int(batch_id))
-    if message_ids is not None:
-        clauses.append("m.id IN (SELECT unnest(?::BIGINT[]))")
-        params.append(list(message_ids))
-    pick = (
-        f"SELECT m.id FROM messages m WHERE {' AND '.join(clauses)}"
-        " ORDER BY coalesce(m.next_attempt_at, m.scheduled_at), m.id LIMIT ?"
-    )
-    return _rows(
+    """Claim up to one due message per worker; the i-th row goes to workers[i]."""
+    where, params = scope.where(at)
+    picked = _rows(
         cur,
-        f"UPDATE messages SET status = 'sending', claimed_by = ?, attempts = attempts + 1,"
-        f" updated_at = ? WHERE id IN ({pick}) AND status = 'queued' RETURNING {_MESSAGE_COLUMNS}",
-        [worker, at, *params, int(limit)],
+        f"SELECT {_MESSAGE_COLUMNS_M} FROM messages m WHERE {where}"
+        " ORDER BY coalesce(m.next_attempt_at, m.scheduled_at), m.id LIMIT ?",
+        [*params, len(workers)],
     )
+    if not picked:
+        return []
+    owners = list(workers[: len(picked)])
+    cur.execute(
+        "UPDATE messages SET status = 'sending', claimed_by = v.worker,"
+        " attempts = messages.attempts + 1, updated_at = ?"
+        " FROM (SELECT unnest(?::BIGINT[]) AS id, unnest(?::VARCHAR[]) AS worker) v"
+        " WHERE messages.id = v.id AND messages.status = 'queued'",
+        [at, [r["id"] for r in picked], owners],
+    )
+    attached: dict[int, set[int]] = {}
+    for message_id, attachment_id in cur.execute(
+        "SELECT m.id, a.attachment_id FROM messages m JOIN message_attachments a"
+        " ON a.message_id = m.id WHERE m.id IN (SELECT unnest(?::BIGINT[]))"
+        " UNION SELECT m.id, a.attachment_id FROM messages m JOIN batch_attachments a"
+        " ON a.batch_id = m.batch_id WHERE m.id IN (SELECT unnest(?::BIGINT[]))",
+        [[r["id"] for r in picked]] * 2,
+    ).fetchall():
+        attached.setdefault(message_id, set()).add(attachment_id)
+    for row, owner in zip(picked, owners, strict=True):
+        row.update(status="sending", claimed_by=owner, attempts=row["attempts"] + 1)
+        row["attachment_ids"] = tuple(sorted(attached.get(row["id"], ())))
+    return picked
 
 
 def claim_due(
@@ -419,19 +447,8 @@ def claim_due(
     `sending` mark is durable before any byte goes to a server. A dispatcher
     connection asks for limit=1 so it never holds more than one `sending` row.
     """
-    ids = _ids(message_ids) if message_ids is not None else None
-    at = now()
-    return store.write(
-        lambda cur: _claim(
-            cur,
-            worker=worker,
-            channel=channel,
-            batch_id=batch_id,
-            message_ids=ids,
-            limit=limit,
-            at=at,
-        )
-    )
+    scope = ClaimScope(channel, batch_id, tuple(_ids(message_ids)) if message_ids else None)
+    return store.write(lambda cur: _claim(cur, scope, [worker] * int(limit), now()))
 
 
 @dataclass(frozen=True)
@@ -444,71 +461,159 @@ class Result:
     error: str | None = None
 
 
-def _record(cur: duckdb.DuckDBPyConnection, result: Result, policy: RetryPolicy) -> str:
-    """Apply one sending outcome; returns the message's new status."""
-    row = cur.execute(
-        "SELECT status, attempts, batch_id, client_id, claimed_by FROM messages WHERE id = ?",
-        [result.message_id],
-    ).fetchone()
-    if row is None:
-        raise NotFound(f"No message with id {result.message_id}.")
-    status, attempts, batch_id, client_id, _claimed_by = row
-    if status != "sending":
-        raise InvalidTransition(
-            f"Message {result.message_id} is {status}, not sending: its outcome cannot be recorded."
+def _record(
+    cur: duckdb.DuckDBPyConnection, results: Sequence[Result], policy: RetryPolicy, at: datetime
+) -> dict[int, str]:
+    """Apply sending outcomes set-wise (a few statements whatever their number).
+
+    Returns {message_id: new status}. Only `sending` rows can take an outcome.
+    """
+    if not results:
+        return {}
+    ids = [r.message_id for r in results]
+    current = {
+        row[0]: row[1:]
+        for row in cur.execute(
+            "SELECT id, status, attempts, batch_id, client_id FROM messages"
+            " WHERE id IN (SELECT unnest(?::BIGINT[]))",
+            [ids],
+        ).fetchall()
+    }
+    cols: dict[str, list[Any]] = {
+        k: [] for k in ("id", "status", "reason", "error", "pid", "next", "sent_at")
+    }
+    attempts_rows: dict[str, list[Any]] = {k: [] for k in ("id", "attempt", "outcome", "detail")}
+    log: list[dict[str, Any]] = []
+    new_status: dict[int, str] = {}
+    for res in results:
+        if res.message_id not in current:
+            raise NotFound(f"No message with id {res.message_id}.")
+        status, attempts, batch_id, client_id = current[res.message_id]
+        if status != "sending":
+            raise InvalidTransition(
+                f"Message {res.message_id} is {status}, not sending: its outcome cannot be recorded."
+            )
+        error = (res.error or "")[:2000] or None
+        reason, nxt, sent_at = None, None, None
+        if res.status == "sent":
+            new, action, outcome = "sent", "send", "ok"
+            sent_at, error = at, None
+            detail: dict[str, Any] = {"provider_id": res.provider_id}
+        elif res.status == "transient" and attempts < policy.max_attempts:
+            delay = policy.delay(attempts)
+            new, action, outcome = "queued", "send deferred", "transient"
+            nxt = at + timedelta(seconds=delay)
+            detail = {"error": error, "attempt": attempts, "retry_in_seconds": round(delay, 3)}
+        elif res.status in ("transient", "permanent"):
+            new, action, outcome = "failed", "send failed", "failed"
+            reason = REASON_REJECTED if res.status == "permanent" else REASON_RETRIES_EXHAUSTED
+            detail = {"reason": reason, "error": error, "attempt": attempts}
+        elif res.status == "interrupted":
+            new, action, outcome = "interrupted", "interrupted", "interrupted"
+            detail = {"error": error, "attempt": attempts}
+        else:
+            raise ValueError(f"unknown outcome status {res.status!r}")
+        new_status[res.message_id] = new
+        for key, value in zip(
+            cols, (res.message_id, new, reason, error, res.provider_id, nxt, sent_at), strict=True
+        ):
+            cols[key].append(value)
+        for key, value in zip(
+            attempts_rows,
+            (res.message_id, attempts, res.status, res.provider_id or error),
+            strict=True,
+        ):
+            attempts_rows[key].append(value)
+        log.append(
+            {
+                "action": action,
+                "outcome": outcome,
+                "batch_id": batch_id,
+                "message_id": res.message_id,
+                "client_id": client_id,
+                "detail": detail,
+            }
         )
-    at = now()
-    error = (result.error or "")[:2000] or None
-    if result.status == "sent":
-        new = "sent"
-        cur.execute(
-            "UPDATE messages SET status = 'sent', provider_id = ?, sent_at = ?, error = NULL,"
-            " reason = NULL, next_attempt_at = NULL, updated_at = ? WHERE id = ?",
-            [result.provider_id, at, at, result.message_id],
-        )
-        action, outcome, detail = "send", "ok", {"provider_id": result.provider_id}
-    elif result.status == "transient" and attempts < policy.max_attempts:
-        new = "queued"
-        delay = policy.delay(attempts)
-        cur.execute(
-            "UPDATE messages SET status = 'queued', error = ?, next_attempt_at = ?, updated_at = ?"
-            " WHERE id = ?",
-            [error, at + timedelta(seconds=delay), at, result.message_id],
-        )
-        action, outcome = "send deferred", "transient"
-        detail = {"error": error, "attempt": attempts, "retry_in_seconds": round(delay, 3)}
-    elif result.status in ("transient", "permanent"):
-        new = "failed"
-        reason = REASON_REJECTED if result.status == "permanent" else REASON_RETRIES_EXHAUSTED
-        cur.execute(
-            "UPDATE messages SET status = 'failed', reason = ?, error = ?, next_attempt_at = NULL,"
-            " updated_at = ? WHERE id = ?",
-            [reason, error, at, result.message_id],
-        )
-        action, outcome, detail = "send failed", "failed", {"reason": reason, "error": error}
-    elif result.status == "interrupted":
-        new = "interrupted"
-        cur.execute(
-            "UPDATE messages SET status = 'interrupted', error = ?, updated_at = ? WHERE id = ?",
-            [error, at, result.message_id],
-        )
-        action, outcome, detail = "interrupted", "interrupted", {"error": error}
-    else:
-        raise ValueError(f"unknown outcome status {result.status!r}")
     cur.execute(
-        "INSERT INTO message_attempts (message_id, attempt, ts, outcome, detail) VALUES (?,?,?,?,?)",
-        [result.message_id, attempts, at, result.status, result.provider_id or error],
+        "UPDATE messages SET status = v.status, reason = coalesce(v.reason, messages.reason),"
+        " error = v.error, provider_id = coalesce(v.pid, messages.provider_id),"
+        " next_attempt_at = v.next, sent_at = coalesce(v.sent_at, messages.sent_at),"
+        " updated_at = ? FROM (SELECT unnest(?::BIGINT[]) AS id, unnest(?::VARCHAR[]) AS status,"
+        " unnest(?::VARCHAR[]) AS reason, unnest(?::VARCHAR[]) AS error,"
+        " unnest(?::VARCHAR[]) AS pid, unnest(?::TIMESTAMP[]) AS next,"
+        " unnest(?::TIMESTAMP[]) AS sent_at) v WHERE messages.id = v.id",
+        [at, *cols.values()],
     )
-    actionlog.record(
-        cur,
-        action,
-        outcome=outcome,
-        batch_id=batch_id,
-        message_id=result.message_id,
-        client_id=client_id,
-        detail=detail,
+    cur.execute(
+        "INSERT INTO message_attempts (message_id, attempt, ts, outcome, detail)"
+        " SELECT unnest(?::BIGINT[]), unnest(?::INTEGER[]), ?, unnest(?::VARCHAR[]),"
+        " unnest(?::VARCHAR[])",
+        [
+            attempts_rows["id"],
+            attempts_rows["attempt"],
+            at,
+            attempts_rows["outcome"],
+            attempts_rows["detail"],
+        ],
     )
-    return new
+    _log_rows(cur, log, at)
+    return new_status
+
+
+def _log_rows(cur: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]], at: datetime) -> None:
+    """Many action-log entries in ONE statement (executemany costs a statement per row)."""
+    if not rows:
+        return
+    user = actionlog.current_user()
+    cur.execute(
+        'INSERT INTO action_log (ts, "user", action, batch_id, message_id, client_id, outcome,'
+        " detail) SELECT ?, ?, unnest(?::VARCHAR[]), unnest(?::BIGINT[]), unnest(?::BIGINT[]),"
+        " unnest(?::BIGINT[]), unnest(?::VARCHAR[]), unnest(?::VARCHAR[])::JSON",
+        [
+            at,
+            user,
+            [r["action"] for r in rows],
+            [r.get("batch_id") for r in rows],
+            [r.get("message_id") for r in rows],
+            [r.get("client_id") for r in rows],
+            [r.get("outcome", "ok") for r in rows],
+            [json.dumps(r.get("detail") or {}, ensure_ascii=False, default=str) for r in rows],
+        ],
+    )
+
+
+def record_and_claim_many(
+    store: Store,
+    results: Sequence[Result],
+    claims: Sequence[tuple[str, ClaimScope]],
+    *,
+    policy: RetryPolicy = RetryPolicy(),
+) -> tuple[dict[int, str], dict[str, dict | None]]:
+    """Record finished messages and claim the next one per worker, in ONE transaction.
+
+    This is the dispatcher's group commit: DuckDB commits serialise and each
+    statement costs about a millisecond whatever its row count, so the outcomes
+    of every connection that just finished and their next claims share one
+    commit. Invariant: a worker's previous message leaves `sending` in the
+    same commit in which its next one enters it, so no worker ever holds more
+    than one `sending` row. claims = [(worker, scope)]; returns
+    ({message_id: new status}, {worker: claimed row or None}).
+    """
+    results = list(results)
+    by_scope: dict[ClaimScope, list[str]] = {}
+    for worker, scope in claims:
+        by_scope.setdefault(scope, []).append(worker)
+
+    def run(cur: duckdb.DuckDBPyConnection) -> tuple[dict[int, str], dict[str, dict | None]]:
+        at = now()
+        statuses = _record(cur, results, policy, at)
+        got: dict[str, dict | None] = {w: None for w, _ in claims}
+        for scope, workers in by_scope.items():
+            for row in _claim(cur, scope, workers, at):
+                got[row["claimed_by"]] = row
+        return statuses, got
+
+    return store.write(run, retries=50)
 
 
 def record_and_claim(
@@ -517,37 +622,19 @@ def record_and_claim(
     *,
     policy: RetryPolicy = RetryPolicy(),
     worker: str | None = None,
-    channel: str | None = None,
-    batch_id: int | None = None,
-    message_ids: Iterable[int] | None = None,
+    scope: ClaimScope = ClaimScope(),
 ) -> tuple[str | None, dict | None]:
-    """Record the outcome of a worker's message and claim its next one, in ONE transaction.
-
-    One commit per message instead of two (DuckDB commits serialise). The
-    at-most-one-`sending`-per-connection invariant holds: the previous message
-    leaves `sending` in the same commit in which the next one enters it.
-    Returns (new status of the finished message, the next claimed row or None).
-    Pass worker=None to only record.
-    """
-    ids = _ids(message_ids) if message_ids is not None else None
-
-    def run(cur: duckdb.DuckDBPyConnection) -> tuple[str | None, dict | None]:
-        new = _record(cur, result, policy) if result is not None else None
-        nxt = None
-        if worker is not None:
-            claimed = _claim(
-                cur,
-                worker=worker,
-                channel=channel,
-                batch_id=batch_id,
-                message_ids=ids,
-                limit=1,
-                at=now(),
-            )
-            nxt = claimed[0] if claimed else None
-        return new, nxt
-
-    return store.write(run)
+    """One worker's outcome and next claim in one transaction (see record_and_claim_many)."""
+    statuses, got = record_and_claim_many(
+        store,
+        [result] if result is not None else [],
+        [(worker, scope)] if worker is not None else [],
+        policy=policy,
+    )
+    return (
+        statuses.get(result.message_id) if result is not None else None,
+        got.get(worker) if worker is not None else None,
+    )
 
 
 def mark_sent(store: Store, message_id: int, provider_id: str | None) -> None:
@@ -573,6 +660,27 @@ def mark_transient(
 def mark_interrupted(store: Store, message_id: int, error: str | None) -> None:
     """sending -> interrupted: the hand-off may or may not have delivered it."""
     record_and_claim(store, Result(int(message_id), "interrupted", error=error))
+
+
+def reschedule(store: Store, message_ids: Iterable[int], scheduled_at: datetime | None) -> int:
+    """Move queued messages' due time (None = now), e.g. "send now" on a scheduled batch."""
+    ids = _ids(message_ids)
+    when = _local(scheduled_at) or now()
+
+    def run(cur: duckdb.DuckDBPyConnection) -> int:
+        moved = [
+            r[0]
+            for r in cur.execute(
+                "UPDATE messages SET scheduled_at = ?, next_attempt_at = NULL, updated_at = ?"
+                " WHERE id IN (SELECT unnest(?::BIGINT[])) AND status = 'queued' RETURNING id",
+                [when, now(), ids],
+            ).fetchall()
+        ]
+        if moved:
+            _log_bulk(cur, "reschedule", sorted(moved), None, {"scheduled_at": str(when)})
+        return len(moved)
+
+    return store.write(run)
 
 
 def recover_interrupted(store: Store) -> int:
@@ -658,28 +766,9 @@ def due_count(
     within_seconds: float = 0.0,
 ) -> int:
     """Queued, unpaused messages due now (or within the next within_seconds)."""
-    at = now() + timedelta(seconds=within_seconds)
-    clauses = [
-        "m.status = 'queued'",
-        "NOT m.excluded",
-        "(m.scheduled_at IS NULL OR m.scheduled_at <= ?)",
-        "(m.next_attempt_at IS NULL OR m.next_attempt_at <= ?)",
-        "(m.batch_id IS NULL OR NOT coalesce((SELECT b.paused FROM batches b"
-        " WHERE b.id = m.batch_id), false))",
-    ]
-    params: list[Any] = [at, at]
-    if channel is not None:
-        clauses.append("m.channel = ?")
-        params.append(channel)
-    if batch_id is not None:
-        clauses.append("m.batch_id = ?")
-        params.append(int(batch_id))
-    if message_ids is not None:
-        clauses.append("m.id IN (SELECT unnest(?::BIGINT[]))")
-        params.append(_ids(message_ids))
-    return int(
-        store.scalar(f"SELECT count(*) FROM messages m WHERE {' AND '.join(clauses)}", params)
-    )
+    scope = ClaimScope(channel, batch_id, tuple(_ids(message_ids)) if message_ids else None)
+    where, params = scope.where(now() + timedelta(seconds=within_seconds))
+    return int(store.scalar(f"SELECT count(*) FROM messages m WHERE {where}", params))
 
 
 def pending_retry_count(
