@@ -9,15 +9,16 @@ Nothing is stored when any check fails: the caller gets one clear message.
 
 from __future__ import annotations
 
+import html
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import duckdb
 
-from comms import actionlog, outbox
+from comms import actionlog, outbox, templates
 from comms import attachments as att
-from comms.errors import CommsError, NotFound, TemplateError
+from comms.errors import CommsError, NotFound
 from comms.profile import client_address, load_client
 from comms.sms import sms_info, to_gsm7
 from comms.store import Store
@@ -54,95 +55,52 @@ class Composed:
 
 
 def get_template(store: Store, *, template_id: int | None = None, name: str | None = None) -> dict:
-    """A template row by id or by name (the newest of that name)."""
+    """A template by id or (case-insensitive) name, with its attachment ids."""
     if template_id is not None:
-        rows = store.rows("SELECT * FROM templates WHERE id = ?", [int(template_id)])
-        what = f"id {template_id}"
+        tpl = templates.get_template(store, int(template_id))
     else:
-        rows = store.rows(
-            "SELECT * FROM templates WHERE name = ? ORDER BY id DESC LIMIT 1", [name or ""]
-        )
-        what = f"name {name!r}"
-    if not rows:
-        raise NotFound(f"No template with {what}. See `comms templates list`.")
-    tpl = rows[0]
-    tpl["attachment_ids"] = [a.id for a in att.for_template(store, int(tpl["id"]))]
-    return tpl
+        tpl = templates.get_template_by_name(store, name or "")
+    return {
+        "id": tpl.id,
+        "name": tpl.name,
+        "channel": tpl.channel,
+        "subject": tpl.subject,
+        "body": tpl.body,
+        "body_format": tpl.body_format,
+        "attachment_ids": [a.id for a in tpl.attachments],
+    }
 
 
 def list_templates(store: Store, channel: str | None = None) -> list[dict]:
-    """Templates for a picker: id, name, channel."""
-    where, params = ("WHERE channel = ?", [channel]) if channel else ("", [])
-    return store.rows(f"SELECT id, name, channel FROM templates {where} ORDER BY name, id", params)
+    """Templates for a picker: id, name, channel, ..."""
+    return templates.list_templates(store, channel)
 
 
 def client_context(client: dict[str, Any]) -> dict[str, Any]:
-    """The fields a template sees for one client: its columns, then every attribute."""
-    ctx: dict[str, Any] = {}
-    for key in ("name", "first_name", "last_name", "email", "phone", "company", "city"):
-        ctx[key] = client.get(key) if client.get(key) is not None else ""
-    ctx["tags"] = list(client.get("tags") or [])
-    ctx["lists"] = list(client.get("lists") or [])
-    for key, value in (client.get("attributes") or {}).items():
-        ctx.setdefault(str(key), value)
-    return ctx
+    """The fields a template sees for one client (comms.templates' rules)."""
+    return templates.client_context(client, client.get("attributes") or {})
 
 
-_ENV = None
-
-
-def _sandbox():
-    """Fallback renderer: Jinja2's immutable sandbox with StrictUndefined."""
-    global _ENV
-    if _ENV is None:
-        from jinja2 import StrictUndefined
-        from jinja2.sandbox import ImmutableSandboxedEnvironment
-
-        _ENV = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
-    return _ENV
-
-
-def _render_text(source: str, ctx: dict[str, Any], field: str) -> str:
-    from jinja2 import TemplateError as JinjaError
-    from jinja2 import UndefinedError
-    from jinja2.sandbox import SecurityError
-
-    try:
-        return _sandbox().from_string(source or "").render(ctx)
-    except UndefinedError as exc:
-        raise TemplateError(f"{field}: missing field ({exc.message})") from None
-    except SecurityError as exc:
-        raise TemplateError(f"{field}: not allowed in a template ({exc})") from None
-    except JinjaError as exc:
-        line = getattr(exc, "lineno", None)
-        where = f" on line {line}" if line else ""
-        raise TemplateError(f"{field}: {exc.message or exc}{where}") from None
-
-
-def _html_of(body: str, body_format: str) -> str:
-    import html
-
-    import markdown
-
+def _html_of(text: str, body_format: str) -> str:
+    """HTML of an already rendered text (for edited drafts): markup typed as text is escaped."""
     if body_format == "html":
-        return body
+        return text
     if body_format == "text":
-        return (
-            "<pre style='font-family:inherit;white-space:pre-wrap'>" + html.escape(body) + "</pre>"
-        )
-    # Markdown: raw HTML inside the text is escaped, so field values cannot inject markup.
-    return markdown.markdown(html.escape(body, quote=False), extensions=["extra", "sane_lists"])
+        return templates.text_to_html(text)
+    return templates.markdown_to_html(html.escape(text, quote=False))
 
 
 def render(
     channel: str, subject: str | None, body: str, body_format: str, ctx: dict[str, Any]
 ) -> tuple[str | None, str, str | None]:
-    """(subject, text body, HTML body or None) of one message for one client."""
-    subject_out = _render_text(subject or "", ctx, "subject") if channel == "email" else None
-    text = _render_text(body or "", ctx, "body")
-    if channel == "sms":
-        return None, text, None
-    return subject_out, text, _html_of(text, body_format or "markdown")
+    """(subject, text body, HTML body or None) of one message for one client.
+
+    Raises TemplateError naming the problem (syntax with its line, a missing
+    field, a sandbox refusal); nothing is stored then.
+    """
+    compiled = templates.compile_template(channel, subject, body, body_format or "markdown")
+    out = templates.render_preview(compiled, ctx)
+    return out.subject, out.text, out.html
 
 
 # -- compose -------------------------------------------------------------------

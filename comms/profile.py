@@ -473,3 +473,23 @@ def import_suppressions(store: Store, parsed: AddressList, reason: str) -> int:
         return added
 
     return store.write(write)
+
+
+def search_clients(store: Store, text: str | None, *, limit: int = 20) -> pd.DataFrame:
+    """Clients whose id, name, e-mail or phone matches, for a picker (newest first)."""
+    text = (text or "").strip()
+    if not text:
+        return store.df(
+            "SELECT id, name, email, phone, city FROM clients ORDER BY id DESC LIMIT ?",
+            [int(limit)],
+        )
+    like = f"%{text}%"
+    id_match = int(text) if text.isdigit() else -1
+    return store.df(
+        """
+        SELECT id, name, email, phone, city FROM clients
+        WHERE id = ? OR name ILIKE ? OR email ILIKE ? OR phone ILIKE ?
+        ORDER BY (id = ?) DESC, name, id LIMIT ?
+        """,
+        [id_match, like, like, like.replace(" ", ""), id_match, int(limit)],
+    )

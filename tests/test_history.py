@@ -112,3 +112,19 @@ def test_home_stats_and_recent_batches(seeded):
     rb = history.recent_batches(store)
     assert rb.to_dict("records")[0]["status"] == "failed"
     assert rb["messages"].sum() == 1
+
+
+@pytest.mark.parametrize(
+    "text, sizes",
+    [
+        ("", []),
+        ("a" * 160, [160]),
+        ("a" * 161, [153, 8]),
+        ("a" * 152 + "€" + "b" * 10, [152, 11]),  # € costs two: never split
+        ("ý" * 71, [67, 4]),
+    ],
+)
+def test_split_segments(text, sizes):
+    parts = history.split_segments(text)
+    assert [len(p) for p in parts] == sizes
+    assert "".join(parts) == text
