@@ -34,12 +34,13 @@ from comms.importer import (
     RawTable,
     attribute_key,
     check_mapping,
+    check_values,
     detect_mapping,
     read_source,
     read_table,
 )
 from comms.store import Store
-from comms.validation import DUPLICATE, EMPTY_ROW, SMS_KINDS, check_email, check_phone
+from comms.validation import DUPLICATE, EMPTY_ROW, SMS_KINDS
 
 NO_IDENTITY = "no name, e-mail or phone"
 TAG_SPLIT = re.compile(r"\s*[,;|]\s*")
@@ -146,9 +147,17 @@ def _consent(values: pd.Series) -> pd.Series:
     return out
 
 
-def _checked(values: pd.Series, check: Any) -> dict[str, Any]:
-    """A cached check run once per distinct non-empty value: {value: result}."""
-    return {u: check(u) for u in values[values != ""].unique()}
+def _checked(email: pd.Series, phone: pd.Series, region: str) -> tuple[dict, dict]:
+    """check_email / check_phone run once per distinct non-empty value: {value: result} each."""
+    uniq = {
+        "email": email[email != ""].unique().tolist(),
+        "phone": phone[phone != ""].unique().tolist(),
+    }
+    res = check_values(uniq, region)
+    return (
+        dict(zip(uniq["email"], res["email"], strict=True)),
+        dict(zip(uniq["phone"], res["phone"], strict=True)),
+    )
 
 
 def _normalise(
@@ -183,8 +192,8 @@ def _normalise(
     out["city"] = none_if_empty(col("city"))
 
     # E-mail and phone: each distinct value checked once (the checks are lru_cached too).
-    email = col("email")
-    checks = _checked(email, check_email)
+    email, phone = col("email"), col("phone")
+    checks, pchecks = _checked(email, phone, region)
     has_email = email != ""
     out["email"] = None
     out["email_valid"] = None
@@ -194,8 +203,6 @@ def _normalise(
         out.loc[has_email, "email"] = em.map(lambda v: checks[v].address)
         out.loc[has_email, "email_valid"] = em.map(lambda v: checks[v].ok)
         out.loc[has_email, "email_error"] = em.map(lambda v: checks[v].error)
-    phone = col("phone")
-    pchecks = _checked(phone, lambda v: check_phone(v, region))
     has_phone = phone != ""
     out["phone"] = None
     out["phone_kind"] = None

@@ -477,3 +477,49 @@ def check_mapping(headers: list[str], mapping: dict[str, str]) -> dict[str, str]
             f"(columns: {', '.join(headers[:20])}). Map one in the column mapping."
         )
     return full
+
+
+# -- validation in bulk ------------------------------------------------------------------
+
+# Below this many distinct values a worker pool costs more than it saves.
+PARALLEL_MIN_VALUES = 20_000
+_CHUNK = 5_000
+
+
+def _check_chunk(kind: str, values: list[str], region: str) -> list:
+    from comms.validation import check_email, check_phone
+
+    if kind == "email":
+        return [check_email(v) for v in values]
+    return [check_phone(v, region) for v in values]
+
+
+def check_values(
+    batches: dict[str, list[str]], region: str, workers: int | None = None
+) -> dict[str, list]:
+    """check_email / check_phone over {'email': [...], 'phone': [...]}, on every core when large.
+
+    Workers are spawned, not forked: the app process runs threads, and forking
+    a threaded process can deadlock. One pool serves both kinds.
+    """
+    import os
+
+    workers = workers or min(os.cpu_count() or 1, 4)
+    total = sum(len(v) for v in batches.values())
+    if total < PARALLEL_MIN_VALUES or workers < 2:
+        return {kind: _check_chunk(kind, values, region) for kind, values in batches.items()}
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    jobs = [
+        (kind, values[i : i + _CHUNK])
+        for kind, values in batches.items()
+        for i in range(0, len(values), _CHUNK)
+    ]
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        futures = [(kind, pool.submit(_check_chunk, kind, chunk, region)) for kind, chunk in jobs]
+        out: dict[str, list] = {kind: [] for kind in batches}
+        for kind, fut in futures:
+            out[kind].extend(fut.result())
+        return out

@@ -1,0 +1,336 @@
+"""Widgets of the Clients directory: filters, the client table with selection, actions, upload."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+from streamlit.errors import StreamlitAPIException
+
+from comms import config
+from comms.clients import (
+    ClientFilter,
+    count_clients,
+    default_list_name,
+    export_csv,
+    filter_options,
+    import_clients,
+    list_clients,
+    preview_import,
+)
+from comms.errors import ImportFailed
+from comms.importer import TARGETS
+from comms.store import Store
+from comms.ui.common import page_exists
+
+PAGE_ROWS = 2000  # rows drawn in the table; "select all N matching" covers the rest
+ANY, YES, NO = "Any", "Yes", "No"
+WIZARD, COMMUNICATION, CLIENT = "pages/wizard.py", "pages/communication.py", "pages/client.py"
+REPORT_KEY = "dir_import_report"
+VERSION_KEY = "dir_data_version"  # bumped by an import, so row positions start afresh
+
+
+def _tri(label: str, key: str) -> bool | None:
+    value = st.selectbox(label, (ANY, YES, NO), key=key)
+    return None if value == ANY else value == YES
+
+
+def _options(store: Store) -> dict[str, list[str]]:
+    """Filter choices, recomputed only when the data changed (an import, or a new count)."""
+    version = (
+        st.session_state.get(VERSION_KEY, 0),
+        store.scalar(
+            "SELECT count(*) || ':' || coalesce(max(updated_at)::VARCHAR, '') FROM clients"
+        ),
+    )
+    cached = st.session_state.get("dir_options")
+    if not cached or cached[0] != version:
+        cached = (version, filter_options(store))
+        st.session_state["dir_options"] = cached
+    return cached[1]
+
+
+def filter_panel(store: Store) -> ClientFilter:
+    """The filter widgets; returns the ClientFilter they describe."""
+    opts = _options(store)
+    c1, c2, c3, c4 = st.columns([3, 2, 2, 2])
+    search = c1.text_input(
+        "Search", key="dir_search", placeholder="name, e-mail, phone, company, city, any value"
+    )
+    list_name = c2.selectbox("List", [ANY, *opts["lists"]], key="dir_list")
+    tag = c3.selectbox("Tag", [ANY, *opts["tags"]], key="dir_tag")
+    city = c4.selectbox("City", [ANY, *opts["cities"]], key="dir_city")
+    with st.expander("More filters: attribute, valid e-mail, mobile, consent"):
+        a1, a2, a3 = st.columns([2, 1, 2])
+        attribute = a1.selectbox("Attribute", ["", "company", *opts["attributes"]], key="dir_attr")
+        op = a2.selectbox("Match", ("equals", "contains"), key="dir_attr_op")
+        value = a3.text_input("Value", key="dir_attr_value")
+        b1, b2, b3, b4 = st.columns(4)
+        with b1:
+            valid = _tri("Has valid e-mail", "dir_valid_email")
+        with b2:
+            mobile = _tri("Has mobile", "dir_mobile")
+        with b3:
+            consent_email = _tri("E-mail consent", "dir_consent_email")
+        with b4:
+            consent_sms = _tri("SMS consent", "dir_consent_sms")
+    return ClientFilter(
+        search=search.strip() or None,
+        list=None if list_name == ANY else list_name,
+        tag=None if tag == ANY else tag,
+        city=None if city == ANY else city,
+        attribute=attribute or None,
+        attribute_op=op,
+        attribute_value=value.strip() or None,
+        has_valid_email=valid,
+        has_mobile=mobile,
+        consent_email=consent_email,
+        consent_sms=consent_sms,
+    )
+
+
+def table_key(f: ClientFilter, version: int = 0) -> str:
+    """The table's widget key: a new filter (or new data) means a new, empty selection."""
+    blob = json.dumps([f.to_dict(), version], sort_keys=True, default=str)
+    return "dir_table_" + hashlib.sha1(blob.encode()).hexdigest()[:12]
+
+
+def _display(df: pd.DataFrame) -> pd.DataFrame:
+    out = df[["name", "email", "phone", "list", "city", "company"]].copy()
+    out["tags"] = df["tags"].map(lambda t: ", ".join(t) if t is not None else "")
+    out["valid e-mail"] = df["email_valid"].astype(bool)
+    out["mobile"] = df["mobile"].fillna(False).astype(bool)
+    out["consent"] = (df["consent_email"] & df["consent_sms"]).astype(bool)
+    return out
+
+
+@dataclass
+class Selection:
+    """What the user picked: explicit ids or every client matching the filter."""
+
+    payload: dict[str, Any] | None  # the comms_selection hand-off, None when nothing
+    count: int
+    client_id: int | None  # the one client when exactly one row is ticked
+
+
+def client_table(store: Store, f: ClientFilter) -> Selection:
+    """Count, the first rows with multi-row selection, and 'select all N matching'."""
+    total = count_clients(store, f)
+    version = st.session_state.get(VERSION_KEY, 0)
+    key = table_key(f, version)
+    df = list_clients(store, f, limit=PAGE_ROWS)
+    shown = f" (showing the first {len(df):,})" if total > len(df) else ""
+    st.markdown(f"**{total:,} matching clients**{shown}")
+    select_all = st.toggle(
+        f"Select all {total:,} matching clients",
+        key="dir_all_" + key,
+        disabled=total == 0,
+        help="Use the whole filtered list, including rows not drawn in the table.",
+    )
+    event = st.dataframe(
+        _display(df),
+        key=key,
+        on_select="rerun",
+        selection_mode="multi-row",
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "name": st.column_config.TextColumn("Name"),
+            "email": st.column_config.TextColumn("E-mail"),
+            "phone": st.column_config.TextColumn("Phone"),
+            "list": st.column_config.TextColumn("List"),
+            "city": st.column_config.TextColumn("City"),
+            "company": st.column_config.TextColumn("Company"),
+            "tags": st.column_config.TextColumn("Tags"),
+            "valid e-mail": st.column_config.CheckboxColumn("Valid e-mail"),
+            "mobile": st.column_config.CheckboxColumn("Mobile"),
+            "consent": st.column_config.CheckboxColumn("Consent"),
+        },
+    )
+    rows = [r for r in event.selection.rows if 0 <= r < len(df)]
+    if select_all and total:
+        return Selection({"filter": f.to_dict(), "count": total}, total, None)
+    ids = [int(df["id"].iloc[r]) for r in rows]
+    if not ids:
+        return Selection(None, 0, None)
+    return Selection({"client_ids": ids}, len(ids), ids[0] if len(ids) == 1 else None)
+
+
+def _go(page: str, state: dict[str, Any]) -> None:
+    st.session_state.update(state)
+    try:
+        st.switch_page(page)
+    except StreamlitAPIException:
+        # The page runs alone (not under app.py's navigation): the hand-off is saved.
+        st.info(f"Saved; open {page} to continue.")
+
+
+def _why(page: str, title: str, need: str | None) -> str:
+    if not page_exists(page):
+        return f"The {title} page is not available yet."
+    return need or ""
+
+
+def actions(sel: Selection) -> None:
+    """The four actions, each enabled only when its page exists and the selection fits."""
+    st.caption(f"Selected: {sel.count:,} client(s)" if sel.count else "Nothing selected.")
+    some = None if sel.count else "Select at least one client first."
+    one = None if sel.client_id is not None else "Select exactly one client (tick one row)."
+    buttons = [
+        ("Send e-mail to selected clients", WIZARD, "Bulk send", some, "dir_act_email"),
+        ("Send SMS to selected clients", WIZARD, "Bulk send", some, "dir_act_sms"),
+        (
+            "Show communication of the selected client",
+            COMMUNICATION,
+            "Communication",
+            one,
+            "dir_act_comm",
+        ),
+        ("Open client detail", CLIENT, "Client detail", one, "dir_act_client"),
+    ]
+    cols = st.columns(len(buttons))
+    for col, (label, page, title, need, key) in zip(cols, buttons, strict=True):
+        why = _why(page, title, need)
+        if col.button(label, key=key, disabled=bool(why), help=why or None):
+            if key in ("dir_act_email", "dir_act_sms"):
+                channel = "email" if key == "dir_act_email" else "sms"
+                _go(page, {"comms_selection": sel.payload, "comms_wizard_channel": channel})
+            elif key == "dir_act_comm":
+                _go(page, {"comms_comm_client_id": sel.client_id})
+            else:
+                _go(page, {"comms_client_id": sel.client_id})
+
+
+def download(store: Store, f: ClientFilter) -> None:
+    """Download of the filtered list as formula-safe CSV (built only when clicked)."""
+    st.download_button(
+        "Download the filtered list (CSV)",
+        data=lambda: export_csv(store, f),
+        file_name="clients.csv",
+        mime="text/csv",
+        key="dir_download",
+        on_click="ignore",
+    )
+
+
+def _mapping_frame(preview: Any) -> pd.DataFrame:
+    examples = []
+    for h in preview.headers:
+        values = [v for v in preview.sample[h].tolist() if v]
+        examples.append(values[0] if values else "")
+    return pd.DataFrame(
+        {
+            "column": preview.headers,
+            "maps to": [preview.mapping[h] for h in preview.headers],
+            "template variable": [preview.keys.get(h, "") for h in preview.headers],
+            "example": examples,
+        }
+    )
+
+
+def upload_panel(store: Store, expanded: bool = False) -> None:
+    """Upload, detection results, an editable mapping, list name, Import, then the report."""
+    with st.expander("Upload a client list (CSV or XLSX)", expanded=expanded):
+        up = st.file_uploader(
+            "Client list",
+            type=["csv", "txt", "tsv", "xlsx"],
+            key="dir_upload",
+            help=f"At most {config.max_upload_bytes() // 1048576} MB. Excel exports welcome: "
+            "UTF-8 or Windows-1250, separated by ; , or tab.",
+        )
+        if up is not None:
+            _upload_form(store, up.name, up.getvalue())
+        show_report()
+
+
+def _upload_form(store: Store, filename: str, data: bytes) -> None:
+    file_key = hashlib.sha1(data).hexdigest()[:10]
+    try:
+        preview = preview_import(data, filename)
+    except ImportFailed as exc:
+        st.error(str(exc))
+        return
+    detected = f"{preview.kind.upper()}, {preview.rows:,} rows, header on row {preview.header_row}"
+    if preview.kind == "csv":
+        detected += f", encoding {preview.encoding}, delimiter: {preview.delimiter_name}"
+    st.caption("Detected: " + detected)
+    edited = st.data_editor(
+        _mapping_frame(preview),
+        key="dir_mapping_" + file_key,
+        hide_index=True,
+        disabled=["column", "template variable", "example"],
+        column_config={
+            "maps to": st.column_config.SelectboxColumn(
+                "maps to", options=list(TARGETS), required=True
+            ),
+        },
+        width="stretch",
+    )
+    mapping = dict(zip(edited["column"], edited["maps to"], strict=True))
+    c1, c2 = st.columns([3, 1])
+    list_name = c1.text_input(
+        "List name", value=default_list_name(filename), key="dir_list_name_" + file_key
+    )
+    region = c2.text_input(
+        "Default phone region",
+        value=config.default_region(),
+        key="dir_region_" + file_key,
+        max_chars=2,
+    )
+    if st.button("Import", type="primary", key="dir_import_" + file_key):
+        try:
+            report = import_clients(
+                store,
+                data,
+                filename=filename,
+                list_name=list_name,
+                mapping=mapping,
+                region=region or None,
+            )
+        except ImportFailed as exc:
+            st.error(str(exc))
+            return
+        st.session_state[REPORT_KEY] = report.to_dict()
+        st.session_state[VERSION_KEY] = st.session_state.get(VERSION_KEY, 0) + 1
+        st.rerun()
+
+
+def show_report() -> None:
+    """The last import's counts and problem rows."""
+    report = st.session_state.get(REPORT_KEY)
+    if not report:
+        return
+    st.success(
+        f"List '{report['list_name']}': {report['imported']:,} imported, "
+        f"{report['updated']:,} updated, {report['skipped']:,} skipped."
+    )
+    problems = report["problems"]
+    if problems:
+        st.warning(
+            f"{len(problems):,} problem row(s): clients with a bad e-mail or phone are "
+            "imported and flagged; empty rows are skipped."
+        )
+        st.dataframe(
+            pd.DataFrame(problems, columns=["row", "reason"]),
+            hide_index=True,
+            key="dir_problems",
+            width="stretch",
+        )
+
+
+def render(store: Store) -> None:
+    """The whole directory page."""
+    st.title("Clients")
+    total_all = store.scalar("SELECT count(*) FROM clients") or 0
+    upload_panel(store, expanded=total_all == 0)
+    if total_all == 0:
+        st.info("No clients yet: upload a client list above.")
+        return
+    f = filter_panel(store)
+    sel = client_table(store, f)
+    actions(sel)
+    download(store, f)
