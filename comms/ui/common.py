@@ -9,6 +9,7 @@ import streamlit as st
 
 from comms import actionlog
 from comms.store import Store, open_store
+from comms.ui import auth, banners
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
@@ -52,7 +53,28 @@ def existing_pages(pages: tuple[PageInfo, ...]) -> list[PageInfo]:
 
 def get_store() -> Store:
     """The process-wide store ($COMMS_DB or data/comms.duckdb)."""
+    _through_app_entry()
     return open_store()
+
+
+def _through_app_entry() -> None:
+    """Rerun through app.py when Streamlit served a pages/ file by itself.
+
+    On a server process's first script run, Streamlit's legacy pages/ mode can run
+    a page asked for by URL (e.g. /outbox) directly, skipping app.py and with it
+    the sign-in gate and the demo banner. Every page calls get_store() first, so
+    this switches the process to app.py's st.navigation and reruns.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    if ctx is None or not PagesManager.uses_pages_directory:
+        return
+    if Path(ctx.main_script_path).resolve() != ROOT / "app.py":
+        return  # a page run on its own (AppTest.from_file("pages/x.py"))
+    PagesManager.uses_pages_directory = False
+    st.rerun()
 
 
 def signed_in_user() -> str | None:
@@ -67,6 +89,8 @@ def signed_in_user() -> str | None:
 
 
 def start_app() -> None:
-    """Run once per script run, before the page: store, identity, banners."""
-    actionlog.set_user(signed_in_user())
+    """Run once per script run, before the page: store, sign-in gate, identity, banners."""
     get_store()
+    user = auth.require_sign_in()  # stops the run at the sign-in screen when needed
+    actionlog.set_user(user or signed_in_user())
+    banners.demo_banner()
