@@ -166,3 +166,38 @@ def test_empty_outbox(store):
     at = AppTest.from_file(PAGE, default_timeout=30).run()
     assert not at.exception
     assert any("No batch is waiting or sending." in c.value for c in at.caption)
+
+
+def test_send_now_delivers_a_scheduled_batch_to_the_outbox_folder(app, store, db_path):
+    """Batch 2 is scheduled for tomorrow and paused: Send now resumes it and sends both."""
+    outbox_dir = Path(db_path).parent / "outbox"
+    store.write(lambda cur: cur.execute("UPDATE batches SET paused = true WHERE id = 2"))
+    app.run()
+    app.button(key="send_2").click().run()
+    assert not app.exception
+    assert status_of(store, 8, 9) == ["sent", "sent"]
+    files = sorted(p.name for p in outbox_dir.glob("*.eml"))
+    assert [f.split("-")[0] for f in files] == ["8", "9"]
+    assert any("Batch #2: 2 sent." in s.value for s in app.success)
+    assert store.scalar("SELECT paused FROM batches WHERE id = 2") is False
+    # the other batches were not touched
+    assert status_of(store, 3, 4, 13) == ["queued", "queued", "queued"]
+
+
+def test_send_now_queues_drafts_first(app, store, db_path):
+    app.button(key="send_1").click().run()
+    assert not app.exception
+    # drafts and due queued messages went out; failed / interrupted stay for a person
+    assert status_of(store, 3, 4, 7) == ["sent", "sent", "sent"]
+    assert status_of(store, 5, 6) == ["failed", "interrupted"]
+    assert any("1 draft(s) queued, 3 sent." in s.value for s in app.success)
+    assert len(list((Path(db_path).parent / "outbox").glob("*.eml"))) == 3
+
+
+def test_send_selected_single_message_now(app, store, db_path):
+    app.session_state["loose_table"] = {"selection": {"rows": [2], "columns": [], "cells": []}}
+    app.run()
+    assert app.button(key="loose_send").label == "Send 1 now"
+    app.button(key="loose_send").click().run()
+    assert status_of(store, 13) == ["sent"]
+    assert [p.name.split("-")[0] for p in (Path(db_path).parent / "outbox").glob("*.eml")] == ["13"]

@@ -203,14 +203,19 @@ def dispatcher_module() -> Any | None:
         return None
 
 
-def make_due_now(store: Store, *, batch_id: int | None = None, message_ids=None) -> int:
-    """Scheduled (queued, not yet due) messages become due now, via comms.outbox."""
-    fn = getattr(outbox, "make_due_now", None) or getattr(outbox, "reschedule", None)
-    if fn is None:
-        return 0
-    if fn.__name__ == "reschedule":
-        return int(fn(store, batch_id=batch_id, message_ids=message_ids, scheduled_at=None) or 0)
-    return int(fn(store, batch_id=batch_id, message_ids=message_ids) or 0)
+def make_due_now(store: Store, batch_id: int) -> int:
+    """The batch's scheduled (queued, not yet due) messages become due now, via comms.outbox."""
+    ids = [
+        int(r[0])
+        for r in store.cursor()
+        .execute(
+            "SELECT id FROM messages WHERE batch_id = ? AND status = 'queued'"
+            " AND coalesce(next_attempt_at, scheduled_at) > ?",
+            [int(batch_id), outbox.now()],
+        )
+        .fetchall()
+    ]
+    return outbox.reschedule(store, ids, None) if ids else 0
 
 
 def send_with_progress(
@@ -221,38 +226,33 @@ def send_with_progress(
     if dispatcher is None:
         st.error("Sending is not available in this version (comms.dispatcher is missing).")
         return None
-    bar = st.progress(0.0, text="Starting…")
-
-    def on_progress(*args: Any, **kwargs: Any) -> None:
-        done, total = _progress_numbers(args, kwargs)
-        if total:
-            bar.progress(min(done / total, 1.0), text=f"Sent {done:,} of {total:,}…")
-
     with st.status("Sending…", expanded=True) as status:
+        bar = st.progress(0.0, text="Connecting…")
+
+        def on_progress(info: dict[str, Any]) -> None:
+            done, total = _progress_numbers(info)
+            if total:
+                bar.progress(min(done / total, 1.0), text=f"{done:,} of {total:,} done…")
+
         if message_ids is not None:
-            result = dispatcher.send_now(store, message_ids)
+            result = dict(dispatcher.send_now(store, message_ids))
         else:
-            result = dispatcher.run_once(store, batch_id=batch_id, progress=on_progress)
-        result = dict(result or {})
-        summary = ", ".join(f"{k} {v}" for k, v in result.items() if isinstance(v, int))
-        status.update(label=f"Done: {summary or 'nothing was due'}", state="complete")
-    bar.progress(1.0, text="Done")
+            run = dispatcher.run_once(store, batch_id=batch_id, progress=on_progress)
+            result = run.to_dict() if hasattr(run, "to_dict") else dict(run)
+        bar.progress(1.0, text="Done")
+        failed = bool(result.get("failed") or result.get("errors"))
+        status.update(
+            label="Done: " + describe_result(result),
+            state="error" if failed and not result.get("sent") else "complete",
+        )
     return result
 
 
-def _progress_numbers(args: tuple, kwargs: dict) -> tuple[int, int]:
-    """(done, total) from whatever the dispatcher's progress callback passes."""
-    if args and isinstance(args[0], dict):
-        info = args[0]
-    elif kwargs:
-        info = kwargs
-    elif len(args) >= 2:
-        return int(args[0]), int(args[1])
-    else:
-        return 0, 0
+def _progress_numbers(info: dict[str, Any]) -> tuple[int, int]:
+    """(done, total) from the dispatcher's progress snapshot."""
     done = info.get("done")
     if done is None:
-        done = sum(int(info.get(k, 0) or 0) for k in ("sent", "failed"))
+        done = sum(int(info.get(k, 0) or 0) for k in ("sent", "failed", "interrupted"))
     return int(done), int(info.get("total", 0) or 0)
 
 
@@ -415,13 +415,16 @@ def send_batch_now(store: Store, bid: int, paused: bool) -> None:
         if paused:
             outbox.resume(store, bid)
         queued = outbox.queue(store, batch_id=bid)
-        make_due_now(store, batch_id=bid)
+        make_due_now(store, bid)
         result = send_with_progress(store, batch_id=bid)
     except CommsError as exc:
         flash(str(exc), "error")
         st.rerun()
     if result is not None:
-        flash(f"Batch #{bid}: " + describe_result(result, queued))
+        trouble = result.get("failed") or result.get("errors") or result.get("interrupted")
+        flash(
+            f"Batch #{bid}: " + describe_result(result, queued), "warning" if trouble else "success"
+        )
     st.rerun()
 
 
@@ -433,7 +436,11 @@ def describe_result(result: dict[str, Any], queued: int = 0) -> str:
     for key in ("sent", "failed", "retried", "interrupted"):
         if result.get(key):
             parts.append(f"{int(result[key]):,} {key}")
-    return (", ".join(parts) or "nothing was due") + "."
+    text = (", ".join(parts) or "nothing was due") + "."
+    errors = result.get("errors") or []
+    if errors:
+        text += " Problem: " + "; ".join(str(e) for e in errors[:3])
+    return text
 
 
 def render_resolution(store: Store, interrupted: pd.DataFrame, *, key: str) -> None:
@@ -524,10 +531,10 @@ def render_loose(store: Store) -> None:
     ):
         ids = by_status["queued"]
         try:
-            make_due_now(store, message_ids=ids)
             result = send_with_progress(store, message_ids=ids)
             if result is not None:
-                flash(describe_result(result))
+                trouble = result.get("failed") or result.get("errors")
+                flash(describe_result(result), "warning" if trouble else "success")
         except CommsError as exc:
             flash(str(exc), "error")
         st.rerun()
