@@ -301,7 +301,8 @@ def _dedupe_key(frame: pd.DataFrame) -> pd.Series:
     by_phone = pd.Series(key[with_both.index].values, index=phone[with_both.index].values)
     by_phone = by_phone[~by_phone.index.duplicated()]
     phone_only = (email == "") & (phone != "")
-    key[phone_only] = phone[phone_only].map(by_phone).fillna(key[phone_only])
+    linked = phone[phone_only].map(by_phone).astype(object)
+    key[phone_only] = linked.where(linked.notna(), key[phone_only])
     return key
 
 

@@ -372,10 +372,9 @@ def read_table(data: bytes, filename: str | None = None) -> RawTable:
         raise ImportFailed("The file is empty: it has no cells with text.")
     h = _header_index(rows)
     header_cells = rows[h]
-    width = max(
-        (i + 1 for r in rows[h : h + 1000] for i, c in enumerate(r) if c.strip()), default=0
-    )
-    width = max(width, max((i + 1 for i, c in enumerate(header_cells) if c.strip()), default=0))
+    # The header decides the width: cells to the right of the last named column
+    # have no name to map, so they are reported and dropped.
+    width = max((i + 1 for i, c in enumerate(header_cells) if c.strip()), default=0)
     if width > MAX_COLUMNS:
         raise ImportFailed(_too_wide(width))
     headers = _unique_headers((header_cells + [""] * width)[:width])
