@@ -1,12 +1,100 @@
-"""Home: where a new user starts."""
+"""Home: the figures that matter, recent batches, and the next step for a new user."""
 
+import altair as alt
 import streamlit as st
 
-from comms.ui.common import get_store
+from comms import history
+from comms.ui.common import get_store, page_exists
+
+STATUS_COLORS = {
+    "draft": "#9e9e9e",
+    "invalid": "#ff9800",
+    "queued": "#1e88e5",
+    "sending": "#8e24aa",
+    "sent": "#2e7d32",
+    "failed": "#d32f2f",
+    "cancelled": "#616161",
+    "interrupted": "#f57c00",
+}
+
+
+def go(label: str, page: str, key: str, *, primary: bool = True) -> None:
+    """A button leading to another page (disabled when that page is not there)."""
+    if st.button(
+        label,
+        key=key,
+        type="primary" if primary else "secondary",
+        icon=":material/arrow_forward:",
+        disabled=not page_exists(page),
+    ):
+        st.switch_page(page)
+
 
 store = get_store()
 st.title("Client communication desk")
-clients = store.scalar("SELECT count(*) FROM clients") or 0
-st.metric("Clients", f"{clients:,}")
-if clients == 0:
-    st.info("First step: open **Clients** and upload a client list (CSV or XLSX).")
+stats = history.home_stats(store, days=30)
+
+m = st.columns(5)
+m[0].metric("Clients", f"{stats.clients:,}")
+m[1].metric("Sent, last 30 days", f"{stats.sent:,}")
+m[2].metric("Failed, last 30 days", f"{stats.failed:,}")
+m[3].metric("Waiting to send", f"{stats.queued:,}")
+m[4].metric("Drafts", f"{stats.drafts:,}")
+
+with st.container(border=True):
+    if stats.clients == 0:
+        st.markdown(
+            "**First step: load your clients.** Open **Clients** and upload a client list "
+            "(CSV or XLSX, as exported from Excel or your CRM)."
+        )
+        go("Go to Clients and upload a list", "pages/directory.py", "home_go_clients")
+    elif stats.templates == 0:
+        st.markdown(
+            "**Next step: write a template.** Open **Templates** and create an e-mail or SMS "
+            "template; fields like `{{ name }}` are filled in for each client."
+        )
+        go("Go to Templates", "pages/templates.py", "home_go_templates")
+    else:
+        st.markdown(
+            "**Ready.** Pick clients in **Clients**, then send them an e-mail or SMS; "
+            "everything sent appears in **Communication**."
+        )
+        c1, c2 = st.columns(2)
+        with c1:
+            go("Go to Clients", "pages/directory.py", "home_go_clients")
+        with c2:
+            go("Go to Communication", "pages/communication.py", "home_go_comm", primary=False)
+    if stats.failed:
+        st.warning(
+            f"{stats.failed:,} message(s) failed in the last 30 days: see **Communication** "
+            "(status failed) to retry them."
+        )
+
+st.subheader("Recent batches")
+batches = history.recent_batches(store, limit=10)
+if batches.empty:
+    st.caption("No bulk send yet. Batches appear here with their results.")
+else:
+    statuses = [s for s in STATUS_COLORS if s in set(batches["status"])]
+    order = list(dict.fromkeys(batches["batch"]))
+    chart = (
+        alt.Chart(batches)
+        .mark_bar()
+        .encode(
+            y=alt.Y("batch:N", sort=order, title=None),
+            x=alt.X("sum(messages):Q", title="Messages"),
+            color=alt.Color(
+                "status:N",
+                title="Status",
+                scale=alt.Scale(domain=statuses, range=[STATUS_COLORS[s] for s in statuses]),
+            ),
+            tooltip=[
+                "batch:N",
+                "status:N",
+                "messages:Q",
+                alt.Tooltip("created_at:T", title="Created"),
+            ],
+        )
+        .properties(height=max(120, 32 * len(order)))
+    )
+    st.altair_chart(chart, width="stretch")

@@ -1,0 +1,162 @@
+"""The client detail page under AppTest: fields, compose, edit with re-validation, opt-out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from comms import history, profile
+from tests.seed_history import add_client, add_message, add_template
+
+PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "client.py")
+
+
+def page(client_id: int | None = None) -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    if client_id is not None:
+        at.session_state["comms_client_id"] = client_id
+    return at.run()
+
+
+def ok(at: AppTest) -> AppTest:
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def by_label(widgets, label: str):
+    found = [w for w in widgets if w.label == label]
+    assert found, f"no widget labelled {label!r}"
+    return found[0]
+
+
+@pytest.fixture
+def client_id(store) -> int:
+    cid = add_client(store, attributes={"points": 120, "tier": "gold"}, tags=["vip"])
+    add_message(store, cid, subject="Old newsletter")
+    return cid
+
+
+def test_shows_fields_and_history(client_id):
+    at = ok(page(client_id))
+    assert at.title[0].value == "Jana Nováková"
+    text = " ".join(m.value for m in at.markdown)
+    assert "jana@example.cz" in text and "+420601123456 (mobile)" in text and "vip" in text
+    assert at.subheader[-1].value == "Communication (1)"
+    assert at.dataframe[-1].value["Subject / text"].tolist() == ["Old newsletter"]
+    assert at.query_params["client"] == str(client_id)
+
+
+def test_query_param_opens_client(store, client_id):
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at.query_params["client"] = str(client_id)
+    ok(at.run())
+    assert at.title[0].value == "Jana Nováková"
+
+
+def test_picker_without_client(store, client_id):
+    at = ok(page())
+    assert at.title[0].value == "Client detail"
+    at.text_input(key="cd_pick_search").set_value("nováková").run()
+    assert at.dataframe[0].value["id"].tolist() == [client_id]
+    at.session_state["cd_pick_table"] = {"selection": {"rows": [0]}}
+    at.run()
+    ok(at.button(key="cd_pick_open").click().run())
+    assert at.title[0].value == "Jana Nováková"
+
+
+def test_compose_from_template_and_save_draft(store, client_id):
+    add_template(
+        store,
+        "Points",
+        "email",
+        "Hi {{ first_name }}, you have **{{ points }}** points.",
+        subject="Your {{ tier }} points",
+    )
+    at = ok(page(client_id))
+    at.selectbox(key="cd_email_template").set_value(1).run()
+    assert at.text_input(key="cd_email_subject").value == "Your {{ tier }} points"
+    at.text_input(key="cd_email_subject").set_value("Your {{ tier }} points, edited").run()
+    ok(at.button(key="cd_save_draft").click().run())
+    assert "saved as a draft" in at.success[0].value
+    msg = history.client_history(store, client_id)[0]
+    assert (msg["status"], msg["source"], msg["subject"]) == (
+        "draft",
+        "client detail",
+        "Your gold points, edited",
+    )
+    assert msg["body"] == "Hi Jana, you have **120** points."
+    # in the history at once, on top; the inputs are cleared for the next message
+    assert at.dataframe[-1].value["ID"].tolist()[0] == msg["id"]
+    assert at.text_input(key="cd_email_subject").value == ""
+
+
+def test_sms_counter_replace_diacritics_and_send_now(store, client_id):
+    at = ok(page(client_id))
+    at.radio(key="cd_channel").set_value("sms").run()
+    at.text_area(key="cd_sms_body").set_value("Dobrý den, {{ name }}! " + "ř" * 60).run()
+    captions = [c.value for c in at.caption]
+    assert "86 characters · UCS-2 · 2 segments" in captions
+    at.checkbox(key="cd_sms_gsm7").check().run()
+    assert "86 characters · GSM-7 · 1 segment" in [c.value for c in at.caption]
+    ok(at.button(key="cd_send_now").click().run())
+    assert "queued to send now" in at.success[0].value
+    msg = history.client_history(store, client_id)[0]
+    assert (msg["channel"], msg["status"], msg["segments"]) == ("sms", "queued", 1)
+    assert msg["body"].startswith("Dobry den, Jana Novakova! rrr")
+
+
+def test_compose_error_is_shown_and_nothing_saved(store, client_id):
+    at = ok(page(client_id))
+    at.text_input(key="cd_email_subject").set_value("Hi")
+    at.text_area(key="cd_email_body").set_value("Hello {{ nickname }}").run()
+    assert any("cannot be filled in" in w.value for w in at.warning)
+    ok(at.button(key="cd_save_draft").click().run())
+    assert "missing field" in at.error[0].value and "Not saved" in at.error[0].value
+    assert len(history.client_history(store, client_id)) == 1
+
+
+def test_edit_with_bad_email_names_field_and_saves_nothing(store, client_id):
+    at = ok(page(client_id))
+    by_label(at.text_input, "Name").set_value("Jana Dvořáková")
+    by_label(at.text_input, "E-mail").set_value("jana@@example")
+    ok(by_label(at.button, "Save changes").click().run())
+    assert "e-mail" in at.error[0].value and "Nothing was saved" in at.error[0].value
+    c = profile.load_client(store, client_id)
+    assert (c["name"], c["email"]) == ("Jana Nováková", "jana@example.cz")
+
+
+def test_edit_normalises_and_saves(store, client_id):
+    at = ok(page(client_id))
+    by_label(at.text_input, "E-mail").set_value(" Jana.D@Example.CZ ")
+    by_label(at.text_input, "Phone").set_value("602 999 888")
+    by_label(at.text_input, "Tags").set_value("vip, newsletter")
+    ok(by_label(at.button, "Save changes").click().run())
+    assert "Saved" in at.success[0].value
+    c = profile.load_client(store, client_id)
+    assert (c["email"], c["phone"], c["tags"]) == (
+        "Jana.D@example.cz",
+        "+420602999888",
+        ["vip", "newsletter"],
+    )
+    assert c["attributes"] == {"points": 120, "tier": "gold"}  # untouched, types kept
+    assert by_label(at.text_input, "E-mail").value == "Jana.D@example.cz"
+
+
+def test_opt_out_of_sms_then_compose_is_refused(store, client_id):
+    at = ok(page(client_id))
+    at.text_input(key="cd_optout_reason_sms").set_value("asked at the counter")
+    ok(at.button(key="cd_optout_sms").click().run())
+    assert "opted out of SMS" in at.success[0].value
+    c = profile.load_client(store, client_id)
+    assert c["consent_sms"] is False
+    assert c["suppressed"]["sms"]["reason"] == "asked at the counter"
+    assert store.scalar("SELECT action FROM action_log WHERE client_id = ?", [client_id]) == (
+        "opt-out"
+    )
+    at.radio(key="cd_channel").set_value("sms").run()
+    assert any("opted out" in w.value for w in at.warning)
+    assert not [b for b in at.button if b.key == "cd_send_now"]
+    ok(at.button(key="cd_optin_sms").click().run())
+    assert profile.load_client(store, client_id)["consent_sms"] is True

@@ -1,0 +1,206 @@
+"""The Communication page under AppTest: filters, paging, one message, actions, the
+client view with its timeline, and the whole journey draft -> list -> sent."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from comms import history
+from tests.seed_history import add_client, add_message
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGE = str(ROOT / "pages" / "communication.py")
+CLIENT_PAGE = str(ROOT / "pages" / "client.py")
+
+
+def run(obj) -> AppTest:
+    """Run the app (or a widget's app after an interaction) and check it did not raise."""
+    at = obj.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def ids_shown(at: AppTest) -> list[int]:
+    return at.dataframe[0].value["ID"].tolist()
+
+
+@pytest.fixture
+def data(store):
+    jana = add_client(store)
+    petr = add_client(store, name="Petr Svoboda", email="petr@example.com", phone="+420602000111")
+    batch = store.scalar(
+        "INSERT INTO batches (channel, name) VALUES ('email', 'Spring sale') RETURNING id"
+    )
+    ids = {
+        "old": add_message(
+            store, jana, subject="January news", created_at=dt.datetime(2026, 1, 5, 10)
+        ),
+        "bulk": add_message(
+            store,
+            petr,
+            batch_id=batch,
+            subject="Spring sale",
+            status="failed",
+            reason="rejected by server",
+            error="550 no such user",
+        ),
+        "sms": add_message(
+            store,
+            jana,
+            channel="sms",
+            source="client detail",
+            subject=None,
+            body_text="Parcel ready " + "x" * 150,
+            status="draft",
+            to_address="+420601123456",
+        ),
+        "cli": add_message(store, petr, source="cli", subject="Invoice 42", status="queued"),
+    }
+    store.cursor().execute(
+        "INSERT INTO message_attempts (message_id, attempt, outcome, detail)"
+        " VALUES (?, 1, 'permanent', '550 no such user')",
+        [ids["bulk"]],
+    )
+    return store, jana, petr, batch, ids
+
+
+def test_every_message_newest_first(data):
+    store, jana, petr, batch, ids = data
+    at = run(AppTest.from_file(PAGE, default_timeout=60))
+    assert ids_shown(at) == [ids["cli"], ids["sms"], ids["bulk"], ids["old"]]
+    assert "**4 messages**" in at.markdown[0].value
+    assert at.dataframe[0].value["Client"].tolist()[0] == "Petr Svoboda"
+
+
+@pytest.mark.parametrize(
+    "key, value, expected",
+    [
+        ("comm_f_channel", "sms", ["sms"]),
+        ("comm_f_status", ["failed", "queued"], ["cli", "bulk"]),
+        ("comm_f_source", "cli", ["cli"]),
+        ("comm_f_client", "svoboda", ["cli", "bulk"]),
+        ("comm_f_text", "parcel", ["sms"]),
+        ("comm_f_dates", (dt.date(2026, 1, 1), dt.date(2026, 1, 31)), ["old"]),
+    ],
+)
+def test_filters(data, key, value, expected):
+    store, jana, petr, batch, ids = data
+    at = run(AppTest.from_file(PAGE, default_timeout=60))
+    widget = next(w for w in at.main if getattr(w, "key", None) == key)
+    run(widget.set_value(value))
+    assert ids_shown(at) == [ids[k] for k in expected]
+
+
+def test_batch_filter_and_nothing_found(data):
+    store, jana, petr, batch, ids = data
+    at = run(AppTest.from_file(PAGE, default_timeout=60))
+    run(at.selectbox(key="comm_f_batch").set_value(batch))
+    assert ids_shown(at) == [ids["bulk"]]
+    run(at.text_input(key="comm_f_text").set_value("no such words"))
+    assert not at.dataframe and "No message matches" in at.info[0].value
+    run(at.button[0].click())  # Clear filters
+    assert len(ids_shown(at)) == 4
+
+
+def test_paging_in_duckdb(store):
+    cid = add_client(store)
+    store.cursor().execute(
+        "INSERT INTO messages (client_id, channel, source, subject, status)"
+        " SELECT ?, 'email', 'bulk', 'm' || i, 'sent' FROM range(120) t(i)",
+        [cid],
+    )
+    at = run(AppTest.from_file(PAGE, default_timeout=60))
+    assert len(at.dataframe[0].value) == 50 and "3 page(s)" in at.markdown[0].value
+    run(at.number_input(key="comm_page").set_value(3))
+    assert len(at.dataframe[0].value) == 20
+
+
+def test_open_failed_message_shows_attempts_and_retry(data):
+    store, jana, petr, batch, ids = data
+    at = run(AppTest.from_file(PAGE, default_timeout=60))
+    at.session_state["comm_table"] = {"selection": {"rows": [2]}}
+    run(at)
+    shown = " ".join(m.value for m in at.markdown)
+    assert f"E-mail {ids['bulk']}: Spring sale" in shown and "Spring sale (" in shown
+    assert "550 no such user" in at.error[0].value
+    attempts = at.dataframe[1].value
+    assert attempts["Outcome"].tolist() == ["permanent"]
+    run(at.button(key="comm_retry").click())
+    assert history.get_message(store, ids["bulk"])["status"] == "queued"
+    assert "Queued again: 1" in at.success[0].value
+
+
+def test_sms_shows_segments_and_cancel_queued_and_copy(data):
+    store, jana, petr, batch, ids = data
+    at = run(AppTest.from_file(PAGE, default_timeout=60))
+    at.session_state["comm_table"] = {"selection": {"rows": [1]}}
+    run(at)
+    captions = [c.value for c in at.caption]
+    assert "163 characters · GSM-7 · 2 segments" in captions and "Segment 2 of 2" in captions
+    run(at.button(key="comm_copy").click())
+    assert "Copied into a new draft" in at.success[0].value
+    assert history.count_messages(store) == 5
+    new = history.list_messages(store, limit=1).iloc[0]
+    assert (new["status"], new["channel"]) == ("draft", "sms")
+    # select the queued CLI message and cancel it
+    at.session_state["comm_table"] = {"selection": {"rows": [1]}}
+    run(at)
+    run(at.button(key="comm_cancel").click())
+    assert history.get_message(store, ids["cli"])["status"] == "cancelled"
+
+
+def test_client_view_has_timeline(data):
+    store, jana, petr, batch, ids = data
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at.session_state["comms_comm_client_id"] = jana
+    run(at)
+    assert at.subheader[0].value.startswith("Jana Nováková")
+    assert ids_shown(at) == [ids["sms"], ids["old"]]
+    charts = at.get("vega_lite_chart")
+    assert len(charts) == 1
+    spec = charts[0].proto.spec
+    assert '"status"' in spec and '"channel"' in spec
+    assert at.query_params["client"] == str(jana)
+    run(at.button[0].click())  # Show every client
+    assert len(ids_shown(at)) == 4
+
+
+def test_client_via_query_param(data):
+    store, jana, petr, batch, ids = data
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at.query_params["client"] = str(petr)
+    run(at)
+    assert ids_shown(at) == [ids["cli"], ids["bulk"]]
+
+
+def test_journey_draft_from_detail_to_sent(store, db_path, tmp_path):
+    """Compose in the client detail, save a draft, find it in the list, send it, see it sent."""
+    dispatcher = pytest.importorskip("comms.dispatcher")
+    cid = add_client(store)
+    detail = AppTest.from_file(CLIENT_PAGE, default_timeout=60)
+    detail.session_state["comms_client_id"] = cid
+    run(detail)
+    detail.text_input(key="cd_email_subject").set_value("Your appointment")
+    detail.text_area(key="cd_email_body").set_value("Dear {{ name }}, see you on *Monday*.")
+    run(detail.button(key="cd_save_draft").click())
+    mid = history.client_history(store, cid)[0]["id"]
+
+    comm = run(AppTest.from_file(PAGE, default_timeout=60))
+    assert ids_shown(comm) == [mid]
+    assert comm.dataframe[0].value["Status"].tolist() == ["draft"]
+    comm.session_state["comm_table"] = {"selection": {"rows": [0]}}
+    run(comm)
+    run(comm.button(key="comm_send_drafts").click())
+    assert history.get_message(store, mid)["status"] == "queued"
+
+    dispatcher.send_now(store, [mid])  # the app's background thread does this in production
+    run(comm)
+    assert comm.dataframe[0].value["Status"].tolist() == ["sent"]
+    msg = history.get_message(store, mid)
+    assert msg["provider_id"] and msg["sent_at"] is not None
+    files = list((tmp_path / "outbox").rglob("*.eml"))
+    assert len(files) == 1 and "Your appointment" in files[0].read_text(errors="replace")

@@ -1,0 +1,63 @@
+"""The Home page under AppTest: metrics, the next step for a new user, recent batches."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+from tests.seed_history import add_client, add_message, add_template
+
+PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "home.py")
+
+
+def run() -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=60).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def metrics(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def test_new_user_is_sent_to_clients(store):
+    at = run()
+    assert metrics(at)["Clients"] == "0"
+    assert "First step" in at.markdown[0].value
+    assert at.button(key="home_go_clients").label == "Go to Clients and upload a list"
+    assert not at.get("vega_lite_chart")
+
+
+def test_clients_without_templates_are_sent_to_templates(store):
+    add_client(store)
+    at = run()
+    assert "Next step: write a template" in at.markdown[0].value
+    assert at.button(key="home_go_templates")
+
+
+def test_figures_and_batch_chart(store):
+    cid = add_client(store)
+    add_template(store, "t", "email", "hi", subject="s")
+    batch = store.scalar(
+        "INSERT INTO batches (channel, name) VALUES ('email', 'May news') RETURNING id"
+    )
+    now = dt.datetime.now()
+    for _ in range(3):
+        add_message(store, cid, batch_id=batch, sent_at=now)
+    add_message(store, cid, batch_id=batch, status="failed", sent_at=None)
+    add_message(store, cid, status="sent", sent_at=now - dt.timedelta(days=45))  # too old
+    add_message(store, cid, status="draft", sent_at=None)
+    at = run()
+    assert metrics(at) == {
+        "Clients": "1",
+        "Sent, last 30 days": "3",
+        "Failed, last 30 days": "1",
+        "Waiting to send": "0",
+        "Drafts": "1",
+    }
+    assert "Ready" in at.markdown[0].value
+    assert "1 message(s) failed" in at.warning[0].value
+    spec = at.get("vega_lite_chart")[0].proto.spec
+    assert "May news" in spec and '"sum"' in spec  # one bar per batch, stacked by status
