@@ -1,0 +1,91 @@
+"""The Templates page under AppTest, on a real DuckDB file."""
+
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+from comms import templates as tpl
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGE = str(ROOT / "pages" / "templates.py")
+
+
+def seed(store):
+    store.write(
+        lambda cur: cur.execute(
+            "INSERT INTO clients (id, name, email, email_valid, city, attributes) VALUES"
+            " (1, 'Jana Nová', 'jana@example.com', true, 'Brno', '{\"points\": 42}'),"
+            " (2, '<b>Evil</b>', 'evil@example.com', true, NULL, '{}')"
+        )
+    )
+
+
+def run(store):
+    seed(store)
+    return AppTest.from_file(PAGE, default_timeout=30).run()
+
+
+def test_create_email_template_with_preview_and_fields(store):
+    at = run(store)
+    assert not at.exception
+    assert "No templates yet" in at.info[0].value
+    at.text_input(key="tpl_name").input("Points")
+    at.text_input(key="tpl_subject").input("Hi {{ first_name }}")
+    at.text_area(key="tpl_body").input("You have **{{ points }}** points in {{ city }}.").run()
+    assert any("Fields used: `city`, `first_name`, `points`" in c.value for c in at.caption)
+    assert any("**Subject:** Hi Jana" in m.value for m in at.markdown)
+    fields = at.dataframe[0].value if len(at.dataframe) == 1 else at.dataframe[-1].value
+    assert "{{ points }}" in set(fields["field"]) and "42" in set(fields["value"])
+    at.button(key="tpl_save").click().run()
+    assert not at.exception
+    assert "created" in at.success[0].value
+    t = tpl.get_template_by_name(store, "Points")
+    assert (t.channel, t.subject, t.body_format) == ("email", "Hi {{ first_name }}", "markdown")
+
+
+def test_preview_for_a_client_missing_a_field(store):
+    at = run(store)
+    at.text_input(key="tpl_name").input("P")
+    at.text_area(key="tpl_body").input("{{ city }}").run()
+    at.selectbox(key="tpl_preview_client").select(2).run()
+    assert "missing field: city" in at.warning[0].value
+
+
+def test_syntax_error_shown_with_line_and_not_saved(store):
+    at = run(store)
+    at.text_input(key="tpl_name").input("Broken")
+    at.text_area(key="tpl_body").input("ok\n{% if x %}").run()
+    assert "body: syntax error on line 2" in at.error[0].value
+    assert at.button(key="tpl_save").disabled
+    at.text_area(key="tpl_body").input("{{ cycler.__init__.__globals__ }}").run()
+    assert "Python internals" in at.error[0].value
+    assert store.scalar("SELECT count(*) FROM templates") == 0
+
+
+def test_edit_duplicate_delete_and_sms_counter(store):
+    seed(store)
+    tid = tpl.create_template(store, name="Remind", channel="sms", body="Ahoj {{ name }}")
+    at = AppTest.from_file(PAGE, default_timeout=30).run()
+    at.selectbox(key="tpl_select").select(tid).run()
+    assert at.text_area(key="tpl_body").value == "Ahoj {{ name }}"
+    at.text_area(key="tpl_body").input("Ahoj {{ name }}, " + "ž" * 80).run()
+    assert any("UCS-2" in c.value for c in at.caption)
+    at.button(key="tpl_save").click().run()
+    assert tpl.get_template(store, tid).body.endswith("ž" * 80)
+    at.button(key="tpl_duplicate").click().run()
+    assert "Remind (copy)" in at.success[0].value
+    copy = tpl.get_template_by_name(store, "Remind (copy)")
+    assert at.selectbox(key="tpl_select").value == copy.id
+    at.button(key="tpl_delete").click().run()
+    assert "deleted" in at.success[0].value
+    assert [t["name"] for t in tpl.list_templates(store)] == ["Remind"]
+
+
+def test_duplicate_name_refused(store):
+    seed(store)
+    tpl.create_template(store, name="A", channel="sms", body="x")
+    at = AppTest.from_file(PAGE, default_timeout=30).run()
+    at.text_input(key="tpl_name").input("a")
+    at.text_area(key="tpl_body").input("y").run()
+    at.button(key="tpl_save").click().run()
+    assert "already exists" in at.error[0].value
