@@ -125,7 +125,7 @@ def _mobile(rng: random.Random, country: str) -> str:
         return f"+43 664 {_digits(rng, 7)}"
     if country == "DE":
         return f"+49 151 {rng.choice('123456789')}{_digits(rng, 7)}"
-    return f"+44 7700 900{_digits(rng, 3)}"
+    return f"+44 7911 {_digits(rng, 6)}"
 
 
 def _landline(rng: random.Random, prefix: str) -> str:

@@ -1,0 +1,165 @@
+"""Filter queries over clients in DuckDB: filters, count, first page, options, selections,
+lookups and the formula-safe CSV export."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+
+from comms.clients import (
+    ClientFilter,
+    clients_for_ids,
+    clients_for_selection,
+    count_clients,
+    export_csv,
+    filter_options,
+    filter_where,
+    get_client,
+    import_clients,
+    list_clients,
+    selection_where,
+)
+
+SPRING = (
+    "Jméno;Příjmení;E-mail;Telefon;Město;Firma;Štítky;Souhlas;Segment;Poznámka\n"
+    "Jan;Novák;jan@example.cz;777 123 456;Praha;Alfa s.r.o.;vip, newsletter;ano;A;volat ráno\n"
+    "Eva;Malá;eva@;+420 222 333 444;Brno;Beta a.s.;newsletter;ano;B;\n"
+    "Šárka;Žáková;sarka@example.cz;;Plzeň;;vip;ne;A;preferuje SMS\n"
+    "Petr;Dvořák;petr@example.cz;602 111 222;praha;Gama;;ano;C;\n"
+)
+AUTUMN = "Name;Email;Phone;City\nJohn Smith;john@example.com;+44 7911 123456;London\n"
+
+
+@pytest.fixture
+def seeded(store):
+    import_clients(store, SPRING.encode(), list_name="Jaro")
+    import_clients(store, AUTUMN.encode(), list_name="Podzim")
+    import_clients(store, b"Email\npetr@example.cz\n", list_name="Podzim")
+    return store
+
+
+def names(store, **kw) -> list[str]:
+    return list_clients(store, ClientFilter(**kw))["name"].tolist()
+
+
+def test_no_filter_lists_everyone_in_id_order(seeded):
+    assert count_clients(seeded) == 5
+    assert names(seeded) == ["Jan Novák", "Eva Malá", "Šárka Žáková", "Petr Dvořák", "John Smith"]
+    assert filter_where(ClientFilter()) == ("true", [])
+
+
+@pytest.mark.parametrize(
+    "search, expected",
+    [
+        ("novak", ["Jan Novák"]),  # diacritics-insensitive
+        ("ŽÁKOVÁ", ["Šárka Žáková"]),
+        ("example.com", ["John Smith"]),
+        ("alfa", ["Jan Novák"]),  # company
+        ("praha", ["Jan Novák", "Petr Dvořák"]),  # city, any case
+        ("ráno", ["Jan Novák"]),  # an attribute value
+        ("777 123", ["Jan Novák"]),  # phone digits with spaces
+        ("+420602", ["Petr Dvořák"]),
+        ("praha dvorak", ["Petr Dvořák"]),  # every word must match
+        ("nobody", []),
+        ("100%_", []),  # LIKE wildcards are plain text
+    ],
+)
+def test_free_text_search(seeded, search, expected):
+    assert names(seeded, search=search) == expected
+    assert count_clients(seeded, ClientFilter(search=search)) == len(expected)
+
+
+def test_list_tag_city_filters(seeded):
+    assert names(seeded, list="Podzim") == ["Petr Dvořák", "John Smith"]
+    assert names(seeded, tag="vip") == ["Jan Novák", "Šárka Žáková"]
+    assert names(seeded, city="PRAHA") == ["Jan Novák", "Petr Dvořák"]
+    assert names(seeded, list="Jaro", tag="newsletter", city="Brno") == ["Eva Malá"]
+
+
+def test_attribute_equals_and_contains(seeded):
+    assert names(seeded, attribute="segment", attribute_value="a") == ["Jan Novák", "Šárka Žáková"]
+    assert names(seeded, attribute="poznamka", attribute_op="contains", attribute_value="SMS") == [
+        "Šárka Žáková"
+    ]
+    assert names(seeded, attribute="company", attribute_op="contains", attribute_value="s.r.o") == [
+        "Jan Novák"
+    ]
+    # An attribute without a value filters nothing.
+    assert count_clients(seeded, ClientFilter(attribute="segment")) == 5
+    # A hostile key is a parameter, not SQL.
+    assert names(seeded, attribute="x') OR 1=1 --", attribute_value="y") == []
+
+
+def test_flag_filters(seeded):
+    assert "Eva Malá" not in names(seeded, has_valid_email=True)
+    assert names(seeded, has_valid_email=False) == ["Eva Malá"]
+    assert names(seeded, has_mobile=True) == ["Jan Novák", "Petr Dvořák", "John Smith"]
+    assert names(seeded, has_mobile=False) == ["Eva Malá", "Šárka Žáková"]
+    assert names(seeded, consent_email=False) == ["Šárka Žáková"]
+    assert names(seeded, consent_sms=True, has_mobile=True, list="Jaro") == [
+        "Jan Novák",
+        "Petr Dvořák",
+    ]
+
+
+def test_first_page_limit_and_offset(seeded):
+    assert len(list_clients(seeded, ClientFilter(), limit=2)) == 2
+    assert list_clients(seeded, ClientFilter(), limit=2, offset=4)["name"].tolist() == [
+        "John Smith"
+    ]
+    df = list_clients(seeded, ClientFilter(search="jan"))
+    row = df.iloc[0]
+    assert row["list"] == "Jaro" and bool(row["mobile"]) and bool(row["email_valid"])
+    assert list(row["tags"]) == ["vip", "newsletter"]
+
+
+def test_filter_options(seeded):
+    opts = filter_options(seeded)
+    assert opts["lists"] == ["Jaro", "Podzim"]
+    assert opts["tags"] == ["newsletter", "vip"]
+    assert "Praha" in opts["cities"] and "London" in opts["cities"]
+    assert opts["attributes"] == ["poznamka", "segment"]
+
+
+def test_filter_round_trips_through_a_dict():
+    f = ClientFilter(search="x", tag="vip", has_mobile=True, attribute_op="contains")
+    assert ClientFilter.from_dict(f.to_dict()) == f
+    assert ClientFilter.from_dict({"search": "x", "unknown": 1}) == ClientFilter(search="x")
+    assert ClientFilter.from_dict(None).is_empty()
+
+
+def test_selection_where_for_ids_and_for_all_matching(seeded):
+    ids = [int(i) for i in list_clients(seeded, ClientFilter(tag="vip"))["id"]]
+    where, params = selection_where({"client_ids": ids})
+    got = seeded.rows(f"SELECT c.name FROM clients c WHERE {where} ORDER BY c.id", params)
+    assert [r["name"] for r in got] == ["Jan Novák", "Šárka Žáková"]
+    sel = {"filter": ClientFilter(city="praha").to_dict(), "count": 2}
+    assert [c["name"] for c in clients_for_selection(seeded, sel)] == ["Jan Novák", "Petr Dvořák"]
+    assert clients_for_selection(seeded, {"client_ids": []}) == []
+    with pytest.raises(ValueError):
+        selection_where({"nothing": 1})
+
+
+def test_get_client_and_clients_for_ids(seeded):
+    petr_id = int(list_clients(seeded, ClientFilter(search="petr"))["id"].iloc[0])
+    petr = get_client(seeded, petr_id)
+    assert petr["lists"] == ["Jaro", "Podzim"] and petr["list"] == "Podzim"
+    assert petr["attributes"] == {"segment": "C"}
+    assert petr["phone"] == "+420602111222"
+    assert get_client(seeded, 999_999) is None
+    got = clients_for_ids(seeded, [petr_id, 999_999, 1])
+    assert [c["id"] for c in got] == [1, petr_id]
+    assert clients_for_ids(seeded, []) == []
+
+
+def test_export_csv_of_the_filtered_list(seeded):
+    data = export_csv(seeded, ClientFilter(list="Jaro"))
+    assert data.startswith("\ufeff".encode())
+    rows = list(csv.DictReader(io.StringIO(data.decode("utf-8-sig")), delimiter=";"))
+    assert [r["name"] for r in rows] == ["Jan Novák", "Eva Malá", "Šárka Žáková", "Petr Dvořák"]
+    assert rows[0]["phone"] == "'+420777123456"  # '+' would start a formula
+    assert rows[0]["tags"] == "vip, newsletter" and rows[0]["segment"] == "A"
+    assert rows[3]["lists"] == "Jaro, Podzim"
+    assert rows[1]["email_valid"] == "false"
