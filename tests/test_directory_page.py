@@ -1,0 +1,183 @@
+"""The Clients directory page under Streamlit's AppTest: filters, selection, actions, upload report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from comms.clients import ClientFilter, import_clients
+from comms.ui import directory
+from comms.ui.common import page_exists
+
+PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "directory.py")
+LIST = (
+    "Jméno;Příjmení;E-mail;Telefon;Město;Štítky;Segment\n"
+    "Jan;Novák;jan@example.cz;777123456;Praha;vip;A\n"
+    "Eva;Malá;eva@;222333444;Brno;;B\n"
+    "Petr;Dvořák;petr@example.cz;602111222;Praha;vip;A\n"
+    "John;Smith;john@example.com;+44 7911 123456;London;;C\n"
+)
+
+
+@pytest.fixture
+def seeded(store):
+    import_clients(store, LIST.encode(), list_name="Jaro")
+    return store
+
+
+def run(at: AppTest) -> AppTest:
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+@pytest.fixture
+def at(seeded) -> AppTest:
+    return run(AppTest.from_file(PAGE, default_timeout=30))
+
+
+def heading(at: AppTest) -> str:
+    return next(m.value for m in at.markdown if "matching clients" in m.value)
+
+
+def buttons(at: AppTest) -> dict[str, tuple[bool, str]]:
+    return {b.key: (b.disabled, b.help or "") for b in at.button if b.key.startswith("dir_act_")}
+
+
+def select_rows(at: AppTest, rows: list[int]) -> AppTest:
+    """AppTest cannot click rows: set the keyed dataframe's selection state instead."""
+    at.session_state[at.dataframe[0].key] = {"selection": {"rows": rows}}
+    return run(at)
+
+
+def test_empty_database_opens_the_upload_panel(store):
+    at = run(AppTest.from_file(PAGE, default_timeout=30))
+    assert at.title[0].value == "Clients"
+    assert "upload a client list" in at.info[0].value
+    assert at.expander[0].label.startswith("Upload a client list")
+    assert not at.dataframe
+
+
+def test_table_shows_count_and_columns(at):
+    assert heading(at) == "**4 matching clients**"
+    df = at.dataframe[0].value
+    assert list(df.columns) == [
+        "name",
+        "email",
+        "phone",
+        "list",
+        "city",
+        "company",
+        "tags",
+        "valid e-mail",
+        "mobile",
+        "consent",
+    ]
+    assert df["name"].tolist() == ["Jan Novák", "Eva Malá", "Petr Dvořák", "John Smith"]
+    assert df["valid e-mail"].tolist() == [True, False, True, True]
+    assert df["mobile"].tolist() == [True, False, True, True]
+    assert df["list"].tolist() == ["Jaro"] * 4
+    assert at.toggle[0].label == "Select all 4 matching clients"
+
+
+def test_filters_narrow_the_table_in_duckdb(at):
+    at.text_input(key="dir_search").set_value("praha")
+    run(at)
+    assert heading(at) == "**2 matching clients**"
+    at.text_input(key="dir_search").set_value("")
+    at.selectbox(key="dir_tag").set_value("vip")
+    at.selectbox(key="dir_valid_email").set_value("Yes")
+    run(at)
+    assert at.dataframe[0].value["name"].tolist() == ["Jan Novák", "Petr Dvořák"]
+    at.selectbox(key="dir_tag").set_value("Any")
+    at.selectbox(key="dir_attr").set_value("segment")
+    at.text_input(key="dir_attr_value").set_value("c")
+    run(at)
+    assert at.dataframe[0].value["name"].tolist() == ["John Smith"]
+    assert set(at.selectbox(key="dir_list").options) == {"Any", "Jaro"}
+    assert "segment" in at.selectbox(key="dir_attr").options
+
+
+def test_two_rows_selected_enable_bulk_actions_iff_the_wizard_exists(at):
+    assert all(disabled for disabled, _ in buttons(at).values())
+    select_rows(at, [0, 2])
+    assert at.caption[-1].value == "Selected: 2 client(s)"
+    state = buttons(at)
+    wizard = page_exists("pages/wizard.py")
+    assert state["dir_act_email"][0] is (not wizard)
+    assert state["dir_act_sms"][0] is (not wizard)
+    if not wizard:
+        assert state["dir_act_email"][1] == "The Bulk send page is not available yet."
+    assert state["dir_act_client"] == (True, "Select exactly one client (tick one row).")
+    assert state["dir_act_comm"][0] is True
+
+
+def test_one_row_enables_client_actions_iff_their_pages_exist(at):
+    select_rows(at, [1])
+    state = buttons(at)
+    assert state["dir_act_client"][0] is (not page_exists("pages/client.py"))
+    assert state["dir_act_comm"][0] is (not page_exists("pages/communication.py"))
+
+
+def test_send_email_hands_the_selected_ids_to_the_wizard(at, monkeypatch):
+    monkeypatch.setattr(directory, "page_exists", lambda path: True)
+    select_rows(at, [0, 2])
+    at.button(key="dir_act_email").click()
+    run(at)
+    assert at.session_state["comms_wizard_channel"] == "email"
+    sel = at.session_state["comms_selection"]
+    assert list(sel) == ["client_ids"] and len(sel["client_ids"]) == 2
+
+
+def test_open_client_detail_and_communication_hand_off_one_id(seeded, at, monkeypatch):
+    monkeypatch.setattr(directory, "page_exists", lambda path: True)
+    eva_id = seeded.scalar("SELECT id FROM clients WHERE email = 'eva@'")
+    select_rows(at, [1])
+    at.button(key="dir_act_client").click()
+    run(at)
+    assert at.session_state["comms_client_id"] == eva_id
+    select_rows(at, [1])
+    at.button(key="dir_act_comm").click()
+    run(at)
+    assert at.session_state["comms_comm_client_id"] == eva_id
+
+
+def test_select_all_matching_hands_over_the_filter(at, monkeypatch):
+    monkeypatch.setattr(directory, "page_exists", lambda path: True)
+    at.text_input(key="dir_search").set_value("praha")
+    run(at)
+    at.toggle[0].set_value(True)
+    run(at)
+    assert at.caption[-1].value == "Selected: 2 client(s)"
+    at.button(key="dir_act_sms").click()
+    run(at)
+    assert at.session_state["comms_wizard_channel"] == "sms"
+    sel = at.session_state["comms_selection"]
+    assert sel == {"filter": ClientFilter(search="praha").to_dict(), "count": 2}
+
+
+def test_changing_the_filter_clears_the_selection(at):
+    select_rows(at, [0, 1])
+    assert at.caption[-1].value == "Selected: 2 client(s)"
+    old_key = at.dataframe[0].key
+    at.text_input(key="dir_search").set_value("a")
+    run(at)
+    assert at.dataframe[0].key != old_key
+    assert at.caption[-1].value == "Nothing selected."
+
+
+def test_import_report_is_shown_with_problem_rows(seeded, at):
+    report = import_clients(seeded, b"Name;Email\nZora;zora@\n;\n", list_name="Nove")
+    at.session_state[directory.REPORT_KEY] = report.to_dict()
+    run(at)
+    assert at.success[0].value == "List 'Nove': 1 imported, 0 updated, 1 skipped."
+    problems = next(d.value for d in at.dataframe if list(d.value.columns) == ["row", "reason"])
+    assert problems["row"].tolist() == [2, 3]
+    assert problems["reason"].iloc[1] == "empty row"
+    assert heading(at) == "**5 matching clients**"
+
+
+def test_download_button_is_offered(at):
+    assert at.get("download_button")[0].proto.label == "Download the filtered list (CSV)"
