@@ -27,6 +27,13 @@ SUBJECT = "Test message from the client communication desk"
 
 def normalise_test_address(channel: str, raw: str) -> str:
     """The normalised address (e-mail) or E.164 mobile number (SMS), or a clear CommsError."""
+    if not (raw or "").strip():
+        what = (
+            "address: type an e-mail address"
+            if channel == "email"
+            else "phone: type a mobile number"
+        )
+        raise CommsError(f"{what} to send the test message to.")
     if channel == "email":
         check = check_email(raw)
         if not check.ok:

@@ -123,18 +123,20 @@ for (channel, (label, _icon)), column in zip(CHANNELS.items(), columns, strict=T
     with column.container(border=True):
         show_backend(channel, info)
         st.divider()
-        st.text_input(
-            f"Send a test {label if channel == 'sms' else 'e-mail'} to",
-            key=f"settings_test_to_{channel}",
-            placeholder=PLACEHOLDERS[channel],
-        )
-        ready = bool(st.session_state.get(f"settings_test_to_{channel}", "").strip())
-        if st.button(
-            f"Send test {label if channel == 'sms' else 'e-mail'}",
-            key=f"settings_test_send_{channel}",
-            icon=":material/send:",
-            disabled=not ready or not info.get("ok", True),
-        ):
+        # A form sends the typed address with the click (no rerun needed in between).
+        with st.form(f"settings_test_form_{channel}", border=False):
+            st.text_input(
+                f"Send a test {label if channel == 'sms' else 'e-mail'} to",
+                key=f"settings_test_to_{channel}",
+                placeholder=PLACEHOLDERS[channel],
+            )
+            submitted = st.form_submit_button(
+                f"Send test {label if channel == 'sms' else 'e-mail'}",
+                key=f"settings_test_send_{channel}",
+                icon=":material/send:",
+                disabled=not info.get("ok", True),
+            )
+        if submitted:
             send_test(channel, info.get("backend", "outbox"))
         show_result(channel)
 

@@ -46,4 +46,7 @@ def demo_banner() -> None:
     """'Demo mode: nothing leaves this machine' at the top of the page, when it applies."""
     text = demo_text(demo_folders())
     if text:
-        st.info(text + ". Configure SMTP / Twilio to send for real (see Settings).", icon="🧪")
+        st.info(
+            text + ". Configure SMTP / Twilio to send for real (see Settings).",
+            icon=":material/science:",
+        )

@@ -9,6 +9,7 @@ the page needs live here, at the top, as private helpers.
 from __future__ import annotations
 
 import importlib
+import threading
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -221,24 +222,42 @@ def make_due_now(store: Store, batch_id: int) -> int:
 def send_with_progress(
     store: Store, *, batch_id: int | None = None, message_ids: list[int] | None = None
 ) -> dict[str, Any] | None:
-    """Run the dispatcher over a batch (or messages) now, drawing a live progress bar."""
+    """Run the dispatcher over a batch (or messages) now, drawing a live progress bar.
+
+    The dispatcher reports progress from its worker threads, which cannot draw;
+    so the run goes to a helper thread, its callback only stores the latest
+    counts, and this (the script's) thread redraws the bar from them. If the
+    person leaves the page meanwhile, the run still finishes.
+    """
     dispatcher = dispatcher_module()
     if dispatcher is None:
         st.error("Sending is not available in this version (comms.dispatcher is missing).")
         return None
+    latest: dict[str, Any] = {}
+    outcome: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            if message_ids is not None:
+                outcome["result"] = dict(dispatcher.send_now(store, message_ids))
+            else:
+                run = dispatcher.run_once(store, batch_id=batch_id, progress=latest.update)
+                outcome["result"] = run.to_dict() if hasattr(run, "to_dict") else dict(run)
+        except BaseException as exc:  # re-raised in the script thread below
+            outcome["error"] = exc
+
     with st.status("Sending…", expanded=True) as status:
         bar = st.progress(0.0, text="Connecting…")
-
-        def on_progress(info: dict[str, Any]) -> None:
-            done, total = _progress_numbers(info)
+        worker = threading.Thread(target=work, name="comms-send-now", daemon=True)
+        worker.start()
+        while worker.is_alive():
+            worker.join(0.25)
+            done, total = _progress_numbers(dict(latest))
             if total:
                 bar.progress(min(done / total, 1.0), text=f"{done:,} of {total:,} done…")
-
-        if message_ids is not None:
-            result = dict(dispatcher.send_now(store, message_ids))
-        else:
-            run = dispatcher.run_once(store, batch_id=batch_id, progress=on_progress)
-            result = run.to_dict() if hasattr(run, "to_dict") else dict(run)
+        if "error" in outcome:
+            raise outcome["error"]
+        result = outcome["result"]
         bar.progress(1.0, text="Done")
         failed = bool(result.get("failed") or result.get("errors"))
         status.update(
@@ -264,6 +283,51 @@ def when_now() -> datetime:
 # -- drawing --------------------------------------------------------------------
 
 CHANNEL_LABELS = {"email": ":material/mail: E-mail", "sms": ":material/sms: SMS"}
+LIVE_SECONDS = 3
+COLUMNS = {
+    "id": st.column_config.NumberColumn("Message", format="%d"),
+    "client": "Client",
+    "to_address": "To",
+    "attempts": st.column_config.NumberColumn("Attempts", format="%d"),
+    "error": st.column_config.TextColumn("Last error", width="large"),
+    "channel": "Channel",
+    "status": "Status",
+    "subject": "Subject",
+    "due_at": "Due",
+    "source": "Source",
+    "updated_at": st.column_config.DatetimeColumn("Interrupted at", format="YYYY-MM-DD HH:mm:ss"),
+}
+
+
+def moving(store: Store) -> bool:
+    """True while something is due now or being sent (worth refreshing the page for)."""
+    return outbox.due_count(store) > 0 or outbox.progress(store)["sending"] > 0
+
+
+def render_outbox(store: Store, *, live: bool) -> None:
+    """Everything below the page title; refreshed every few seconds while messages move."""
+    was_moving = moving(store)
+    every = LIVE_SECONDS if live and was_moving else None
+    st.fragment(_render_body, run_every=every)(store, was_moving and live)
+
+
+def _render_body(store: Store, ticking: bool) -> None:
+    render_overview(store)
+    show_all = st.toggle("Show finished batches too", key="outbox_show_all")
+    batches = outbox.batch_progress(store)
+    active = [b for b in batches if any(b.get(s) for s in ACTIVE)]
+    shown = batches[:50] if show_all else active
+    st.subheader("Batches")
+    if not shown:
+        st.caption(
+            "No batch is waiting or sending."
+            + ("" if show_all or not batches else " Finished batches are hidden.")
+        )
+    for batch in shown:
+        render_batch(store, batch)
+    render_loose(store)
+    if ticking and not moving(store):
+        st.rerun()  # everything settled: one full run stops the timer
 
 
 def render_overview(store: Store) -> dict[str, int]:
@@ -329,6 +393,7 @@ def render_batch(store: Store, b: dict[str, Any]) -> None:
                     failed[["id", "client", "to_address", "attempts", "error"]],
                     hide_index=True,
                     width="stretch",
+                    column_config=COLUMNS,
                 )
 
 
@@ -348,7 +413,7 @@ def _schedule_line(store: Store, b: dict[str, Any], counts: dict[str, int]) -> N
             f"(next {when(b.get('next_due_at'))})."
         )
     else:
-        st.caption(":material/send: Due now: the dispatcher is sending them.")
+        st.caption(":material/send: Due now: the app's dispatcher sends them within seconds.")
 
 
 def _batch_actions(store: Store, bid: int, counts: dict[str, int], paused: bool) -> None:
@@ -450,7 +515,7 @@ def render_resolution(store: Store, interrupted: pd.DataFrame, *, key: str) -> N
         interrupted[["id", "client", "to_address", "attempts", "error", "updated_at"]],
         hide_index=True,
         width="stretch",
-        column_config={"updated_at": st.column_config.DatetimeColumn("Interrupted at")},
+        column_config=COLUMNS,
     )
     ids = [int(i) for i in interrupted["id"]]
     chosen = st.multiselect("Messages", ids, default=ids, key=f"{key}_ids")
@@ -513,7 +578,7 @@ def render_loose(store: Store) -> None:
         on_select="rerun",
         selection_mode="multi-row",
         key="loose_table",
-        column_config={"due_at": "Due", "to_address": "To"},
+        column_config=COLUMNS,
     )
     rows = event.selection.rows if event is not None else []
     picked = df.iloc[rows] if rows else df.iloc[0:0]
