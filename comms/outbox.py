@@ -380,8 +380,7 @@ class ClaimScope:
             "NOT m.excluded",
             "(m.scheduled_at IS NULL OR m.scheduled_at <= ?)",
             "(m.next_attempt_at IS NULL OR m.next_attempt_at <= ?)",
-            "(m.batch_id IS NULL OR NOT coalesce((SELECT b.paused FROM batches b"
-            " WHERE b.id = m.batch_id), false))",
+            "coalesce(m.batch_id, -1) NOT IN (SELECT b.id FROM batches b WHERE b.paused)",
         ]
         params: list[Any] = [at, at]
         if self.channel is not None:
@@ -403,8 +402,7 @@ def _claim(
     where, params = scope.where(at)
     picked = _rows(
         cur,
-        f"SELECT {_MESSAGE_COLUMNS_M} FROM messages m WHERE {where}"
-        " ORDER BY coalesce(m.next_attempt_at, m.scheduled_at), m.id LIMIT ?",
+        f"SELECT {_MESSAGE_COLUMNS_M} FROM messages m WHERE {where} ORDER BY m.id LIMIT ?",
         [*params, len(workers)],
     )
     if not picked:
@@ -417,19 +415,39 @@ def _claim(
         " WHERE messages.id = v.id AND messages.status = 'queued'",
         [at, [r["id"] for r in picked], owners],
     )
-    attached: dict[int, set[int]] = {}
-    for message_id, attachment_id in cur.execute(
-        "SELECT m.id, a.attachment_id FROM messages m JOIN message_attachments a"
-        " ON a.message_id = m.id WHERE m.id IN (SELECT unnest(?::BIGINT[]))"
-        " UNION SELECT m.id, a.attachment_id FROM messages m JOIN batch_attachments a"
-        " ON a.batch_id = m.batch_id WHERE m.id IN (SELECT unnest(?::BIGINT[]))",
-        [[r["id"] for r in picked]] * 2,
-    ).fetchall():
-        attached.setdefault(message_id, set()).add(attachment_id)
     for row, owner in zip(picked, owners, strict=True):
         row.update(status="sending", claimed_by=owner, attempts=row["attempts"] + 1)
-        row["attachment_ids"] = tuple(sorted(attached.get(row["id"], ())))
     return picked
+
+
+def attachment_ids(store: Store, message_ids: Sequence[int]) -> dict[int, tuple[int, ...]]:
+    """Attachment ids per message: its own plus its batch's (read outside any write)."""
+    found: dict[int, set[int]] = {}
+    for message_id, attachment_id in (
+        store.cursor()
+        .execute(
+            "SELECT m.id, a.attachment_id FROM messages m JOIN message_attachments a"
+            " ON a.message_id = m.id WHERE m.id IN (SELECT unnest(?::BIGINT[]))"
+            " UNION SELECT m.id, a.attachment_id FROM messages m JOIN batch_attachments a"
+            " ON a.batch_id = m.batch_id WHERE m.id IN (SELECT unnest(?::BIGINT[]))",
+            [list(message_ids)] * 2,
+        )
+        .fetchall()
+    ):
+        found.setdefault(message_id, set()).add(attachment_id)
+    return {k: tuple(sorted(v)) for k, v in found.items()}
+
+
+def scope_has_attachments(store: Store, scope: ClaimScope) -> bool:
+    """Whether any queued message in scope carries an attachment (skips lookups when not)."""
+    where, params = scope.where(datetime.max)
+    return bool(
+        store.scalar(
+            f"SELECT count(*) FROM messages m WHERE {where} AND (m.id IN (SELECT message_id FROM"
+            " message_attachments) OR m.batch_id IN (SELECT batch_id FROM batch_attachments))",
+            params,
+        )
+    )
 
 
 def claim_due(
@@ -470,80 +488,97 @@ def _record(
     """
     if not results:
         return {}
-    ids = [r.message_id for r in results]
-    current = {
-        row[0]: row[1:]
-        for row in cur.execute(
-            "SELECT id, status, attempts, batch_id, client_id FROM messages"
-            " WHERE id IN (SELECT unnest(?::BIGINT[]))",
-            [ids],
-        ).fetchall()
+    by_id = {r.message_id: r for r in results}
+    if len(by_id) != len(results):
+        raise ValueError("one outcome per message")
+    ids = list(by_id)
+    kinds = [by_id[i].status for i in ids]
+    if any(k not in ("sent", "transient", "permanent", "interrupted") for k in kinds):
+        raise ValueError(f"unknown outcome status in {kinds}")
+    errors = [(by_id[i].error or "")[:2000] or None for i in ids]
+    # New status, decided in SQL from the row's own attempts (no extra read):
+    # transient with attempts left -> queued (+ backoff), exhausted -> failed.
+    updated = cur.execute(
+        "UPDATE messages SET status = CASE v.kind WHEN 'sent' THEN 'sent'"
+        " WHEN 'interrupted' THEN 'interrupted'"
+        " WHEN 'transient' THEN CASE WHEN messages.attempts < ? THEN 'queued' ELSE 'failed' END"
+        " ELSE 'failed' END,"
+        " reason = CASE WHEN v.kind = 'permanent' THEN ? WHEN v.kind = 'transient'"
+        " AND messages.attempts >= ? THEN ? WHEN v.kind = 'sent' THEN NULL"
+        " ELSE messages.reason END,"
+        " error = CASE WHEN v.kind = 'sent' THEN NULL ELSE v.error END,"
+        " provider_id = coalesce(v.pid, messages.provider_id),"
+        " sent_at = CASE WHEN v.kind = 'sent' THEN ? ELSE messages.sent_at END,"
+        " next_attempt_at = CASE WHEN v.kind = 'transient' AND messages.attempts < ?"
+        " THEN ? + to_microseconds(CAST(least(? * pow(2, greatest(messages.attempts - 1, 0)), ?)"
+        " * 1000000 AS BIGINT)) ELSE NULL END,"
+        " updated_at = ?"
+        " FROM (SELECT unnest(?::BIGINT[]) AS id, unnest(?::VARCHAR[]) AS kind,"
+        " unnest(?::VARCHAR[]) AS error, unnest(?::VARCHAR[]) AS pid) v"
+        " WHERE messages.id = v.id AND messages.status = 'sending'"
+        " RETURNING messages.id, messages.status, messages.attempts, messages.batch_id,"
+        " messages.client_id, messages.next_attempt_at, messages.reason",
+        [
+            policy.max_attempts,
+            REASON_REJECTED,
+            policy.max_attempts,
+            REASON_RETRIES_EXHAUSTED,
+            at,
+            policy.max_attempts,
+            at,
+            policy.backoff_seconds,
+            MAX_BACKOFF_SECONDS,
+            at,
+            ids,
+            kinds,
+            errors,
+            [by_id[i].provider_id for i in ids],
+        ],
+    ).fetchall()
+    if len(updated) != len(ids):
+        done = {row[0] for row in updated}
+        stray = [i for i in ids if i not in done]
+        raise InvalidTransition(
+            f"Message {', '.join(map(str, stray[:10]))} is not sending: its outcome cannot be"
+            " recorded."
+        )
+    actions = {
+        "sent": ("send", "ok"),
+        "queued": ("send deferred", "transient"),
+        "failed": ("send failed", "failed"),
+        "interrupted": ("interrupted", "interrupted"),
     }
-    cols: dict[str, list[Any]] = {
-        k: [] for k in ("id", "status", "reason", "error", "pid", "next", "sent_at")
-    }
+    new_status: dict[int, str] = {}
     attempts_rows: dict[str, list[Any]] = {k: [] for k in ("id", "attempt", "outcome", "detail")}
     log: list[dict[str, Any]] = []
-    new_status: dict[int, str] = {}
-    for res in results:
-        if res.message_id not in current:
-            raise NotFound(f"No message with id {res.message_id}.")
-        status, attempts, batch_id, client_id = current[res.message_id]
-        if status != "sending":
-            raise InvalidTransition(
-                f"Message {res.message_id} is {status}, not sending: its outcome cannot be recorded."
-            )
+    for message_id, status, attempts, batch_id, client_id, next_at, reason in updated:
+        res = by_id[message_id]
+        new_status[message_id] = status
         error = (res.error or "")[:2000] or None
-        reason, nxt, sent_at = None, None, None
-        if res.status == "sent":
-            new, action, outcome = "sent", "send", "ok"
-            sent_at, error = at, None
-            detail: dict[str, Any] = {"provider_id": res.provider_id}
-        elif res.status == "transient" and attempts < policy.max_attempts:
-            delay = policy.delay(attempts)
-            new, action, outcome = "queued", "send deferred", "transient"
-            nxt = at + timedelta(seconds=delay)
-            detail = {"error": error, "attempt": attempts, "retry_in_seconds": round(delay, 3)}
-        elif res.status in ("transient", "permanent"):
-            new, action, outcome = "failed", "send failed", "failed"
-            reason = REASON_REJECTED if res.status == "permanent" else REASON_RETRIES_EXHAUSTED
-            detail = {"reason": reason, "error": error, "attempt": attempts}
-        elif res.status == "interrupted":
-            new, action, outcome = "interrupted", "interrupted", "interrupted"
-            detail = {"error": error, "attempt": attempts}
+        action, outcome = actions[status]
+        detail: dict[str, Any] = {"attempt": attempts}
+        if status == "sent":
+            detail["provider_id"] = res.provider_id
         else:
-            raise ValueError(f"unknown outcome status {res.status!r}")
-        new_status[res.message_id] = new
-        for key, value in zip(
-            cols, (res.message_id, new, reason, error, res.provider_id, nxt, sent_at), strict=True
-        ):
-            cols[key].append(value)
-        for key, value in zip(
-            attempts_rows,
-            (res.message_id, attempts, res.status, res.provider_id or error),
-            strict=True,
-        ):
-            attempts_rows[key].append(value)
+            detail["error"] = error
+        if status == "queued" and next_at is not None:
+            detail["retry_in_seconds"] = round((next_at - at).total_seconds(), 3)
+        if status == "failed":
+            detail["reason"] = reason
+        attempts_rows["id"].append(message_id)
+        attempts_rows["attempt"].append(attempts)
+        attempts_rows["outcome"].append(res.status)
+        attempts_rows["detail"].append(res.provider_id or error)
         log.append(
             {
                 "action": action,
                 "outcome": outcome,
                 "batch_id": batch_id,
-                "message_id": res.message_id,
+                "message_id": message_id,
                 "client_id": client_id,
                 "detail": detail,
             }
         )
-    cur.execute(
-        "UPDATE messages SET status = v.status, reason = coalesce(v.reason, messages.reason),"
-        " error = v.error, provider_id = coalesce(v.pid, messages.provider_id),"
-        " next_attempt_at = v.next, sent_at = coalesce(v.sent_at, messages.sent_at),"
-        " updated_at = ? FROM (SELECT unnest(?::BIGINT[]) AS id, unnest(?::VARCHAR[]) AS status,"
-        " unnest(?::VARCHAR[]) AS reason, unnest(?::VARCHAR[]) AS error,"
-        " unnest(?::VARCHAR[]) AS pid, unnest(?::TIMESTAMP[]) AS next,"
-        " unnest(?::TIMESTAMP[]) AS sent_at) v WHERE messages.id = v.id",
-        [at, *cols.values()],
-    )
     cur.execute(
         "INSERT INTO message_attempts (message_id, attempt, ts, outcome, detail)"
         " SELECT unnest(?::BIGINT[]), unnest(?::INTEGER[]), ?, unnest(?::VARCHAR[]),"

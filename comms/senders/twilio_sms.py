@@ -65,11 +65,12 @@ class TwilioSender(BaseSender):
             detail = f"Twilio error {code}: {text} (HTTP {status})"
             return Outcome.transient(detail) if _is_transient(status) else Outcome.permanent(detail)
         except requests.exceptions.ConnectTimeout as exc:
+            self.close()
             return Outcome.transient(f"cannot connect to {self.config.api_base}: {exc}")
         except requests.exceptions.ConnectionError as exc:
+            self.close()
             if "NewConnectionError" in str(exc) or "refused" in str(exc).lower():
                 return Outcome.transient(f"cannot connect to {self.config.api_base}: {exc}")
-            self.close()
             return Outcome.interrupted(f"no answer from {self.config.api_base}: {exc}")
         except requests.exceptions.RequestException as exc:
             self.close()

@@ -1,0 +1,261 @@
+"""The outbox state machine: every move, its records, and the moves it refuses."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+
+import pytest
+
+from comms import outbox
+from comms.errors import InvalidTransition, NotFound
+from comms.outbox import ClaimScope, Result, RetryPolicy
+from comms.store import Store
+
+
+def seed(
+    store: Store,
+    n: int,
+    *,
+    channel: str = "email",
+    status: str = "draft",
+    batch: bool = True,
+    to: str | None = None,
+) -> tuple[int | None, list[int]]:
+    """Insert n messages (one batch); returns (batch_id, message ids). Used by other test files."""
+    cur = store.cursor()
+    batch_id = None
+    if batch:
+        batch_id = cur.execute(
+            "INSERT INTO batches (channel, name, total) VALUES (?, 'test batch', ?) RETURNING id",
+            [channel, n],
+        ).fetchone()[0]
+    rows = cur.execute(
+        "INSERT INTO messages (channel, source, batch_id, to_address, to_name, subject,"
+        " body_text, body_html, status)"
+        " SELECT ?, 'test', ?, "
+        " CASE WHEN ? IS NOT NULL THEN ? WHEN ? = 'sms' THEN '+42060' || lpad(i::VARCHAR, 7, '0')"
+        " ELSE 'client' || i || '@example.com' END,"
+        " 'Client ' || i, 'Hello ' || i, 'Dear client ' || i, '<p>Dear client ' || i || '</p>', ?"
+        " FROM range(?) t(i) RETURNING id",
+        [channel, batch_id, to, to, channel, status, n],
+    ).fetchall()
+    return batch_id, sorted(r[0] for r in rows)
+
+
+def statuses(store: Store, ids: list[int]) -> list[str]:
+    return [
+        r[0]
+        for r in store.cursor()
+        .execute(
+            "SELECT status FROM messages WHERE id IN (SELECT unnest(?::BIGINT[])) ORDER BY id",
+            [ids],
+        )
+        .fetchall()
+    ]
+
+
+def log_actions(store: Store) -> list[str]:
+    return [r["action"] for r in store.rows("SELECT action FROM action_log ORDER BY id")]
+
+
+WORKER = outbox.worker_name("test-0")
+
+
+def test_transitions_are_data_over_the_declared_statuses() -> None:
+    for action, (sources, target) in outbox.TRANSITIONS.items():
+        assert target in outbox.STATUSES, action
+        assert sources <= set(outbox.STATUSES), action
+    # only queued is ever picked for sending
+    assert [a for a, (src, _) in outbox.TRANSITIONS.items() if "queued" in src] == [
+        "cancel",
+        "claim",
+    ]
+
+
+def test_queue_moves_drafts_skips_excluded_and_invalid(store: Store) -> None:
+    batch_id, ids = seed(store, 4)
+    store.cursor().execute("UPDATE messages SET excluded = true WHERE id = ?", [ids[0]])
+    store.cursor().execute("UPDATE messages SET status = 'invalid' WHERE id = ?", [ids[1]])
+    assert outbox.queue(store, batch_id=batch_id) == 2
+    assert statuses(store, ids) == ["draft", "invalid", "queued", "queued"]
+    entry = store.rows("SELECT * FROM action_log WHERE action = 'queue'")[0]
+    assert json.loads(entry["detail"])["count"] == 2
+    assert entry["batch_id"] == batch_id
+
+
+def test_queue_explicit_non_draft_raises_and_changes_nothing(store: Store) -> None:
+    _, ids = seed(store, 2)
+    store.cursor().execute("UPDATE messages SET status = 'sent' WHERE id = ?", [ids[1]])
+    with pytest.raises(InvalidTransition, match=rf"{ids[1]} \(sent\)"):
+        outbox.queue(store, message_ids=ids)
+    assert statuses(store, ids) == ["draft", "sent"]
+    assert "queue" not in log_actions(store)
+    with pytest.raises(NotFound):
+        outbox.queue(store, message_ids=[999999])
+
+
+def test_scheduled_message_is_claimed_only_when_due(store: Store) -> None:
+    _, ids = seed(store, 2)
+    outbox.queue(store, message_ids=[ids[0]], scheduled_at=datetime.now() + timedelta(hours=1))
+    outbox.queue(store, message_ids=[ids[1]])
+    claimed = outbox.claim_due(store, worker=WORKER, limit=5)
+    assert [r["id"] for r in claimed] == [ids[1]]
+    assert claimed[0]["status"] == "sending" and claimed[0]["attempts"] == 1
+    assert store.scalar("SELECT claimed_by FROM messages WHERE id = ?", [ids[1]]) == WORKER
+    assert outbox.due_count(store) == 0
+    assert outbox.due_count(store, within_seconds=7200) == 1
+
+
+def test_paused_batch_is_not_claimed_until_resumed(store: Store) -> None:
+    batch_id, ids = seed(store, 3)
+    outbox.queue(store, batch_id=batch_id)
+    outbox.pause(store, batch_id)
+    assert outbox.claim_due(store, worker=WORKER, limit=10) == []
+    outbox.resume(store, batch_id)
+    assert len(outbox.claim_due(store, worker=WORKER, limit=10)) == 3
+    assert {"pause batch", "resume batch"} <= set(log_actions(store))
+    with pytest.raises(NotFound):
+        outbox.pause(store, 424242)
+
+
+def test_mark_sent_records_provider_id_attempt_and_log(store: Store) -> None:
+    _, ids = seed(store, 1)
+    outbox.queue(store, message_ids=ids)
+    (row,) = outbox.claim_due(store, worker=WORKER)
+    outbox.mark_sent(store, row["id"], "<abc@example.com>")
+    msg = outbox.get_message(store, row["id"])
+    assert msg["status"] == "sent" and msg["provider_id"] == "<abc@example.com>"
+    assert msg["sent_at"] is not None
+    attempt = store.rows("SELECT * FROM message_attempts WHERE message_id = ?", [row["id"]])
+    assert [(a["attempt"], a["outcome"]) for a in attempt] == [(1, "sent")]
+    entry = store.rows("SELECT * FROM action_log WHERE action = 'send'")[0]
+    assert entry["message_id"] == row["id"] and entry["outcome"] == "ok"
+
+
+def test_outcome_of_a_message_that_is_not_sending_is_refused(store: Store) -> None:
+    _, ids = seed(store, 1)
+    outbox.queue(store, message_ids=ids)
+    with pytest.raises(InvalidTransition, match="not sending"):
+        outbox.mark_sent(store, ids[0], "<x@y>")
+    assert statuses(store, ids) == ["queued"]
+    assert store.scalar("SELECT count(*) FROM message_attempts") == 0
+
+
+def test_transient_backs_off_then_fails_after_max_attempts(store: Store) -> None:
+    _, ids = seed(store, 1)
+    outbox.queue(store, message_ids=ids)
+    policy = RetryPolicy(max_attempts=3, backoff_seconds=10)
+    delays = []
+    for attempt in (1, 2, 3):
+        store.cursor().execute("UPDATE messages SET next_attempt_at = NULL WHERE id = ?", ids)
+        (row,) = outbox.claim_due(store, worker=WORKER)
+        assert row["attempts"] == attempt
+        before = datetime.now()
+        new = outbox.mark_transient(store, ids[0], "451 4.7.1 try later", policy)
+        msg = outbox.get_message(store, ids[0])
+        if attempt < 3:
+            assert new == "queued" and msg["error"] == "451 4.7.1 try later"
+            delays.append((msg["next_attempt_at"] - before).total_seconds())
+            assert outbox.claim_due(store, worker=WORKER) == []  # not due yet
+    assert new == "failed"
+    assert msg["reason"] == outbox.REASON_RETRIES_EXHAUSTED
+    assert msg["error"] == "451 4.7.1 try later"
+    assert 9 < delays[0] <= 10.5 and 19 < delays[1] <= 20.5  # exponential
+    outcomes = store.rows(
+        "SELECT attempt, outcome FROM message_attempts WHERE message_id = ? ORDER BY attempt", ids
+    )
+    assert [(o["attempt"], o["outcome"]) for o in outcomes] == [
+        (1, "transient"),
+        (2, "transient"),
+        (3, "transient"),
+    ]
+    assert log_actions(store).count("send deferred") == 2
+    assert log_actions(store).count("send failed") == 1
+
+
+def test_permanent_failure_keeps_server_text_and_can_be_retried(store: Store) -> None:
+    _, ids = seed(store, 1)
+    outbox.queue(store, message_ids=ids)
+    outbox.claim_due(store, worker=WORKER)
+    outbox.mark_failed(store, ids[0], "550 5.1.1 No such user")
+    msg = outbox.get_message(store, ids[0])
+    assert (msg["status"], msg["reason"], msg["error"]) == (
+        "failed",
+        outbox.REASON_REJECTED,
+        "550 5.1.1 No such user",
+    )
+    assert outbox.retry(store, message_ids=ids) == 1
+    msg = outbox.get_message(store, ids[0])
+    assert msg["status"] == "queued" and msg["attempts"] == 0
+    with pytest.raises(InvalidTransition):
+        outbox.retry(store, message_ids=ids)  # queued is not failed
+
+
+def test_cancel_drafts_and_queued_but_not_sent(store: Store) -> None:
+    batch_id, ids = seed(store, 3)
+    outbox.queue(store, message_ids=[ids[0]])
+    assert outbox.cancel(store, message_ids=ids[:2]) == 2
+    assert statuses(store, ids) == ["cancelled", "cancelled", "draft"]
+    assert outbox.cancel(store, batch_id=batch_id) == 1
+    with pytest.raises(InvalidTransition):
+        outbox.cancel(store, message_ids=[ids[0]])
+
+
+def test_recover_interrupted_takes_only_other_processes_rows(store: Store) -> None:
+    _, ids = seed(store, 3)
+    outbox.queue(store, message_ids=ids)
+    outbox.claim_due(store, worker="deadhost:1:abc:w0")
+    outbox.claim_due(store, worker="deadhost:1:abc:w1")
+    outbox.claim_due(store, worker=WORKER)  # ours: still being sent by this process
+    assert outbox.recover_interrupted(store) == 2
+    assert statuses(store, ids) == ["interrupted", "interrupted", "sending"]
+    assert outbox.recover_interrupted(store) == 0  # never twice
+    # never resent automatically: interrupted is not claimable
+    assert outbox.claim_due(store, worker=WORKER, limit=5) == []
+    assert log_actions(store).count("interrupted") == 2
+
+
+def test_resolve_interrupted_by_a_person(store: Store) -> None:
+    _, ids = seed(store, 3)
+    outbox.queue(store, message_ids=ids)
+    outbox.claim_due(store, worker="gone:1:x:w", limit=3)
+    outbox.recover_interrupted(store)
+    assert outbox.resolve_interrupted(store, [ids[0]], "sent") == 1
+    assert outbox.resolve_interrupted(store, [ids[1]], "resend") == 1
+    assert outbox.resolve_interrupted(store, [ids[2]], "cancel") == 1
+    assert statuses(store, ids) == ["sent", "queued", "cancelled"]
+    with pytest.raises(InvalidTransition):
+        outbox.resolve_interrupted(store, [ids[0]], "resend")
+    with pytest.raises(ValueError):
+        outbox.resolve_interrupted(store, [ids[0]], "maybe")
+    assert log_actions(store).count("resolve interrupted") == 3
+
+
+def test_group_commit_gives_each_worker_at_most_one_message(store: Store) -> None:
+    _, ids = seed(store, 5)
+    outbox.queue(store, message_ids=ids)
+    workers = [outbox.worker_name(f"w{i}") for i in range(3)]
+    scope = ClaimScope(channel="email")
+    _, got = outbox.record_and_claim_many(store, [], [(w, scope) for w in workers])
+    assert sorted(r["claimed_by"] for r in got.values()) == sorted(workers)
+    results = [Result(r["id"], "sent", provider_id=f"<{r['id']}@x>") for r in got.values()]
+    new, got2 = outbox.record_and_claim_many(store, results, [(w, scope) for w in workers])
+    assert set(new.values()) == {"sent"}
+    assert sum(1 for r in got2.values() if r) == 2  # only 2 left
+    per_worker = store.rows(
+        "SELECT claimed_by, count(*) AS n FROM messages WHERE status = 'sending' GROUP BY ALL"
+    )
+    assert all(r["n"] == 1 for r in per_worker)
+
+
+def test_progress_counts_every_status(store: Store) -> None:
+    batch_id, ids = seed(store, 4)
+    outbox.queue(store, message_ids=ids[:3])
+    outbox.claim_due(store, worker=WORKER)
+    outbox.mark_sent(store, ids[0], "<1@x>")
+    counts = outbox.progress(store, batch_id)
+    assert counts["sent"] == 1 and counts["queued"] == 2 and counts["draft"] == 1
+    assert counts["total"] == 4 and set(outbox.STATUSES) <= set(counts)
+    (row,) = [b for b in outbox.batch_progress(store) if b["batch_id"] == batch_id]
+    assert row["sent"] == 1 and row["queued"] == 2 and row["next_due_at"] is not None
