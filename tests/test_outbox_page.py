@@ -201,3 +201,18 @@ def test_send_selected_single_message_now(app, store, db_path):
     app.button(key="loose_send").click().run()
     assert status_of(store, 13) == ["sent"]
     assert [p.name.split("-")[0] for p in (Path(db_path).parent / "outbox").glob("*.eml")] == ["13"]
+
+
+@pytest.mark.browser
+def test_send_now_in_a_real_browser(run_app, page, db_path):
+    """Journey: open the Outbox, Send now a scheduled batch, see it finish; files are written."""
+    url = run_app(seed=seed)
+    page.goto(url + "/outbox")
+    card = page.locator(".st-key-batch_card_2")
+    card.get_by_text("Scheduled for").wait_for()
+    card.get_by_role("button", name="Send now").click()
+    page.get_by_text("Batch #2: 2 sent.").wait_for()
+    card.get_by_text("2 of 2 sent, finished").wait_for()
+    run_app.stop()
+    files = sorted(p.name.split("-")[0] for p in (Path(db_path).parent / "outbox").glob("*.eml"))
+    assert files == ["8", "9"]

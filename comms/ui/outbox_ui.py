@@ -315,7 +315,9 @@ def _render_body(store: Store, ticking: bool) -> None:
     render_overview(store)
     show_all = st.toggle("Show finished batches too", key="outbox_show_all")
     batches = outbox.batch_progress(store)
-    active = [b for b in batches if any(b.get(s) for s in ACTIVE)]
+    # Batches acted on in this session stay visible after they finish.
+    recent = set(st.session_state.get("outbox_recent", ()))
+    active = [b for b in batches if b["batch_id"] in recent or any(b.get(s) for s in ACTIVE)]
     shown = batches[:50] if show_all else active
     st.subheader("Batches")
     if not shown:
@@ -476,6 +478,7 @@ def _batch_actions(store: Store, bid: int, counts: dict[str, int], paused: bool)
 
 def send_batch_now(store: Store, bid: int, paused: bool) -> None:
     """Queue drafts, make scheduled messages due, resume, and send with visible progress."""
+    st.session_state["outbox_recent"] = [*st.session_state.get("outbox_recent", []), bid]
     try:
         if paused:
             outbox.resume(store, bid)
