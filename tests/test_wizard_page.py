@@ -50,7 +50,7 @@ def test_without_selection_explains_and_offers_a_list(store):
     at.selectbox(key="wiz_pick_list").select("VIP").run()
     next(b for b in at.button if b.label == "Use this list").click().run()
     assert at.session_state["comms_selection"] == {"filter": {"list": "VIP"}, "count": 2}
-    assert "all 2 matching clients (list: VIP)" in at.markdown[0].value
+    assert r"all 2 matching clients \(list\: VIP\)" in at.markdown[0].value
 
 
 def test_email_journey_generate_review_edit_keep(store):

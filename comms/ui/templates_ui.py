@@ -12,6 +12,7 @@ from comms import templates as tpl
 from comms.errors import CommsError
 from comms.store import Store
 from comms.ui.sms_counter import sms_counter
+from comms.ui.wizard import md_escape
 
 NEW = 0  # the "new template" choice in the picker
 CHANNEL_LABELS = {"email": "E-mail", "sms": "SMS"}
@@ -225,7 +226,7 @@ def _preview(compiled: tpl.CompiledTemplate, client: dict) -> None:
         return
     with st.container(border=True):
         if compiled.channel == "email":
-            st.markdown(f"**Subject:** {r.subject}")
+            st.markdown(f"**Subject:** {md_escape(r.subject or '')}")
             st.html(r.html or "")
         else:
             st.text(r.text)

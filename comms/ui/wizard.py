@@ -8,6 +8,7 @@ review and finish steps only read and call comms.compose / comms.outbox.
 from __future__ import annotations
 
 import importlib.util
+import re
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -60,6 +61,11 @@ def _next(step: int, channel: str) -> int:
 def _prev(step: int, channel: str) -> int:
     order = _steps_for(channel)
     return order[max(order.index(step) - 1, 0)]
+
+
+def md_escape(text: str) -> str:
+    """Client data shown through st.markdown: every Markdown character escaped."""
+    return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~$:])", r"\\\1", str(text))
 
 
 def _link(where: Any, label: str, page: str, icon: str, key: str) -> None:
@@ -145,7 +151,7 @@ def render(store: Store) -> None:
     step = _state("step", 0)
 
     top, change = st.columns([4, 1], vertical_alignment="center")
-    top.markdown(f"**{CHANNEL_LABELS[channel]}** to **{description}**")
+    top.markdown(f"**{CHANNEL_LABELS[channel]}** to **{md_escape(description)}**")
     if page_exists("pages/directory.py"):
         _link(change, "Change recipients", "pages/directory.py", ":material/group:", "wiz_change")
     if count == 0:
@@ -336,7 +342,7 @@ def step_content(store: Store, channel: str, sel: dict) -> None:
                     st.warning(f"For this client: {exc}")
                 else:
                     if channel == "email":
-                        st.markdown(f"**Subject:** {r.subject}")
+                        st.markdown(f"**Subject:** {md_escape(r.subject)}")
                         st.html(r.html or "")
                     else:
                         text = to_gsm7(r.text) if _state("gsm7") else r.text
@@ -534,15 +540,16 @@ def message_panel(store: Store, message_id: int) -> None:
     """One message as the recipient will see it, with edit and exclude."""
     msg = compose.get_message(store, message_id)
     with st.container(border=True):
-        head = f"**To:** {msg['to_name'] or ''} <{msg['to_address'] or '—'}>"
-        st.markdown(head)
+        st.markdown(
+            f"**To:** {md_escape(msg['to_name'] or '')} · {md_escape(msg['to_address'] or '—')}"
+        )
         if msg["status"] == "invalid":
             detail = f" — {msg['error']}" if msg.get("error") else ""
             st.error(f"Cannot be sent: {msg['reason']}{detail}", icon=":material/block:")
         if msg["excluded"]:
             st.info("Excluded: this message will not be sent.", icon=":material/remove_circle:")
         if msg["channel"] == "email":
-            st.markdown(f"**Subject:** {msg['subject'] or ''}")
+            st.markdown(f"**Subject:** {md_escape(msg['subject'] or '')}")
             st.html(msg["body_html"] or "")
             if msg["attachments"]:
                 st.caption(
