@@ -317,9 +317,9 @@ def _worker(
             except Exception as exc:  # a bug in a backend: delivery unknown, never resend
                 log.exception("sender %s crashed", sender.backend)
                 outcome = Outcome.interrupted(f"unexpected error: {type(exc).__name__}: {exc}")
-            # A transient failure with the connection gone (could not connect / login)
-            # ends this worker: hammering a dead server helps nobody.
-            broken = outcome.status == "transient" and not sender.connected
+            # A connection that could not even be opened (server down, login refused)
+            # ends this worker and the channel's run: hammering a dead server helps nobody.
+            broken = outcome.status == "transient" and sender.open_failed
             if broken:
                 run.error(channel, outcome.error or "connection failed")
             claim_next = name if not (broken or run.stop.is_set()) else None

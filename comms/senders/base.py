@@ -88,6 +88,9 @@ class BaseSender:
 
     def __init__(self) -> None:
         self.connected = False
+        # True when the last send() could not even open a connection (server down,
+        # login refused): the dispatcher stops using this channel for the run.
+        self.open_failed = False
 
     def open(self) -> bool:
         """Open the connection; True only when a new one was opened."""
@@ -105,10 +108,12 @@ class BaseSender:
 
     def send(self, message: OutgoingMessage) -> Outcome:
         """Hand one message over, opening the connection when needed."""
+        self.open_failed = False
         if not self.connected:
             try:
                 self.open()
             except Exception as exc:  # cannot reach the server: nothing was sent
+                self.open_failed = True
                 return Outcome.transient(self.describe_error(exc))
         return self._send(message)
 

@@ -176,6 +176,7 @@ class SmtpSender(BaseSender):
                 try:
                     self.open()
                 except Exception as exc:
+                    self.open_failed = True
                     return Outcome.transient(self.describe_error(exc))
             try:
                 self._transaction(rcpt, data, stage)

@@ -66,10 +66,12 @@ class TwilioSender(BaseSender):
             return Outcome.transient(detail) if _is_transient(status) else Outcome.permanent(detail)
         except requests.exceptions.ConnectTimeout as exc:
             self.close()
+            self.open_failed = True
             return Outcome.transient(f"cannot connect to {self.config.api_base}: {exc}")
         except requests.exceptions.ConnectionError as exc:
             self.close()
             if "NewConnectionError" in str(exc) or "refused" in str(exc).lower():
+                self.open_failed = True
                 return Outcome.transient(f"cannot connect to {self.config.api_base}: {exc}")
             return Outcome.interrupted(f"no answer from {self.config.api_base}: {exc}")
         except requests.exceptions.RequestException as exc:
