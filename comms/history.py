@@ -100,38 +100,59 @@ def filter_where(f: MessageFilter) -> tuple[str, list[Any]]:
     return (" AND ".join(parts) or "true"), params
 
 
+def _scope(f: MessageFilter) -> tuple[str, str, list[Any]]:
+    """(WITH prefix, source relation, params) for a filter.
+
+    Narrowed to one client, the client's rows are looked up first through the
+    messages(client_id) index and materialised; without that, DuckDB would
+    answer ORDER BY ... LIMIT with a top-N over the whole table.
+    """
+    if f.client_id is not None:
+        return (
+            "WITH m AS MATERIALIZED (SELECT * FROM messages WHERE client_id = ?),",
+            "m",
+            [int(f.client_id)],
+        )
+    return "WITH", "messages m", []
+
+
 def count_messages(store: Store, f: MessageFilter | None = None) -> int:
     """How many messages match the filter."""
-    where, params = filter_where(f or MessageFilter())
-    return int(store.scalar(f"SELECT count(*) FROM messages m WHERE {where}", params) or 0)
+    f = f or MessageFilter()
+    where, params = filter_where(f)
+    prefix, source, pre = _scope(f)
+    sql = f"{prefix} hits AS (SELECT 1 FROM {source} WHERE {where}) SELECT count(*) FROM hits"
+    return int(store.scalar(sql, [*pre, *params]) or 0)
 
 
 def list_messages(
     store: Store, f: MessageFilter | None = None, *, limit: int = 50, offset: int = 0
 ) -> pd.DataFrame:
     """One page of matching messages, newest first, with the client's name."""
-    where, params = filter_where(f or MessageFilter())
+    f = f or MessageFilter()
+    where, params = filter_where(f)
+    prefix, source, pre = _scope(f)
     # Order and cut first, then join the client only for the rows of this page.
     sql = f"""
-        WITH page AS (
-            SELECT {LIST_COLUMNS} FROM messages m WHERE {where}
+        {prefix} page AS (
+            SELECT {LIST_COLUMNS} FROM {source} WHERE {where}
             ORDER BY m.created_at DESC, m.id DESC LIMIT ? OFFSET ?
         )
         SELECT p.*, c.name AS client_name
         FROM page p LEFT JOIN clients c ON c.id = p.client_id
         ORDER BY p.created_at DESC, p.id DESC
     """
-    return store.df(sql, [*params, int(limit), int(offset)])
+    return store.df(sql, [*pre, *params, int(limit), int(offset)])
 
 
 def client_history(store: Store, client_id: int, *, limit: int | None = None) -> list[dict]:
     """Every message of one client, newest first, with full bodies."""
     sql = """
+        WITH m AS MATERIALIZED (SELECT * FROM messages WHERE client_id = ?)
         SELECT id, channel, status, source, batch_id, to_address, subject,
                body_text AS body, body_html, reason, error, attempts, segments, encoding,
                provider_id, scheduled_at, sent_at, created_at
-        FROM messages WHERE client_id = ?
-        ORDER BY created_at DESC, id DESC
+        FROM m ORDER BY created_at DESC, id DESC
     """
     params: list[Any] = [int(client_id)]
     if limit is not None:
@@ -149,10 +170,10 @@ def client_timeline(store: Store, client_id: int, *, limit: int = 5000) -> pd.Da
     """One point per message of a client: when, channel, status, subject."""
     return store.df(
         """
+        WITH m AS MATERIALIZED (SELECT * FROM messages WHERE client_id = ?)
         SELECT id, coalesce(sent_at, created_at) AS ts, channel, status,
                coalesce(subject, left(body_text, 60)) AS title
-        FROM messages WHERE client_id = ?
-        ORDER BY created_at DESC, id DESC LIMIT ?
+        FROM m ORDER BY created_at DESC, id DESC LIMIT ?
         """,
         [int(client_id), int(limit)],
     )

@@ -39,3 +39,7 @@ if len(selected) == 1:
     ui.message_view(store, selected[0])
 elif len(selected) > 1:
     st.caption(f"{len(selected)} messages selected; select one to see it as it was sent.")
+
+st.divider()
+with st.expander("Suppression list (opted-out addresses)", icon=":material/block:"):
+    ui.suppression_panel(store)

@@ -204,3 +204,27 @@ def test_journey_draft_from_detail_to_sent(store, db_path, tmp_path):
     assert msg["provider_id"] and msg["sent_at"] is not None
     files = list((tmp_path / "outbox").rglob("*.eml"))
     assert len(files) == 1 and "Your appointment" in files[0].read_text(errors="replace")
+
+
+def test_upload_suppression_list_reports_bad_lines(store):
+    at = run(AppTest.from_file(PAGE, default_timeout=60))
+    data = "email\nann@example.com\nnot an address\n+420 602 111 222\nann@example.com\n"
+    uploader = at.get("file_uploader")[0]
+    run(uploader.upload("optout.csv", data.encode("cp1250"), "text/csv"))
+    text = " ".join(m.value for m in at.markdown)
+    assert "2 address(es): 1 e-mail, 1 phone" in text and "header line was skipped" in text
+    assert "1 line(s) are not an e-mail or phone number" in at.warning[0].value
+    bad = at.dataframe[-1].value
+    assert bad["Line"].tolist() == [3] and bad["Text"].tolist() == ["not an address"]
+    run(at.button(key="supp_import").click())
+    assert "2 address(es) added" in at.success[0].value
+    rows = store.rows("SELECT address, channel, reason FROM suppressions ORDER BY address")
+    assert rows == [
+        {"address": "+420602111222", "channel": "sms", "reason": "uploaded list"},
+        {"address": "ann@example.com", "channel": "email", "reason": "uploaded list"},
+    ]
+    # remove one by selecting it in the list
+    at.session_state["supp_table"] = {"selection": {"rows": [0]}}
+    run(at)
+    run(at.button(key="supp_remove").click())
+    assert store.scalar("SELECT count(*) FROM suppressions") == 1

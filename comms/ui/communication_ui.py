@@ -16,7 +16,8 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from comms import drafts, history, outbox
+from comms import drafts, history, outbox, profile
+from comms.config import max_upload_bytes
 from comms.errors import CommsError
 from comms.history import MessageFilter
 from comms.sms import sms_info
@@ -469,3 +470,111 @@ def timeline(store: Store, client_id: int) -> None:
         .properties(height=150)
     )
     st.altair_chart(chart, width="stretch")
+
+
+# -- the suppression list -------------------------------------------------------------
+
+
+def _upload_preview(store: Store, uploaded: Any, reason: str, nonce: int) -> None:
+    """Parse an uploaded address list, report bad lines, offer to add the rest."""
+
+    data = uploaded.getvalue()
+    if len(data) > max_upload_bytes():
+        st.error(f"{uploaded.name} is too large; the limit is {max_upload_bytes():,} bytes.")
+        return
+    try:
+        parsed = profile.parse_address_list(data)
+    except CommsError as exc:
+        st.error(f"{uploaded.name}: {exc}")
+        return
+    emails = sum(1 for _, _, ch in parsed.entries if ch == "email")
+    notes = [
+        f"{len(parsed.entries):,} address(es): {emails:,} e-mail, "
+        f"{len(parsed.entries) - emails:,} phone"
+    ]
+    if parsed.duplicates:
+        notes.append(f"{parsed.duplicates:,} repeated line(s) counted once")
+    if parsed.header_skipped:
+        notes.append("the header line was skipped")
+    st.markdown("; ".join(notes) + ".")
+    if parsed.errors:
+        st.warning(
+            f"{len(parsed.errors):,} line(s) are not an e-mail or phone number and "
+            "will be left out:"
+        )
+        st.dataframe(
+            pd.DataFrame(parsed.errors, columns=["Line", "Text", "Problem"]),
+            hide_index=True,
+            key="supp_bad_lines",
+        )
+
+    def add_all() -> None:
+        n = profile.import_suppressions(store, parsed, reason)
+        st.session_state["supp_flash"] = (
+            "success",
+            f"{n:,} address(es) added to the suppression list "
+            f"({len(parsed.entries) - n:,} were already on it).",
+        )
+        st.session_state["supp_nonce"] = nonce + 1
+
+    st.button(
+        f"Add {len(parsed.entries):,} address(es)",
+        type="primary",
+        disabled=not parsed.entries,
+        key="supp_import",
+        on_click=add_all,
+    )
+
+
+def suppression_panel(store: Store) -> None:
+    """Opted-out addresses: upload a list, add one by hand, search, remove."""
+    flash = st.session_state.pop("supp_flash", None)
+    if flash:
+        getattr(st, flash[0])(flash[1])
+    total = profile.count_suppressions(store)
+    st.caption(
+        f"{total:,} address(es). Nobody on this list is sent bulk messages (reason "
+        "“opted out”), and one-off messages to them are refused."
+    )
+    up, hand = st.columns(2)
+    with up:
+        st.markdown("**Upload a list** (CSV or TXT, one e-mail or phone per line)")
+        nonce = st.session_state.get("supp_nonce", 0)
+        uploaded = st.file_uploader("Addresses", type=["csv", "txt"], key=f"supp_upload_{nonce}")
+        reason = st.text_input("Reason", value="uploaded list", key="supp_upload_reason")
+        if uploaded is not None:
+            _upload_preview(store, uploaded, reason, nonce)
+    with hand:
+        st.markdown("**Add one address**")
+        address = st.text_input("E-mail or phone", key="supp_address")
+        hand_reason = st.text_input("Reason", value="asked to stop", key="supp_hand_reason")
+        if st.button("Add to the list", key="supp_add", disabled=not address.strip()):
+            try:
+                norm, channel = profile.add_suppression(store, address, hand_reason)
+            except CommsError as exc:
+                st.error(str(exc))
+            else:
+                st.session_state["supp_flash"] = ("success", f"{norm} ({channel}) is suppressed.")
+                st.rerun()
+    search = st.text_input("Search the list", key="supp_search", placeholder="address")
+    listed = profile.list_suppressions(store, search=search or None, limit=1000)
+    if listed.empty:
+        return
+    event = st.dataframe(
+        listed,
+        hide_index=True,
+        key="supp_table",
+        on_select="rerun",
+        selection_mode="multi-row",
+    )
+    chosen = [listed.iloc[r] for r in event.selection.rows if r < len(listed)]
+    if st.button(
+        f"Remove {len(chosen)} selected",
+        disabled=not chosen,
+        key="supp_remove",
+        help="Only when the person asked to receive messages again.",
+    ):
+        for row in chosen:
+            profile.remove_suppression(store, row["address"], row["channel"])
+        st.session_state["supp_flash"] = ("success", f"Removed {len(chosen)} address(es).")
+        st.rerun()
