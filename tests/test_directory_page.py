@@ -39,7 +39,7 @@ def at(seeded) -> AppTest:
 
 
 def heading(at: AppTest) -> str:
-    return next(m.value for m in at.markdown if "matching clients" in m.value)
+    return next(m.value for m in at.markdown if "matching client" in m.value)
 
 
 def buttons(at: AppTest) -> dict[str, tuple[bool, str]]:

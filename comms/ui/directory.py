@@ -100,7 +100,7 @@ def table_key(f: ClientFilter, version: int = 0) -> str:
 
 
 def _display(df: pd.DataFrame) -> pd.DataFrame:
-    out = df[["name", "email", "phone", "list", "city", "company"]].copy()
+    out = df[["name", "email", "phone", "list", "city", "company"]].astype(object).fillna("")
     out["tags"] = df["tags"].map(lambda t: ", ".join(t) if t is not None else "")
     out["valid e-mail"] = df["email_valid"].astype(bool)
     out["mobile"] = df["mobile"].fillna(False).astype(bool)
@@ -124,9 +124,9 @@ def client_table(store: Store, f: ClientFilter) -> Selection:
     key = table_key(f, version)
     df = list_clients(store, f, limit=PAGE_ROWS)
     shown = f" (showing the first {len(df):,})" if total > len(df) else ""
-    st.markdown(f"**{total:,} matching clients**{shown}")
+    st.markdown(f"**{total:,} matching client{'' if total == 1 else 's'}**{shown}")
     select_all = st.toggle(
-        f"Select all {total:,} matching clients",
+        f"Select all {total:,} matching client{'' if total == 1 else 's'}",
         key="dir_all_" + key,
         disabled=total == 0,
         help="Use the whole filtered list, including rows not drawn in the table.",
@@ -244,7 +244,7 @@ def upload_panel(store: Store, expanded: bool = False) -> None:
         )
         if up is not None:
             _upload_form(store, up.name, up.getvalue())
-        show_report()
+    show_report()
 
 
 def _upload_form(store: Store, filename: str, data: bytes) -> None:
@@ -308,6 +308,9 @@ def show_report() -> None:
         f"List '{report['list_name']}': {report['imported']:,} imported, "
         f"{report['updated']:,} updated, {report['skipped']:,} skipped."
     )
+    if st.button("Hide the import report", key="dir_hide_report", type="tertiary"):
+        del st.session_state[REPORT_KEY]
+        st.rerun()
     problems = report["problems"]
     if problems:
         st.warning(

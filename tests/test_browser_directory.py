@@ -1,0 +1,99 @@
+"""The directory journey in a real browser: upload a messy list, filter, tick two rows, act."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from comms.ui.common import page_exists
+
+pytestmark = pytest.mark.browser
+
+MESSY = (
+    "Export z CRM;;;;\r\n"
+    ";;;;\r\n"
+    "Jméno;Příjmení;E-mail;Mobil;Město\r\n"
+    "Šárka;Žáková;sarka@example.cz;777 123 456;Plzeň\r\n"
+    "Jan;Novák;jan@example.cz;602 111 222;Praha\r\n"
+    "Eva;Malá;eva@;777 000 111;Praha\r\n"
+    "Petr;Dvořák;petr@example.cz;603 222 333;Praha\r\n"
+    ";;;;\r\n"
+).encode("cp1250")
+
+
+def tick_row(page, row: int) -> None:
+    """Click the row-selection checkbox of a glide-data-grid row (drawn on a canvas)."""
+    grid = page.locator('[data-testid="stDataFrame"]').last
+    grid.scroll_into_view_if_needed()
+    box = grid.bounding_box()
+    assert box is not None
+    header, height = 35, 35  # Streamlit's default header and row heights
+    page.mouse.click(box["x"] + 18, box["y"] + header + height * row + height / 2)
+
+
+def expect_enabled(button, enabled: bool) -> None:
+    """Wait until the button is enabled (or disabled): the rerun redraws it after the caption."""
+    if enabled:
+        expect(button).to_be_enabled(timeout=20_000)
+    else:
+        expect(button).to_be_disabled(timeout=20_000)
+
+
+def test_upload_filter_select_and_act(run_app, page, tmp_path):
+    csv_file = tmp_path / "crm_export.csv"
+    csv_file.write_bytes(MESSY)
+    url = run_app()
+    page.goto(url)
+    page.get_by_role("link", name="Clients").click()
+    page.get_by_text("No clients yet").wait_for()
+
+    # Upload: detection shown, then Import, then the report.
+    page.locator('input[type="file"]').set_input_files(str(csv_file))
+    page.get_by_text(
+        re.compile(r"Detected: CSV, 5 rows, header on row 3, encoding cp1250")
+    ).wait_for()
+    list_name = page.get_by_label("List name")
+    list_name.fill("Jaro")
+    list_name.press("Enter")
+    page.get_by_role("button", name="Import", exact=True).click()
+    page.get_by_text("List 'Jaro': 4 imported, 0 updated, 1 skipped.").wait_for()
+    page.get_by_text("4 matching clients", exact=True).wait_for()
+
+    # Filter in DuckDB: Praha only (diacritics and case do not matter).
+    search = page.get_by_placeholder("name, e-mail, phone, company, city, any value")
+    search.fill("PRAHA")
+    search.press("Enter")
+    page.get_by_text("3 matching clients", exact=True).wait_for()
+
+    # Before a selection every action is disabled.
+    email_btn = page.get_by_role("button", name="Send e-mail to selected clients")
+    sms_btn = page.get_by_role("button", name="Send SMS to selected clients")
+    detail_btn = page.get_by_role("button", name="Open client detail")
+    expect_enabled(email_btn, False)
+    expect_enabled(detail_btn, False)
+
+    tick_row(page, 0)
+    page.get_by_text("Selected: 1 client(s)").wait_for()
+    expect_enabled(detail_btn, page_exists("pages/client.py"))
+    tick_row(page, 2)
+    page.get_by_text("Selected: 2 client(s)").wait_for()
+    wizard = page_exists("pages/wizard.py")
+    expect_enabled(email_btn, wizard)
+    expect_enabled(sms_btn, wizard)
+    expect_enabled(detail_btn, False)  # two clients: detail needs exactly one
+
+    # A new filter clears the selection (row positions would point elsewhere).
+    search.fill("novak")
+    search.press("Enter")
+    page.get_by_text("1 matching client", exact=True).wait_for()
+    page.get_by_text("Nothing selected.").wait_for()
+
+    # With the wizard present, the action hands the selection over and opens it.
+    if wizard:
+        tick_row(page, 0)
+        page.get_by_text("Selected: 1 client(s)").wait_for()
+        expect_enabled(email_btn, True)
+        email_btn.click()
+        expect(page).to_have_url(re.compile(r"/bulk$"), timeout=20_000)
