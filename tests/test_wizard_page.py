@@ -188,3 +188,35 @@ def test_attachments_step_only_for_email(store, channel):
     next_button(at).click().run()
     expected = "3. Attachments" if channel == "email" else "4. Generate"
     assert expected in at.subheader[0].value
+
+
+def test_send_a_test_through_the_outbox_folder(store, db_path):
+    pytest.importorskip("comms.dispatcher")
+    at = app(store)
+    for _ in range(5):
+        next_button(at).click().run()
+    at.text_input(key="wiz_test_address").input("tester@example.com")
+    at.button(key="wiz_send_test").click().run()
+    assert not at.exception
+    assert "Test sent to tester@example.com" in at.success[0].value
+    row = store.rows(
+        "SELECT status, source, subject, to_address FROM messages WHERE source = 'test'"
+    )
+    assert row == [
+        {
+            "status": "sent",
+            "source": "test",
+            "subject": "[TEST] Hello Jana",
+            "to_address": "tester@example.com",
+        }
+    ]
+    # The batch itself is untouched: still drafts.
+    batch_id = at.session_state["wiz_batch_id"]
+    assert (
+        store.scalar(
+            "SELECT count(*) FROM messages WHERE batch_id = ? AND status = 'draft'", [batch_id]
+        )
+        == 2
+    )
+    outbox_dir = db_path.parent / "outbox"
+    assert any(outbox_dir.rglob("*.eml"))

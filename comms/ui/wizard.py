@@ -739,8 +739,11 @@ def _send_test(store: Store, batch_id: int, channel: str) -> None:
             except CommsError as exc:
                 st.error(str(exc))
                 return
-            status = store.scalar("SELECT status FROM messages WHERE id = ?", [test_id])
-            if status == "sent":
-                st.success(f"Test sent to {address}.")
+            row = next((m for m in outcome.get("messages", []) if m["id"] == test_id), {})
+            if row.get("status") == "sent":
+                st.success(f"Test sent to {address} (message #{test_id}).", icon=":material/check:")
             else:
-                st.warning(f"Test message #{test_id} is {status}: {outcome}")
+                st.warning(
+                    f"Test message #{test_id} is {row.get('status', 'not sent')}: "
+                    f"{row.get('error') or 'see Outbox'}."
+                )
