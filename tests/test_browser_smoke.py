@@ -11,4 +11,7 @@ def test_app_serves_home_in_real_browser(run_app, page):
     )
     page.goto(url)
     page.get_by_text("Client communication desk").wait_for()
-    assert page.get_by_text("1", exact=True).first.is_visible()
+    first_metric = page.get_by_test_id("stMetric").first
+    first_metric.wait_for()
+    assert "Clients" in first_metric.inner_text()
+    assert page.get_by_test_id("stMetricValue").first.inner_text().strip() == "1"
