@@ -14,7 +14,7 @@ from test_outbox import seed, statuses
 
 from comms import dispatcher, outbox
 from comms.dispatcher import TokenBucket
-from comms.store import Store
+from comms.store import Store, open_store
 
 
 @pytest.fixture
@@ -251,3 +251,25 @@ def test_rate_limit_applies_to_a_run(
     outbox.queue(store, batch_id=batch_id)
     result = dispatcher.run_once(store)
     assert result.sent == 15 and result.duration >= 0.45
+
+
+@pytest.mark.browser
+def test_the_app_sends_due_messages_in_the_background(run_app, page, db_path: Path) -> None:
+    ids: list[int] = []
+
+    def queue_two(st: Store) -> None:
+        _, made = seed(st, 2)
+        outbox.queue(st, message_ids=made)
+        ids.extend(made)
+
+    url = run_app(seed=queue_two, env={"COMMS_POLL_SECONDS": "0.2"})
+    page.goto(url)  # the first script run starts the dispatcher thread
+    folder = db_path.parent / "outbox"
+    deadline = time.monotonic() + 60
+    while len(list(folder.glob("*.eml"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    run_app.stop()
+    assert len(list(folder.glob("*.eml"))) == 2
+    store = open_store(db_path)
+    assert statuses(store, ids) == ["sent", "sent"]
+    store.close()

@@ -91,6 +91,25 @@ def signed_in_user() -> str | None:
 def start_app() -> None:
     """Run once per script run, before the page: store, sign-in gate, identity, banners."""
     get_store()
+    start_dispatcher()
     user = auth.require_sign_in()  # stops the run at the sign-in screen when needed
     actionlog.set_user(user or signed_in_user())
     banners.demo_banner()
+
+
+def start_dispatcher() -> None:
+    """The background sender thread, once per process, in a real server only.
+
+    Not under AppTest (its Runtime is a mock), nor when COMMS_DISPATCHER=off.
+    """
+    import os
+
+    from streamlit.runtime import Runtime
+
+    if os.environ.get("COMMS_DISPATCHER", "on").lower() == "off":
+        return
+    if type(Runtime._instance) is not Runtime:
+        return
+    from comms.dispatcher import start_background
+
+    start_background(get_store())
