@@ -179,3 +179,30 @@ class TestDummyContract(SenderContract):
 
     def delivered(self) -> list[str]:
         return self.sent
+
+
+def test_demo_mode_when_nothing_is_configured(db_path: Path) -> None:
+    from comms.senders import backend_name, describe_backends, is_demo_mode, make_sender
+
+    assert is_demo_mode() and is_demo_mode("email") and is_demo_mode("sms")
+    assert backend_name("email") == "outbox" and isinstance(make_sender("sms"), OutboxFolderSender)
+    info = describe_backends()
+    assert info["email"]["backend"] == "outbox" and info["email"]["demo"] is True
+
+
+def test_secrets_example_configures_both_and_no_secret_is_described(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from comms.config import ROOT
+    from comms.senders import describe_backends, is_demo_mode
+
+    monkeypatch.setenv("COMMS_SECRETS", str(ROOT / ".streamlit" / "secrets.toml.example"))
+    assert not is_demo_mode()
+    info = describe_backends()
+    assert info["email"]["ok"] and info["email"]["backend"] == "smtp"
+    assert info["sms"]["ok"] and info["sms"]["backend"] == "twilio"
+    assert info["dispatch"]["email_connections"] == 8
+    text = json.dumps(info)
+    assert "app-password" not in text and "your-auth-token" not in text
+    monkeypatch.setenv("COMMS_EMAIL_BACKEND", "outbox")
+    assert is_demo_mode("email") and not is_demo_mode("sms")
