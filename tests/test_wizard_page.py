@@ -220,3 +220,24 @@ def test_send_a_test_through_the_outbox_folder(store, db_path):
     )
     outbox_dir = db_path.parent / "outbox"
     assert any(outbox_dir.rglob("*.eml"))
+
+
+def test_regenerating_replaces_the_previous_batch(store):
+    at = app(store)
+    for _ in range(4):
+        next_button(at).click().run()
+    first = at.session_state["wiz_batch_id"]
+    at.button(key="wiz_back_4").click().run()
+    assert f"Batch {first} was generated already" in at.info[0].value
+    next_button(at).click().run()
+    second = at.session_state["wiz_batch_id"]
+    assert second != first
+    statuses = store.rows(
+        "SELECT batch_id, status, count(*) AS n FROM messages GROUP BY ALL ORDER BY ALL"
+    )
+    assert statuses == [
+        {"batch_id": first, "status": "cancelled", "n": 2},
+        {"batch_id": first, "status": "invalid", "n": 1},
+        {"batch_id": second, "status": "draft", "n": 2},
+        {"batch_id": second, "status": "invalid", "n": 1},
+    ]

@@ -443,6 +443,16 @@ def step_generate(store: Store, channel: str, sel: dict, count: int) -> None:
         "One message per recipient is rendered and checked (address, opt-out, consent, "
         "duplicates, missing fields). Nothing is sent in this step."
     )
+    previous = _state("batch_id")
+    if previous is not None:
+        st.info(
+            f"Batch {previous} was generated already. Generating again replaces it: its "
+            "drafts are cancelled (kept in Communication as cancelled).",
+            icon=":material/info:",
+        )
+        if st.button(f"Back to batch {previous} without regenerating", key="wiz_to_review"):
+            _go(4)
+            st.rerun()
     if _nav(3, channel, next_label=f"Generate {count:,} messages"):
         bar = st.progress(0.0, text="Rendering messages…")
 
@@ -466,7 +476,12 @@ def step_generate(store: Store, channel: str, sel: dict, count: int) -> None:
             bar.empty()
             st.error(str(exc), icon=":material/error:")
             return
+        if previous is not None:
+            from comms import outbox
+
+            outbox.cancel(store, batch_id=previous)
         _set("batch_id", result.batch_id)
+        st.session_state.pop("wiz_open_select", None)
         _go(4)
         st.rerun()
 
@@ -513,9 +528,16 @@ def step_review(store: Store) -> None:
     )
     ids = [int(i) for i in table["id"]]
     picked = None
+    # A row clicked in the table opens that message (once per click: the selectbox
+    # below stays the person's choice afterwards).
     rows = getattr(getattr(event, "selection", None), "rows", None) if event is not None else None
     if rows:
-        picked = ids[rows[0]]
+        picked = ids[rows[0]] if rows[0] < len(ids) else None
+    if picked is not None and picked != _state("last_pick"):
+        _set("last_pick", picked)
+        st.session_state["wiz_open_select"] = picked
+    if st.session_state.get("wiz_open_select") not in ids:
+        st.session_state.pop("wiz_open_select", None)
     labels = {
         int(r.id): f"#{r.id} {r.recipient or ''} <{r.address or '-'}> · {r.status}"
         for r in table.itertuples()
@@ -524,7 +546,7 @@ def step_review(store: Store) -> None:
         opened = st.selectbox(
             "Open message",
             ids,
-            index=ids.index(picked) if picked in ids else None,
+            index=None,
             format_func=labels.get,
             placeholder="Choose a message to see it as the recipient will",
             key="wiz_open_select",
