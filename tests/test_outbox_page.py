@@ -214,5 +214,7 @@ def test_send_now_in_a_real_browser(run_app, page, db_path):
     page.get_by_text("Batch #2: 2 sent.").wait_for()
     card.get_by_text("2 of 2 sent, finished").wait_for()
     run_app.stop()
-    files = sorted(p.name.split("-")[0] for p in (Path(db_path).parent / "outbox").glob("*.eml"))
-    assert files == ["8", "9"]
+    # Batch 1's due messages may leave too: the app's background dispatcher sends them.
+    files = {p.name.split("-")[0] for p in (Path(db_path).parent / "outbox").glob("*.eml")}
+    assert {"8", "9"} <= files
+    assert not files & {"5", "6", "7", "11", "12", "13"}  # failed, interrupted, draft, later
