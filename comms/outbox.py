@@ -395,28 +395,91 @@ class ClaimScope:
         return " AND ".join(clauses), params
 
 
-def _claim(
+def _pick(
     cur: duckdb.DuckDBPyConnection, scope: ClaimScope, workers: Sequence[str], at: datetime
 ) -> list[dict]:
-    """Claim up to one due message per worker; the i-th row goes to workers[i]."""
+    """Due messages for up to one per worker (read only); the i-th row is for workers[i]."""
     where, params = scope.where(at)
     picked = _rows(
         cur,
         f"SELECT {_MESSAGE_COLUMNS_M} FROM messages m WHERE {where} ORDER BY m.id LIMIT ?",
         [*params, len(workers)],
     )
-    if not picked:
-        return []
-    owners = list(workers[: len(picked)])
-    cur.execute(
-        "UPDATE messages SET status = 'sending', claimed_by = v.worker,"
-        " attempts = messages.attempts + 1, updated_at = ?"
-        " FROM (SELECT unnest(?::BIGINT[]) AS id, unnest(?::VARCHAR[]) AS worker) v"
-        " WHERE messages.id = v.id AND messages.status = 'queued'",
-        [at, [r["id"] for r in picked], owners],
-    )
-    for row, owner in zip(picked, owners, strict=True):
+    for row, owner in zip(picked, workers, strict=False):
         row.update(status="sending", claimed_by=owner, attempts=row["attempts"] + 1)
+    return picked
+
+
+def _claim_and_mark_sent(
+    cur: duckdb.DuckDBPyConnection,
+    sent: Sequence[Result],
+    claimed: Sequence[dict],
+    at: datetime,
+    trail: _Trail,
+) -> dict[int, str]:
+    """ONE UPDATE: sent outcomes (sending -> sent) and picked rows (queued -> sending).
+
+    DuckDB's cost here grows with the number of columns an UPDATE touches, so
+    this statement touches only status, claimed_by, attempts, provider_id and
+    sent_at (updated_at tracks edits, not sending; message_attempts has the times).
+    """
+    if not sent and not claimed:
+        return {}
+    ids = [r.message_id for r in sent] + [r["id"] for r in claimed]
+    kinds = ["sent"] * len(sent) + ["claim"] * len(claimed)
+    workers = [None] * len(sent) + [r["claimed_by"] for r in claimed]
+    pids = [r.provider_id for r in sent] + [None] * len(claimed)
+    updated = cur.execute(
+        "UPDATE messages SET"
+        " status = CASE v.kind WHEN 'sent' THEN 'sent' ELSE 'sending' END,"
+        " claimed_by = coalesce(v.worker, messages.claimed_by),"
+        " attempts = messages.attempts + CASE v.kind WHEN 'claim' THEN 1 ELSE 0 END,"
+        " provider_id = CASE v.kind WHEN 'sent' THEN v.pid ELSE messages.provider_id END,"
+        " sent_at = CASE v.kind WHEN 'sent' THEN ?::TIMESTAMP ELSE messages.sent_at END"
+        " FROM (SELECT unnest(?::BIGINT[]) AS id, unnest(?::VARCHAR[]) AS kind,"
+        " unnest(?::VARCHAR[]) AS worker, unnest(?::VARCHAR[]) AS pid) v"
+        " WHERE messages.id = v.id"
+        " AND messages.status = CASE v.kind WHEN 'sent' THEN 'sending' ELSE 'queued' END"
+        " RETURNING messages.id, messages.status, messages.attempts, messages.batch_id,"
+        " messages.client_id",
+        [at, ids, kinds, workers, pids],
+    ).fetchall()
+    if len(updated) != len(ids):
+        done = {row[0] for row in updated}
+        stray = [r.message_id for r in sent if r.message_id not in done]
+        if stray:
+            raise InvalidTransition(
+                f"Message {', '.join(map(str, stray[:10]))} is not sending: its outcome cannot"
+                " be recorded."
+            )
+        raise InvalidTransition("A message changed status while being claimed; nothing recorded.")
+    by_id = {r.message_id: r for r in sent}
+    statuses: dict[int, str] = {}
+    for message_id, status, attempts, batch_id, client_id in updated:
+        if status != "sent":
+            continue
+        statuses[message_id] = "sent"
+        pid = by_id[message_id].provider_id
+        trail.add(message_id, attempts, "sent", pid)
+        trail.log.append(
+            {
+                "action": "send",
+                "outcome": "ok",
+                "batch_id": batch_id,
+                "message_id": message_id,
+                "client_id": client_id,
+                "detail": {"attempt": attempts, "provider_id": pid},
+            }
+        )
+    return statuses
+
+
+def _claim(
+    cur: duckdb.DuckDBPyConnection, scope: ClaimScope, workers: Sequence[str], at: datetime
+) -> list[dict]:
+    """Claim up to one due message per worker; the i-th row goes to workers[i]."""
+    picked = _pick(cur, scope, workers, at)
+    _claim_and_mark_sent(cur, [], picked, at, _Trail())
     return picked
 
 
@@ -480,7 +543,11 @@ class Result:
 
 
 def _record(
-    cur: duckdb.DuckDBPyConnection, results: Sequence[Result], policy: RetryPolicy, at: datetime
+    cur: duckdb.DuckDBPyConnection,
+    results: Sequence[Result],
+    policy: RetryPolicy,
+    at: datetime,
+    trail: _Trail,
 ) -> dict[int, str]:
     """Apply sending outcomes set-wise (a few statements whatever their number).
 
@@ -549,8 +616,6 @@ def _record(
         "interrupted": ("interrupted", "interrupted"),
     }
     new_status: dict[int, str] = {}
-    attempts_rows: dict[str, list[Any]] = {k: [] for k in ("id", "attempt", "outcome", "detail")}
-    log: list[dict[str, Any]] = []
     for message_id, status, attempts, batch_id, client_id, next_at, reason in updated:
         res = by_id[message_id]
         new_status[message_id] = status
@@ -565,11 +630,8 @@ def _record(
             detail["retry_in_seconds"] = round((next_at - at).total_seconds(), 3)
         if status == "failed":
             detail["reason"] = reason
-        attempts_rows["id"].append(message_id)
-        attempts_rows["attempt"].append(attempts)
-        attempts_rows["outcome"].append(res.status)
-        attempts_rows["detail"].append(res.provider_id or error)
-        log.append(
+        trail.add(message_id, attempts, res.status, res.provider_id or error)
+        trail.log.append(
             {
                 "action": action,
                 "outcome": outcome,
@@ -579,20 +641,30 @@ def _record(
                 "detail": detail,
             }
         )
-    cur.execute(
-        "INSERT INTO message_attempts (message_id, attempt, ts, outcome, detail)"
-        " SELECT unnest(?::BIGINT[]), unnest(?::INTEGER[]), ?, unnest(?::VARCHAR[]),"
-        " unnest(?::VARCHAR[])",
-        [
-            attempts_rows["id"],
-            attempts_rows["attempt"],
-            at,
-            attempts_rows["outcome"],
-            attempts_rows["detail"],
-        ],
-    )
-    _log_rows(cur, log, at)
     return new_status
+
+
+class _Trail:
+    """message_attempts rows and action-log entries of one commit, written in two statements."""
+
+    def __init__(self) -> None:
+        self.attempts: dict[str, list[Any]] = {k: [] for k in ("id", "n", "outcome", "detail")}
+        self.log: list[dict[str, Any]] = []
+
+    def add(self, message_id: int, attempt: int, outcome: str, detail: str | None) -> None:
+        for key, value in zip(self.attempts, (message_id, attempt, outcome, detail), strict=True):
+            self.attempts[key].append(value)
+
+    def write(self, cur: duckdb.DuckDBPyConnection, at: datetime) -> None:
+        if self.attempts["id"]:
+            cur.execute(
+                "INSERT INTO message_attempts (message_id, attempt, ts, outcome, detail)"
+                " SELECT unnest(?::BIGINT[]), unnest(?::INTEGER[]), ?, unnest(?::VARCHAR[]),"
+                " unnest(?::VARCHAR[])",
+                [self.attempts["id"], self.attempts["n"], at, self.attempts["outcome"],
+                 self.attempts["detail"]],
+            )  # fmt: skip
+        _log_rows(cur, self.log, at)
 
 
 def _log_rows(cur: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]], at: datetime) -> None:
@@ -641,11 +713,17 @@ def record_and_claim_many(
 
     def run(cur: duckdb.DuckDBPyConnection) -> tuple[dict[int, str], dict[str, dict | None]]:
         at = now()
-        statuses = _record(cur, results, policy, at)
-        got: dict[str, dict | None] = {w: None for w, _ in claims}
+        trail = _Trail()
+        statuses = _record(cur, [r for r in results if r.status != "sent"], policy, at, trail)
+        picked: list[dict] = []
         for scope, workers in by_scope.items():
-            for row in _claim(cur, scope, workers, at):
-                got[row["claimed_by"]] = row
+            picked.extend(_pick(cur, scope, workers, at))
+        sent = [r for r in results if r.status == "sent"]
+        statuses.update(_claim_and_mark_sent(cur, sent, picked, at, trail))
+        trail.write(cur, at)
+        got: dict[str, dict | None] = {w: None for w, _ in claims}
+        for row in picked:
+            got[row["claimed_by"]] = row
         return statuses, got
 
     return store.write(run, retries=50)
