@@ -19,6 +19,7 @@ from comms.clients import (
     get_client,
     import_clients,
     list_clients,
+    page_and_count,
     selection_where,
 )
 
@@ -163,3 +164,27 @@ def test_export_csv_of_the_filtered_list(seeded):
     assert rows[0]["tags"] == "vip, newsletter" and rows[0]["segment"] == "A"
     assert rows[3]["lists"] == "Jaro, Podzim"
     assert rows[1]["email_valid"] == "false"
+
+
+@pytest.mark.parametrize(
+    "f",
+    [
+        ClientFilter(),
+        ClientFilter(search="praha"),
+        ClientFilter(tag="vip", has_mobile=True),
+        ClientFilter(search="nobody"),
+        ClientFilter(attribute="segment", attribute_value="A"),
+    ],
+)
+def test_page_and_count_equals_count_plus_first_page(seeded, f):
+    total, df = page_and_count(seeded, f, limit=1)
+    assert total == count_clients(seeded, f)
+    expected = list_clients(seeded, f, limit=1)
+    assert df["id"].tolist() == expected["id"].tolist()
+    assert list(df.columns) == list(expected.columns)
+
+
+def test_search_terms_with_like_wildcards_match_literally(store):
+    import_clients(store, b"Name;Email\nJan;jan_novak@example.cz\nJana;janxnovak@example.cz\n")
+    assert names(store, search="jan_n") == ["Jan"]
+    assert names(store, search="JAN_") == ["Jan"]

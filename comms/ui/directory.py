@@ -14,12 +14,11 @@ from streamlit.errors import StreamlitAPIException
 from comms import config
 from comms.clients import (
     ClientFilter,
-    count_clients,
     default_list_name,
     export_csv,
     filter_options,
     import_clients,
-    list_clients,
+    page_and_count,
     preview_import,
 )
 from comms.errors import ImportFailed
@@ -108,6 +107,20 @@ def _display(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def _page(store: Store, f: ClientFilter, key: str) -> tuple[int, pd.DataFrame]:
+    """Count and first rows, reused while neither the filter nor the data changed:
+    ticking a row reruns the page and must not filter a million clients again."""
+    stamp = store.scalar(
+        "SELECT count(*) || ':' || coalesce(max(updated_at)::VARCHAR, '') FROM clients"
+    )
+    cached = st.session_state.get("dir_page")
+    if cached and cached[0] == (key, stamp):
+        return cached[1], cached[2]
+    total, df = page_and_count(store, f, limit=PAGE_ROWS)
+    st.session_state["dir_page"] = ((key, stamp), total, df)
+    return total, df
+
+
 @dataclass
 class Selection:
     """What the user picked: explicit ids or every client matching the filter."""
@@ -119,10 +132,9 @@ class Selection:
 
 def client_table(store: Store, f: ClientFilter) -> Selection:
     """Count, the first rows with multi-row selection, and 'select all N matching'."""
-    total = count_clients(store, f)
     version = st.session_state.get(VERSION_KEY, 0)
     key = table_key(f, version)
-    df = list_clients(store, f, limit=PAGE_ROWS)
+    total, df = _page(store, f, key)
     shown = f" (showing the first {len(df):,})" if total > len(df) else ""
     st.markdown(f"**{total:,} matching client{'' if total == 1 else 's'}**{shown}")
     select_all = st.toggle(
