@@ -7,6 +7,7 @@ import re
 import time
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.seed_history import add_client
 from tests.servers import TwilioServer
@@ -19,12 +20,15 @@ def seed(store) -> None:
 
 
 def select_first_row(page, grid) -> None:
-    """Tick the first data row of an st.dataframe (its row-selection column)."""
-    grid.wait_for()
+    """Tick the first data row of an st.dataframe (glide-data-grid draws on a canvas)."""
+    grid.scroll_into_view_if_needed()
     box = grid.bounding_box()
     assert box is not None
-    # The checkbox column is at the far left; the header row is ~35 px high.
-    page.mouse.click(box["x"] + 18, box["y"] + 35 + 17)
+    # The checkbox column is at the far left; header and rows are 35 px high.
+    x, y = box["x"] + 18, box["y"] + 35 + 35 / 2
+    page.mouse.move(x, y)  # the grid reacts to a click only after it saw the pointer
+    page.wait_for_timeout(300)
+    page.mouse.click(x, y)
 
 
 def wait_until(check, what: str, tries: int = 240) -> None:
@@ -40,27 +44,28 @@ def test_sms_from_client_detail_through_twilio(run_app, page):
     twilio = TwilioServer().start()
     try:
         url = run_app(seed=seed, env=twilio.env())
-        page.goto(url + "/clients")
+        page.goto(url)
+        page.get_by_role("link", name="Clients").click()
+        page.get_by_text("1 matching client", exact=True).wait_for()
         select_first_row(page, page.get_by_test_id("stDataFrame").first)
+        page.get_by_text("Selected: 1 client(s)").wait_for()
         open_btn = page.get_by_role("button", name="Open client detail")
-        open_btn.wait_for()
-        page.wait_for_function(
-            "() => [...document.querySelectorAll('button')].some("
-            "b => b.innerText.includes('Open client detail') && !b.disabled)"
-        )
-        open_btn.first.click()
+        expect(open_btn).to_be_enabled(timeout=20_000)
+        open_btn.click()
 
         # The client's detail page, compose an SMS
-        page.get_by_role("heading", name="Jana Nováková").wait_for()
+        page.get_by_role("heading", name="Jana Nováková", exact=True).wait_for()
         page.get_by_text("SMS", exact=True).first.click()
         page.get_by_text("To: +420601123456").wait_for()
-        text = page.get_by_label("Text")
+        text = page.get_by_role("textbox", name="Text")
         text.fill("Dobrý den, {{ name }}! Váš balík je připraven.")
         text.press("Tab")  # commit the value (Streamlit sends text areas on blur)
         page.get_by_text(re.compile(r"characters · UCS-2 · 1 segment")).wait_for()
-        page.get_by_text("Replace diacritics").click()
+        page.get_by_text("Replace diacritics", exact=True).click()
         page.get_by_text(re.compile(r"characters · GSM-7 · 1 segment")).wait_for()
-        page.get_by_role("button", name="Send now").click()
+        send = page.get_by_role("button", name="Send now")
+        expect(send).to_have_count(1, timeout=20_000)  # the rerun has replaced stale elements
+        send.click()
         page.get_by_text(re.compile(r"Message \d+ to \+420601123456 queued to send now")).wait_for()
 
         # The app's dispatcher thread sends it through the local Twilio server
@@ -75,6 +80,7 @@ def test_sms_from_client_detail_through_twilio(run_app, page):
         page.get_by_role("heading", name=re.compile(r"Communication \(1\)")).wait_for()
         select_first_row(page, page.get_by_test_id("stDataFrame").last)
         page.get_by_text(f"Provider id: {sid}").wait_for()
-        assert page.get_by_text("sent", exact=True).first.is_visible()
+        expect(page.get_by_text(re.compile(r"Sent: \d{4}-\d\d-\d\d \d\d:\d\d"))).to_be_visible()
+        expect(page.get_by_text("Source: client detail")).to_be_visible()
     finally:
         twilio.stop()
