@@ -104,7 +104,7 @@ class SmsInfo:
 
 def is_gsm7(text: str) -> bool:
     """True when every character has a GSM-7 encoding (basic or extension)."""
-    return all(c in GSM7_CHARS for c in text)
+    return GSM7_CHARS.issuperset(text)
 
 
 def _costs(text: str, encoding: str) -> list[int]:
@@ -133,10 +133,23 @@ def _segments(costs: list[int], single: int, multi: int) -> int:
 def sms_info(text: str) -> SmsInfo:
     """Characters, units, encoding and segments of one SMS text."""
     text = text or ""
-    encoding = GSM7 if is_gsm7(text) else UCS2
-    costs = _costs(text, encoding)
+    if is_gsm7(text):
+        encoding = GSM7
+        wide = sum(text.count(c) for c in GSM7_EXTENSION)
+    else:
+        encoding = UCS2
+        wide = len(text.encode("utf-16-le")) // 2 - len(text)
+    units = len(text) + wide
     single, multi = LIMITS[encoding]
-    return SmsInfo(len(text), sum(costs), encoding, _segments(costs, single, multi))
+    if units == 0:
+        segments = 0
+    elif units <= single:
+        segments = 1
+    elif not wide:
+        segments = -(-units // multi)
+    else:  # a 2-unit character is never split: pack character by character
+        segments = _segments(_costs(text, encoding), single, multi)
+    return SmsInfo(len(text), units, encoding, segments)
 
 
 @lru_cache(maxsize=4096)
@@ -157,14 +170,29 @@ def _translit_char(c: str) -> str:
     return "?"
 
 
+class _TranslitTable(dict):
+    """str.translate table filled on first sight of each character."""
+
+    def __missing__(self, code: int) -> str:
+        value = _translit_char(chr(code))
+        self[code] = value
+        return value
+
+
+_TABLE = _TranslitTable()
+
+
 def to_gsm7(text: str) -> str:
     """Transliterate to GSM-7: Czech diacritics dropped (ř -> r, ů -> u), „“ -> ", – -> -.
 
     Characters GSM-7 already has (é, à, ü, ñ ...) are kept; anything with no
     sensible replacement (emoji) becomes '?'.
     """
-    text = unicodedata.normalize("NFC", text or "")
-    return "".join(_translit_char(c) for c in text)
+    if not text:
+        return ""
+    if is_gsm7(text):
+        return text
+    return unicodedata.normalize("NFC", text).translate(_TABLE)
 
 
 def max_segments() -> int:

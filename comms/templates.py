@@ -406,8 +406,18 @@ def client_context(row: Mapping[str, Any], attributes: Mapping[str, Any] | None 
         if tags:
             ctx["tags"] = tags
     if "first_name" not in ctx and "name" in ctx:
-        ctx["first_name"] = str(ctx["name"]).split()[0]
+        first = _first_name(str(ctx["name"]))
+        if first:
+            ctx["first_name"] = first
     return ctx
+
+
+def _first_name(name: str) -> str | None:
+    # "Ing. Jana Nováková" -> "Jana": academic titles end with a dot and are skipped.
+    for word in name.replace(",", " ").split():
+        if not word.endswith("."):
+            return word
+    return None
 
 
 # -- storage --------------------------------------------------------------

@@ -131,6 +131,8 @@ def test_client_context_has_core_fields_and_attributes():
     assert ctx["Datum narození"] == "1990-01-01" and ctx["datum_narozeni"] == "1990-01-01"
     assert ctx["points"] == 12
     assert "phone" not in ctx and "company" not in ctx  # blank -> missing field
+    assert client_context({"name": "Ing. Mgr. Petr Malý"})["first_name"] == "Petr"
+    assert "first_name" not in client_context({"name": "Dr."})
 
 
 def test_crud_duplicate_delete_and_action_log(store):
