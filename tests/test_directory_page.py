@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -181,3 +182,59 @@ def test_import_report_is_shown_with_problem_rows(seeded, at):
 
 def test_download_button_is_offered(at):
     assert at.get("download_button")[0].proto.label == "Download the filtered list (CSV)"
+
+
+MESSY = (
+    "Export klientů;;\r\n"
+    ";;\r\n"
+    "Kontaktní osoba;E-mail;Mobil\r\n"
+    "Zdeňka Šťastná;zdenka@example.cz;777 000 111\r\n"
+    "Jiří Říha;jiri@;602 000 111\r\n"
+).encode("cp1250")
+
+
+def upload(at: AppTest, name: str, data: bytes) -> AppTest:
+    at.file_uploader(key="dir_upload").set_value((name, data, "text/csv"))
+    return run(at)
+
+
+def test_upload_shows_detection_and_mapping_then_imports(at, seeded):
+    upload(at, "crm.csv", MESSY)
+    detected = next(c.value for c in at.caption if c.value.startswith("Detected"))
+    assert detected == (
+        "Detected: CSV, 2 rows, header on row 3, encoding cp1250, delimiter: semicolon"
+    )
+    mapping = at.data_editor[0].value
+    assert mapping["column"].tolist() == ["Kontaktní osoba", "E-mail", "Mobil"]
+    assert mapping["maps to"].tolist() == ["attribute", "email", "phone"]
+    assert mapping["template variable"].tolist() == ["kontaktni_osoba", "", ""]
+    assert (
+        at.text_input(key=next(k for k in _keys(at) if k.startswith("dir_list_name_"))).value
+        == "crm"
+    )
+    # The person corrects the mapping: the contact column is the name.
+    editor_key = "dir_mapping_" + hashlib.sha1(MESSY).hexdigest()[:10]
+    at.session_state[editor_key] = {
+        "edited_rows": {0: {"maps to": "name"}},
+        "added_rows": [],
+        "deleted_rows": [],
+    }
+    run(at)
+    at.button(key="dir_import_" + hashlib.sha1(MESSY).hexdigest()[:10]).click()
+    run(at)
+    assert at.success[0].value == "List 'crm': 2 imported, 0 updated, 0 skipped."
+    assert heading(at) == "**6 matching clients**"
+    names = seeded.rows("SELECT name FROM clients WHERE list_contains(lists, 'crm') ORDER BY id")
+    assert [r["name"] for r in names] == ["Zdeňka Šťastná", "Jiří Říha"]
+    assert at.selectbox(key="dir_list").options == ["Any", "Jaro", "crm"]
+
+
+def _keys(at: AppTest) -> list[str]:
+    return [w.key for w in at.text_input if w.key]
+
+
+def test_upload_of_a_bad_file_shows_one_error_and_imports_nothing(at, seeded):
+    upload(at, "photo.csv", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
+    assert at.error[0].value == "The file is binary, not a CSV or XLSX table."
+    assert not [b for b in at.button if (b.key or "").startswith("dir_import_")]
+    assert seeded.scalar("SELECT count(*) FROM clients") == 4
