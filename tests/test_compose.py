@@ -299,3 +299,43 @@ def test_save_as_template_and_test_message(store):
     test_id = compose.create_test_message(store, mid, "tester@example.com")
     msg = compose.get_message(store, test_id)
     assert (msg["source"], msg["status"], msg["subject"]) == ("test", "draft", "[TEST] S2")
+
+
+def test_chunks_keep_duplicates_and_counts_across_chunks(store, monkeypatch):
+    monkeypatch.setattr(compose, "CHUNK", 2)
+    ids = [email_client(store, f"C{i}", f"c{i % 3}@example.com") for i in range(5)]
+    seen = []
+    result = compose.generate_messages(
+        store,
+        selection={"client_ids": ids},
+        channel="email",
+        subject="S",
+        body="B",
+        progress=lambda done, total: seen.append((done, total)),
+    )
+    assert (result.valid, result.reasons) == (3, {"duplicate": 2})
+    assert seen == [(0, 5), (2, 5), (4, 5), (5, 5)]
+    statuses = [m["status"] for m in messages(store, result.batch_id)]
+    assert statuses == ["draft", "draft", "draft", "invalid", "invalid"]
+
+
+def test_failure_in_a_later_chunk_leaves_nothing(store, monkeypatch):
+    monkeypatch.setattr(compose, "CHUNK", 2)
+    ids = [email_client(store, f"C{i}", f"c{i}@example.com") for i in range(5)]
+    real_arrow = compose._arrow
+    calls = []
+
+    def failing_arrow(rows):
+        calls.append(1)
+        if len(calls) == 2:
+            raise MemoryError("out of memory in chunk 2")
+        return real_arrow(rows)
+
+    monkeypatch.setattr(compose, "_arrow", failing_arrow)
+    with pytest.raises(MemoryError):
+        compose.generate_messages(
+            store, selection={"client_ids": ids}, channel="email", subject="S", body="B"
+        )
+    assert store.scalar("SELECT count(*) FROM batches") == 0
+    assert store.scalar("SELECT count(*) FROM messages") == 0
+    assert store.scalar("SELECT count(*) FROM action_log WHERE action = 'generate'") == 0
