@@ -160,3 +160,20 @@ def test_opt_out_of_sms_then_compose_is_refused(store, client_id):
     assert not [b for b in at.button if b.key == "cd_send_now"]
     ok(at.button(key="cd_optin_sms").click().run())
     assert profile.load_client(store, client_id)["consent_sms"] is True
+
+
+def test_email_with_template_attachment_and_upload(store, client_id):
+    from comms.attachments import add_attachment
+
+    tid = add_template(store, "Offer", "email", "See the attachment.", subject="Offer")
+    pdf = add_attachment(store, "terms.pdf", b"%PDF-1.4 terms")
+    store.cursor().execute("INSERT INTO template_attachments VALUES (?, ?)", [tid, pdf])
+    at = ok(page(client_id))
+    at.selectbox(key="cd_email_template").set_value(tid).run()
+    assert at.multiselect(key="cd_email_atts").value == [pdf]
+    at.get("file_uploader")[0].upload("price list.csv", b"item;price\n", "text/csv")
+    ok(at.button(key="cd_send_now").click().run())
+    msg = history.client_history(store, client_id)[0]
+    assert msg["status"] == "queued"
+    names = [a["filename"] for a in history.get_message(store, msg["id"])["attachments"]]
+    assert sorted(names) == ["price list.csv", "terms.pdf"]
