@@ -339,3 +339,22 @@ def test_failure_in_a_later_chunk_leaves_nothing(store, monkeypatch):
     assert store.scalar("SELECT count(*) FROM batches") == 0
     assert store.scalar("SELECT count(*) FROM messages") == 0
     assert store.scalar("SELECT count(*) FROM action_log WHERE action = 'generate'") == 0
+
+
+def test_lists_tags_and_attributes_reach_the_template(store):
+    cid = email_client(
+        store,
+        "Jana",
+        "jana@example.com",
+        lists=["VIP", "News"],
+        tags=["a", "b"],
+        attributes=json.dumps({"Datum narození": "1990-01-01"}),
+    )
+    result = compose.generate_messages(
+        store,
+        selection={"client_ids": [cid]},
+        channel="sms",
+        body="{{ list }}|{{ tags | join('+') }}|{{ datum_narozeni }}",
+    )
+    (msg,) = messages(store, result.batch_id)
+    assert msg["body_text"] == "VIP, News|a+b|1990-01-01"
