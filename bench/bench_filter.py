@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import fmt_ms, median_time, peak_rss_mb  # noqa: E402
+from bench.common import fmt_ms, load_average, median_time, median_wall_cpu, peak_rss_mb  # noqa: E402
 from comms.clients import ClientFilter, count_clients, list_clients, page_and_count  # noqa: E402
 from comms.store import open_store  # noqa: E402
 
@@ -80,13 +80,13 @@ def main() -> None:
                 list_clients(store, f, limit=PAGE)
 
             t_sep = median_time(separate)
-            t = median_time(lambda f=f: page_and_count(store, f, limit=PAGE))
+            t, cpu = median_wall_cpu(lambda f=f: page_and_count(store, f, limit=PAGE))
             n = count_clients(store, f)
             print(
-                f"  {label:30} {fmt_ms(t)}  (count+page as 2 queries {fmt_ms(t_sep)}; "
+                f"  {label:30} {fmt_ms(t)} wall {fmt_ms(cpu)} cpu  (2 queries: {fmt_ms(t_sep)}; "
                 f"{n:>9,} matching; {t / baseline:5.0f}x baseline)"
             )
-        print(f"  peak RSS {peak_rss_mb():.0f} MB")
+        print(f"  peak RSS {peak_rss_mb():.0f} MB; load average {load_average()} on 2 cores")
         store.close()
 
 

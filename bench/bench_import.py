@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import run_isolated  # noqa: E402
+from bench.common import load_average, run_isolated  # noqa: E402
 from comms.sample import csv_text  # noqa: E402
 
 ROWS = 100_000
@@ -67,6 +67,7 @@ def main() -> None:
             f"{last['skipped']:,} skipped, {last['problems']:,} problems"
         )
         print("  runs: " + ", ".join(f"{r['wall']:.2f} s" for r in runs))
+        print(f"  load average {load_average()} on 2 cores (other work inflates wall time)")
 
 
 if __name__ == "__main__":

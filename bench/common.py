@@ -27,6 +27,33 @@ def median_time(fn: Callable[[], Any], runs: int = 5, warmup: int = 1) -> float:
     return statistics.median(times)
 
 
+def median_wall_cpu(fn: Callable[[], Any], runs: int = 5, warmup: int = 1) -> tuple[float, float]:
+    """Median wall time and median CPU time (all threads of this process) of fn(), seconds.
+
+    On a shared machine the wall time includes waiting for a core; the CPU time
+    does not, so printing both tells load from cost.
+    """
+    for _ in range(warmup):
+        fn()
+    walls, cpus = [], []
+    for _ in range(runs):
+        w0, c0 = time.perf_counter(), time.process_time()
+        fn()
+        walls.append(time.perf_counter() - w0)
+        cpus.append(time.process_time() - c0)
+    return statistics.median(walls), statistics.median(cpus)
+
+
+def load_average() -> str:
+    """The 1-minute load average, to read the timings against."""
+    try:
+        import os
+
+        return f"{os.getloadavg()[0]:.2f}"
+    except OSError:
+        return "?"
+
+
 def peak_rss_mb() -> float:
     """This process's peak resident set size so far, in MB (Linux reports KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -474,3 +474,17 @@ def test_formula_cells_are_stored_as_text_and_neutralised_in_the_export(store):
             assert not cell.startswith(("=", "+", "-", "@", "\t", "\r")), cell
     assert '\'=HYPERLINK("http://x")' in rows[1]
     assert "'-2+3" in rows[2]
+
+
+def test_parallel_validation_gives_the_serial_results(monkeypatch):
+    from comms import importer
+
+    emails = [f"user{i}@example.cz" for i in range(30)] + ["bad@", "", "x y@example.cz"]
+    phones = [f"77712{i:04d}" for i in range(30)] + ["12", "+420 222 333 444"]
+    serial = importer.check_values({"email": emails, "phone": phones}, "CZ", workers=1)
+    monkeypatch.setattr(importer, "PARALLEL_MIN_VALUES", 10)
+    monkeypatch.setattr(importer, "_CHUNK", 7)
+    parallel = importer.check_values({"email": emails, "phone": phones}, "CZ", workers=2)
+    assert parallel == serial
+    assert [c.ok for c in parallel["email"][-3:]] == [False, False, False]
+    assert parallel["phone"][-1].kind == "fixed_line"
