@@ -231,3 +231,28 @@ def summarize_detail(raw: Any, max_len: int = 160) -> str:
         parts.append(f"{key.replace('_', ' ')}: {text}")
     summary = "; ".join(parts)
     return summary if len(summary) <= max_len else summary[: max_len - 1] + "…"
+
+
+def entry_message_ids(entry: dict[str, Any], limit: int = 200) -> list[int]:
+    """The messages an entry is about: its message_id and any detail['message_ids']."""
+    ids: list[int] = []
+    if entry.get("message_id") is not None:
+        ids.append(int(entry["message_id"]))
+    listed = (entry.get("detail") or {}).get("message_ids")
+    if isinstance(listed, list):
+        ids += [int(i) for i in listed if isinstance(i, int) or str(i).isdigit()]
+    return list(dict.fromkeys(ids))[:limit]
+
+
+def messages_now(store: Store, message_ids: list[int]) -> pd.DataFrame:
+    """Where those messages stand now: status, client, address, last error, provider id."""
+    return store.df(
+        """
+        SELECT m.id, m.status, m.channel, c.name AS client_name, m.to_address,
+               coalesce(m.error, m.reason) AS error, m.sent_at, m.provider_id
+        FROM messages m LEFT JOIN clients c ON c.id = m.client_id
+        WHERE m.id IN (SELECT unnest(?::BIGINT[]))
+        ORDER BY m.id
+        """,
+        [list(message_ids)],
+    )

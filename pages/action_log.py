@@ -9,9 +9,11 @@ import streamlit as st
 from comms.actionlog_queries import (
     LogFilter,
     count_log,
+    entry_message_ids,
     export_log_csv,
     filter_options,
     get_entry,
+    messages_now,
     query_log,
 )
 from comms.ui.common import get_store, page_exists
@@ -158,6 +160,25 @@ with st.container(border=True):
     st.markdown("  \n".join(f"**{k}:** {v}" for k, v in meta.items() if v is not None))
     if entry["detail"]:
         st.json(entry["detail"], expanded=2)
+    ids = entry_message_ids(entry)
+    if ids:
+        st.markdown(f"**{'This message' if len(ids) == 1 else f'These {len(ids)} messages'} now**")
+        st.dataframe(
+            messages_now(store, ids),
+            hide_index=True,
+            width="stretch",
+            key="log_entry_messages",
+            column_config={
+                "id": st.column_config.NumberColumn("Message", format="%d"),
+                "status": "Status",
+                "channel": "Channel",
+                "client_name": "Client",
+                "to_address": "To",
+                "error": st.column_config.TextColumn("Last error", width="large"),
+                "sent_at": st.column_config.DatetimeColumn("Sent at", format="YYYY-MM-DD HH:mm:ss"),
+                "provider_id": "Provider id",
+            },
+        )
     b1, b2, b3 = st.columns(3)
     client_id = entry["client_id"]
     has_client_page = page_exists("pages/client.py")

@@ -108,6 +108,8 @@ def test_selecting_a_row_shows_details_and_client_actions(app):
     assert not app.exception
     assert any("Entry #4: send failed" in s.value for s in app.subheader)
     assert app.json[0].value  # the detail JSON, shown whole
+    now = app.dataframe[1].value
+    assert list(now["id"]) == [11] and list(now["status"]) == ["failed"]
     open_client = app.button(key="log_open_client")
     # Enabled only once the client detail page exists in this tree.
     from comms.ui.common import page_exists
@@ -137,3 +139,47 @@ def test_empty_log(store):
     at = AppTest.from_file(PAGE, default_timeout=30).run()
     assert not at.exception
     assert any("Nothing has been recorded yet" in i.value for i in at.info)
+
+
+def test_a_bulk_entry_lists_its_messages_as_they_are_now(store):
+    seed(store)
+    from comms import outbox
+
+    store.write(
+        lambda cur: cur.execute(
+            "INSERT INTO messages (id, client_id, channel, source, batch_id, status) VALUES "
+            "(20, 1, 'email', 'bulk', 7, 'draft'), (21, 2, 'email', 'bulk', 7, 'draft')"
+        )
+    )
+    outbox.queue(store, message_ids=[20, 21])
+    outbox.cancel(store, message_ids=[21])
+    at = AppTest.from_file(PAGE, default_timeout=30)
+    at.run()
+    at.multiselect(key="log_actions").set_value(["queue"]).run()
+    at.session_state["log_table"] = {"selection": {"rows": [0], "columns": [], "cells": []}}
+    at.run()
+    now = at.dataframe[1].value
+    assert list(now["id"]) == [20, 21]
+    assert list(now["status"]) == ["queued", "cancelled"]
+    assert list(now["client_name"]) == ["Jana Nováková", "=Evil"]
+
+
+@pytest.mark.browser
+def test_export_downloads_the_filtered_log_in_a_real_browser(run_app, page, tmp_path):
+    url = run_app(seed=seed, env={"COMMS_DISPATCHER": "off"})
+    # A fresh server's very first request by URL meets Streamlit's legacy pages/ mode
+    # ("Page not found" for /log): open the app first, as a person would.
+    page.goto(url)
+    page.get_by_text("Demo mode: nothing leaves this machine").wait_for()
+    page.goto(url + "/log")
+    page.get_by_text("matching entries").first.wait_for()
+    page.get_by_placeholder("e.g. 550").fill("550")
+    page.get_by_placeholder("e.g. 550").press("Enter")
+    page.get_by_role("button", name="Export 1 to CSV").wait_for()
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Export 1 to CSV").click()
+    path = tmp_path / "export.csv"
+    download.value.save_as(path)
+    rows = list(csv.DictReader(io.StringIO(path.read_bytes().decode("utf-8-sig"))))
+    assert [r["action"] for r in rows] == ["send failed"]
+    assert rows[0]["client_name"] == "'=Evil"

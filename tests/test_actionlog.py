@@ -118,3 +118,16 @@ def test_csv_export_is_filtered_and_formula_safe(store):
     assert "550 no such user" in evil["detail"]
     assert rows[0]["ts"].startswith("2026-03-03 23:59")
     assert datetime.fromisoformat(rows[-1]["ts"]) == datetime(2026, 3, 2, 9, 0)
+
+
+def test_entry_message_ids_and_messages_now(store):
+    from comms.actionlog_queries import entry_message_ids, messages_now
+
+    seed(store)
+    entry = {"message_id": 10, "detail": {"message_ids": [10, 11, "x"]}}
+    assert entry_message_ids(entry) == [10, 11]
+    assert entry_message_ids({"message_id": None, "detail": {}}) == []
+    now = messages_now(store, [11, 10])
+    assert list(now["id"]) == [10, 11]
+    assert list(now["status"]) == ["sent", "failed"]
+    assert list(now["client_name"]) == ["Jana Nováková", "=Evil"]
