@@ -100,7 +100,8 @@ def _login_problem(exc: Exception) -> str:
     if "Authlib" in name or "authlib" in str(exc).lower():
         return (
             "Sign-in is configured ([auth] in secrets) but the Authlib package is not "
-            "installed. Install it with `pip install 'Authlib>=1.3.2'` and restart the app."
+            "installed. Install it with `pip install -e '.[auth]'` (or "
+            "`pip install 'streamlit[auth]'`) and restart the app."
         )
     return (
         f"Sign-in is configured but cannot start: {exc} Streamlit reads `[auth]` from "
