@@ -261,11 +261,16 @@ def upload_panel(store: Store, expanded: bool = False) -> None:
 
 def _upload_form(store: Store, filename: str, data: bytes) -> None:
     file_key = hashlib.sha1(data).hexdigest()[:10]
-    try:
-        preview = preview_import(data, filename)
-    except ImportFailed as exc:
-        st.error(str(exc))
-        return
+    cached = st.session_state.get("dir_preview")
+    if cached and cached[0] == file_key:
+        preview = cached[1]  # every widget change reruns the page: read the file once
+    else:
+        try:
+            preview = preview_import(data, filename)
+        except ImportFailed as exc:
+            st.error(str(exc))
+            return
+        st.session_state["dir_preview"] = (file_key, preview)
     detected = f"{preview.kind.upper()}, {preview.rows:,} rows, header on row {preview.header_row}"
     if preview.kind == "csv":
         detected += f", encoding {preview.encoding}, delimiter: {preview.delimiter_name}"
