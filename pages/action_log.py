@@ -25,12 +25,14 @@ st.caption(
     "who, when, what, and the outcome for each message. Newest first."
 )
 
-# Other pages link here with ?batch=ID or ?client=ID; they prefill the filters once.
+# Other pages link here with ?batch=ID or ?client=ID: applied to the filters once, then
+# dropped from the URL so the person can change the filters freely.
 for param, key in (("batch", "log_batch"), ("client", "log_client")):
     raw = st.query_params.get(param)
-    if raw and raw.isdigit() and not st.session_state.get(f"log_prefilled_{param}"):
-        st.session_state[key] = int(raw) if key == "log_batch" else raw
-        st.session_state[f"log_prefilled_{param}"] = True
+    if raw is not None:
+        if raw.isdigit():
+            st.session_state[key] = int(raw) if key == "log_batch" else raw
+        del st.query_params[param]
 
 options = filter_options(store)
 with st.container(border=True):

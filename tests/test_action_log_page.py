@@ -183,3 +183,60 @@ def test_export_downloads_the_filtered_log_in_a_real_browser(run_app, page, tmp_
     rows = list(csv.DictReader(io.StringIO(path.read_bytes().decode("utf-8-sig"))))
     assert [r["action"] for r in rows] == ["send failed"]
     assert rows[0]["client_name"] == "'=Evil"
+
+
+@pytest.fixture
+def navigation_only(monkeypatch):
+    """Keep st.navigation mode across AppTest runs of app.py (see tests/test_auth.py)."""
+    from streamlit.runtime.pages_manager import PagesManager
+
+    original = PagesManager.__init__
+
+    def init(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(PagesManager, "__init__", init)
+
+
+def test_open_client_detail_from_an_entry(store, navigation_only):
+    from comms.ui.common import page_exists
+
+    if not page_exists("pages/client.py"):
+        pytest.skip("the client detail page is not in this tree")
+    seed(store)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=30).run()
+    at.switch_page("pages/action_log.py").run()
+    at.session_state["log_table"] = {"selection": {"rows": [1], "columns": [], "cells": []}}
+    at.run()
+    at.button(key="log_open_client").click().run()
+    assert not at.exception
+    assert at.session_state["comms_client_id"] == 1
+    assert "Jana Nováková" in [h.value for h in at.get("header") + at.get("title")] + [
+        s.value for s in at.subheader
+    ]
+
+
+def test_outbox_links_to_the_batch_log(store, navigation_only):
+    seed(store)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=30).run()
+    at.switch_page("pages/outbox.py").run()
+    at.button(key="log_7").click().run()
+    assert not at.exception
+    assert at.number_input(key="log_batch").value == 7
+    assert len(at.dataframe(key="log_table").value) == 3
+
+
+def test_links_with_query_params_prefill_the_filters_each_time(store):
+    seed(store)
+    at = AppTest.from_file(PAGE, default_timeout=30)
+    at.query_params["batch"] = "7"
+    at.run()
+    assert at.number_input(key="log_batch").value == 7
+    assert "batch" not in at.query_params
+    at.number_input(key="log_batch").set_value(None).run()
+    assert len(table(at)) == 4
+    at.query_params["client"] = "1"
+    at.run()
+    assert at.text_input(key="log_client").value == "1"
+    assert list(table(at)["action"]) == ["send"]
