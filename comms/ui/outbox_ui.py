@@ -284,6 +284,7 @@ def when_now() -> datetime:
 
 CHANNEL_LABELS = {"email": ":material/mail: E-mail", "sms": ":material/sms: SMS"}
 LIVE_SECONDS = 3
+MAX_BATCHES = 50  # cards drawn at most, newest first
 COLUMNS = {
     "id": st.column_config.NumberColumn("Message", format="%d"),
     "client": "Client",
@@ -318,7 +319,7 @@ def _render_body(store: Store, ticking: bool) -> None:
     # Batches acted on in this session stay visible after they finish.
     recent = set(st.session_state.get("outbox_recent", ()))
     active = [b for b in batches if b["batch_id"] in recent or any(b.get(s) for s in ACTIVE)]
-    shown = batches[:50] if show_all else active
+    shown = (batches if show_all else active)[:MAX_BATCHES]
     st.subheader("Batches")
     if not shown:
         st.caption(
@@ -327,6 +328,9 @@ def _render_body(store: Store, ticking: bool) -> None:
         )
     for batch in shown:
         render_batch(store, batch)
+    hidden = len(batches if show_all else active) - len(shown)
+    if hidden > 0:
+        st.caption(f"{hidden:,} older batch(es) not shown; see Communication for every message.")
     render_loose(store)
     if ticking and not moving(store):
         st.rerun()  # everything settled: one full run stops the timer
@@ -337,7 +341,11 @@ def render_overview(store: Store) -> dict[str, int]:
     counts = outbox.progress(store)
     later = scheduled_count_all(store)
     cols = st.columns(5)
-    cols[0].metric("Due now", f"{max(counts['queued'] - later, 0):,}")
+    cols[0].metric(
+        "Due now",
+        f"{outbox.due_count(store):,}",
+        help="Queued, due and not paused: the dispatcher sends these next.",
+    )
     cols[1].metric("Scheduled", f"{later:,}")
     cols[2].metric("Sending", f"{counts['sending']:,}")
     cols[3].metric("Failed", f"{counts['failed']:,}")
