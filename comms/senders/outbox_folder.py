@@ -15,7 +15,7 @@ from pathlib import Path
 
 from comms.senders.base import BaseSender, Outcome, OutgoingMessage
 from comms.senders.config import outbox_dir
-from comms.senders.mime import EmailIdentity, InvalidMessage, build_email
+from comms.senders.mime import EmailIdentity, InvalidMessage, as_smtp_bytes, build_email
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
@@ -55,7 +55,7 @@ class OutboxFolderSender(BaseSender):
                 email = build_email(message, self.identity)
                 msgid = str(email["Message-ID"])
                 name = f"{message.id}-{msgid.strip('<>').replace('/', '_')}.eml"
-                _write_atomically(self.folder / name, email.as_bytes())
+                _write_atomically(self.folder / name, as_smtp_bytes(email))
                 return Outcome.sent(msgid)
             provider_id = f"outbox-sms-{message.id}"
             record = {

@@ -21,13 +21,12 @@ How a failure maps to an Outcome (the server's text is kept):
 from __future__ import annotations
 
 import smtplib
-from email import policy
 
 import yagmail
 
 from comms.senders.base import BaseSender, Outcome, OutgoingMessage
 from comms.senders.config import SmtpConfig, parse_from
-from comms.senders.mime import EmailIdentity, InvalidMessage, build_email
+from comms.senders.mime import EmailIdentity, InvalidMessage, as_smtp_bytes, build_email, recipient
 
 CRLF = b"\r\n"
 
@@ -165,11 +164,11 @@ class SmtpSender(BaseSender):
     def _send(self, message: OutgoingMessage) -> Outcome:
         try:
             email = build_email(message, self.identity)
-            rcpt = email["To"].addresses[0].addr_spec
+            rcpt = recipient(message.to_address).addr_spec
         except (InvalidMessage, ValueError) as exc:
             return Outcome.permanent(str(exc))
         msgid = str(email["Message-ID"])
-        data = email.as_bytes(policy=policy.SMTP)
+        data = as_smtp_bytes(email)
         stage = [_Stage.ENVELOPE]
         for attempt in (1, 2):
             if not self.connected:
