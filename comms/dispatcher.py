@@ -306,17 +306,26 @@ def _worker(
     sender: BaseSender | None = None
     committer.joined(+1)
     try:
+        try:  # before any claim: a configuration error must not strand a message in `sending`
+            sender = factory(channel)
+        except Exception as exc:
+            run.error(channel, f"{channel} backend: {exc}")
+            return
         # I1: `row` is only ever a message the committer claimed for us and COMMITTED.
         _, row = committer.call(None, None if run.stop.is_set() else name, scope)
         while row is not None:
-            limiter.acquire()  # the claimed message goes out even if a stop is asked meanwhile
-            if sender is None:
-                sender = factory(channel)
             try:
-                outcome = sender.send(_outgoing(row, attachments))
-            except Exception as exc:  # a bug in a backend: delivery unknown, never resend
-                log.exception("sender %s crashed", sender.backend)
-                outcome = Outcome.interrupted(f"unexpected error: {type(exc).__name__}: {exc}")
+                message = _outgoing(row, attachments)
+            except Exception as exc:  # nothing was handed over: safe to retry later
+                log.exception("cannot prepare message %s", row["id"])
+                outcome = Outcome.transient(f"cannot prepare the message: {exc}")
+            else:
+                limiter.acquire()  # the claimed message goes out even if a stop is asked
+                try:
+                    outcome = sender.send(message)
+                except Exception as exc:  # a bug in a backend: delivery unknown, never resend
+                    log.exception("sender %s crashed", sender.backend)
+                    outcome = Outcome.interrupted(f"unexpected error: {type(exc).__name__}: {exc}")
             # A connection that could not even be opened (server down, login refused)
             # ends this worker and the channel's run: hammering a dead server helps nobody.
             broken = outcome.status == "transient" and sender.open_failed

@@ -273,3 +273,15 @@ def test_the_app_sends_due_messages_in_the_background(run_app, page, db_path: Pa
     store = open_store(db_path)
     assert statuses(store, ids) == ["sent", "sent"]
     store.close()
+
+
+def test_misconfigured_backend_claims_nothing(
+    store: Store, monkeypatch: pytest.MonkeyPatch, db_path: Path
+) -> None:
+    monkeypatch.setenv("TWILIO_ACCOUNT_SID", "AC123")  # token and sender missing
+    _, ids = seed(store, 2, channel="sms")
+    outbox.queue(store, message_ids=ids)
+    result = dispatcher.run_once(store)
+    assert result.sent == 0 and "TWILIO_AUTH_TOKEN" in result.errors[0]
+    assert statuses(store, ids) == ["queued", "queued"]
+    assert store.scalar("SELECT sum(attempts) FROM messages") == 0
