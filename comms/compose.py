@@ -392,6 +392,8 @@ def _render_chunk(
         )
     }
     consent_col = "consent_email" if channel == "email" else "consent_sms"
+    needed = frozenset(compiled.fields)
+    needs_attributes = not needed <= tpl.NON_ATTRIBUTE_FIELDS
     for values in clients:
         row = dict(zip(names, values, strict=True))
         row["lists"] = row["lists"].split(_SEP) if row["lists"] else None
@@ -406,7 +408,8 @@ def _render_chunk(
             reason = OPTED_OUT
         subject = text = html = None
         try:
-            rendered = compiled.render(tpl.client_context(row, _attrs(row["attributes"])))
+            attrs = _attrs(row["attributes"]) if needs_attributes else None
+            rendered = compiled.render(tpl.client_context(row, attrs, needed))
             subject, text, html = rendered.subject, rendered.text, rendered.html
         except tpl.RenderFailed as exc:
             if reason is None:

@@ -12,6 +12,7 @@ extension table; otherwise the whole message is sent as UCS-2. Limits:
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
@@ -24,6 +25,8 @@ GSM7_BASIC = frozenset(
 )
 GSM7_EXTENSION = frozenset("^{}\\[~]|€\f")
 GSM7_CHARS = GSM7_BASIC | GSM7_EXTENSION
+_EXT_RE = re.compile("[" + re.escape("".join(sorted(GSM7_EXTENSION))) + "]")
+_NON_GSM_RE = re.compile("[^" + re.escape("".join(sorted(GSM7_CHARS))) + "]")
 
 GSM7 = "GSM-7"
 UCS2 = "UCS-2"
@@ -135,7 +138,7 @@ def sms_info(text: str) -> SmsInfo:
     text = text or ""
     if is_gsm7(text):
         encoding = GSM7
-        wide = sum(text.count(c) for c in GSM7_EXTENSION)
+        wide = 0 if GSM7_EXTENSION.isdisjoint(text) else len(_EXT_RE.findall(text))
     else:
         encoding = UCS2
         wide = len(text.encode("utf-16-le")) // 2 - len(text)
@@ -170,18 +173,6 @@ def _translit_char(c: str) -> str:
     return "?"
 
 
-class _TranslitTable(dict):
-    """str.translate table filled on first sight of each character."""
-
-    def __missing__(self, code: int) -> str:
-        value = _translit_char(chr(code))
-        self[code] = value
-        return value
-
-
-_TABLE = _TranslitTable()
-
-
 def to_gsm7(text: str) -> str:
     """Transliterate to GSM-7: Czech diacritics dropped (ř -> r, ů -> u), „“ -> ", – -> -.
 
@@ -192,7 +183,12 @@ def to_gsm7(text: str) -> str:
         return ""
     if is_gsm7(text):
         return text
-    return unicodedata.normalize("NFC", text).translate(_TABLE)
+    # The regex engine skips the GSM-7 runs in C; only the others reach Python.
+    return _NON_GSM_RE.sub(_replace, unicodedata.normalize("NFC", text))
+
+
+def _replace(m: re.Match[str]) -> str:
+    return _translit_char(m.group())
 
 
 def max_segments() -> int:
