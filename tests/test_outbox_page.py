@@ -56,6 +56,8 @@ def seed(store):
                     error,
                 ],
             )
+        # Nothing moved lately: recently changed batches stay visible even when finished.
+        cur.execute("UPDATE messages SET updated_at = updated_at - INTERVAL 1 DAY")
 
     store.write(fill)
     return tomorrow
@@ -97,6 +99,14 @@ def test_batches_show_counts_progress_and_schedule(app, store):
     assert metrics["Due now"] == "2"
     app.toggle(key="outbox_show_all").set_value(True).run()
     assert "Batch #3: Done" in card_text(app, 3)
+
+
+def test_a_batch_that_just_finished_stays_visible(store):
+    seed(store)
+    store.write(lambda cur: cur.execute("UPDATE messages SET updated_at = now() WHERE id = 10"))
+    at = AppTest.from_file(PAGE, default_timeout=30).run()
+    assert "Batch #3: Done" in card_text(at, 3)
+    assert "1 of 1 sent, finished" in card_text(at, 3)
 
 
 def test_cancel_queued_asks_first_then_cancels(app, store):

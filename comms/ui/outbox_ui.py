@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 import threading
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -32,6 +32,7 @@ SHOWN_STATUSES: tuple[tuple[str, str], ...] = (
     ("interrupted", "orange"),
 )
 ACTIVE = ("draft", "queued", "sending", "failed", "interrupted")
+RECENT_MINUTES = 15  # a finished batch stays on the page this long after its last change
 INTERRUPTED_HELP = (
     "These messages were being handed to the server when the app stopped or the "
     "connection dropped. **Nobody can know whether they arrived**, so they are never "
@@ -76,6 +77,20 @@ def batch_messages(store: Store, batch_id: int, statuses: tuple[str, ...]) -> pd
         """,
         [int(batch_id), list(statuses)],
     )
+
+
+def recently_moved_batches(store: Store, minutes: int = RECENT_MINUTES) -> set[int]:
+    """Batches with a message that changed in the last few minutes (e.g. just finished)."""
+    since = outbox.now() - timedelta(minutes=minutes)
+    return {
+        int(r[0])
+        for r in store.cursor()
+        .execute(
+            "SELECT DISTINCT batch_id FROM messages WHERE batch_id IS NOT NULL AND updated_at >= ?",
+            [since],
+        )
+        .fetchall()
+    }
 
 
 def scheduled_count(store: Store, batch_id: int | None) -> int:
@@ -316,8 +331,8 @@ def _render_body(store: Store, ticking: bool) -> None:
     render_overview(store)
     show_all = st.toggle("Show finished batches too", key="outbox_show_all")
     batches = outbox.batch_progress(store)
-    # Batches acted on in this session stay visible after they finish.
-    recent = set(st.session_state.get("outbox_recent", ()))
+    # Batches acted on in this session, or that moved lately, stay visible after they finish.
+    recent = set(st.session_state.get("outbox_recent", ())) | recently_moved_batches(store)
     active = [b for b in batches if b["batch_id"] in recent or any(b.get(s) for s in ACTIVE)]
     shown = (batches if show_all else active)[:MAX_BATCHES]
     st.subheader("Batches")
