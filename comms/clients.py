@@ -160,6 +160,17 @@ def _checked(email: pd.Series, phone: pd.Series, region: str) -> tuple[dict, dic
     )
 
 
+def _lookup(values: pd.Series, results: dict, fields: dict[str, str]) -> dict[str, pd.Series]:
+    """Columns from per-distinct-value check results, gathered with one index lookup."""
+    idx = pd.Index(list(results), dtype=object).get_indexer(values.astype(object))
+    out = {}
+    for name, attr in fields.items():
+        # The trailing None is what index -1 (an empty cell) picks.
+        table = np.array([getattr(r, attr) for r in results.values()] + [None], dtype=object)
+        out[name] = pd.Series(table[idx], index=values.index, dtype=object)
+    return out
+
+
 def _normalise(
     table: RawTable, mapping: dict[str, str], keys: dict[str, str], region: str
 ) -> tuple[pd.DataFrame, list[str], list[dict[str, Any]], int]:
@@ -194,24 +205,14 @@ def _normalise(
     # E-mail and phone: each distinct value checked once (the checks are lru_cached too).
     email, phone = col("email"), col("phone")
     checks, pchecks = _checked(email, phone, region)
-    has_email = email != ""
-    out["email"] = None
-    out["email_valid"] = None
-    out["email_error"] = None
-    if checks:
-        em = email[has_email]
-        out.loc[has_email, "email"] = em.map(lambda v: checks[v].address)
-        out.loc[has_email, "email_valid"] = em.map(lambda v: checks[v].ok)
-        out.loc[has_email, "email_error"] = em.map(lambda v: checks[v].error)
-    has_phone = phone != ""
-    out["phone"] = None
-    out["phone_kind"] = None
-    out["phone_error"] = None
-    if pchecks:
-        ph = phone[has_phone]
-        out.loc[has_phone, "phone"] = ph.map(lambda v: pchecks[v].e164)
-        out.loc[has_phone, "phone_kind"] = ph.map(lambda v: pchecks[v].kind)
-        out.loc[has_phone, "phone_error"] = ph.map(lambda v: pchecks[v].error)
+    for name, values in _lookup(
+        email, checks, {"email": "address", "email_valid": "ok", "email_error": "error"}
+    ).items():
+        out[name] = values
+    for name, values in _lookup(
+        phone, pchecks, {"phone": "e164", "phone_kind": "kind", "phone_error": "error"}
+    ).items():
+        out[name] = values
 
     tags = col("tags")
     out["tags"] = none_if_empty(
@@ -385,15 +386,27 @@ _CORE = [
 ]
 
 
+_CONTROL_CHARS = r"[\x00-\x08\x0b\x0c\x0e-\x1f]"
+
+
 def _attributes_json(frame: pd.DataFrame, attr_keys: list[str]) -> list[str]:
-    cols = [frame["a:" + k].tolist() for k in attr_keys]
-    return [
-        json.dumps(
-            {k: v for k, v in zip(attr_keys, vals, strict=True) if v is not None},
-            ensure_ascii=False,
+    """One JSON object per row of the non-empty attribute cells, built column-wise."""
+    if not attr_keys or not len(frame):
+        return ["{}"] * len(frame)
+    body = pd.Series("", index=frame.index, dtype="string")
+    for key in attr_keys:  # keys are ASCII snake_case (attribute_key): nothing to escape
+        v = frame["a:" + key].astype("string")
+        v = v.where(v != "")
+        esc = (
+            v.str.replace("\\", "\\\\", regex=False)
+            .str.replace('"', '\\"', regex=False)
+            .str.replace("\n", "\\n", regex=False)
+            .str.replace("\r", "\\r", regex=False)
+            .str.replace("\t", "\\t", regex=False)
+            .str.replace(_CONTROL_CHARS, "", regex=True)
         )
-        for vals in zip(*cols, strict=True)
-    ] or ["{}"] * len(frame)
+        body = body + ('"' + key + '":"' + esc + '",').fillna("")
+    return ("{" + body.str.rstrip(",") + "}").tolist()
 
 
 def _db_frame(frame: pd.DataFrame, attr_keys: list[str]) -> pd.DataFrame:

@@ -488,3 +488,10 @@ def test_parallel_validation_gives_the_serial_results(monkeypatch):
     assert parallel == serial
     assert [c.ok for c in parallel["email"][-3:]] == [False, False, False]
     assert parallel["phone"][-1].kind == "fixed_line"
+
+
+def test_attribute_values_with_quotes_backslashes_and_line_breaks_survive(store):
+    text = 'Name;Email;Note;Path\nJan;jan@example.cz;"say ""hi""\nthen\tgo";C:\\temp\\x\x01\n'
+    import_clients(store, text.encode())
+    attrs = get_client(store, one(store, name="Jan")["id"])["attributes"]
+    assert attrs == {"note": 'say "hi"\nthen\tgo', "path": "C:\\temp\\x"}
