@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import csv
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -61,6 +62,11 @@ Content-Type: text/html; charset=utf-8
 {HTML}
 --boundary--
 """
+
+
+def _child_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def write_list(path: Path, n: int) -> list[dict[str, str]]:
@@ -162,7 +168,9 @@ def case(work: Path, name: str, rows: list, baseline_n: int, delay: float) -> No
     log_ours, log_mm = work / f"sink-ours-{name}.jsonl", work / f"sink-mm-{name}.jsonl"
     proc, port = spawn_smtp_sink(log_ours, delay_rcpt=delay, delay_data=delay)
     try:
+        cpu0 = _child_cpu()
         secs, sent = run_dispatcher(work, rows, port)
+        cpu_ours = _child_cpu() - cpu0
     finally:
         stop_process(proc)
     received = read_log(log_ours)
@@ -170,16 +178,22 @@ def case(work: Path, name: str, rows: list, baseline_n: int, delay: float) -> No
     ids = [r["message_id"] for r in received]
     print(
         f"comms dispatcher : {sent} sent in {secs:.2f}s = {ours:.0f} msg/s"
-        f" (sink received {len(received)}, distinct Message-IDs {len(set(ids))})"
+        f" (sink received {len(received)}, distinct Message-IDs {len(set(ids))});"
+        f" sender CPU {cpu_ours / max(sent, 1) * 1000:.2f} ms/msg"
     )
     proc, port = spawn_smtp_sink(log_mm, delay_rcpt=delay, delay_data=delay)
     try:
+        cpu0 = _child_cpu()
         secs_mm = run_mailmerge(work, baseline_n, port)
+        cpu_mm = _child_cpu() - cpu0
     finally:
         stop_process(proc)
     got_mm = len(read_log(log_mm))
     theirs = got_mm / secs_mm
-    print(f"mailmerge        : {got_mm} sent in {secs_mm:.2f}s = {theirs:.0f} msg/s")
+    print(
+        f"mailmerge        : {got_mm} sent in {secs_mm:.2f}s = {theirs:.0f} msg/s;"
+        f" sender CPU {cpu_mm / max(got_mm, 1) * 1000:.2f} ms/msg"
+    )
     print(f"ratio            : {ours / theirs:.2f}x mailmerge")
 
 
