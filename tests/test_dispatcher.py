@@ -285,3 +285,23 @@ def test_misconfigured_backend_claims_nothing(
     assert result.sent == 0 and "TWILIO_AUTH_TOKEN" in result.errors[0]
     assert statuses(store, ids) == ["queued", "queued"]
     assert store.scalar("SELECT sum(attempts) FROM messages") == 0
+
+
+def test_two_runs_at_once_never_send_a_message_twice(store: Store, sink: SmtpSink) -> None:
+    import threading
+
+    batch_id, ids = seed(store, 120)
+    outbox.queue(store, batch_id=batch_id)
+    results: list = []
+    threads = [
+        threading.Thread(target=lambda: results.append(dispatcher.run_once(store)))
+        for _ in range(2)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(r.sent for r in results) == 120
+    msgids = sink.message_ids()
+    assert len(msgids) == 120 and len(set(msgids)) == 120
+    assert statuses(store, ids) == ["sent"] * 120
