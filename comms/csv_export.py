@@ -71,7 +71,43 @@ def rows_to_csv(
     return buf.getvalue().encode("utf-8-sig")
 
 
-def dataframe_to_csv(df: pd.DataFrame, *, delimiter: str = ",") -> bytes:
-    """A DataFrame as formula-safe UTF-8 CSV bytes with a BOM (index not written)."""
-    columns = [str(c) for c in df.columns]
-    return rows_to_csv(df.itertuples(index=False, name=None), columns, delimiter=delimiter)
+def _text_column(s: pd.Series) -> pd.Series:
+    """A non-numeric column as text (JSON for dicts / lists), neutralised where needed."""
+    if pd.api.types.is_bool_dtype(s):
+        return s.map({True: "true", False: "false"})
+    if s.dtype == object:
+        s = s.map(
+            lambda v: (
+                json.dumps(v, ensure_ascii=False, default=str)
+                if isinstance(v, (dict, list, tuple))
+                else v
+            ),
+            na_action="ignore",
+        ).astype("str")
+    elif not pd.api.types.is_string_dtype(s):
+        s = s.astype("str")
+    risky = s.str.startswith(FORMULA_PREFIXES, na=False)
+    return s.where(~risky, "'" + s)
+
+
+def dataframe_to_csv(
+    df: pd.DataFrame, *, delimiter: str = ",", header: bool = True, bom: bool = True
+) -> bytes:
+    """A DataFrame as formula-safe UTF-8 CSV bytes (index not written), vectorised.
+
+    header=False and bom=False let a caller append further chunks of one file.
+    """
+    out = df.copy(deep=False)
+    for col in out.columns:
+        series = out[col]
+        numeric = pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
+        if not (numeric or pd.api.types.is_datetime64_any_dtype(series)):
+            out[col] = _text_column(series)
+    text = out.to_csv(
+        index=False,
+        sep=delimiter,
+        lineterminator="\r\n",
+        header=[safe_cell(str(c)) for c in out.columns] if header else False,
+    )
+    data = text.encode("utf-8")
+    return (b"\xef\xbb\xbf" + data) if bom else data

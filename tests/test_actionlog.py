@@ -131,3 +131,22 @@ def test_entry_message_ids_and_messages_now(store):
     assert list(now["id"]) == [10, 11]
     assert list(now["status"]) == ["sent", "failed"]
     assert list(now["client_name"]) == ["Jana Nováková", "=Evil"]
+
+
+def test_export_in_chunks_writes_one_header_and_every_row(store, monkeypatch):
+    import comms.actionlog_queries as q
+
+    monkeypatch.setattr(q, "CHUNK_VECTORS", 1)  # 2,048 rows per chunk
+    store.write(
+        lambda cur: cur.execute(
+            'INSERT INTO action_log ("user", action, detail)'
+            " SELECT 'u', 'edit', json_object('n', i) FROM range(5000) t(i)"
+        )
+    )
+    data = export_log_csv(store, LogFilter())
+    assert data.count(b"\xef\xbb\xbf") == 1
+    rows = list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"))))
+    assert len(rows) == 5000
+    assert rows[0]["detail"] == '{"n":4999}' and rows[-1]["detail"] == '{"n":0}'
+    empty = export_log_csv(store, LogFilter(actions=["nothing"]))
+    assert empty.decode("utf-8-sig").splitlines() == [",".join(q.EXPORT_COLUMNS)]

@@ -50,3 +50,30 @@ def test_dataframe_export_keeps_types_and_is_safe():
         ["1", "'@admin", "-1.5"],
         ["2", "Žofie", "3.0"],
     ]
+
+
+def test_dataframe_export_handles_json_bools_nulls_and_chunks():
+    df = pd.DataFrame(
+        {
+            "=head": ["a", None],
+            "detail": [{"error": "=550"}, None],
+            "ok": [True, False],
+            "n": pd.array([1, None], dtype="Int64"),
+        }
+    )
+    first = dataframe_to_csv(df)
+    more = dataframe_to_csv(df.iloc[:1], header=False, bom=False)
+    assert read_back(first + more) == [
+        ["'=head", "detail", "ok", "n"],
+        ["a", '{"error": "=550"}', "true", "1"],
+        ["", "", "false", ""],
+        ["a", '{"error": "=550"}', "true", "1"],
+    ]
+    risky = pd.DataFrame({"x": ["+1", "-", "@a", "\tb", "ok"]})
+    assert [r[0] for r in read_back(dataframe_to_csv(risky))[1:]] == [
+        "'+1",
+        "'-",
+        "'@a",
+        "'\tb",
+        "ok",
+    ]
