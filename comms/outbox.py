@@ -423,8 +423,8 @@ def _claim_and_mark_sent(
     """ONE UPDATE: sent outcomes (sending -> sent) and picked rows (queued -> sending).
 
     DuckDB's cost here grows with the number of columns an UPDATE touches, so
-    this statement touches only status, claimed_by, attempts, provider_id and
-    sent_at (updated_at tracks edits, not sending; message_attempts has the times).
+    this statement touches only status, claimed_by, attempts, provider_id,
+    sent_at and updated_at (pages use it to spot batches that just moved).
     """
     if not sent and not claimed:
         return {}
@@ -438,14 +438,15 @@ def _claim_and_mark_sent(
         " claimed_by = coalesce(v.worker, messages.claimed_by),"
         " attempts = messages.attempts + CASE v.kind WHEN 'claim' THEN 1 ELSE 0 END,"
         " provider_id = CASE v.kind WHEN 'sent' THEN v.pid ELSE messages.provider_id END,"
-        " sent_at = CASE v.kind WHEN 'sent' THEN ?::TIMESTAMP ELSE messages.sent_at END"
+        " sent_at = CASE v.kind WHEN 'sent' THEN ?::TIMESTAMP ELSE messages.sent_at END,"
+        " updated_at = ?"
         " FROM (SELECT unnest(?::BIGINT[]) AS id, unnest(?::VARCHAR[]) AS kind,"
         " unnest(?::VARCHAR[]) AS worker, unnest(?::VARCHAR[]) AS pid) v"
         " WHERE messages.id = v.id"
         " AND messages.status = CASE v.kind WHEN 'sent' THEN 'sending' ELSE 'queued' END"
         " RETURNING messages.id, messages.status, messages.attempts, messages.batch_id,"
         " messages.client_id",
-        [at, ids, kinds, workers, pids],
+        [at, at, ids, kinds, workers, pids],
     ).fetchall()
     if len(updated) != len(ids):
         done = {row[0] for row in updated}
