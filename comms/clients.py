@@ -251,12 +251,34 @@ def _normalise(
     )
 
 
+def _drop_invalid_beside_valid(groups: pd.DataFrame) -> pd.DataFrame:
+    """In a group that has a valid e-mail (phone), forget its rows' invalid ones, so a
+    later typo never replaces a good address when rows merge."""
+    groups = groups.copy()
+    by = groups["_key"]
+    for value, cols, valid in (
+        ("email", ["email", "email_valid", "email_error"], groups["email_valid"].eq(True)),
+        (
+            "phone",
+            ["phone", "phone_kind", "phone_error"],
+            groups["phone_kind"].notna() & groups["phone_kind"].ne("invalid"),
+        ),
+    ):
+        if value not in groups:
+            continue
+        group_has_valid = valid.groupby(by).transform("any")
+        forget = group_has_valid & ~valid & groups[value].notna()
+        groups.loc[forget, [c for c in cols if c in groups]] = None
+    return groups
+
+
 def _merge(frame: pd.DataFrame, key: pd.Series) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
     """Rows sharing a key become one: later non-empty values win; the first row number stays."""
     dup = key.duplicated(keep=False)
     if not dup.any():
         return frame, []
     groups = frame[dup].assign(_key=key[dup].values)
+    groups = _drop_invalid_beside_valid(groups)
     first_row = groups.groupby("_key", sort=False)["row"].transform("min")
     problems = [
         {"row": int(r), "reason": f"{DUPLICATE} of row {int(f)}: merged into one client"}
@@ -337,11 +359,11 @@ UPDATE clients AS c SET
     name = coalesce(s.name, c.name),
     first_name = coalesce(s.first_name, c.first_name),
     last_name = coalesce(s.last_name, c.last_name),
-    email = CASE WHEN s.email IS NULL THEN c.email ELSE s.email END,
-    email_valid = CASE WHEN s.email IS NULL THEN c.email_valid ELSE s.email_valid::BOOLEAN END,
-    email_error = CASE WHEN s.email IS NULL THEN c.email_error ELSE s.email_error END,
-    phone = coalesce(s.phone, c.phone),
-    phone_kind = CASE WHEN s.phone IS NULL THEN c.phone_kind ELSE s.phone_kind END,
+    email = CASE WHEN s.keep_email THEN c.email ELSE s.email END,
+    email_valid = CASE WHEN s.keep_email THEN c.email_valid ELSE s.email_valid::BOOLEAN END,
+    email_error = CASE WHEN s.keep_email THEN c.email_error ELSE s.email_error END,
+    phone = CASE WHEN s.keep_phone THEN c.phone ELSE s.phone END,
+    phone_kind = CASE WHEN s.keep_phone THEN c.phone_kind ELSE s.phone_kind END,
     company = coalesce(s.company, c.company),
     city = coalesce(s.city, c.city),
     lists = CASE WHEN list_contains(c.lists, $list) THEN c.lists
@@ -352,7 +374,14 @@ UPDATE clients AS c SET
     consent_sms = coalesce(s.consent_sms::BOOLEAN, c.consent_sms),
     attributes = json_merge_patch(c.attributes, s.attributes::JSON),
     updated_at = current_timestamp
-FROM imp_upd AS s
+FROM (
+    SELECT u.*,
+        -- a stored valid address is never replaced by a missing or invalid one
+        u.email IS NULL OR (NOT u.email_valid::BOOLEAN AND k.email_valid) AS keep_email,
+        u.phone IS NULL OR (u.phone_kind = 'invalid' AND coalesce(k.phone_kind, 'invalid')
+                            <> 'invalid') AS keep_phone
+    FROM imp_upd u JOIN clients k ON k.id = u.id
+) AS s
 WHERE c.id = s.id
 """
 

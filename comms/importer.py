@@ -392,6 +392,8 @@ def read_table(data: bytes, filename: str | None = None) -> RawTable:
                 row = row + [""] * (width - len(row))
         data_rows.append(row)
         data_numbers.append(number)
+    if not any(any(c.strip() for c in r) for r in data_rows):
+        raise ImportFailed(f"The file has a header (row {numbers[h]}) but no client rows below it.")
     return RawTable(
         kind=kind,
         encoding=encoding,

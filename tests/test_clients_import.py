@@ -394,6 +394,8 @@ def test_xlsx_formula_cells_are_kept_as_text_and_exported_neutralised(store):
         (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 100, "xls"),
         (b"PK\x03\x04 not really a zip", "damaged"),
         ("Poznámka\nahoj\nnazdar\n".encode(), "No usable column"),
+        (b"Name;Email\n", "no client rows"),
+        (b"Name;Email\n;\n;\n", "no client rows"),
     ],
 )
 def test_whole_file_failures_raise_one_message_and_write_nothing(store, data, message):
@@ -495,3 +497,24 @@ def test_attribute_values_with_quotes_backslashes_and_line_breaks_survive(store)
     import_clients(store, text.encode())
     attrs = get_client(store, one(store, name="Jan")["id"])["attributes"]
     assert attrs == {"note": 'say "hi"\nthen\tgo', "path": "C:\\temp\\x"}
+
+
+def test_an_invalid_address_never_replaces_a_valid_one(store):
+    import_clients(store, b"Name;Email;Phone\nJan;jan@example.cz;777123456\n")
+    # Matched by phone: the new e-mail is broken, the stored one stays.
+    r = import_clients(store, b"Name;Email;Phone\nJan;jan(at)example;777123456\n")
+    assert r.updated == 1
+    jan = one(store, name="Jan")
+    assert jan["email"] == "jan@example.cz" and jan["email_valid"] is True
+    # Matched by e-mail: the new phone is broken, the stored one stays.
+    import_clients(store, b"Name;Email;Phone\nJan;jan@example.cz;12\n")
+    assert one(store, name="Jan")["phone"] == "+420777123456"
+    # Within one file too: a later typo does not win over a good number.
+    import_clients(
+        store, b"Name;Email;Phone\nEva;eva@example.cz;602111222\nEva;eva@example.cz;60\n"
+    )
+    eva = one(store, name="Eva")
+    assert eva["phone"] == "+420602111222" and eva["phone_kind"] == "mobile"
+    # A valid new address does replace the stored one.
+    import_clients(store, b"Name;Email;Phone\nJan;jan@example.cz;+420 602 999 888\n")
+    assert one(store, name="Jan")["phone"] == "+420602999888"
