@@ -165,8 +165,7 @@ def test_single_messages_selection_actions(app, store):
     app.run()
     app.button(key="loose_retry").click().run()
     assert status_of(store, 11) == ["queued"]
-    app.session_state["loose_table"] = {"selection": {"rows": [0], "columns": [], "cells": []}}
-    app.run()
+    # interrupted ones wait for a decision whether selected or not
     app.radio(key="loose_resolve_decision").set_value("cancel").run()
     app.button(key="loose_resolve_apply").click().run()
     assert status_of(store, 12) == ["cancelled"]

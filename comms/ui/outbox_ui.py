@@ -654,8 +654,8 @@ def render_loose(store: Store) -> None:
                 f"{outbox.cancel(store, message_ids=by_status['queued']):,} message(s) cancelled."
             )
         )
-    if by_status["interrupted"]:
-        with st.expander(f"Resolve {len(by_status['interrupted']):,} interrupted", expanded=True):
-            render_resolution(
-                store, df[df["id"].isin(by_status["interrupted"])], key="loose_resolve"
-            )
+    # Every interrupted single message waits for a decision, selected or not.
+    interrupted = df[df["status"] == "interrupted"]
+    if not interrupted.empty:
+        with st.expander(f"Resolve {len(interrupted):,} interrupted", expanded=True):
+            render_resolution(store, interrupted, key="loose_resolve")
