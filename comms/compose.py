@@ -45,6 +45,7 @@ from comms.validation import (
     SMS_KINDS,
     check_email,
     check_phone,
+    missing_field,
 )
 
 EMPTY_MESSAGE = "empty message"
@@ -91,6 +92,52 @@ def selection_count(store: Store, selection: Mapping[str, Any]) -> int:
     """How many clients a selection holds right now."""
     where, params = selection_where(selection)
     return int(store.scalar(f"SELECT count(*) FROM clients c WHERE {where}", params) or 0)
+
+
+def missing_field_counts(
+    store: Store, selection: Mapping[str, Any], fields: Iterable[str]
+) -> dict[str, int]:
+    """{field: how many selected clients lack it}, for fields some clients lack."""
+    where, params = selection_where(selection)
+    fields = sorted(set(fields))
+    if not fields:
+        return {}
+    keys = [
+        r["k"]
+        for r in store.rows(
+            f"SELECT DISTINCT unnest(json_keys(c.attributes)) AS k FROM clients c WHERE {where}",
+            params,
+        )
+    ]
+    blank = "coalesce(trim(CAST({} AS VARCHAR)), '') = ''"
+    exprs: list[str] = []
+    expr_params: list[Any] = []
+    for f in fields:
+        if f == "first_name":
+            expr = f"({blank.format('c.first_name')} AND {blank.format('c.name')})"
+        elif f in ("name", "last_name", "email", "phone", "city", "company"):
+            expr = blank.format(f"c.{f}")
+        elif f in ("list", "lists"):
+            expr = "len(c.lists) = 0"
+        elif f == "tags":
+            expr = "len(c.tags) = 0"
+        else:
+            matching = [k for k in keys if k == f or tpl.field_name(k) == f]
+            if not matching:
+                expr = "true"
+            else:
+                parts = []
+                for k in matching:
+                    parts.append(blank.format("json_extract_string(c.attributes, ?)"))
+                    expr_params.append('$."' + k.replace('"', "") + '"')
+                expr = "(" + " AND ".join(parts) + ")"
+        exprs.append(f"count(*) FILTER (WHERE {expr})")
+    row = (
+        store.cursor()
+        .execute(f"SELECT {', '.join(exprs)} FROM clients c WHERE {where}", [*expr_params, *params])
+        .fetchone()
+    )
+    return {f: int(n) for f, n in zip(fields, row, strict=True) if n}
 
 
 _CLIENT_COLUMNS = (
@@ -414,6 +461,11 @@ def _render_chunk(
         except tpl.RenderFailed as exc:
             if reason is None:
                 reason, detail = exc.reason, exc.detail
+            # Keep what can be rendered, `{{ field }}` marking what is missing, so
+            # the review shows the message and a person can complete it by hand.
+            draft = compiled.render_draft(tpl.client_context(row, _attrs(row["attributes"])))
+            if draft is not None:
+                subject, text, html = draft.subject, draft.text, draft.html
         segments = encoding = None
         if channel == "sms" and text is not None:
             if gsm7:
@@ -536,7 +588,11 @@ def _body_parts(channel: str, body_format: str | None, body: str) -> tuple[str, 
 
 
 def _validate_one(
-    cur: duckdb.DuckDBPyConnection, msg: Mapping[str, Any], address: str, text: str
+    cur: duckdb.DuckDBPyConnection,
+    msg: Mapping[str, Any],
+    address: str,
+    text: str,
+    subject: str | None = None,
 ) -> tuple[str, str | None, str | None]:
     """(address, reason, detail) for an edited message."""
     channel = msg["channel"]
@@ -560,6 +616,11 @@ def _validate_one(
             reason = OPTED_OUT
     if reason is None and not text.strip():
         reason = EMPTY_MESSAGE
+    if reason is None:
+        left = tpl.PLACEHOLDER_RE.search(text + " " + (subject or ""))
+        if left:
+            reason = missing_field(left.group(1))
+            detail = f"the text still contains {left.group(0)}: replace it with the value"
     if reason is None and msg.get("batch_id") is not None:
         other = cur.execute(
             "SELECT id FROM messages WHERE batch_id = ? AND id <> ? AND status = 'draft'"
@@ -626,7 +687,7 @@ def edit_message(
     ]
 
     def tx(cur: duckdb.DuckDBPyConnection) -> dict[str, Any]:
-        address, reason, detail = _validate_one(cur, msg, raw_address, text)
+        address, reason, detail = _validate_one(cur, msg, raw_address, text, new_subject)
         status = "invalid" if reason else "draft"
         cur.execute(
             "UPDATE messages SET subject = ?, body_text = ?, body_html = ?, to_address = ?,"

@@ -29,7 +29,14 @@ from typing import Any
 
 import duckdb
 import markdown as md
-from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, meta, nodes
+from jinja2 import (
+    ChainableUndefined,
+    StrictUndefined,
+    TemplateSyntaxError,
+    UndefinedError,
+    meta,
+    nodes,
+)
 from jinja2.exceptions import SecurityError
 from jinja2.exceptions import TemplateError as JinjaTemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -70,9 +77,18 @@ class _Sandbox(ImmutableSandboxedEnvironment):
         return super().call_binop(context, operator, left, right)
 
 
-def _env(autoescape: bool) -> _Sandbox:
+class ShowMissing(ChainableUndefined):
+    """A missing field shown as its placeholder, for drafts a person will fix by hand."""
+
+    __slots__ = ()
+
+    def __str__(self) -> str:
+        return "{{ " + (self._undefined_name or "?") + " }}"
+
+
+def _env(autoescape: bool, undefined: type = StrictUndefined) -> _Sandbox:
     return _Sandbox(
-        undefined=StrictUndefined,
+        undefined=undefined,
         autoescape=autoescape,
         keep_trailing_newline=True,
         trim_blocks=True,
@@ -82,6 +98,11 @@ def _env(autoescape: bool) -> _Sandbox:
 
 TEXT_ENV = _env(False)
 HTML_ENV = _env(True)
+# For recipients whose render failed: the message is stored with `{{ field }}`
+# where a value is missing, so the review can show and fix it.
+LENIENT_TEXT_ENV = _env(False, ShowMissing)
+LENIENT_HTML_ENV = _env(True, ShowMissing)
+PLACEHOLDER_RE = re.compile(r"\{\{\s*([A-Za-z_][\w.]*)\s*\}\}")
 
 
 # -- checking ---------------------------------------------------------------
@@ -223,8 +244,17 @@ class CompiledTemplate:
     """A template parsed once and rendered for many recipients."""
 
     def __init__(
-        self, channel: str, subject: str | None, body: str, body_format: str = "markdown"
+        self,
+        channel: str,
+        subject: str | None,
+        body: str,
+        body_format: str = "markdown",
+        *,
+        lenient: bool = False,
     ) -> None:
+        self._text_env = LENIENT_TEXT_ENV if lenient else TEXT_ENV
+        self._html_env = LENIENT_HTML_ENV if lenient else HTML_ENV
+        self._lenient: CompiledTemplate | None = None
         if channel not in CHANNELS:
             raise TemplateError(f"Unknown channel {channel!r}: use email or sms.")
         if body_format not in FORMATS:
@@ -239,26 +269,26 @@ class CompiledTemplate:
         if self.subject_source is not None:
             check_source(self.subject_source, "subject")
             self.fields |= variables(self.subject_source)
-            self._subject = self._compile(TEXT_ENV, self.subject_source, "subject")
+            self._subject = self._compile(self._text_env, self.subject_source, "subject")
         self._html = None
         self._md_per_render = False
         if self.body_format == "html":
-            self._html = self._compile(HTML_ENV, self.body_source, "body")
+            self._html = self._compile(self._html_env, self.body_source, "body")
             self._text = None
         else:
-            self._text = self._compile(TEXT_ENV, self.body_source, "body")
+            self._text = self._compile(self._text_env, self.body_source, "body")
             if channel == "email" and self.body_format == "markdown":
                 source = _markdown_html_template(self.body_source)
                 if source is None:
                     self._md_per_render = True
                 else:
                     try:
-                        self._html = HTML_ENV.from_string(source)
+                        self._html = self._html_env.from_string(source)
                         self._html_source = source
                     except TemplateSyntaxError:
                         self._md_per_render = True
                 if self._md_per_render:
-                    self._html = self._compile(HTML_ENV, self.body_source, "body")
+                    self._html = self._compile(self._html_env, self.body_source, "body")
         self._combined = self._combine()
 
     @staticmethod
@@ -292,7 +322,7 @@ class CompiledTemplate:
             for src, esc in parts
         )
         try:
-            return TEXT_ENV.from_string(source)
+            return self._text_env.from_string(source)
         except TemplateSyntaxError:
             return None  # e.g. a part closes a block it did not open: render separately
 
@@ -308,6 +338,21 @@ class CompiledTemplate:
             raise _render_failure(exc) from None
         except RecursionError:
             raise RenderFailed("render error: too deeply nested", "recursion") from None
+
+    def render_draft(self, context: Mapping[str, Any]) -> Rendered | None:
+        """Render with `{{ field }}` left where a value is missing (None if that fails too)."""
+        if self._lenient is None:
+            self._lenient = CompiledTemplate(
+                self.channel,
+                self.subject_source,
+                self.body_source,
+                self.body_format,
+                lenient=True,
+            )
+        try:
+            return self._lenient.render(context)
+        except RenderFailed:
+            return None
 
     def _from_parts(self, out: list[str]) -> Rendered:
         subject = _one_line(out.pop(0)) if self.subject_source is not None else None

@@ -7,6 +7,8 @@ from comms import templates as tpl
 from comms.store import open_store
 
 pytestmark = pytest.mark.browser
+# The app reruns on every click; on a busy machine a step can take a few seconds.
+expect.set_options(timeout=20_000)
 
 
 def seed(store):
@@ -27,7 +29,14 @@ def seed(store):
     )
 
 
+def settle(page):
+    """Wait until the script run has finished: no running indicator, no stale elements."""
+    expect(page.get_by_test_id("stStatusWidgetRunningIcon")).to_have_count(0)
+    expect(page.locator('[data-stale="true"]')).to_have_count(0)
+
+
 def click(page, name):
+    settle(page)
     page.get_by_role("button", name=name).click()
 
 
@@ -47,6 +56,7 @@ def test_generate_edit_and_keep_for_later(run_app, page, db_path):
     expect(page.get_by_role("heading", name="2. Content for this send")).to_be_visible()
     # 2. content, 3. attachments
     expect(page.get_by_text("Preview for Jana Nová")).to_be_visible()
+    expect(page.get_by_test_id("stHtml").get_by_text("our shop in Brno has news.")).to_be_visible()
     click(page, "Next")
     expect(page.get_by_role("heading", name="3. Attachments")).to_be_visible()
     click(page, "Next")
@@ -70,8 +80,8 @@ def test_generate_edit_and_keep_for_later(run_app, page, db_path):
 
     # 6. finish: keep for later
     click(page, "Continue to sending")
-    expect(page.get_by_role("heading", name="6. Send")).to_be_visible()
-    expect(page.get_by_text("messages are ready")).to_be_visible()
+    expect(page.get_by_role("heading", name="6. Finish")).to_be_visible()
+    expect(page.get_by_text("messages are ready to send")).to_be_visible()
     click(page, "Keep for later")
     expect(page.get_by_text("2 messages kept as drafts")).to_be_visible()
 

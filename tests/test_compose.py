@@ -358,3 +358,34 @@ def test_lists_tags_and_attributes_reach_the_template(store):
     )
     (msg,) = messages(store, result.batch_id)
     assert msg["body_text"] == "VIP, News|a+b|1990-01-01"
+
+
+def test_missing_field_message_keeps_a_placeholder_to_fix_by_hand(store):
+    cid = email_client(store, "Eva", "eva@example.com")  # no city
+    result = compose.generate_messages(
+        store,
+        selection={"client_ids": [cid]},
+        channel="email",
+        subject="Hi {{ name }}",
+        body="Dear {{ name }}, our shop in {{ city }} has news.",
+    )
+    (msg,) = messages(store, result.batch_id)
+    assert (msg["status"], msg["reason"]) == ("invalid", "missing field: city")
+    assert msg["subject"] == "Hi Eva"
+    assert msg["body_text"] == "Dear Eva, our shop in {{ city }} has news."
+    assert "our shop in {{ city }} has news." in msg["body_html"]
+    # Saving with the placeholder still there keeps it invalid, naming the field.
+    still = compose.edit_message(store, msg["id"], subject="Hi Eva!")
+    assert (still["status"], still["reason"]) == ("invalid", "missing field: city")
+    fixed = compose.edit_message(store, msg["id"], body="Dear Eva, our shop in Brno has news.")
+    assert (fixed["status"], fixed["reason"]) == ("draft", None)
+    assert fixed["body_html"] == "<p>Dear Eva, our shop in Brno has news.</p>"
+
+
+def test_missing_field_counts(store):
+    a = email_client(store, "Jana", "a@example.com", city="Brno", attributes='{"Body věrnosti": 5}')
+    b = add_client(store, first_name="", name="", email="b@example.com", attributes="{}")
+    counts = compose.missing_field_counts(
+        store, {"client_ids": [a, b]}, ["city", "first_name", "body_vernosti", "nothing", "tags"]
+    )
+    assert counts == {"city": 1, "first_name": 1, "body_vernosti": 1, "nothing": 2, "tags": 2}

@@ -63,7 +63,7 @@ def test_email_journey_generate_review_edit_keep(store):
     # 2. content: this send only
     assert at.text_input(key="wiz_subject_in").value == "Hello {{ first_name }}"
     at.text_area(key="wiz_body_in").input("Dear **{{ name }}** from {{ city }}!").run()
-    assert any("Preview for Jana Nová" in e.label for e in at.expander)
+    assert any("Preview for Jana Nová" in m.value for m in at.markdown)
     next_button(at).click().run()
     # 3. attachments
     assert "Attachments" in at.subheader[0].value

@@ -77,7 +77,7 @@ def picker(store: Store) -> int:
     chosen = st.selectbox(
         "Edit",
         options,
-        format_func=lambda i: "➕ New template" if i == NEW else names[i],
+        format_func=lambda i: "(new template)" if i == NEW else names[i],
         key="tpl_select",
     )
     if st.session_state.get("tpl_loaded") != chosen:

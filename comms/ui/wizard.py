@@ -296,46 +296,54 @@ def step_content(store: Store, channel: str, sel: dict) -> None:
         if name
         else "Write the message; {{ name }}, {{ city }} and every imported column are available."
     )
+    left, right = st.columns([3, 2])
     # Widgets keep their own keys; the wizard's copy is updated from them.
-    if channel == "email":
-        subject = st.text_input("Subject", value=_state("subject") or "", key="wiz_subject_in")
-        _set("subject", subject)
-        formats = list(tpl.FORMATS)
-        fmt = st.selectbox(
-            "Body format",
-            formats,
-            index=formats.index(_state("format") or "markdown"),
-            format_func={
-                "markdown": "Markdown (recommended)",
-                "html": "Raw HTML (advanced)",
-                "text": "Plain text",
-            }.get,
-            key="wiz_format_in",
-        )
-        _set("format", fmt)
-    body = st.text_area("Body", value=_state("body") or "", height=260, key="wiz_body_in")
-    _set("body", body)
-    if channel == "sms":
-        gsm7 = st.toggle(
-            "Replace diacritics (GSM-7: 160 characters per segment instead of 70)",
-            value=bool(_state("gsm7", False)),
-            key="wiz_gsm7_in",
-        )
-        _set("gsm7", gsm7)
-        sms_counter(to_gsm7(body) if gsm7 else body, label="Template")
-
-    compiled, error = _compiled(channel)
-    if error:
-        st.error(error, icon=":material/error:")
-    else:
-        fields = sorted(compiled.fields)
-        if fields:
-            st.caption("Fields used: " + ", ".join(f"`{f}`" for f in fields))
-        client = _preview_client(store, sel)
+    with left:
+        if channel == "email":
+            subject = st.text_input("Subject", value=_state("subject") or "", key="wiz_subject_in")
+            _set("subject", subject)
+            formats = list(tpl.FORMATS)
+            fmt = st.selectbox(
+                "Body format",
+                formats,
+                index=formats.index(_state("format") or "markdown"),
+                format_func={
+                    "markdown": "Markdown (recommended)",
+                    "html": "Raw HTML (advanced)",
+                    "text": "Plain text",
+                }.get,
+                key="wiz_format_in",
+            )
+            _set("format", fmt)
+        body = st.text_area("Body", value=_state("body") or "", height=300, key="wiz_body_in")
+        _set("body", body)
+        if channel == "sms":
+            gsm7 = st.toggle(
+                "Replace diacritics (GSM-7: 160 characters per segment instead of 70)",
+                value=bool(_state("gsm7", False)),
+                key="wiz_gsm7_in",
+            )
+            _set("gsm7", gsm7)
+            sms_counter(to_gsm7(body) if gsm7 else body, label="Template")
+        compiled, error = _compiled(channel)
+        if error:
+            st.error(error, icon=":material/error:")
+        elif compiled.fields:
+            st.caption("Fields used: " + ", ".join(f"`{f}`" for f in sorted(compiled.fields)))
+            lacking = compose.missing_field_counts(store, sel, compiled.fields)
+            if lacking:
+                st.warning(
+                    "Some recipients lack a field; their messages will be marked "
+                    "“missing field” for you to fix or exclude: "
+                    + ", ".join(f"`{f}` empty for {n}" for f, n in lacking.items())
+                    + ". Tip: `{{ city | default('') }}` makes a field optional.",
+                    icon=":material/warning:",
+                )
+    with right:
+        client = _preview_client(store, sel) if compiled is not None else None
         if client is not None:
-            with st.expander(
-                f"Preview for {client.get('name') or 'the first client'}", expanded=True
-            ):
+            st.markdown(f"**Preview for {md_escape(client.get('name') or 'the first client')}**")
+            with st.container(border=True):
                 try:
                     r = tpl.render_preview(compiled, tpl.context_for(client))
                 except CommsError as exc:
@@ -511,6 +519,8 @@ def step_review(store: Store) -> None:
     info = _counts(store, batch_id)
     status = st.radio("Show", list(STATUS_FILTERS), horizontal=True, key="wiz_review_filter")
     table = compose.review(store, batch_id, STATUS_FILTERS[status])
+    table["reason"] = table["reason"].fillna("")
+    table["subject"] = table["subject"].fillna("")
     columns = ["recipient", "address", "subject", "first_line", "status", "reason", "excluded"]
     if info["channel"] == "sms":
         columns = ["recipient", "address", "first_line", "segments", "status", "reason", "excluded"]
@@ -636,7 +646,7 @@ def _dispatcher_available() -> bool:
 
 def step_finish(store: Store) -> None:
     batch_id = _state("batch_id")
-    st.subheader("6. Send")
+    st.subheader("6. Finish")
     info = compose.batch_info(store, batch_id)
     done = _state("done")
     if done:
@@ -658,8 +668,8 @@ def step_finish(store: Store) -> None:
     n = info["sendable"]
     extra = f" ({info['sendable_segments']} SMS segments)" if info["channel"] == "sms" else ""
     st.markdown(
-        f"**{n}** of {info['total']} messages are ready{extra}. Invalid and excluded "
-        "messages stay behind."
+        f"**{n}** of {info['total']} messages {'is' if n == 1 else 'are'} ready to send"
+        f"{extra}. Invalid and excluded messages stay behind as they are."
     )
     if info["channel"] == "sms" and n:
         worst = store.scalar(
