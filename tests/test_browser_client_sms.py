@@ -7,6 +7,7 @@ import re
 import time
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import expect
 
 from tests.seed_history import add_client
@@ -19,16 +20,27 @@ def seed(store) -> None:
     add_client(store, name="Jana Nováková", phone="+420601123456", phone_kind="mobile")
 
 
-def select_first_row(page, grid) -> None:
-    """Tick the first data row of an st.dataframe (glide-data-grid draws on a canvas)."""
-    grid.scroll_into_view_if_needed()
-    box = grid.bounding_box()
-    assert box is not None
-    # The checkbox column is at the far left; header and rows are 35 px high.
-    x, y = box["x"] + 18, box["y"] + 35 + 35 / 2
-    page.mouse.move(x, y)  # the grid reacts to a click only after it saw the pointer
-    page.wait_for_timeout(300)
-    page.mouse.click(x, y)
+def select_first_row(page, grid, until) -> None:
+    """Tick the first data row of an st.dataframe (glide-data-grid draws on a canvas).
+
+    A click that lands while the app is still rerunning is lost, so tick again
+    (a few times at most) until `until` (a locator) shows the selection arrived.
+    """
+    for attempt in range(4):
+        grid.scroll_into_view_if_needed()
+        box = grid.bounding_box()
+        assert box is not None
+        # The checkbox column is at the far left; header and rows are 35 px high.
+        x, y = box["x"] + 18, box["y"] + 35 + 35 / 2
+        page.mouse.move(x, y)  # the grid reacts to a click only after it saw the pointer
+        page.wait_for_timeout(300)
+        page.mouse.click(x, y)
+        try:
+            until.wait_for(timeout=10_000)
+            return
+        except PlaywrightTimeout:
+            if attempt == 3:
+                raise
 
 
 def wait_until(check, what: str, tries: int = 240) -> None:
@@ -47,8 +59,11 @@ def test_sms_from_client_detail_through_twilio(run_app, page):
         page.goto(url)
         page.get_by_role("link", name="Clients").click()
         page.get_by_text("1 matching client", exact=True).wait_for()
-        select_first_row(page, page.get_by_test_id("stDataFrame").first)
-        page.get_by_text("Selected: 1 client(s)").wait_for()
+        select_first_row(
+            page,
+            page.get_by_test_id("stDataFrame").first,
+            page.get_by_text("Selected: 1 client(s)"),
+        )
         open_btn = page.get_by_role("button", name="Open client detail")
         expect(open_btn).to_be_enabled(timeout=20_000)
         open_btn.click()
@@ -78,8 +93,9 @@ def test_sms_from_client_detail_through_twilio(run_app, page):
         # The client's history shows it sent, with Twilio's SID
         page.goto(url + "/client?client=1")
         page.get_by_role("heading", name=re.compile(r"Communication \(1\)")).wait_for()
-        select_first_row(page, page.get_by_test_id("stDataFrame").last)
-        page.get_by_text(f"Provider id: {sid}").wait_for()
+        select_first_row(
+            page, page.get_by_test_id("stDataFrame").last, page.get_by_text(f"Provider id: {sid}")
+        )
         expect(page.get_by_text(re.compile(r"Sent: \d{4}-\d\d-\d\d \d\d:\d\d"))).to_be_visible()
         expect(page.get_by_text("Source: client detail")).to_be_visible()
     finally:
