@@ -3,7 +3,7 @@ interrupted-message resolution, and sending with visible progress.
 
 Every move of a message goes through comms.outbox (the only writer of
 messages.status); sending goes through comms.dispatcher. The few read queries
-the page needs live here, at the top, as private helpers.
+the page needs live here, at the top.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 import threading
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pandas as pd
@@ -51,7 +51,7 @@ RESOLUTION_LABELS = {
 
 def loose_messages(store: Store) -> pd.DataFrame:
     """Messages outside any batch that still need attention (queued, sending, failed,
-    interrupted), soonest first."""
+    interrupted), interrupted first, then soonest due; at most 1,000."""
     return store.df(
         """
         SELECT m.id, m.channel, m.status, c.name AS client, m.client_id,
@@ -61,6 +61,7 @@ def loose_messages(store: Store) -> pd.DataFrame:
         FROM messages m LEFT JOIN clients c ON c.id = m.client_id
         WHERE m.batch_id IS NULL AND m.status IN ('queued', 'sending', 'failed', 'interrupted')
         ORDER BY m.status = 'interrupted' DESC, due_at NULLS FIRST, m.id
+        LIMIT 1000
         """
     )
 
@@ -288,11 +289,6 @@ def _progress_numbers(info: dict[str, Any]) -> tuple[int, int]:
     if done is None:
         done = sum(int(info.get(k, 0) or 0) for k in ("sent", "failed", "interrupted"))
     return int(done), int(info.get("total", 0) or 0)
-
-
-def when_now() -> datetime:
-    """The outbox's clock (naive local time)."""
-    return outbox.now()
 
 
 # -- drawing --------------------------------------------------------------------
