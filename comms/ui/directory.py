@@ -65,7 +65,7 @@ def filter_panel(store: Store) -> ClientFilter:
     city = c4.selectbox("City", [ANY, *opts["cities"]], key="dir_city")
     with st.expander("More filters: attribute, valid e-mail, mobile, consent"):
         a1, a2, a3 = st.columns([2, 1, 2])
-        attribute = a1.selectbox("Attribute", ["", "company", *opts["attributes"]], key="dir_attr")
+        attribute = a1.selectbox("Attribute", [ANY, "company", *opts["attributes"]], key="dir_attr")
         op = a2.selectbox("Match", ("equals", "contains"), key="dir_attr_op")
         value = a3.text_input("Value", key="dir_attr_value")
         b1, b2, b3, b4 = st.columns(4)
@@ -82,7 +82,7 @@ def filter_panel(store: Store) -> ClientFilter:
         list=None if list_name == ANY else list_name,
         tag=None if tag == ANY else tag,
         city=None if city == ANY else city,
-        attribute=attribute or None,
+        attribute=None if attribute == ANY else attribute,
         attribute_op=op,
         attribute_value=value.strip() or None,
         has_valid_email=valid,
