@@ -8,6 +8,7 @@ the page needs live here, at the top.
 
 from __future__ import annotations
 
+import contextvars
 import importlib
 import threading
 from collections.abc import Callable
@@ -264,7 +265,10 @@ def send_with_progress(
 
     with st.status("Sending…", expanded=True) as status:
         bar = st.progress(0.0, text="Connecting…")
-        worker = threading.Thread(target=work, name="comms-send-now", daemon=True)
+        # copy_context: the action log's acting user (a context variable) goes along.
+        worker = threading.Thread(
+            target=contextvars.copy_context().run, args=(work,), name="comms-send-now", daemon=True
+        )
         worker.start()
         while worker.is_alive():
             worker.join(0.25)
