@@ -31,7 +31,7 @@ from comms import attachments as att
 from comms import templates as tpl
 from comms.config import default_region
 from comms.errors import CommsError, InvalidTransition, NotFound
-from comms.sms import sms_info, to_gsm7
+from comms.sms import is_gsm7, sms_info, to_gsm7
 from comms.store import Store
 from comms.validation import (
     DUPLICATE,
@@ -277,7 +277,9 @@ def generate_messages(
     spec = _spec(store, template_id, channel, subject, body, body_format)
     if spec.channel == "email" and not (spec.subject or "").strip():
         raise CommsError("An e-mail needs a subject.")
-    compiled = tpl.compile_template(spec.channel, spec.subject, spec.body, spec.body_format)
+    compiled = tpl.compile_template(
+        spec.channel, spec.subject, spec.body, spec.body_format, gsm7=gsm7
+    )
     if attachment_ids is None:
         attachment_ids = (
             [a.id for a in att.for_template(store, spec.template_id)]
@@ -468,7 +470,7 @@ def _render_chunk(
                 subject, text, html = draft.subject, draft.text, draft.html
         segments = encoding = None
         if channel == "sms" and text is not None:
-            if gsm7:
+            if gsm7 and not is_gsm7(text):  # the template did most of it already
                 text = to_gsm7(text)
             info = sms_info(text)
             segments, encoding = info.segments, info.encoding
@@ -483,7 +485,8 @@ def _render_chunk(
         name = row["name"]
         out["client_id"].append(int(row["id"]))
         out["to_address"].append(address or None)
-        out["to_name"].append(None if name is None or name != name else str(name))
+        # A display name ends up in a header: one line, always.
+        out["to_name"].append(None if name is None or name != name else " ".join(str(name).split()))
         out["subject"].append(subject)
         out["body_text"].append(text)
         out["body_html"].append(html)

@@ -44,6 +44,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from comms import actionlog
 from comms import attachments as att
 from comms.errors import CommsError, NotFound, TemplateError
+from comms.sms import to_gsm7
 from comms.store import Store
 
 CHANNELS = ("email", "sms")
@@ -86,8 +87,14 @@ class ShowMissing(ChainableUndefined):
         return "{{ " + (self._undefined_name or "?") + " }}"
 
 
-def _env(autoescape: bool, undefined: type = StrictUndefined) -> _Sandbox:
+def _gsm7_value(value: Any) -> str:
+    # str() first: a missing field still raises (StrictUndefined) or shows (ShowMissing).
+    return to_gsm7(str(value))
+
+
+def _env(autoescape: bool, undefined: type = StrictUndefined, finalize: Any = None) -> _Sandbox:
     return _Sandbox(
+        finalize=finalize,
         undefined=undefined,
         autoescape=autoescape,
         keep_trailing_newline=True,
@@ -102,6 +109,10 @@ HTML_ENV = _env(True)
 # where a value is missing, so the review can show and fix it.
 LENIENT_TEXT_ENV = _env(False, ShowMissing)
 LENIENT_HTML_ENV = _env(True, ShowMissing)
+# SMS with "replace diacritics": the template's own text is transliterated once at
+# compile time and only the values per recipient (far cheaper than the whole text).
+GSM7_TEXT_ENV = _env(False, finalize=_gsm7_value)
+LENIENT_GSM7_TEXT_ENV = _env(False, ShowMissing, _gsm7_value)
 PLACEHOLDER_RE = re.compile(r"\{\{\s*([A-Za-z_][\w.]*)\s*\}\}")
 
 
@@ -220,6 +231,7 @@ html_to_text = _TagStripper()
 
 _PART_SEP = "\x00\x1ecomms-part\x1e\x00"
 _JINJA_TAG = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.S)
+_JINJA_TAG_SPLIT = re.compile(r"(\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\})", re.S)
 
 
 def _markdown_html_template(body: str) -> str | None:
@@ -251,8 +263,12 @@ class CompiledTemplate:
         body_format: str = "markdown",
         *,
         lenient: bool = False,
+        gsm7: bool = False,
     ) -> None:
+        self.gsm7 = gsm7 and channel == "sms"
         self._text_env = LENIENT_TEXT_ENV if lenient else TEXT_ENV
+        if self.gsm7:
+            self._text_env = LENIENT_GSM7_TEXT_ENV if lenient else GSM7_TEXT_ENV
         self._html_env = LENIENT_HTML_ENV if lenient else HTML_ENV
         self._lenient: CompiledTemplate | None = None
         if channel not in CHANNELS:
@@ -276,7 +292,8 @@ class CompiledTemplate:
             self._html = self._compile(self._html_env, self.body_source, "body")
             self._text = None
         else:
-            self._text = self._compile(self._text_env, self.body_source, "body")
+            source = _translit_static(self.body_source) if self.gsm7 else self.body_source
+            self._text = self._compile(self._text_env, source, "body")
             if channel == "email" and self.body_format == "markdown":
                 source = _markdown_html_template(self.body_source)
                 if source is None:
@@ -348,6 +365,7 @@ class CompiledTemplate:
                 self.body_source,
                 self.body_format,
                 lenient=True,
+                gsm7=self.gsm7,
             )
         try:
             return self._lenient.render(context)
@@ -387,11 +405,25 @@ def _fast_render(tmpl: Any, context: Mapping[str, Any]) -> str:
     return tmpl.environment.concat(tmpl.root_render_func(ctx))
 
 
+def _translit_static(source: str) -> str:
+    """A template with its literal text (not its tags) transliterated to GSM-7."""
+    pieces = _JINJA_TAG_SPLIT.split(source)
+    return "".join(p if i % 2 else to_gsm7(p) for i, p in enumerate(pieces))
+
+
 def compile_template(
-    channel: str, subject: str | None, body: str, body_format: str = "markdown"
+    channel: str,
+    subject: str | None,
+    body: str,
+    body_format: str = "markdown",
+    *,
+    gsm7: bool = False,
 ) -> CompiledTemplate:
-    """Parse and check a template once (TemplateError on syntax or sandbox problems)."""
-    return CompiledTemplate(channel, subject, body, body_format)
+    """Parse and check a template once (TemplateError on syntax or sandbox problems).
+
+    gsm7 (SMS only): the output is transliterated to GSM-7 (see comms.sms.to_gsm7).
+    """
+    return CompiledTemplate(channel, subject, body, body_format, gsm7=gsm7)
 
 
 def render_preview(compiled: CompiledTemplate, context: Mapping[str, Any]) -> Rendered:

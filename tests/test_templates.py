@@ -223,3 +223,17 @@ def test_one_render_per_recipient_matches_separate_renders(fmt, subject, body):
     assert c._combined is not None
     ctx = {"name": "<Jo & *Co*>", "city": "Brno", "tags": ["a", "<b>"]}
     assert c.render(ctx) == c._render_separately(ctx)
+
+
+def test_gsm7_template_transliterates_text_and_values_alike():
+    source = "Dobrý den {{ name }}, „{{ city|upper }}“ {% if vip is defined %}VIP{% endif %} – ř"
+    ctx = {"name": "Jiří Čech", "city": "Plzeň"}
+    from comms.sms import to_gsm7
+
+    plain = compile_template("sms", None, source).render(ctx).text
+    fast = compile_template("sms", None, source, gsm7=True).render(ctx).text
+    assert fast == to_gsm7(plain) == 'Dobry den Jiri Cech, "PLZEN"  - r'
+    with pytest.raises(RenderFailed, match="city"):
+        compile_template("sms", None, "{{ city }}", gsm7=True).render({})
+    draft = compile_template("sms", None, "Ahoj {{ city }} ř", gsm7=True).render_draft({})
+    assert draft.text == "Ahoj {{ city }} r"
