@@ -199,3 +199,17 @@ def test_every_page_of_the_app_shows_the_banner(store, monkeypatch):
         at.switch_page(page).run()
         assert not at.exception
         assert at.info[0].value.startswith("Demo mode: nothing leaves this machine"), page
+
+
+def test_unreachable_smtp_server_leaves_the_test_queued_with_the_reason(store, monkeypatch):
+    from servers import free_port
+
+    monkeypatch.setenv("COMMS_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("COMMS_SMTP_PORT", str(free_port()))  # nobody listens there
+    monkeypatch.setenv("COMMS_SMTP_SECURITY", "none")
+    at = run(store)
+    send_test(at, "email", "ops@example.com")
+    assert any("Not sent yet" in w.value and "will be retried" in w.value for w in at.warning), [
+        w.value for w in at.warning
+    ]
+    assert store.scalar("SELECT status FROM messages") == "queued"
