@@ -241,3 +241,13 @@ def test_regenerating_replaces_the_previous_batch(store):
         {"batch_id": second, "status": "draft", "n": 2},
         {"batch_id": second, "status": "invalid", "n": 1},
     ]
+
+
+def test_a_new_channel_from_the_directory_starts_over(store):
+    at = app(store)
+    next_button(at).click().run()
+    assert at.session_state["wiz_step"] == 1
+    at.session_state["comms_wizard_channel"] = "sms"
+    at.run()
+    assert "SMS" in at.markdown[0].value
+    assert at.selectbox(key="wiz_template_select").value is not None  # back at step 1

@@ -142,11 +142,14 @@ def render(store: Store) -> None:
         no_selection(store)
         return
     count, description = _describe_selection(store, sel)
-    if _state("selection") != sel:
-        # A new selection from the directory starts a new send.
+    wanted = st.session_state.get("comms_wizard_channel")
+    wanted = wanted if wanted in CHANNEL_LABELS else "email"
+    if _state("selection") != sel or _state("origin_channel") != wanted:
+        # A new selection (or channel) from the directory starts a new send.
         reset()
         _set("selection", sel)
-        _set("channel", st.session_state.get("comms_wizard_channel") or "email")
+        _set("origin_channel", wanted)
+        _set("channel", wanted)
     channel = _state("channel", "email")
     step = _state("step", 0)
 
