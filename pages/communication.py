@@ -5,6 +5,7 @@ import streamlit as st
 from comms.errors import NotFound
 from comms.profile import load_client
 from comms.ui import communication_ui as ui
+from comms.ui.client_detail import open_client_detail
 from comms.ui.common import get_store, page_exists
 
 store = get_store()
@@ -25,8 +26,7 @@ if client_id is not None:
     if b2.button(
         "Open client detail", icon=":material/person:", disabled=not page_exists("pages/client.py")
     ):
-        st.session_state["comms_client_id"] = client_id
-        st.switch_page("pages/client.py")
+        open_client_detail(client_id)
     ui.timeline(store, client_id)
 else:
     st.caption("Every message from bulk sends, client details and the command line.")

@@ -4,6 +4,7 @@ import altair as alt
 import streamlit as st
 
 from comms import history
+from comms.ui.client_detail import switch
 from comms.ui.common import get_store, page_exists
 
 STATUS_COLORS = {
@@ -27,7 +28,7 @@ def go(label: str, page: str, key: str, *, primary: bool = True) -> None:
         icon=":material/arrow_forward:",
         disabled=not page_exists(page),
     ):
-        st.switch_page(page)
+        switch(page)
 
 
 store = get_store()
@@ -59,16 +60,23 @@ with st.container(border=True):
             "**Ready.** Pick clients in **Clients**, then send them an e-mail or SMS; "
             "everything sent appears in **Communication**."
         )
-        c1, c2 = st.columns(2)
-        with c1:
+        with st.container(horizontal=True):
             go("Go to Clients", "pages/directory.py", "home_go_clients")
-        with c2:
             go("Go to Communication", "pages/communication.py", "home_go_comm", primary=False)
     if stats.failed:
         st.warning(
-            f"{stats.failed:,} message(s) failed in the last 30 days: see **Communication** "
-            "(status failed) to retry them."
+            f"{stats.failed:,} message(s) failed in the last 30 days: see them in "
+            "**Communication** to retry them."
         )
+        if st.button(
+            "Show failed messages",
+            key="home_show_failed",
+            icon=":material/error:",
+            disabled=not page_exists("pages/communication.py"),
+        ):
+            st.session_state["comm_f_status"] = ["failed"]  # the Communication status filter
+            st.session_state.pop("comms_comm_client_id", None)
+            switch("pages/communication.py")
 
 st.subheader("Recent batches")
 batches = history.recent_batches(store, limit=10)

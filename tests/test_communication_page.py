@@ -228,3 +228,24 @@ def test_upload_suppression_list_reports_bad_lines(store):
     run(at)
     run(at.button(key="supp_remove").click())
     assert store.scalar("SELECT count(*) FROM suppressions") == 1
+
+
+def test_open_client_detail_from_a_message(data, monkeypatch):
+    """Through app.py's navigation: the message's client opens in the client detail."""
+    from streamlit.runtime.pages_manager import PagesManager
+
+    original = PagesManager.__init__
+
+    def init(self, *args, **kwargs):  # keep st.navigation mode (see tests/test_auth.py)
+        original(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(PagesManager, "__init__", init)
+    store, jana, petr, batch, ids = data
+    at = run(AppTest.from_file(str(ROOT / "app.py"), default_timeout=60))
+    run(at.switch_page("pages/communication.py"))
+    at.session_state["comm_table"] = {"selection": {"rows": [0]}}
+    run(at)
+    run(at.button(key="comm_msg_open_client").click())
+    assert at.session_state["comms_client_id"] == petr
+    assert at.title[0].value == "Petr Svoboda"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.seed_history import add_client, add_message, add_template
@@ -61,3 +62,31 @@ def test_figures_and_batch_chart(store):
     assert "1 message(s) failed" in at.warning[0].value
     spec = at.get("vega_lite_chart")[0].proto.spec
     assert "May news" in spec and '"sum"' in spec  # one bar per batch, stacked by status
+
+
+@pytest.fixture
+def navigation_only(monkeypatch):
+    """Keep st.navigation mode across AppTest runs of app.py (see tests/test_auth.py)."""
+    from streamlit.runtime.pages_manager import PagesManager
+
+    original = PagesManager.__init__
+
+    def init(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(PagesManager, "__init__", init)
+
+
+def test_show_failed_messages_opens_the_filtered_list(store, navigation_only):
+    cid = add_client(store)
+    add_template(store, "t", "email", "hi", subject="s")
+    add_message(store, cid, status="failed", subject="Bounced")
+    add_message(store, cid, status="sent", subject="Fine")
+    app = str(Path(PAGE).parent.parent / "app.py")  # switch_page needs the navigation
+    at = AppTest.from_file(app, default_timeout=60).run()
+    at.button(key="home_show_failed").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.title[0].value == "Communication"
+    assert at.multiselect(key="comm_f_status").value == ["failed"]
+    assert at.dataframe[0].value["Subject / text"].tolist() == ["Bounced"]

@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 import streamlit as st
+from streamlit.errors import StreamlitAPIException
 
 from comms import attachments as att
 from comms import drafts, history, profile
@@ -30,10 +31,18 @@ FORMAT_LABELS = {"markdown": "Markdown", "html": "HTML", "text": "Plain text"}
 # -- navigation helpers (for every page that shows a client) ---------------------------
 
 
+def switch(page: str) -> None:
+    """st.switch_page, or a note when the page runs alone (outside app.py's navigation)."""
+    try:
+        st.switch_page(page)
+    except StreamlitAPIException:
+        st.info(f"Saved; open {page} to continue.")
+
+
 def open_client_detail(client_id: int) -> None:
     """Go to the client's detail page."""
     st.session_state["comms_client_id"] = int(client_id)
-    st.switch_page(CLIENT_PAGE)
+    switch(CLIENT_PAGE)
 
 
 def open_client_button(client_id: int | None, *, key: str, label: str = "Open client detail"):
@@ -52,7 +61,7 @@ def open_client_button(client_id: int | None, *, key: str, label: str = "Open cl
 def show_communication(client_id: int) -> None:
     """Go to the Communication list narrowed to this client."""
     st.session_state["comms_comm_client_id"] = int(client_id)
-    st.switch_page(COMM_PAGE)
+    switch(COMM_PAGE)
 
 
 def current_client_id() -> int | None:
@@ -141,20 +150,20 @@ def header(client: dict[str, Any]) -> None:
         f"Client {client['id']} · added {str(client['created_at'])[:16]}"
         f" · updated {str(client['updated_at'])[:16]}"
     )
-    c1, c2 = st.columns([1, 1])
-    if c1.button(
-        "Show communication",
-        icon=":material/forum:",
-        key="cd_show_comm",
-        disabled=not page_exists(COMM_PAGE),
-    ):
-        show_communication(client["id"])
-    c2.button(
-        "Choose another client",
-        icon=":material/person_search:",
-        key="cd_forget",
-        on_click=forget_client,
-    )
+    with st.container(horizontal=True):
+        if st.button(
+            "Show communication",
+            icon=":material/forum:",
+            key="cd_show_comm",
+            disabled=not page_exists(COMM_PAGE),
+        ):
+            show_communication(client["id"])
+        st.button(
+            "Choose another client",
+            icon=":material/person_search:",
+            key="cd_forget",
+            on_click=forget_client,
+        )
 
 
 def fields(client: dict[str, Any]) -> None:

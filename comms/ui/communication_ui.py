@@ -125,7 +125,7 @@ def filters(store: Store, client_id: int | None) -> MessageFilter:
             format_func=lambda s: "All" if s is None else s,
             key="comm_f_source",
         )
-        d1, d2, d3 = st.columns([2, 1, 2])
+        d1, d2, d3 = st.columns([2, 2, 2])
         batch_id = d1.selectbox(
             "Batch",
             [None, *batches],
@@ -372,8 +372,9 @@ def message_view(store: Store, message_id: int, *, key: str = "comm_msg") -> Non
             _edit_draft(store, msg, key)
         if msg["client_id"] is not None and page_exists("pages/client.py"):
             if st.button("Open client detail", icon=":material/person:", key=f"{key}_open_client"):
-                st.session_state["comms_client_id"] = int(msg["client_id"])
-                st.switch_page("pages/client.py")
+                from comms.ui.client_detail import open_client_detail  # avoids an import cycle
+
+                open_client_detail(int(msg["client_id"]))
 
 
 def _email_body(store: Store, msg: dict, key: str) -> None:
