@@ -332,7 +332,15 @@ def _worker(
             if broken:
                 run.error(channel, outcome.error or "connection failed")
             claim_next = name if not (broken or run.stop.is_set()) else None
-            result = Result(row["id"], outcome.status, outcome.provider_id, outcome.error)
+            result = Result(
+                row["id"],
+                outcome.status,
+                outcome.provider_id,
+                outcome.error,
+                attempts=row["attempts"],
+                batch_id=row["batch_id"],
+                client_id=row["client_id"],
+            )
             # I2: the outcome of `row` and the claim of the next row share one commit.
             new_status, row = committer.call(result, claim_next, scope)
             run.count(outcome, new_status)
