@@ -251,3 +251,30 @@ def test_a_new_channel_from_the_directory_starts_over(store):
     at.run()
     assert "SMS" in at.markdown[0].value
     assert at.selectbox(key="wiz_template_select").value is not None  # back at step 1
+
+
+def test_template_attachment_can_be_removed_for_this_send(store, monkeypatch):
+    monkeypatch.setenv("COMMS_MAX_ATTACHMENT_MB", "1")
+    at = app(store)
+    tid = tpl.get_template_by_name(store, "Welcome").id
+    aid = tpl.attach(store, tid, "terms.pdf", b"%PDF-1.4")
+    tpl.attach(store, tid, "price list.pdf", b"%PDF-1.5")
+    at.run()
+    next_button(at).click().run()
+    next_button(at).click().run()
+    assert any("terms.pdf" in m.value for m in at.markdown)
+    assert any("of 1.0 MB per message used" in c.value for c in at.caption)
+    at.button(key=f"wiz_rm_{aid}").click().run()
+    assert not any("terms.pdf" in m.value for m in at.markdown)
+    next_button(at).click().run()
+    next_button(at).click().run()
+    batch_id = at.session_state["wiz_batch_id"]
+    names = store.rows(
+        "SELECT DISTINCT a.filename FROM message_attachments ma"
+        " JOIN attachments a ON a.id = ma.attachment_id"
+        " JOIN messages m ON m.id = ma.message_id WHERE m.batch_id = ?",
+        [batch_id],
+    )
+    assert names == [{"filename": "price list.pdf"}]
+    # The template keeps both.
+    assert len(tpl.get_template(store, tid).attachments) == 2
