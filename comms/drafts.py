@@ -111,7 +111,7 @@ def _check_channel(channel: str) -> None:
         raise CommsError(f"channel: must be 'email' or 'sms', not {channel!r}.")
 
 
-def recipient(store: Store, client: dict[str, Any], channel: str) -> str:
+def recipient(client: dict[str, Any], channel: str) -> str:
     """The client's address for the channel, or a clear error why there is none."""
     who = client.get("name") or f"client {client['id']}"
     label = CHANNEL_NAMES[channel]
@@ -167,7 +167,7 @@ def compose(
     if channel == "email" and not (subject or "").strip():
         raise CommsError("subject: an e-mail needs a subject.")
     client = load_client(store, client_id)
-    to_address = recipient(store, client, channel)
+    to_address = recipient(client, channel)
     subj, text, html = render(channel, subject, body, body_format, client_context(client))
     if subj is not None and any(c in subj for c in "\r\n"):
         raise CommsError("subject: must be one line (it became several after rendering).")

@@ -25,6 +25,7 @@ from comms.ui.common import page_exists
 CLIENT_PAGE = "pages/client.py"
 COMM_PAGE = "pages/communication.py"
 FLASH = "cd_flash"
+HISTORY_ROWS = 500
 FORMAT_LABELS = {"markdown": "Markdown", "html": "HTML", "text": "Plain text"}
 
 
@@ -406,7 +407,7 @@ def compose_panel(store: Store, client: dict[str, Any]) -> None:
         key="cd_channel",
     )
     try:
-        address = drafts.recipient(store, client, channel)
+        address = drafts.recipient(client, channel)
     except CommsError as exc:
         st.warning(str(exc), icon=":material/warning:")
         return
@@ -451,7 +452,11 @@ def compose_panel(store: Store, client: dict[str, Any]) -> None:
         )
     else:
         st.text_area(
-            "Text", key="cd_sms_body", height=150, help="Fields like {{ name }} are filled in."
+            "Text",
+            key="cd_sms_body",
+            height=150,
+            help="Fields like {{ name }} are filled in. The counter below updates when you "
+            "leave the field or press Ctrl+Enter.",
         )
         st.checkbox(
             "Replace diacritics",
@@ -518,11 +523,16 @@ def _preview(store: Store, client: dict[str, Any], channel: str) -> None:
 
 def client_messages(store: Store, client_id: int) -> None:
     """The client's messages, newest first; select one to see it as sent."""
-    df = history.client_history_df(store, client_id)
-    st.subheader(f"Communication ({len(df):,})")
+    total = history.count_messages(store, history.MessageFilter(client_id=client_id))
+    df = history.client_history_df(store, client_id, limit=HISTORY_ROWS)
+    st.subheader(f"Communication ({total:,})")
     if df.empty:
         st.caption("Nothing sent to this client yet.")
         return
+    if total > len(df):
+        st.caption(
+            f"The newest {len(df):,} are shown; **Show communication** lists and filters all."
+        )
     event = st.dataframe(
         pd.DataFrame(
             {
