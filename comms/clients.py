@@ -42,7 +42,7 @@ from comms.importer import (
 from comms.store import Store
 from comms.validation import DUPLICATE, EMPTY_ROW, SMS_KINDS
 
-NO_IDENTITY = "no name, e-mail or phone"
+NO_IDENTITY = "no e-mail or phone"  # nothing to send to: not a client to keep
 TAG_SPLIT = re.compile(r"\s*[,;|]\s*")
 _TRUE = {"1", "true", "yes", "y", "ano", "a", "x", "ok", "souhlas", "souhlasi", "✓", "✔", "t"}
 _FALSE = {"0", "false", "no", "n", "ne", "nesouhlas", "nesouhlasi", "f", "-", "✗"}
@@ -228,7 +228,7 @@ def _normalise(
 
     # Skipped rows: nothing in any kept cell, or nothing that identifies a client.
     empty = ~(raw[kept] != "").any(axis=1) if kept else pd.Series(True, index=raw.index)
-    anonymous = ~empty & out["name"].isna() & out["email"].isna() & out["phone"].isna()
+    anonymous = ~empty & out["email"].isna() & out["phone"].isna()
     for n in rownum[empty]:
         problems.append({"row": int(n), "reason": EMPTY_ROW})
     for n in rownum[anonymous]:

@@ -1,6 +1,7 @@
 """Deterministic generator of realistic client lists (the sample file, tests, benchmarks).
 
-`python -m comms.sample > data/sample_clients.csv` rewrites the committed sample.
+`python -m comms.sample > data/sample_clients.csv` rewrites the committed sample;
+`python -m comms.sample data/sample_clients_messy.xlsx` the messy Excel export.
 """
 
 from __future__ import annotations
@@ -193,5 +194,46 @@ def csv_text(n: int = 200, seed: int = 42, delimiter: str = ";") -> str:
     return buf.getvalue()
 
 
+def write_messy_xlsx(path: str, n: int = 40, seed: int = 11) -> None:
+    """An Excel export as people really send them: a title and a blank row above the header,
+    English headers, phone numbers stored as numbers, dates, a formula, blank rows."""
+    from datetime import date
+
+    import openpyxl
+
+    rng = random.Random(seed)
+    book = openpyxl.Workbook()
+    ws = book.active
+    ws.title = "Klienti"
+    ws.append(["Client export (CRM), generated 2025-03-01"])
+    ws.append([])
+    ws.append(
+        ["Full name", "E-mail address", "Mobile", "Town", "Company", "Member since", "Points"]
+    )
+    for i, r in enumerate(rows(n, seed)):
+        phone = r[3].replace(" ", "")
+        cell: object = phone
+        if phone.startswith("+420") and phone[1:].isdigit():
+            cell = int(phone[1:])  # Excel turned the number into a number
+        ws.append(
+            [
+                f"{r[0]} {r[1]}",
+                r[2],
+                cell,
+                r[4],
+                r[5],
+                date(2020 + rng.randint(0, 5), rng.randint(1, 12), rng.randint(1, 28)),
+                rng.randint(0, 500),
+            ]
+        )
+        if i == 10:
+            ws.append([])
+    ws.append(["Total", None, None, None, None, None, "=SUM(G4:G44)"])
+    book.save(path)
+
+
 if __name__ == "__main__":
-    sys.stdout.write(csv_text(int(sys.argv[1]) if len(sys.argv) > 1 else 200))
+    if len(sys.argv) > 1 and sys.argv[1].endswith(".xlsx"):
+        write_messy_xlsx(sys.argv[1])
+    else:
+        sys.stdout.write(csv_text(int(sys.argv[1]) if len(sys.argv) > 1 else 200))
