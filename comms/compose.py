@@ -140,6 +140,26 @@ def missing_field_counts(
     return {f: int(n) for f, n in zip(fields, row, strict=True) if n}
 
 
+def first_client_id(store: Store, selection: Mapping[str, Any]) -> int | None:
+    """The lowest client id in a selection (the wizard previews with it)."""
+    where, params = selection_where(selection)
+    value = store.scalar(f"SELECT min(c.id) FROM clients c WHERE {where}", params)
+    return int(value) if value is not None else None
+
+
+def list_names(store: Store) -> list[str]:
+    """Every client list's name, sorted."""
+    rows = store.rows(
+        "SELECT DISTINCT unnest(lists) AS l FROM clients WHERE len(lists) > 0 ORDER BY l"
+    )
+    return [r["l"] for r in rows if r["l"]]
+
+
+def client_count(store: Store) -> int:
+    """How many clients there are."""
+    return int(store.scalar("SELECT count(*) FROM clients") or 0)
+
+
 _CLIENT_COLUMNS = (
     "c.id, c.name, c.first_name, c.last_name, c.email, c.email_valid, c.email_error,"
     " c.phone, c.phone_kind, c.city, c.company,"
@@ -517,6 +537,13 @@ def batch_info(store: Store, batch_id: int) -> dict[str, Any]:
         store.scalar(
             "SELECT count(*) FROM messages WHERE batch_id = ? AND status = 'draft'"
             " AND NOT excluded",
+            [int(batch_id)],
+        )
+    )
+    info["max_segments"] = int(
+        store.scalar(
+            "SELECT coalesce(max(segments), 0) FROM messages WHERE batch_id = ?"
+            " AND status = 'draft' AND NOT excluded",
             [int(batch_id)],
         )
     )

@@ -807,6 +807,11 @@ def sample_client(store: Store, client_id: int | None = None) -> dict | None:
     return row
 
 
+def preview_clients(store: Store, limit: int = 200) -> list[dict]:
+    """id, name and e-mail of the first clients, for a preview picker."""
+    return store.rows("SELECT id, name, email FROM clients ORDER BY id LIMIT ?", [limit])
+
+
 def context_for(row: Mapping[str, Any]) -> dict:
     """client_context for a row returned by sample_client."""
     return client_context(row, row.get("attributes") or {})

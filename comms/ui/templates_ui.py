@@ -192,7 +192,7 @@ def _actions(
 
 
 def _client_picker(store: Store) -> dict | None:
-    rows = store.rows("SELECT id, name, email FROM clients ORDER BY id LIMIT 200")
+    rows = tpl.preview_clients(store)
     if not rows:
         st.caption("Import clients to see the fields and a preview with real values.")
         return None

@@ -92,13 +92,6 @@ def _describe_selection(store: Store, sel: dict) -> tuple[int, str]:
     return n, f"all {n} matching clients ({what})"
 
 
-def _lists(store: Store) -> list[str]:
-    rows = store.rows(
-        "SELECT DISTINCT unnest(lists) AS l FROM clients WHERE len(lists) > 0 ORDER BY l"
-    )
-    return [r["l"] for r in rows if r["l"]]
-
-
 def no_selection(store: Store) -> None:
     """Explain how to choose recipients, and offer a whole list as a shortcut."""
     st.info(
@@ -108,8 +101,8 @@ def no_selection(store: Store) -> None:
     )
     if page_exists("pages/directory.py"):
         _link(st, "Go to Clients", "pages/directory.py", ":material/group:", "wiz_go_clients")
-    lists = _lists(store)
-    total = int(store.scalar("SELECT count(*) FROM clients") or 0)
+    lists = compose.list_names(store)
+    total = compose.client_count(store)
     if not total:
         st.caption("There are no clients yet: upload a client list in Clients first.")
         return
@@ -273,9 +266,8 @@ def step_template(store: Store, channel: str) -> None:
 
 # -- 2. content ---------------------------------------------------------------------------
 def _preview_client(store: Store, sel: dict) -> dict | None:
-    where, params = compose.selection_where(sel)
-    cid = store.scalar(f"SELECT min(c.id) FROM clients c WHERE {where}", params)
-    return tpl.sample_client(store, int(cid)) if cid is not None else None
+    cid = compose.first_client_id(store, sel)
+    return tpl.sample_client(store, cid) if cid is not None else None
 
 
 def _compiled(channel: str) -> tuple[tpl.CompiledTemplate | None, str | None]:
@@ -675,10 +667,7 @@ def step_finish(store: Store) -> None:
         f"{extra}. Invalid and excluded messages stay behind as they are."
     )
     if info["channel"] == "sms" and n:
-        worst = store.scalar(
-            "SELECT max(segments) FROM messages WHERE batch_id = ? AND status = 'draft'",
-            [batch_id],
-        )
+        worst = info["max_segments"]
         if worst and worst > max_segments():
             st.warning(f"Some messages need {worst} segments (limit {max_segments()}).")
 
