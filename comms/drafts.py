@@ -137,7 +137,7 @@ def recipient(client: dict[str, Any], channel: str) -> str:
     if suppressed:
         raise CommsError(
             f"{who} is {OPTED_OUT} of {label} ({address} is on the suppression list: "
-            f"{suppressed.get('reason') or 'no reason given'}). Nothing was saved."
+            f"{suppressed.get('reason') or 'no reason given'})."
         )
     if not client.get(f"consent_{channel}"):
         raise CommsError(
