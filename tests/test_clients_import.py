@@ -530,4 +530,6 @@ def test_the_committed_messy_excel_export_imports(store):
     assert report.keys == {"Member since": "member_since", "Points": "points"}
     assert report.imported == 40
     assert {"row": 45, "reason": "no e-mail or phone"} in report.problems  # the "Total" row
-    assert all(c["phone"] is None or c["phone"].startswith("+") for c in clients(store))
+    valid = [c for c in clients(store) if c["phone_kind"] not in (None, "invalid")]
+    assert len(valid) > 30  # numbers that Excel stored as numbers parse too
+    assert all(c["phone"].startswith("+") for c in valid)
