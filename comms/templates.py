@@ -229,6 +229,7 @@ class _TagStripper:
 
 html_to_text = _TagStripper()
 
+_EMPTY_P = re.compile(r"<p>\s*</p>\n?")
 _PART_SEP = "\x00\x1ecomms-part\x1e\x00"
 _JINJA_TAG = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.S)
 _JINJA_TAG_SPLIT = re.compile(r"(\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\})", re.S)
@@ -246,6 +247,10 @@ def _markdown_html_template(body: str) -> str | None:
     converted = markdown_to_html(tokenised)
     for i, tag in enumerate(tags):
         tok = f"jjtag{i}x"
+        if tag.startswith("{%"):
+            # A block tag on its own line must not leave nl2br's <br> behind.
+            converted = re.sub(rf"{tok}<br\s*/?>\n", f"{tok}\n", converted)
+            converted = re.sub(rf"<br\s*/?>\n{tok}", f"\n{tok}", converted)
         if converted.count(tok) != 1:
             return None  # e.g. a tag inside raw HTML Markdown re-shaped: render per recipient
         converted = converted.replace(tok, tag)
@@ -279,6 +284,7 @@ class CompiledTemplate:
         self.body_format = body_format if channel == "email" else "text"
         self.subject_source = (subject or "") if channel == "email" else None
         self.body_source = body or ""
+        self._has_blocks = "{%" in self.body_source
         check_source(self.body_source, "body")
         self.fields = variables(self.body_source)
         self._subject = None
@@ -378,7 +384,11 @@ class CompiledTemplate:
             return Rendered(subject, html_to_text(out[0]), out[0])
         if self.body_format == "text":
             return Rendered(subject, out[0], text_to_html(out[0]))
-        return Rendered(subject, out[0], out[1])
+        return Rendered(subject, out[0], self._tidy(out[1]))
+
+    def _tidy(self, body_html: str) -> str:
+        # An {% if %} paragraph that rendered empty leaves <p></p> behind.
+        return _EMPTY_P.sub("", body_html) if self._has_blocks else body_html
 
     def _render_separately(self, context: Mapping[str, Any]) -> Rendered:
         subject = _one_line(self._subject.render(context)) if self._subject else None
@@ -393,7 +403,7 @@ class CompiledTemplate:
         if self._md_per_render:
             # Rare fallback: escape values, then run Markdown for this recipient.
             return Rendered(subject, text, markdown_to_html(self._html.render(context)))
-        return Rendered(subject, text, self._html.render(context))
+        return Rendered(subject, text, self._tidy(self._html.render(context)))
 
 
 def _fast_render(tmpl: Any, context: Mapping[str, Any]) -> str:

@@ -237,3 +237,16 @@ def test_gsm7_template_transliterates_text_and_values_alike():
         compile_template("sms", None, "{{ city }}", gsm7=True).render({})
     draft = compile_template("sms", None, "Ahoj {{ city }} ř", gsm7=True).render_draft({})
     assert draft.text == "Ahoj {{ city }} r"
+
+
+def test_conditional_paragraph_leaves_no_stray_breaks_or_empty_paragraphs():
+    c = compile_template(
+        "email",
+        "S",
+        "Hello {{ name }},\n\n{% if vip is defined %}\nAs a **VIP** you get more.\n"
+        "{% endif %}\n\nBye",
+    )
+    assert c.render({"name": "A", "vip": 1}).html == (
+        "<p>Hello A,</p>\n<p>As a <strong>VIP</strong> you get more.\n</p>\n<p>Bye</p>"
+    )
+    assert c.render({"name": "A"}).html == "<p>Hello A,</p>\n<p>Bye</p>"
