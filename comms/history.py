@@ -9,6 +9,7 @@ time, so the pair is a total order even within one transaction).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -231,6 +232,17 @@ def get_message(store: Store, message_id: int) -> dict:
         [int(message_id)],
     )
     return msg
+
+
+def statuses_of(store: Store, ids: Sequence[int]) -> dict[int, str]:
+    """{message id: status} for some messages (what the selection actions can do)."""
+    if not ids:
+        return {}
+    rows = store.rows(
+        "SELECT id, status FROM messages WHERE id IN (SELECT unnest(?::BIGINT[]))",
+        [[int(i) for i in ids]],
+    )
+    return {int(r["id"]): r["status"] for r in rows}
 
 
 def attachment_data(store: Store, attachment_id: int) -> tuple[str, str, bytes]:

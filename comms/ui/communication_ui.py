@@ -219,15 +219,6 @@ def paged_table(store: Store, f: MessageFilter) -> list[int]:
 # -- actions ------------------------------------------------------------------------
 
 
-def _status_of(store: Store, ids: Sequence[int]) -> dict[int, str]:
-    if not ids:
-        return {}
-    rows = store.rows(
-        "SELECT id, status FROM messages WHERE id IN (SELECT unnest(?::BIGINT[]))", [list(ids)]
-    )
-    return {int(r["id"]): r["status"] for r in rows}
-
-
 def actions(store: Store, ids: Sequence[int], *, key: str = "comm") -> None:
     """Buttons for what can be done with the selected messages."""
     flash = st.session_state.pop(f"{key}_flash", None)
@@ -236,7 +227,7 @@ def actions(store: Store, ids: Sequence[int], *, key: str = "comm") -> None:
     if not ids:
         st.caption("Select messages in the table to send drafts, retry, cancel or copy them.")
         return
-    statuses = _status_of(store, ids)
+    statuses = history.statuses_of(store, ids)
     by: dict[str, list[int]] = {}
     for mid, status in statuses.items():
         by.setdefault(status, []).append(mid)
