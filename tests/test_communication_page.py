@@ -143,6 +143,8 @@ def test_sms_shows_segments_and_cancel_queued_and_copy(data):
     assert "163 characters · GSM-7 · 2 segments" in captions and "Segment 2 of 2" in captions
     run(at.button(key="comm_copy").click())
     assert "Copied into a new draft" in at.success[0].value
+    # rows moved down by one, so the selection is cleared rather than pointing elsewhere
+    assert any("Select messages in the table" in c.value for c in at.caption)
     assert history.count_messages(store) == 5
     new = history.list_messages(store, limit=1).iloc[0]
     assert (new["status"], new["channel"]) == ("draft", "sms")

@@ -394,6 +394,7 @@ def _submit(store: Store, client_id: int, channel: str, send: bool) -> None:
         "the communication below.",
     )
     _clear_compose(channel)
+    comm_ui.clear_selection("cd_history")  # the new message shifts every row by one
 
 
 def compose_panel(store: Store, client: dict[str, Any]) -> None:
@@ -557,6 +558,6 @@ def client_messages(store: Store, client_id: int) -> None:
         },
     )
     ids = [int(df.iloc[r]["id"]) for r in event.selection.rows if r < len(df)]
-    comm_ui.actions(store, ids, key="cd_act")
+    comm_ui.actions(store, ids, key="cd_act", table_key="cd_history")
     if len(ids) == 1:
         comm_ui.message_view(store, ids[0], key="cd_msg")

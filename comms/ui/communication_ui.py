@@ -219,41 +219,58 @@ def paged_table(store: Store, f: MessageFilter) -> list[int]:
 # -- actions ------------------------------------------------------------------------
 
 
-def actions(store: Store, ids: Sequence[int], *, key: str = "comm") -> None:
+def clear_selection(table_key: str) -> None:
+    """Forget a table's selected rows (positions change when rows are added)."""
+    st.session_state[table_key] = {"selection": {"rows": [], "columns": []}}
+
+
+def _act(flash_key: str, label: str, fn, *args) -> None:
+    """Run one action (a button callback) and keep its outcome for the next run."""
+    try:
+        n = fn(*args)
+    except CommsError as exc:
+        st.session_state[flash_key] = ("error", f"{label}: {exc}")
+    else:
+        st.session_state[flash_key] = ("success", f"{label}: {n} message(s).")
+
+
+def _copy(store: Store, message_id: int, flash_key: str, table_key: str) -> None:
+    try:
+        new_id = drafts.copy_to_draft(store, message_id)
+    except CommsError as exc:
+        st.session_state[flash_key] = ("error", f"Copy: {exc}")
+        return
+    st.session_state[flash_key] = (
+        "success",
+        f"Copied into a new draft (message {new_id}); it is at the top of the list.",
+    )
+    clear_selection(table_key)  # the new row shifts every position by one
+
+
+def actions(
+    store: Store, ids: Sequence[int], *, key: str = "comm", table_key: str = TABLE_KEY
+) -> None:
     """Buttons for what can be done with the selected messages."""
-    flash = st.session_state.pop(f"{key}_flash", None)
+    flash_key = f"{key}_flash"
+    flash = st.session_state.pop(flash_key, None)
     if flash:
         getattr(st, flash[0])(flash[1])
     if not ids:
         st.caption("Select messages in the table to send drafts, retry, cancel or copy them.")
         return
-    statuses = history.statuses_of(store, ids)
     by: dict[str, list[int]] = {}
-    for mid, status in statuses.items():
+    for mid, status in history.statuses_of(store, ids).items():
         by.setdefault(status, []).append(mid)
-    drafts_ids, failed = by.get("draft", []), by.get("failed", [])
+    drafts_ids, failed, queued = by.get("draft", []), by.get("failed", []), by.get("queued", [])
     c1, c2, c3, c4 = st.columns(4)
-
-    def flash_to(name: str):
-        def go(label: str, fn, *args, **kwargs) -> None:
-            try:
-                n = fn(*args, **kwargs)
-            except CommsError as exc:
-                st.session_state[f"{name}_flash"] = ("error", f"{label}: {exc}")
-            else:
-                st.session_state[f"{name}_flash"] = ("success", f"{label}: {n} message(s).")
-
-        return go
-
-    go = flash_to(key)
     c1.button(
         f"Send {len(drafts_ids)} draft(s)",
         icon=":material/send:",
         type="primary",
         disabled=not drafts_ids,
         key=f"{key}_send_drafts",
-        on_click=go,
-        args=("Queued to send now", drafts.send_drafts, store, drafts_ids),
+        on_click=_act,
+        args=(flash_key, "Queued to send now", drafts.send_drafts, store, drafts_ids),
         help="Queue the selected drafts; the dispatcher sends them within seconds.",
     )
     c2.button(
@@ -261,45 +278,27 @@ def actions(store: Store, ids: Sequence[int], *, key: str = "comm") -> None:
         icon=":material/replay:",
         disabled=not failed,
         key=f"{key}_retry",
-        on_click=go,
-        args=("Queued again", lambda: outbox.retry(store, message_ids=failed)),
+        on_click=_act,
+        args=(flash_key, "Queued again", lambda: outbox.retry(store, message_ids=failed)),
     )
     c3.button(
-        f"Cancel {len(by.get('queued', []))} queued",
+        f"Cancel {len(queued)} queued",
         icon=":material/cancel_schedule_send:",
-        disabled=not by.get("queued"),
+        disabled=not queued,
         key=f"{key}_cancel",
-        on_click=go,
-        args=("Cancelled", lambda: outbox.cancel(store, message_ids=by.get("queued", []))),
+        on_click=_act,
+        args=(flash_key, "Cancelled", lambda: outbox.cancel(store, message_ids=queued)),
         help="Queued messages that have not left yet are cancelled.",
     )
-    if len(ids) == 1:
-
-        def copy() -> None:
-            try:
-                new_id = drafts.copy_to_draft(store, ids[0])
-            except CommsError as exc:
-                st.session_state[f"{key}_flash"] = ("error", f"Copy: {exc}")
-            else:
-                st.session_state[f"{key}_flash"] = (
-                    "success",
-                    f"Copied into a new draft (message {new_id}); find it at the top of the list.",
-                )
-
-        c4.button(
-            "Copy into a new draft",
-            icon=":material/content_copy:",
-            key=f"{key}_copy",
-            on_click=copy,
-        )
-    else:
-        c4.button(
-            "Copy into a new draft",
-            icon=":material/content_copy:",
-            disabled=True,
-            key=f"{key}_copy",
-            help="Select exactly one message to copy it.",
-        )
+    c4.button(
+        "Copy into a new draft",
+        icon=":material/content_copy:",
+        key=f"{key}_copy",
+        disabled=len(ids) != 1,
+        help=None if len(ids) == 1 else "Select exactly one message to copy it.",
+        on_click=_copy,
+        args=(store, ids[0], flash_key, table_key),
+    )
 
 
 # -- one message --------------------------------------------------------------------
