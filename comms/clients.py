@@ -12,10 +12,9 @@ the directory page, the CLI and the wizard through `filter_where` /
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import re
+import tempfile
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
@@ -816,8 +815,35 @@ def safe_text(value: Any) -> str:
     return "'" + text if text.startswith(FORMULA_PREFIXES) else text
 
 
+def _safe_sql(expr: str) -> str:
+    """SQL for a text cell that no spreadsheet runs as a formula (the ' prefix of safe_text)."""
+    return (
+        f"CASE WHEN left({expr}, 1) IN ('=', '+', '-', '@', chr(9), chr(13)) "
+        f"THEN chr(39) || {expr} ELSE {expr} END"
+    )
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+_EXPORT_TEXT = {
+    "name",
+    "first_name",
+    "last_name",
+    "email",
+    "phone",
+    "phone_kind",
+    "company",
+    "city",
+}
+
+
 def export_csv(store: Store, f: ClientFilter | None = None, *, delimiter: str = ";") -> bytes:
-    """The filtered clients as formula-safe UTF-8 CSV (with BOM, for Excel), attributes as columns."""
+    """The filtered clients as formula-safe UTF-8 CSV (with BOM, for Excel), attributes as columns.
+
+    DuckDB writes the file (a million rows in seconds); cells are made safe in the SQL.
+    """
     where, params = filter_where(f or ClientFilter())
     cur = store.cursor()
     keys = [
@@ -827,24 +853,31 @@ def export_csv(store: Store, f: ClientFilter | None = None, *, delimiter: str = 
             "ORDER BY k",
             params,
         ).fetchall()
+        if r[0] not in EXPORT_COLUMNS
     ]
-    keys = [k for k in keys if k not in EXPORT_COLUMNS]
-    attr_sql = "".join(
-        f', json_extract_string(c.attributes, \'$."{k.replace(chr(39), "")}"\') AS "a{i}"'
-        for i, k in enumerate(keys)
-        if "'" not in k and '"' not in k
+    cols = []
+    for col in EXPORT_COLUMNS:
+        if col in _EXPORT_TEXT:
+            cols.append(f"{_safe_sql('c.' + col)} AS {col}")
+        elif col in ("lists", "tags"):
+            cols.append(f"{_safe_sql(f'array_to_string(c.{col}, chr(44) || chr(32))')} AS {col}")
+        else:
+            cols.append(f"c.{col}")
+    paths: list[str] = []
+    for key in keys:
+        # The JSON path appears three times in the CASE expression: one parameter each.
+        cols.append(
+            f"{_safe_sql('json_extract_string(c.attributes, ?)')} AS {_ident(safe_text(key))}"
+        )
+        paths += ['$."' + key.replace('"', '\\"') + '"'] * 3
+    rel = cur.sql(
+        f"SELECT {', '.join(cols)} FROM clients c WHERE {where} ORDER BY c.id",
+        params=[*paths, *params],
     )
-    keys = [k for k in keys if "'" not in k and '"' not in k]
-    cols = ", ".join(f"c.{c}" for c in EXPORT_COLUMNS)
-    df = cur.execute(
-        f"SELECT {cols}{attr_sql} FROM clients c WHERE {where} ORDER BY c.id", params
-    ).df()
-    buf = io.StringIO()
-    writer = csv.writer(buf, delimiter=delimiter, lineterminator="\r\n")
-    writer.writerow([safe_text(c) for c in (*EXPORT_COLUMNS, *keys)])
-    columns = [df[c].map(safe_text).tolist() for c in df.columns]
-    writer.writerows(zip(*columns, strict=True))
-    return buf.getvalue().encode("utf-8-sig")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "clients.csv"
+        rel.write_csv(str(path), sep=delimiter, header=True)
+        return b"\xef\xbb\xbf" + path.read_bytes()
 
 
 # -- sample ----------------------------------------------------------------------------
