@@ -33,6 +33,14 @@ LIST_COLUMNS = """
 """
 
 
+# What the list and its filters read: everything but the HTML body and the
+# sending bookkeeping, so one client's rows stay small when materialised.
+SCOPE_COLUMNS = (
+    "id, created_at, client_id, channel, status, source, batch_id, to_address, to_name,"
+    " subject, body_text, reason, error, attempts, segments, scheduled_at, sent_at"
+)
+
+
 @dataclass
 class MessageFilter:
     """What the Communication list is narrowed to; every field optional."""
@@ -110,7 +118,7 @@ def _scope(f: MessageFilter) -> tuple[str, str, list[Any]]:
     """
     if f.client_id is not None:
         return (
-            "WITH m AS MATERIALIZED (SELECT * FROM messages WHERE client_id = ?),",
+            f"WITH m AS MATERIALIZED (SELECT {SCOPE_COLUMNS} FROM messages WHERE client_id = ?),",
             "m",
             [int(f.client_id)],
         )
@@ -171,7 +179,10 @@ def client_timeline(store: Store, client_id: int, *, limit: int = 5000) -> pd.Da
     """One point per message of a client: when, channel, status, subject."""
     return store.df(
         """
-        WITH m AS MATERIALIZED (SELECT * FROM messages WHERE client_id = ?)
+        WITH m AS MATERIALIZED (
+            SELECT id, sent_at, created_at, channel, status, subject, body_text
+            FROM messages WHERE client_id = ?
+        )
         SELECT id, coalesce(sent_at, created_at) AS ts, channel, status,
                coalesce(subject, left(body_text, 60)) AS title
         FROM m ORDER BY created_at DESC, id DESC LIMIT ?
