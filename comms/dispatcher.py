@@ -393,11 +393,11 @@ def run_once(
             detail={"due": due, "message_ids": list(ids or ())[:50] or None},
         )
     )
-    committer = _Committer(store, policy)
     limiters = {c: TokenBucket(cfg.limits(c).per_second, cfg.limits(c).per_minute) for c in scopes}
     attachments = _Attachments(
         store, any(outbox.scope_has_attachments(store, sc) for sc in scopes.values())
     )
+    committer = _Committer(store, policy)
     try:
         while not stop.is_set():
             threads = []
