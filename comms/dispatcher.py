@@ -29,6 +29,7 @@ Invariants (enforced where the comments say so):
 
 from __future__ import annotations
 
+import atexit
 import logging
 import queue
 import threading
@@ -552,6 +553,7 @@ class Background:
 
 _BACKGROUND: dict[int, Background] = {}
 _BACKGROUND_LOCK = threading.Lock()
+_ATEXIT = False
 
 
 def start_background(store: Store, poll_seconds: float | None = None) -> Background:
@@ -564,6 +566,12 @@ def start_background(store: Store, poll_seconds: float | None = None) -> Backgro
         if bg is None:
             bg = Background(store, poll_seconds).start()
             _BACKGROUND[id(store)] = bg
+            global _ATEXIT
+            if not _ATEXIT:
+                # On a clean shutdown let the workers finish the message in hand, so
+                # only a crash (not a restart) can leave an interrupted message.
+                atexit.register(stop_background)
+                _ATEXIT = True
         return bg
 
 
