@@ -83,3 +83,9 @@ def test_cli_refuses_clearly_while_another_process_holds_the_database(db_path: P
     assert run.returncode == 2
     assert "in use" in run.stderr and str(holder.pid) in run.stderr
     assert run.stdout == ""
+
+
+def test_unknown_batch_is_a_clear_error(db_path: Path) -> None:
+    open_store(db_path).close()
+    run = comms("send", "--db", str(db_path), "--batch", "999")
+    assert run.returncode == 1 and "No batch with id 999" in run.stderr

@@ -9,6 +9,7 @@ from typing import Any
 
 from comms import dispatcher, outbox
 from comms.cli import print_json
+from comms.errors import NotFound
 from comms.store import open_store
 
 
@@ -48,6 +49,10 @@ class _Progress:
 
 def cmd_send(args: argparse.Namespace) -> int:
     store = open_store(args.db)
+    if args.batch is not None and not store.scalar(
+        "SELECT count(*) FROM batches WHERE id = ?", [args.batch]
+    ):
+        raise NotFound(f"No batch with id {args.batch} (see the Outbox page for batch numbers).")
     recovered = outbox.recover_interrupted(store)
     if recovered and not args.json:
         print(
