@@ -62,9 +62,16 @@ class MessageFilter:
         return self == MessageFilter()
 
 
-def _like(text: str) -> str:
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
+def _contains(columns: list[str], text: str) -> tuple[str, list[Any]]:
+    """Case-insensitive "any column contains text" (ILIKE; ESCAPE only when needed,
+    because DuckDB's ILIKE ... ESCAPE is about twice as slow as plain ILIKE)."""
+    if any(c in text for c in "%_\\"):
+        pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        sql = " OR ".join(f"{c} ILIKE ? ESCAPE '\\'" for c in columns)
+    else:
+        pattern = f"%{text}%"
+        sql = " OR ".join(f"{c} ILIKE ?" for c in columns)
+    return f"({sql})", [pattern] * len(columns)
 
 
 def filter_where(f: MessageFilter) -> tuple[str, list[Any]]:
@@ -75,12 +82,9 @@ def filter_where(f: MessageFilter) -> tuple[str, list[Any]]:
         parts.append("m.client_id = ?")
         params.append(int(f.client_id))
     if f.client_text and f.client_text.strip():
-        like = _like(f.client_text.strip())
-        parts.append(
-            "m.client_id IN (SELECT c.id FROM clients c WHERE c.name ILIKE ? ESCAPE '\\'"
-            " OR c.email ILIKE ? ESCAPE '\\' OR c.phone ILIKE ? ESCAPE '\\')"
-        )
-        params += [like, like, like]
+        sql, values = _contains(["c.name", "c.email", "c.phone"], f.client_text.strip())
+        parts.append(f"m.client_id IN (SELECT c.id FROM clients c WHERE {sql})")
+        params += values
     if f.channel:
         parts.append("m.channel = ?")
         params.append(f.channel)
@@ -100,12 +104,11 @@ def filter_where(f: MessageFilter) -> tuple[str, list[Any]]:
         parts.append("m.created_at < ?")
         params.append(dt.datetime.combine(f.date_to + dt.timedelta(days=1), dt.time.min))
     if f.text and f.text.strip():
-        like = _like(f.text.strip())
-        parts.append(
-            "(m.subject ILIKE ? ESCAPE '\\' OR m.body_text ILIKE ? ESCAPE '\\'"
-            " OR m.to_address ILIKE ? ESCAPE '\\' OR m.to_name ILIKE ? ESCAPE '\\')"
+        sql, values = _contains(
+            ["m.subject", "m.body_text", "m.to_address", "m.to_name"], f.text.strip()
         )
-        params += [like, like, like, like]
+        parts.append(sql)
+        params += values
     return (" AND ".join(parts) or "true"), params
 
 

@@ -128,3 +128,14 @@ def test_split_segments(text, sizes):
     parts = history.split_segments(text)
     assert [len(p) for p in parts] == sizes
     assert "".join(parts) == text
+
+
+def test_text_filter_takes_wildcards_literally(store):
+    cid = add_client(store)
+    pct = add_message(store, cid, subject="50% off today")
+    add_message(store, cid, subject="500 points")
+    under = add_message(store, cid, subject="code A_1")
+    add_message(store, cid, subject="code AB1")
+    assert list(history.list_messages(store, MessageFilter(text="50%"))["id"]) == [pct]
+    assert list(history.list_messages(store, MessageFilter(text="a_1"))["id"]) == [under]
+    assert history.count_messages(store, MessageFilter(client_text="nová%")) == 0
