@@ -746,8 +746,12 @@ def record_and_claim_many(
         trail = _Trail()
         statuses = _record(cur, [r for r in results if r.status != "sent"], policy, at, trail)
         picked: list[dict] = []
+        seen: set[int] = set()
         for scope, workers in by_scope.items():
-            picked.extend(_pick(cur, scope, workers, at))
+            for row in _pick(cur, scope, workers, at):
+                if row["id"] not in seen:  # overlapping scopes: one owner per message
+                    seen.add(row["id"])
+                    picked.append(row)
         sent = [r for r in results if r.status == "sent"]
         statuses.update(_claim_and_mark_sent(cur, sent, picked, at, trail))
         trail.write(cur, at)

@@ -259,3 +259,13 @@ def test_progress_counts_every_status(store: Store) -> None:
     assert counts["total"] == 4 and set(outbox.STATUSES) <= set(counts)
     (row,) = [b for b in outbox.batch_progress(store) if b["batch_id"] == batch_id]
     assert row["sent"] == 1 and row["queued"] == 2 and row["next_due_at"] is not None
+
+
+def test_overlapping_scopes_in_one_commit_claim_each_message_once(store: Store) -> None:
+    _, ids = seed(store, 1)
+    outbox.queue(store, message_ids=ids)
+    a, b = outbox.worker_name("a"), outbox.worker_name("b")
+    _, got = outbox.record_and_claim_many(
+        store, [], [(a, ClaimScope(channel="email")), (b, ClaimScope())]
+    )
+    assert sorted(r["id"] for r in got.values() if r) == ids
