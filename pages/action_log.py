@@ -194,7 +194,7 @@ with st.container(border=True):
         key="log_open_client",
     ):
         st.session_state["comms_client_id"] = int(client_id)
-        st.switch_page("pages/client.py")
+        st.switch_page("pages/client.py", query_params={"client": str(client_id)})
     has_comm_page = page_exists("pages/communication.py")
     if b2.button(
         "Show the client's communication",
@@ -203,7 +203,7 @@ with st.container(border=True):
         key="log_open_comm",
     ):
         st.session_state["comms_comm_client_id"] = int(client_id)
-        st.switch_page("pages/communication.py")
+        st.switch_page("pages/communication.py", query_params={"client": str(client_id)})
 
     def only_batch(batch_id: int) -> None:
         st.session_state["log_batch"] = batch_id
