@@ -3,7 +3,7 @@
 Shape of a run (`run_once`):
 
 * Per channel with due messages, up to N worker threads (COMMS_SMTP_CONNECTIONS,
-  default 8; COMMS_SMS_CONNECTIONS, default 8). Each worker owns ONE sender
+  default 8; COMMS_SMS_CONNECTIONS, default 4). Each worker owns ONE sender
   (one connection, reused for every message it sends) and holds at most ONE
   claimed message at a time.
 * Every database write of the run goes through one committer thread that

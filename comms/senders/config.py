@@ -223,7 +223,7 @@ class DispatchConfig:
 
     @classmethod
     def from_settings(cls) -> DispatchConfig:
-        """COMMS_SMTP_CONNECTIONS (8), COMMS_SMS_CONNECTIONS (8), COMMS_{EMAIL,SMS}_RATE_PER_*."""
+        """COMMS_SMTP_CONNECTIONS (8), COMMS_SMS_CONNECTIONS (4), COMMS_{EMAIL,SMS}_RATE_PER_*."""
         return cls(
             email=ChannelLimits(
                 connections=_int("COMMS_SMTP_CONNECTIONS", "sending", "smtp_connections", 8, 1),
@@ -231,7 +231,7 @@ class DispatchConfig:
                 per_minute=_float("COMMS_EMAIL_RATE_PER_MINUTE", "sending", "email_per_minute", 0),
             ),
             sms=ChannelLimits(
-                connections=_int("COMMS_SMS_CONNECTIONS", "sending", "sms_connections", 8, 1),
+                connections=_int("COMMS_SMS_CONNECTIONS", "sending", "sms_connections", 4, 1),
                 per_second=_float("COMMS_SMS_RATE_PER_SECOND", "sending", "sms_per_second", 0),
                 per_minute=_float("COMMS_SMS_RATE_PER_MINUTE", "sending", "sms_per_minute", 0),
             ),
