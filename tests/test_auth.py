@@ -84,7 +84,6 @@ def test_with_auth_every_page_stops_at_the_sign_in_screen(store, with_auth):
 
 
 def test_sign_in_button_without_authlib_explains_what_to_install(store, with_auth):
-    pytest.importorskip("streamlit")
     try:
         import authlib  # noqa: F401
 
