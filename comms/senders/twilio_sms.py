@@ -13,6 +13,8 @@ is not resent automatically.
 
 from __future__ import annotations
 
+import logging
+
 import requests
 from twilio.base.exceptions import TwilioException
 from twilio.http.http_client import TwilioHttpClient
@@ -20,6 +22,11 @@ from twilio.rest import Client
 
 from comms.senders.base import BaseSender, Outcome, OutgoingMessage
 from comms.senders.config import TwilioConfig
+
+# twilio's HTTP client logs every request's form (numbers, message text) at INFO;
+# ours says nothing below WARNING, so personal data never lands in a log.
+_HTTP_LOG = logging.getLogger("comms.senders.twilio.http")
+_HTTP_LOG.setLevel(logging.WARNING)
 
 
 def _is_transient(status: int) -> bool:
@@ -39,7 +46,9 @@ class TwilioSender(BaseSender):
         self._http: TwilioHttpClient | None = None
 
     def _connect(self) -> None:
-        self._http = TwilioHttpClient(pool_connections=True, timeout=self.config.timeout)
+        self._http = TwilioHttpClient(
+            pool_connections=True, timeout=self.config.timeout, logger=_HTTP_LOG
+        )
         client = Client(self.config.account_sid, self.config.auth_token, http_client=self._http)
         client.api.base_url = self.config.api_base  # every Messages URL starts here
         self._client = client
