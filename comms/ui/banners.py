@@ -2,32 +2,16 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
 import streamlit as st
+
+from comms.senders.config import is_demo_mode, outbox_dir
 
 CHANNEL_NAMES = {"email": "e-mail", "sms": "SMS"}
 
 
-def _sender_config() -> Any | None:
-    """comms.senders.config when this version has it, else None."""
-    try:
-        return importlib.import_module("comms.senders.config")
-    except ImportError:
-        return None
-
-
 def demo_folders() -> dict[str, str]:
     """Channel -> outbox folder, for every channel whose backend is the outbox folder."""
-    cfg = _sender_config()
-    if cfg is None:
-        return {}
-    found: dict[str, str] = {}
-    for channel in CHANNEL_NAMES:
-        if cfg.is_demo_mode(channel):
-            found[channel] = str(cfg.outbox_dir())
-    return found
+    return {c: str(outbox_dir()) for c in CHANNEL_NAMES if is_demo_mode(c)}
 
 
 def demo_text(folders: dict[str, str]) -> str | None:
