@@ -557,18 +557,47 @@ def batch_info(store: Store, batch_id: int) -> dict[str, Any]:
     return info
 
 
-def review(store: Store, batch_id: int, status: str | None = None) -> pd.DataFrame:
-    """The batch's messages for the review table (optionally one status)."""
+def _review_where(batch_id: int, status: str | None, search: str | None) -> tuple[str, list[Any]]:
+    where = "batch_id = ?"
+    params: list[Any] = [int(batch_id)]
+    if status:
+        where += " AND status = ?"
+        params.append(status)
+    if search and search.strip():
+        where += (
+            " AND (contains(lower(coalesce(to_name, '')), lower(?))"
+            " OR contains(lower(coalesce(to_address, '')), lower(?)))"
+        )
+        params += [search.strip(), search.strip()]
+    return where, params
+
+
+def review(
+    store: Store,
+    batch_id: int,
+    status: str | None = None,
+    *,
+    search: str | None = None,
+    limit: int | None = None,
+) -> pd.DataFrame:
+    """The batch's messages for the review table: one status, a text search, the first N."""
+    where, params = _review_where(batch_id, status, search)
     sql = (
         "SELECT id, client_id, to_name AS recipient, to_address AS address, subject,"
         " split_part(trim(coalesce(body_text, '')), chr(10), 1) AS first_line,"
-        " segments, encoding, status, reason, excluded FROM messages WHERE batch_id = ?"
+        f" segments, encoding, status, reason, excluded FROM messages WHERE {where} ORDER BY id"
     )
-    params: list[Any] = [int(batch_id)]
-    if status:
-        sql += " AND status = ?"
-        params.append(status)
-    return store.df(sql + " ORDER BY id", params)
+    if limit:
+        sql += f" LIMIT {int(limit)}"
+    return store.df(sql, params)
+
+
+def review_count(
+    store: Store, batch_id: int, status: str | None = None, *, search: str | None = None
+) -> int:
+    """How many messages review() would return without a limit."""
+    where, params = _review_where(batch_id, status, search)
+    return int(store.scalar(f"SELECT count(*) FROM messages WHERE {where}", params))
 
 
 def reason_counts(store: Store, batch_id: int) -> dict[str, int]:

@@ -389,3 +389,15 @@ def test_missing_field_counts(store):
         store, {"client_ids": [a, b]}, ["city", "first_name", "body_vernosti", "nothing", "tags"]
     )
     assert counts == {"city": 1, "first_name": 1, "body_vernosti": 1, "nothing": 2, "tags": 2}
+
+
+def test_review_search_and_limit(store):
+    ids = [email_client(store, n, f"{n.lower()}@example.com") for n in ("Jana", "Petr", "Eva")]
+    result = compose.generate_messages(
+        store, selection={"client_ids": ids}, channel="email", subject="S", body="B"
+    )
+    assert list(compose.review(store, result.batch_id, search="PETR")["recipient"]) == ["Petr"]
+    assert list(compose.review(store, result.batch_id, search="eva@")["recipient"]) == ["Eva"]
+    assert len(compose.review(store, result.batch_id, limit=2)) == 2
+    assert compose.review_count(store, result.batch_id) == 3
+    assert compose.review_count(store, result.batch_id, "invalid") == 0

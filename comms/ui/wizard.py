@@ -27,6 +27,7 @@ STEPS = ("Template", "Content", "Attachments", "Generate", "Review", "Finish")
 CHANNEL_LABELS = {"email": "E-mail", "sms": "SMS"}
 BLANK = "(blank message)"
 STATUS_FILTERS = {"All": None, "Ready (draft)": "draft", "Invalid": "invalid"}
+REVIEW_ROWS = 500  # rows drawn in the review table (a batch can hold 100,000)
 
 
 # -- state ------------------------------------------------------------------------
@@ -512,8 +513,20 @@ def step_review(store: Store) -> None:
     batch_id = _state("batch_id")
     st.subheader(f"5. Review batch {batch_id}")
     info = _counts(store, batch_id)
-    status = st.radio("Show", list(STATUS_FILTERS), horizontal=True, key="wiz_review_filter")
-    table = compose.review(store, batch_id, STATUS_FILTERS[status])
+    c1, c2 = st.columns([2, 3])
+    status = c1.radio("Show", list(STATUS_FILTERS), horizontal=True, key="wiz_review_filter")
+    search = c2.text_input(
+        "Find a recipient", key="wiz_review_search", placeholder="name or address"
+    )
+    table = compose.review(
+        store, batch_id, STATUS_FILTERS[status], search=search, limit=REVIEW_ROWS
+    )
+    if len(table) == REVIEW_ROWS:
+        total = compose.review_count(store, batch_id, STATUS_FILTERS[status], search=search)
+        st.caption(
+            f"Showing the first {REVIEW_ROWS:,} of {total:,} messages; "
+            "find a recipient or filter by status to see others."
+        )
     table["reason"] = table["reason"].fillna("")
     table["subject"] = table["subject"].fillna("")
     columns = ["recipient", "address", "subject", "first_line", "status", "reason", "excluded"]
