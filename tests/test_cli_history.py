@@ -167,3 +167,51 @@ def test_history_text_output_in_a_real_process(store, db_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert "Welcome aboard" in proc.stdout and "sent" in proc.stdout
+
+
+def test_compose_email_with_attachment(store, db_path, tmp_path, capsys):
+    cid = add_client(store)
+    body = tmp_path / "b.md"
+    body.write_text("See the file.", encoding="utf-8")
+    pdf = tmp_path / "terms.pdf"
+    pdf.write_bytes(b"%PDF-1.4 terms")
+    code, out, _ = run(
+        capsys,
+        "compose",
+        "--client",
+        str(cid),
+        "--channel",
+        "email",
+        "--subject",
+        "Terms",
+        "--body-file",
+        str(body),
+        "--attach",
+        str(pdf),
+        "--json",
+        "--db",
+        str(db_path),
+    )
+    assert code == 0
+    mid = json.loads(out)["message_id"]
+    names = store.rows(
+        "SELECT a.filename FROM message_attachments ma JOIN attachments a"
+        " ON a.id = ma.attachment_id WHERE ma.message_id = ?",
+        [mid],
+    )
+    assert names == [{"filename": "terms.pdf"}]
+    code, _, err = run(
+        capsys,
+        "compose",
+        "--client",
+        str(cid),
+        "--channel",
+        "sms",
+        "--body-file",
+        str(body),
+        "--attach",
+        str(pdf),
+        "--db",
+        str(db_path),
+    )
+    assert code == 1 and "only e-mails carry attachments" in err
