@@ -9,7 +9,6 @@ the page needs live here, at the top.
 from __future__ import annotations
 
 import contextvars
-import importlib
 import threading
 from collections.abc import Callable
 from datetime import timedelta
@@ -18,7 +17,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from comms import outbox
+from comms import dispatcher, outbox
 from comms.errors import CommsError
 from comms.store import Store
 
@@ -213,14 +212,6 @@ def run_action(fn: Callable[[], str]) -> None:
 # -- sending now ----------------------------------------------------------------
 
 
-def dispatcher_module() -> Any | None:
-    """comms.dispatcher when it is available in this version, else None."""
-    try:
-        return importlib.import_module("comms.dispatcher")
-    except ImportError:
-        return None
-
-
 def make_due_now(store: Store, batch_id: int) -> int:
     """The batch's scheduled (queued, not yet due) messages become due now, via comms.outbox."""
     ids = [
@@ -238,7 +229,7 @@ def make_due_now(store: Store, batch_id: int) -> int:
 
 def send_with_progress(
     store: Store, *, batch_id: int | None = None, message_ids: list[int] | None = None
-) -> dict[str, Any] | None:
+) -> dict[str, Any]:
     """Run the dispatcher over a batch (or messages) now, drawing a live progress bar.
 
     The dispatcher reports progress from its worker threads, which cannot draw;
@@ -246,10 +237,6 @@ def send_with_progress(
     counts, and this (the script's) thread redraws the bar from them. If the
     person leaves the page meanwhile, the run still finishes.
     """
-    dispatcher = dispatcher_module()
-    if dispatcher is None:
-        st.error("Sending is not available in this version (comms.dispatcher is missing).")
-        return None
     latest: dict[str, Any] = {}
     outcome: dict[str, Any] = {}
 
@@ -449,10 +436,8 @@ def _batch_actions(store: Store, bid: int, counts: dict[str, int], paused: bool)
         key=f"send_{bid}",
         icon=":material/send:",
         type="primary",
-        disabled=sendable == 0 or dispatcher_module() is None,
-        help="Queue the drafts, make scheduled messages due now and send the whole batch."
-        if dispatcher_module() is not None
-        else "Sending is not available in this version yet.",
+        disabled=sendable == 0,
+        help="Queue the drafts, make scheduled messages due now and send the whole batch.",
     ):
         send_batch_now(store, bid, paused)
     if paused:
@@ -511,11 +496,8 @@ def send_batch_now(store: Store, bid: int, paused: bool) -> None:
     except CommsError as exc:
         flash(str(exc), "error")
         st.rerun()
-    if result is not None:
-        trouble = result.get("failed") or result.get("errors") or result.get("interrupted")
-        flash(
-            f"Batch #{bid}: " + describe_result(result, queued), "warning" if trouble else "success"
-        )
+    trouble = result.get("failed") or result.get("errors") or result.get("interrupted")
+    flash(f"Batch #{bid}: " + describe_result(result, queued), "warning" if trouble else "success")
     st.rerun()
 
 
@@ -618,14 +600,13 @@ def render_loose(store: Store) -> None:
         key="loose_send",
         icon=":material/send:",
         type="primary",
-        disabled=not by_status["queued"] or dispatcher_module() is None,
+        disabled=not by_status["queued"],
     ):
         ids = by_status["queued"]
         try:
             result = send_with_progress(store, message_ids=ids)
-            if result is not None:
-                trouble = result.get("failed") or result.get("errors")
-                flash(describe_result(result), "warning" if trouble else "success")
+            trouble = result.get("failed") or result.get("errors")
+            flash(describe_result(result), "warning" if trouble else "success")
         except CommsError as exc:
             flash(str(exc), "error")
         st.rerun()
