@@ -184,3 +184,33 @@ def test_cli_runs_as_a_process(seeded, tmp_path):
     )
     assert proc.returncode == 1
     assert proc.stderr.strip().startswith("comms: body: syntax error on line 1")
+
+
+def test_templates_list_text(seeded, tmp_path, capsys):
+    code, out, _ = run(["templates", "list"], capsys)
+    assert code == 0 and "No templates yet" in out
+    body = tmp_path / "b.html"
+    body.write_text("<p>Hi {{ name }}</p>", encoding="utf-8")
+    pdf = tmp_path / "x.pdf"
+    pdf.write_bytes(b"%PDF")
+    run(
+        [
+            "templates",
+            "add",
+            "--name",
+            "H",
+            "--channel",
+            "email",
+            "--subject",
+            "S",
+            "--body-file",
+            str(body),
+            "--attach",
+            str(pdf),
+        ],
+        capsys,
+    )
+    code, out, _ = run(["templates", "list"], capsys)
+    assert "H  [email, 1 attachment(s)] subject: S" in out
+    code, out, _ = run(["templates", "list", "--json"], capsys)
+    assert json.loads(out)[0]["body_format"] == "html"  # from the .html suffix

@@ -89,3 +89,15 @@ def test_duplicate_name_refused(store):
     at.text_area(key="tpl_body").input("y").run()
     at.button(key="tpl_save").click().run()
     assert "already exists" in at.error[0].value
+
+
+def test_attachments_listed_and_removable(store):
+    seed(store)
+    tid = tpl.create_template(store, name="Offer", channel="email", subject="S", body="B")
+    aid = tpl.attach(store, tid, "price list.pdf", b"%PDF-1.4")
+    at = AppTest.from_file(PAGE, default_timeout=30).run()
+    at.selectbox(key="tpl_select").select(tid).run()
+    assert any("price list.pdf" in m.value and "application/pdf" in m.value for m in at.markdown)
+    at.button(key=f"tpl_detach_{aid}").click().run()
+    assert tpl.get_template(store, tid).attachments == []
+    assert not any("price list.pdf" in m.value for m in at.markdown)

@@ -278,3 +278,16 @@ def test_template_attachment_can_be_removed_for_this_send(store, monkeypatch):
     assert names == [{"filename": "price list.pdf"}]
     # The template keeps both.
     assert len(tpl.get_template(store, tid).attachments) == 2
+
+
+def test_discard_the_batch(store):
+    at = app(store)
+    for _ in range(5):
+        next_button(at).click().run()
+    at.button(key="wiz_discard").click().run()
+    batch_id = at.session_state["wiz_batch_id"]
+    assert f"Batch {batch_id} discarded: 2 drafts cancelled" in at.success[0].value
+    assert store.rows("SELECT status, count(*) AS n FROM messages GROUP BY ALL ORDER BY ALL") == [
+        {"status": "cancelled", "n": 2},
+        {"status": "invalid", "n": 1},
+    ]
