@@ -204,14 +204,14 @@ def _normalise(
     # E-mail and phone: each distinct value checked once (the checks are lru_cached too).
     email, phone = col("email"), col("phone")
     checks, pchecks = _checked(email, phone, region)
-    for name, values in _lookup(
+    for column, values in _lookup(
         email, checks, {"email": "address", "email_valid": "ok", "email_error": "error"}
     ).items():
-        out[name] = values
-    for name, values in _lookup(
+        out[column] = values
+    for column, values in _lookup(
         phone, pchecks, {"phone": "e164", "phone_kind": "kind", "phone_error": "error"}
     ).items():
-        out[name] = values
+        out[column] = values
 
     tags = col("tags")
     out["tags"] = none_if_empty(

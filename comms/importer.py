@@ -482,9 +482,8 @@ def check_mapping(headers: list[str], mapping: dict[str, str]) -> dict[str, str]
 
 # -- validation in bulk ------------------------------------------------------------------
 
-# Below this many distinct values a worker pool costs more than it saves.
+# Below this many distinct values worker processes cost more than they save.
 PARALLEL_MIN_VALUES = 20_000
-_CHUNK = 5_000
 
 
 def _check_chunk(kind: str, values: list[str], region: str) -> list:
@@ -495,32 +494,66 @@ def _check_chunk(kind: str, values: list[str], region: str) -> list:
     return [check_phone(v, region) for v in values]
 
 
+def _worker() -> None:
+    """Worker process: JSON {kind: values, 'region': r} on stdin -> JSON results on stdout."""
+    import json
+    import sys
+    from dataclasses import astuple
+
+    job = json.load(sys.stdin)
+    region = job.pop("region")
+    out = {
+        kind: [astuple(r) for r in _check_chunk(kind, vals, region)] for kind, vals in job.items()
+    }
+    json.dump(out, sys.stdout)
+
+
+def _run_worker(job: dict) -> dict:
+    import json
+    import subprocess
+    import sys
+
+    # A fresh interpreter running only this module's worker: multiprocessing's
+    # spawn would re-run the parent's __main__, which in Streamlit (and AppTest)
+    # is a page script; fork is unsafe in the app's threaded process.
+    proc = subprocess.run(
+        [sys.executable, "-c", "from comms.importer import _worker; _worker()"],
+        input=json.dumps(job),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(proc.stdout)
+
+
 def check_values(
     batches: dict[str, list[str]], region: str, workers: int | None = None
 ) -> dict[str, list]:
     """check_email / check_phone over {'email': [...], 'phone': [...]}, on every core when large.
 
-    Workers are spawned, not forked: the app process runs threads, and forking
-    a threaded process can deadlock. One pool serves both kinds.
+    Each worker process gets an equal share of every kind; if a worker fails the
+    checks run here instead, so the result never depends on the pool.
     """
     import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    from comms.validation import EmailCheck, PhoneCheck
 
     workers = workers or min(os.cpu_count() or 1, 4)
     total = sum(len(v) for v in batches.values())
     if total < PARALLEL_MIN_VALUES or workers < 2:
         return {kind: _check_chunk(kind, values, region) for kind, values in batches.items()}
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    jobs = [
-        (kind, values[i : i + _CHUNK])
-        for kind, values in batches.items()
-        for i in range(0, len(values), _CHUNK)
-    ]
-    ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        futures = [(kind, pool.submit(_check_chunk, kind, chunk, region)) for kind, chunk in jobs]
-        out: dict[str, list] = {kind: [] for kind in batches}
-        for kind, fut in futures:
-            out[kind].extend(fut.result())
-        return out
+    jobs = []
+    for w in range(workers):
+        job: dict = {"region": region}
+        for kind, values in batches.items():
+            size = -(-len(values) // workers)
+            job[kind] = values[w * size : (w + 1) * size]
+        jobs.append(job)
+    try:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            parts = list(pool.map(_run_worker, jobs))
+    except Exception:  # a worker could not start or died: check here instead
+        return {kind: _check_chunk(kind, values, region) for kind, values in batches.items()}
+    make = {"email": EmailCheck, "phone": PhoneCheck}
+    return {kind: [make[kind](*row) for part in parts for row in part[kind]] for kind in batches}

@@ -478,14 +478,27 @@ def test_formula_cells_are_stored_as_text_and_neutralised_in_the_export(store):
     assert "'-2+3" in rows[2]
 
 
-def test_parallel_validation_gives_the_serial_results(monkeypatch):
+def test_parallel_validation_gives_the_serial_results(monkeypatch, tmp_path):
+    import sys
+    import types
+
     from comms import importer
 
     emails = [f"user{i}@example.cz" for i in range(30)] + ["bad@", "", "x y@example.cz"]
     phones = [f"77712{i:04d}" for i in range(30)] + ["12", "+420 222 333 444"]
     serial = importer.check_values({"email": emails, "phone": phones}, "CZ", workers=1)
     monkeypatch.setattr(importer, "PARALLEL_MIN_VALUES", 10)
-    monkeypatch.setattr(importer, "_CHUNK", 7)
+
+    def no_local_checks(*args):
+        raise AssertionError("the workers must do the checks")
+
+    monkeypatch.setattr(importer, "_check_chunk", no_local_checks)
+    # Under Streamlit and AppTest, __main__ is a page script: workers must not run it.
+    page = tmp_path / "page.py"
+    page.write_text("raise SystemExit('a page script ran in a worker')\n")
+    fake_main = types.ModuleType("__main__")
+    fake_main.__file__ = str(page)
+    monkeypatch.setitem(sys.modules, "__main__", fake_main)
     parallel = importer.check_values({"email": emails, "phone": phones}, "CZ", workers=2)
     assert parallel == serial
     assert [c.ok for c in parallel["email"][-3:]] == [False, False, False]
