@@ -215,3 +215,30 @@ def test_compose_email_with_attachment(store, db_path, tmp_path, capsys):
         str(db_path),
     )
     assert code == 1 and "only e-mails carry attachments" in err
+
+
+def test_suppressions_import_and_list(store, db_path, tmp_path, capsys):
+    listing = tmp_path / "optout.txt"
+    listing.write_text("Ann@Example.com\n\nnot an address\n+420 602 111 222\n", encoding="utf-8")
+    code, out, _ = run(
+        capsys,
+        "suppressions",
+        "import",
+        str(listing),
+        "--reason",
+        "bounced",
+        "--json",
+        "--db",
+        str(db_path),
+    )
+    assert code == 0
+    report = json.loads(out)
+    assert (report["addresses"], report["added"]) == (2, 2)
+    assert report["problems"] == [
+        {"line": 3, "text": "not an address", "reason": report["problems"][0]["reason"]}
+    ]
+    assert "invalid" in report["problems"][0]["reason"]
+    code, out, _ = run(capsys, "suppressions", "list", "--json", "--db", str(db_path))
+    assert sorted(r["address"] for r in json.loads(out)) == ["+420602111222", "Ann@example.com"]
+    code, _, err = run(capsys, "suppressions", "import", "/nope.txt", "--db", str(db_path))
+    assert code == 1 and "does not exist" in err

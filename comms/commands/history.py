@@ -65,6 +65,19 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("message_ids", type=int, nargs="+", metavar="MESSAGE_ID")
     p.set_defaults(func=cmd_send_draft)
 
+    p = sub.add_parser("suppressions", help="the suppression list (opted-out addresses)")
+    ssub = p.add_subparsers(dest="suppressions_command", metavar="ACTION", required=True)
+    s = ssub.add_parser(
+        "import", parents=[common], help="add the addresses of a CSV/TXT file (one per line)"
+    )
+    s.add_argument("file", metavar="FILE")
+    s.add_argument("--reason", default="uploaded list", help="why these addresses opted out")
+    s.set_defaults(func=cmd_suppressions_import)
+    s = ssub.add_parser("list", parents=[common], help="the suppressed addresses, newest first")
+    s.add_argument("--search", metavar="TEXT", help="only addresses containing TEXT")
+    s.add_argument("--channel", choices=("email", "sms"))
+    s.set_defaults(func=cmd_suppressions_list)
+
     p = sub.add_parser("log", parents=[common], help="the action log, newest first")
     p.add_argument("--limit", type=int, default=50, help="entries to show (default 50)")
     p.add_argument("--action", action="append", default=[], help="only this action (repeatable)")
@@ -200,4 +213,49 @@ def cmd_log(args: argparse.Namespace) -> int:
             f"{str(r['ts'])[:19]}  {r['user']:<12} {r['action']:<20} {r['outcome']:<10} "
             f"{ids}  {r.get('summary') or ''}".rstrip()
         )
+    return 0
+
+
+def cmd_suppressions_import(args: argparse.Namespace) -> int:
+    from comms import profile
+    from comms.config import max_upload_bytes
+
+    path = Path(args.file)
+    if not path.is_file():
+        raise CommsError(f"{args.file} does not exist.")
+    if path.stat().st_size > max_upload_bytes():
+        raise CommsError(f"{args.file} is larger than {max_upload_bytes():,} bytes.")
+    parsed = profile.parse_address_list(path.read_bytes())
+    store = open_store(args.db)
+    added = profile.import_suppressions(store, parsed, args.reason)
+    report = {
+        "addresses": len(parsed.entries),
+        "added": added,
+        "already_listed": len(parsed.entries) - added,
+        "duplicates": parsed.duplicates,
+        "problems": [{"line": n, "text": t, "reason": r} for n, t, r in parsed.errors],
+    }
+    if args.json:
+        print_json(report)
+    else:
+        print(
+            f"{added} address(es) added, {report['already_listed']} already listed, "
+            f"{len(parsed.errors)} bad line(s)."
+        )
+        for n, text, reason in parsed.errors:
+            print(f"  line {n}: {text!r}: {reason}")
+    return 0
+
+
+def cmd_suppressions_list(args: argparse.Namespace) -> int:
+    from comms import profile
+
+    store = open_store(args.db)
+    df = profile.list_suppressions(store, channel=args.channel, search=args.search)
+    rows = df.to_dict("records")
+    if args.json:
+        print_json(rows)
+        return 0
+    for r in rows:
+        print(f"{r['address']:<40} {r['channel']:<5} {str(r['created_at'])[:16]}  {r['reason']}")
     return 0
