@@ -133,6 +133,7 @@ class _Committer:
     def __init__(self, store: Store, policy: RetryPolicy) -> None:
         self.store, self.policy = store, policy
         self.workers = 0  # live workers: a commit is "full" when all of them are in it
+        self.cache = outbox.ClaimCache()  # due rows read ahead: claims need no SELECT
         self._lock = threading.Lock()
         self._q: queue.Queue[_Request | None] = queue.Queue()
         self._thread = threading.Thread(target=self._loop, name="comms-committer", daemon=True)
@@ -181,6 +182,7 @@ class _Committer:
                     [r.result for r in group if r.result is not None],
                     [(r.worker, r.scope) for r in group if r.worker is not None],
                     policy=self.policy,
+                    cache=self.cache,
                 )
             except BaseException as exc:  # I3: nobody in this group goes on
                 for r in group:

@@ -86,7 +86,8 @@ PROCESS_TOKEN = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 _MESSAGE_COLUMNS_M = (
     "m.id, m.client_id, m.channel, m.source, m.batch_id, m.to_address, m.to_name, m.subject,"
-    " m.body_text, m.body_html, m.status, m.attempts, m.scheduled_at, m.claimed_by"
+    " m.body_text, m.body_html, m.status, m.attempts, m.scheduled_at, m.claimed_by,"
+    " m.updated_at"
 )
 
 
@@ -401,16 +402,13 @@ class ClaimScope:
 def _pick(
     cur: duckdb.DuckDBPyConnection, scope: ClaimScope, workers: Sequence[str], at: datetime
 ) -> list[dict]:
-    """Due messages for up to one per worker (read only); the i-th row is for workers[i]."""
+    """Up to one due message per worker (read only; the claim is the UPDATE)."""
     where, params = scope.where(at)
-    picked = _rows(
+    return _rows(
         cur,
         f"SELECT {_MESSAGE_COLUMNS_M} FROM messages m WHERE {where} ORDER BY m.id LIMIT ?",
         [*params, len(workers)],
     )
-    for row, owner in zip(picked, workers, strict=False):
-        row.update(status="sending", claimed_by=owner, attempts=row["attempts"] + 1)
-    return picked
 
 
 def _claim_and_mark_sent(
@@ -419,19 +417,24 @@ def _claim_and_mark_sent(
     claimed: Sequence[dict],
     at: datetime,
     trail: _Trail,
-) -> dict[int, str]:
+) -> tuple[dict[int, str], list[dict]]:
     """ONE UPDATE: sent outcomes (sending -> sent) and picked rows (queued -> sending).
+
+    A picked row is claimed only if it is still exactly what was read (same
+    updated_at), still due, not excluded and its batch not paused; returns
+    ({message_id: 'sent'}, the picked rows actually claimed).
 
     DuckDB's cost here grows with the number of columns an UPDATE touches, so
     this statement touches only status, claimed_by, attempts, provider_id,
     sent_at and updated_at (pages use it to spot batches that just moved).
     """
     if not sent and not claimed:
-        return {}
+        return {}, []
     ids = [r.message_id for r in sent] + [r["id"] for r in claimed]
     kinds = ["sent"] * len(sent) + ["claim"] * len(claimed)
     workers = [None] * len(sent) + [r["claimed_by"] for r in claimed]
     pids = [r.provider_id for r in sent] + [None] * len(claimed)
+    seen_at = [None] * len(sent) + [r["updated_at"] for r in claimed]
     # RETURNING costs DuckDB several milliseconds per statement, so the row facts the
     # log needs come from the claimer (Result.attempts / batch_id / client_id) and
     # are read back only for a caller that did not provide them.
@@ -457,11 +460,17 @@ def _claim_and_mark_sent(
         " sent_at = CASE v.kind WHEN 'sent' THEN ?::TIMESTAMP ELSE messages.sent_at END,"
         " updated_at = ?"
         " FROM (SELECT unnest(?::BIGINT[]) AS id, unnest(?::VARCHAR[]) AS kind,"
-        " unnest(?::VARCHAR[]) AS worker, unnest(?::VARCHAR[]) AS pid) v"
+        " unnest(?::VARCHAR[]) AS worker, unnest(?::VARCHAR[]) AS pid,"
+        " unnest(?::TIMESTAMP[]) AS seen_at) v"
         " WHERE messages.id = v.id"
-        " AND messages.status = CASE v.kind WHEN 'sent' THEN 'sending' ELSE 'queued' END",
-        [at, at, ids, kinds, workers, pids],
+        " AND messages.status = CASE v.kind WHEN 'sent' THEN 'sending' ELSE 'queued' END"
+        " AND (v.kind = 'sent' OR (messages.updated_at = v.seen_at AND NOT messages.excluded"
+        " AND (messages.scheduled_at IS NULL OR messages.scheduled_at <= ?)"
+        " AND (messages.next_attempt_at IS NULL OR messages.next_attempt_at <= ?)"
+        " AND coalesce(messages.batch_id, -1) NOT IN (SELECT b.id FROM batches b WHERE b.paused)))",
+        [at, at, ids, kinds, workers, pids, seen_at, at, at],
     ).fetchone()
+    won = list(claimed)
     if count != len(ids):
         after = dict(
             cur.execute(
@@ -475,7 +484,16 @@ def _claim_and_mark_sent(
                 f"Message {', '.join(map(str, stray[:10]))} is not sending: its outcome cannot"
                 " be recorded."
             )
-        raise InvalidTransition("A message changed status while being claimed; nothing recorded.")
+        # some picked rows changed since they were read (cancelled, paused, claimed
+        # by another run): keep only the ones this statement claimed
+        owner = dict(
+            cur.execute(
+                "SELECT id, claimed_by FROM messages WHERE status = 'sending'"
+                " AND id IN (SELECT unnest(?::BIGINT[]))",
+                [[r["id"] for r in claimed]],
+            ).fetchall()
+        )
+        won = [r for r in claimed if owner.get(r["id"]) == r["claimed_by"]]
     statuses: dict[int, str] = {}
     for res in sent:
         if res.attempts is None and res.message_id not in known:
@@ -497,7 +515,7 @@ def _claim_and_mark_sent(
                 "detail": {"attempt": attempts, "provider_id": res.provider_id},
             }
         )
-    return statuses
+    return statuses, won
 
 
 def _claim(
@@ -505,8 +523,9 @@ def _claim(
 ) -> list[dict]:
     """Claim up to one due message per worker; the i-th row goes to workers[i]."""
     picked = _pick(cur, scope, workers, at)
-    _claim_and_mark_sent(cur, [], picked, at, _Trail())
-    return picked
+    for row, owner in zip(picked, workers, strict=False):
+        row.update(status="sending", claimed_by=owner, attempts=row["attempts"] + 1)
+    return _claim_and_mark_sent(cur, [], picked, at, _Trail())[1]
 
 
 def attachment_ids(store: Store, message_ids: Sequence[int]) -> dict[int, tuple[int, ...]]:
@@ -719,12 +738,44 @@ def _log_rows(cur: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]], at: da
     )
 
 
+class ClaimCache:
+    """Due messages read ahead in bulk for one run, so a claim needs no SELECT of its own.
+
+    A queued message's content does not change (only drafts are edited), and
+    the claiming UPDATE re-checks every row (still queued, same updated_at,
+    due, batch not paused), so a stale entry is merely skipped, never sent.
+    Used by one committer thread only.
+    """
+
+    def __init__(self, size: int = 500) -> None:
+        self.size = size
+        self._rows: dict[ClaimScope, list[dict]] = {}
+        self._pos: dict[ClaimScope, int] = {}
+
+    def take(
+        self, cur: duckdb.DuckDBPyConnection, scope: ClaimScope, n: int, at: datetime
+    ) -> list[dict]:
+        """Up to n candidates (copies), reading the next due rows when the cache runs dry."""
+        rows, pos = self._rows.get(scope, []), self._pos.get(scope, 0)
+        if pos >= len(rows):
+            where, params = scope.where(at)
+            rows = _rows(
+                cur,
+                f"SELECT {_MESSAGE_COLUMNS_M} FROM messages m WHERE {where} ORDER BY m.id LIMIT ?",
+                [*params, self.size],
+            )
+            self._rows[scope], pos = rows, 0
+        self._pos[scope] = pos + n
+        return [dict(r) for r in rows[pos : pos + n]]
+
+
 def record_and_claim_many(
     store: Store,
     results: Sequence[Result],
     claims: Sequence[tuple[str, ClaimScope]],
     *,
     policy: RetryPolicy = RetryPolicy(),
+    cache: ClaimCache | None = None,
 ) -> tuple[dict[int, str], dict[str, dict | None]]:
     """Record finished messages and claim the next one per worker, in ONE transaction.
 
@@ -745,19 +796,38 @@ def record_and_claim_many(
         at = now()
         trail = _Trail()
         statuses = _record(cur, [r for r in results if r.status != "sent"], policy, at, trail)
-        picked: list[dict] = []
-        seen: set[int] = set()
-        for scope, workers in by_scope.items():
-            for row in _pick(cur, scope, workers, at):
-                if row["id"] not in seen:  # overlapping scopes: one owner per message
-                    seen.add(row["id"])
-                    picked.append(row)
         sent = [r for r in results if r.status == "sent"]
-        statuses.update(_claim_and_mark_sent(cur, sent, picked, at, trail))
-        trail.write(cur, at)
         got: dict[str, dict | None] = {w: None for w, _ in claims}
-        for row in picked:
-            got[row["claimed_by"]] = row
+        seen: set[int] = set()
+        pending = dict(by_scope)
+        for _round in range(4):  # later rounds only when read-ahead rows went stale
+            picked: list[dict] = []
+            for scope, workers in pending.items():
+                if cache is not None and _round < 3:  # the last round reads afresh
+                    rows = cache.take(cur, scope, len(workers), at)
+                else:
+                    rows = _pick(cur, scope, workers, at)
+                for row, owner in zip(rows, workers, strict=False):
+                    if row["id"] in seen:  # overlapping scopes: one owner per message
+                        continue
+                    seen.add(row["id"])
+                    row.update(status="sending", claimed_by=owner, attempts=row["attempts"] + 1)
+                    picked.append(row)
+            done, won = _claim_and_mark_sent(cur, sent, picked, at, trail)
+            statuses.update(done)
+            sent = []
+            for row in won:
+                got[row["claimed_by"]] = row
+            if cache is None or len(won) == len(picked):
+                break
+            pending = {
+                scope: [w for w in workers if got[w] is None]
+                for scope, workers in pending.items()
+                if any(got[w] is None for w in workers)
+            }
+            if not pending:
+                break
+        trail.write(cur, at)
         return statuses, got
 
     return _write_patiently(store, run)

@@ -269,3 +269,24 @@ def test_overlapping_scopes_in_one_commit_claim_each_message_once(store: Store) 
         store, [], [(a, ClaimScope(channel="email")), (b, ClaimScope())]
     )
     assert sorted(r["id"] for r in got.values() if r) == ids
+
+
+def test_read_ahead_cache_skips_rows_that_changed_since(store: Store) -> None:
+    batch_id, ids = seed(store, 6)
+    outbox.queue(store, batch_id=batch_id)
+    cache = outbox.ClaimCache(size=4)
+    scope = ClaimScope(channel="email")
+    w = [outbox.worker_name(f"c{i}") for i in range(2)]
+    _, got = outbox.record_and_claim_many(store, [], [(w[0], scope)], cache=cache)
+    assert got[w[0]]["id"] == ids[0]
+    # after the cache read ids[0..3]: one is cancelled, one's batch row is edited
+    outbox.cancel(store, message_ids=[ids[1]])
+    store.cursor().execute("UPDATE messages SET updated_at = now() WHERE id = ?", [ids[2]])
+    _, got = outbox.record_and_claim_many(store, [], [(w[1], scope)], cache=cache)
+    assert got[w[1]]["id"] == ids[3]  # the stale ones were skipped, never claimed
+    assert statuses(store, ids) == ["sending", "cancelled", "queued", "sending", "queued", "queued"]
+    outbox.pause(store, batch_id)
+    r = Result(ids[0], "sent", "<a@x>", attempts=1, batch_id=batch_id)
+    _, got = outbox.record_and_claim_many(store, [r], [(w[0], scope)], cache=cache)
+    assert got[w[0]] is None  # paused: nothing claimed, but the outcome is recorded
+    assert statuses(store, ids)[0] == "sent"
