@@ -46,7 +46,9 @@ def open_client_detail(client_id: int) -> None:
     switch(CLIENT_PAGE)
 
 
-def open_client_button(client_id: int | None, *, key: str, label: str = "Open client detail"):
+def open_client_button(
+    client_id: int | None, *, key: str, label: str = "Open client detail"
+) -> None:
     """A button that opens the client's detail (disabled without a client or the page)."""
     available = page_exists(CLIENT_PAGE)
     if st.button(
