@@ -9,7 +9,9 @@ Shape of a run (`run_once`):
 * Every database write of the run goes through one committer thread that
   groups what the workers hand it (the outcome of the message a worker just
   sent + the claim of its next one) into one transaction: DuckDB commits
-  serialise and cost about the same for one row or eight.
+  serialise and cost about the same for one row or eight. Due messages are
+  read ahead in bulk (outbox.ClaimCache); the claiming UPDATE re-checks each
+  row, so a message cancelled, paused or edited meanwhile is skipped.
 * A token bucket per channel enforces the rate limit (per second and per minute).
 * Transient failures go back to `queued` with exponential backoff
   (outbox.RetryPolicy); the run waits for those retries when they are near,
