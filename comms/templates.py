@@ -14,7 +14,13 @@ multipart text + HTML:
   are put back. That template renders with autoescape, so a client's value
   is HTML-escaped and can never add Markdown or HTML structure, and Markdown
   runs once per template instead of once per recipient (the speed of a
-  100,000-message batch depends on it).
+  100,000-message batch depends on it);
+- subject, text and HTML come out of ONE render per recipient: a template
+  joining the three, each in its own autoescape block.
+
+A recipient whose render fails still gets a readable draft: rendered again
+with `ShowMissing`, which leaves `{{ field }}` where a value is missing, so the
+review shows the message and a person can complete it by hand.
 """
 
 from __future__ import annotations
