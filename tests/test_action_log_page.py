@@ -171,7 +171,7 @@ def test_export_downloads_the_filtered_log_in_a_real_browser(run_app, page, tmp_
     # ("Page not found" for /log): open the app first, as a person would.
     page.goto(url)
     page.get_by_text("Demo mode: nothing leaves this machine").wait_for()
-    page.goto(url + "/log")
+    page.goto(url + "/action_log")
     page.get_by_text("matching entries").first.wait_for()
     page.get_by_placeholder("e.g. 550").fill("550")
     page.get_by_placeholder("e.g. 550").press("Enter")

@@ -168,6 +168,6 @@ def test_real_server_gates_a_page_opened_by_url_as_its_first_request(run_app, pa
     page.get_by_text("Sign in so that everything you do is recorded").wait_for()
     page.get_by_role("button", name="Sign in").wait_for()
     assert page.get_by_text("Single messages").count() == 0
-    page.goto(url + "/log")
+    page.goto(url + "/action_log")
     page.get_by_role("button", name="Sign in").wait_for()
     assert page.get_by_text("Rows per page").count() == 0

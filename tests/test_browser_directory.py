@@ -109,4 +109,4 @@ def test_upload_filter_select_and_act(run_app, page, tmp_path):
         tick_row(page, 0, page.get_by_text("Selected: 1 client(s)"))
         expect_enabled(email_btn, True)
         email_btn.click()
-        expect(page).to_have_url(re.compile(r"/bulk$"), timeout=20_000)
+        expect(page).to_have_url(re.compile(r"/wizard$"), timeout=20_000)

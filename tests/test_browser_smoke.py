@@ -15,3 +15,13 @@ def test_app_serves_home_in_real_browser(run_app, page):
     first_metric.wait_for()
     assert "Clients" in first_metric.inner_text()
     assert page.get_by_test_id("stMetricValue").first.inner_text().strip() == "1"
+
+
+def test_bookmarked_page_opens_on_a_fresh_server(run_app, page):
+    """The first request of a new server process goes straight to the bookmarked page."""
+    url = run_app()
+    page.goto(url + "/action_log")
+    page.get_by_role("heading", name="Action log").wait_for()
+    page.wait_for_timeout(1500)  # the "Page not found" dialog would show by now
+    assert page.get_by_text("Page not found").count() == 0
+    assert page.get_by_role("heading", name="Action log").is_visible()

@@ -25,15 +25,18 @@ class PageInfo:
 
 # The app's pages, in menu order. A page whose file does not exist yet is left
 # out of the menu, and actions that lead to it are shown disabled.
+# Each url_path is its file's stem: on a server's first request Streamlit still
+# resolves URLs through the pages/ folder, so any other name (a bookmark to
+# /log, say) would greet the user with "Page not found".
 PAGES: tuple[PageInfo, ...] = (
     PageInfo("pages/home.py", "Home", ":material/home:", "home", default=True),
-    PageInfo("pages/directory.py", "Clients", ":material/group:", "clients"),
-    PageInfo("pages/wizard.py", "Bulk send", ":material/campaign:", "bulk"),
+    PageInfo("pages/directory.py", "Clients", ":material/group:", "directory"),
+    PageInfo("pages/wizard.py", "Bulk send", ":material/campaign:", "wizard"),
     PageInfo("pages/communication.py", "Communication", ":material/forum:", "communication"),
     PageInfo("pages/client.py", "Client detail", ":material/person:", "client"),
     PageInfo("pages/outbox.py", "Outbox", ":material/outbox:", "outbox"),
     PageInfo("pages/templates.py", "Templates", ":material/description:", "templates"),
-    PageInfo("pages/action_log.py", "Action log", ":material/history:", "log"),
+    PageInfo("pages/action_log.py", "Action log", ":material/history:", "action_log"),
     PageInfo("pages/settings.py", "Settings", ":material/settings:", "settings"),
 )
 
