@@ -331,7 +331,9 @@ def recent_batches(store: Store, *, limit: int = 10) -> pd.DataFrame:
         """
         WITH recent AS (SELECT * FROM batches ORDER BY id DESC LIMIT ?)
         SELECT r.id AS batch_id,
-               coalesce(r.name, 'batch ' || r.id) || ' · ' || r.channel AS batch,
+               -- The batch number keeps two sends of one template apart (one bar each).
+               '#' || r.id || ' ' || coalesce(r.name, 'batch') || ' · '
+                   || CASE r.channel WHEN 'email' THEN 'e-mail' ELSE 'SMS' END AS batch,
                r.created_at, m.status, count(m.id) AS messages
         FROM recent r JOIN messages m ON m.batch_id = r.id
         GROUP BY ALL ORDER BY r.id DESC, m.status

@@ -6,17 +6,7 @@ import streamlit as st
 from comms import history
 from comms.ui.client_detail import switch
 from comms.ui.common import get_store, page_exists
-
-STATUS_COLORS = {
-    "draft": "#9e9e9e",
-    "invalid": "#ff9800",
-    "queued": "#1e88e5",
-    "sending": "#8e24aa",
-    "sent": "#2e7d32",
-    "failed": "#d32f2f",
-    "cancelled": "#616161",
-    "interrupted": "#f57c00",
-}
+from comms.ui.communication_ui import STATUS_COLORS
 
 
 def go(label: str, page: str, key: str, *, primary: bool = True) -> None:

@@ -114,6 +114,24 @@ def test_home_stats_and_recent_batches(seeded):
     assert rb["messages"].sum() == 1
 
 
+def test_recent_batches_keep_two_sends_of_one_template_apart(store):
+    """Two batches from the same template are two bars on Home, not one merged bar."""
+    cur = store.cursor()
+    cur.execute("INSERT INTO clients (name, email) VALUES ('Jana', 'jana@example.com')")
+    for batch_id in (1, 2):
+        cur.execute(
+            "INSERT INTO batches (id, name, channel) VALUES (?, 'Spring offer', 'email')",
+            [batch_id],
+        )
+        cur.execute(
+            "INSERT INTO messages (client_id, channel, source, batch_id, status)"
+            " VALUES (1, 'email', 'bulk', ?, 'sent')",
+            [batch_id],
+        )
+    rb = history.recent_batches(store)
+    assert list(rb["batch"]) == ["#2 Spring offer · e-mail", "#1 Spring offer · e-mail"]
+
+
 @pytest.mark.parametrize(
     "text, sizes",
     [
