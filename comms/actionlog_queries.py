@@ -18,8 +18,8 @@ import pandas as pd
 from comms.csv_export import dataframe_to_csv, rows_to_csv
 from comms.store import Store
 
-EXPORT_COLUMNS = (
-    "id",
+# What an entry shows: the page's table adds a summary, the CSV export the id and raw detail.
+ENTRY_COLUMNS = (
     "ts",
     "user",
     "action",
@@ -28,8 +28,9 @@ EXPORT_COLUMNS = (
     "message_id",
     "client_id",
     "client_name",
-    "detail",
 )
+TABLE_COLUMNS = (*ENTRY_COLUMNS, "summary")
+EXPORT_COLUMNS = ("id", *ENTRY_COLUMNS, "detail")
 
 # Message and client are joined so that a per-message entry shows its client. The
 # join is costly over a long log, so filters run on action_log alone and only the
@@ -226,10 +227,15 @@ def parse_detail(raw: Any) -> dict[str, Any]:
 
 
 def summarize_detail(raw: Any, max_len: int = 160) -> str:
-    """A one-line, human-readable summary of a detail: `key: value` pairs, lists counted."""
+    """A one-line, human-readable summary of a detail: `key: value` pairs, lists counted.
+
+    Empty values (None, "", []) are left out: "message ids: None" says nothing.
+    """
     detail = parse_detail(raw)
     parts = []
     for key, value in detail.items():
+        if value is None or value == "" or value == []:
+            continue
         if isinstance(value, list):
             text = f"{len(value)} item{'s' if len(value) != 1 else ''}"
         elif isinstance(value, dict):

@@ -7,6 +7,7 @@ from datetime import date
 import streamlit as st
 
 from comms.actionlog_queries import (
+    TABLE_COLUMNS,
     LogFilter,
     count_log,
     entry_message_ids,
@@ -106,21 +107,10 @@ if total == 0:
 
 df = query_log(store, log_filter, limit=page_size, offset=offset)
 event = st.dataframe(
-    df[
-        [
-            "ts",
-            "user",
-            "action",
-            "outcome",
-            "batch_id",
-            "message_id",
-            "client_id",
-            "client_name",
-            "summary",
-        ]
-    ],
+    df[list(TABLE_COLUMNS)],
     hide_index=True,
     width="stretch",
+    placeholder="",  # an entry about no batch / message / client shows blank cells
     on_select="rerun",
     selection_mode="single-row",
     key="log_table",
@@ -169,6 +159,7 @@ with st.container(border=True):
             messages_now(store, ids),
             hide_index=True,
             width="stretch",
+            placeholder="",
             key="log_entry_messages",
             column_config={
                 "id": st.column_config.NumberColumn("Message", format="%d"),

@@ -66,6 +66,8 @@ def test_shows_every_entry_newest_first_with_readable_details(app):
     assert df.iloc[0]["summary"] == "reason: rejected by server; error: =550 no such user"
     assert df.iloc[0]["client_name"] == "=Evil"
     assert "**4** matching entries" in app.markdown[0].value
+    # cells of entries about no batch / message / client are blank, not "None"
+    assert app.dataframe(key="log_table").proto.placeholder == ""
 
 
 def test_filters_narrow_the_table(app):

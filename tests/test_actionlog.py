@@ -94,6 +94,8 @@ def test_details_are_readable(store):
     assert entry["client_id"] == 2
     assert summarize_detail('{"ids": [1, 2, 3], "to": "a"}') == "ids: 3 items; to: a"
     assert summarize_detail(None) == ""
+    # empty values say nothing, so they are left out of the one-line summary
+    assert summarize_detail('{"due": 5, "message_ids": null, "note": "", "ids": []}') == "due: 5"
     assert get_entry(store, 999) is None
 
 
