@@ -165,6 +165,7 @@ else:
             for c in CHANNELS
         ],
         hide_index=True,
+        placeholder="",
     )
     st.markdown(
         f"Temporary errors are retried up to **{dispatch.max_attempts}** attempts in total, "

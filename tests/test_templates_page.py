@@ -41,6 +41,9 @@ def test_create_email_template_with_preview_and_fields(store):
     assert "created" in at.success[0].value
     t = tpl.get_template_by_name(store, "Points")
     assert (t.channel, t.subject, t.body_format) == ("email", "Hi {{ first_name }}", "markdown")
+    listed = at.dataframe[0]  # the template list, drawn first
+    assert listed.value.iloc[0]["channel"] == "E-mail"  # the label people read, not "email"
+    assert listed.proto.placeholder == ""  # an SMS template's empty subject is blank
 
 
 def test_preview_for_a_client_missing_a_field(store):

@@ -116,6 +116,7 @@ def client_picker(store: Store) -> None:
         on_select="rerun",
         selection_mode="single-row",
         hide_index=True,
+        placeholder="",
     )
     rows = event.selection.rows
     if st.button("Open client detail", type="primary", disabled=not rows, key="cd_pick_open"):
@@ -195,6 +196,7 @@ def fields(client: dict[str, Any]) -> None:
             pd.DataFrame({"Field": list(attrs), "Value": [str(v) for v in attrs.values()]}),
             hide_index=True,
             key="cd_attrs_view",
+            placeholder="",
         )
 
 
@@ -237,6 +239,7 @@ def edit_form(store: Store, client: dict[str, Any]) -> None:
             hide_index=True,
             key=f"cd_e_attrs_{v}",
             width="stretch",
+            placeholder="",
         )
         submitted = st.form_submit_button("Save changes", type="primary", icon=":material/save:")
     if not submitted:
@@ -558,6 +561,7 @@ def client_messages(store: Store, client_id: int) -> None:
             "Created": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
             "Sent": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
         },
+        placeholder="",
     )
     ids = [int(df.iloc[r]["id"]) for r in event.selection.rows if r < len(df)]
     comm_ui.actions(store, ids, key="cd_act", table_key="cd_history")

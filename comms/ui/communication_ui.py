@@ -211,6 +211,7 @@ def paged_table(store: Store, f: MessageFilter) -> list[int]:
             "Sent": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
             "Attempts": st.column_config.NumberColumn(width="small"),
         },
+        placeholder="",
     )
     rows = [r for r in event.selection.rows if r < len(df)]
     return [int(df.iloc[r]["id"]) for r in rows]
@@ -355,6 +356,7 @@ def message_view(store: Store, message_id: int, *, key: str = "comm_msg") -> Non
                 ),
                 hide_index=True,
                 key=f"{key}_attempts_{message_id}",
+                placeholder="",
             )
         else:
             st.caption("No sending attempt yet.")
@@ -497,6 +499,7 @@ def _upload_preview(store: Store, uploaded: Any, reason: str, nonce: int) -> Non
             pd.DataFrame(parsed.errors, columns=["Line", "Text", "Problem"]),
             hide_index=True,
             key="supp_bad_lines",
+            placeholder="",
         )
 
     def add_all() -> None:
@@ -557,6 +560,7 @@ def suppression_panel(store: Store) -> None:
         key="supp_table",
         on_select="rerun",
         selection_mode="multi-row",
+        placeholder="",
     )
     chosen = [listed.iloc[r] for r in event.selection.rows if r < len(listed)]
     if st.button(

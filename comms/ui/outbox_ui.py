@@ -406,6 +406,7 @@ def render_batch(store: Store, b: dict[str, Any]) -> None:
                     hide_index=True,
                     width="stretch",
                     column_config=COLUMNS,
+                    placeholder="",
                 )
 
 
@@ -524,6 +525,7 @@ def render_resolution(store: Store, interrupted: pd.DataFrame, *, key: str) -> N
         hide_index=True,
         width="stretch",
         column_config=COLUMNS,
+        placeholder="",
     )
     ids = [int(i) for i in interrupted["id"]]
     chosen = st.multiselect("Messages", ids, default=ids, key=f"{key}_ids")
@@ -587,6 +589,7 @@ def render_loose(store: Store) -> None:
         selection_mode="multi-row",
         key="loose_table",
         column_config=COLUMNS,
+        placeholder="",
     )
     rows = event.selection.rows if event is not None else []
     picked = df.iloc[rows] if rows else df.iloc[0:0]

@@ -62,7 +62,23 @@ def picker(store: Store) -> int:
     rows = tpl.list_templates(store)
     if rows:
         frame = pd.DataFrame(rows)[["name", "channel", "subject", "attachments", "updated_at"]]
-        st.dataframe(frame, hide_index=True, width="stretch", key="tpl_table")
+        frame["channel"] = frame["channel"].map(CHANNEL_LABELS)
+        st.dataframe(
+            frame,
+            hide_index=True,
+            width="stretch",
+            key="tpl_table",
+            placeholder="",  # an SMS has no subject
+            column_config={
+                "name": "Name",
+                "channel": "Channel",
+                "subject": "Subject",
+                "attachments": st.column_config.NumberColumn("Attachments", format="%d"),
+                "updated_at": st.column_config.DatetimeColumn(
+                    "Last changed", format="YYYY-MM-DD HH:mm"
+                ),
+            },
+        )
     else:
         st.info("No templates yet. Write the first one below.", icon=":material/description:")
     names = {int(r["id"]): f"{r['name']} ({CHANNEL_LABELS[r['channel']]})" for r in rows}
@@ -211,7 +227,7 @@ def _fields_table(client: dict) -> None:
         if k.isidentifier()
     ]
     with st.expander("Available fields (values of this client)"):
-        st.dataframe(pd.DataFrame(shown), hide_index=True, width="stretch")
+        st.dataframe(pd.DataFrame(shown), hide_index=True, width="stretch", placeholder="")
         missing = [f for f in tpl.CLIENT_FIELDS if f not in ctx]
         if missing:
             st.caption("Empty for this client: " + ", ".join(missing))

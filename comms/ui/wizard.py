@@ -543,6 +543,7 @@ def step_review(store: Store) -> None:
             "first_line": st.column_config.TextColumn("first line"),
             "excluded": st.column_config.CheckboxColumn("excluded"),
         },
+        placeholder="",
     )
     ids = [int(i) for i in table["id"]]
     picked = None
