@@ -755,18 +755,26 @@ class ClaimCache:
     def take(
         self, cur: duckdb.DuckDBPyConnection, scope: ClaimScope, n: int, at: datetime
     ) -> list[dict]:
-        """Up to n candidates (copies), reading the next due rows when the cache runs dry."""
+        """Up to n candidates (copies), reading the next due rows when the cache runs dry.
+
+        Returns fewer than n only when fewer are due: a short answer ends a worker.
+        """
         rows, pos = self._rows.get(scope, []), self._pos.get(scope, 0)
-        if pos >= len(rows):
+        out = [dict(r) for r in rows[pos : pos + n]]
+        self._pos[scope] = pos + n
+        if len(out) < n:  # ran dry: read the next due rows and top up
             where, params = scope.where(at)
-            rows = _rows(
+            fresh = _rows(
                 cur,
                 f"SELECT {_MESSAGE_COLUMNS_M} FROM messages m WHERE {where} ORDER BY m.id LIMIT ?",
-                [*params, self.size],
+                [*params, max(self.size, 2 * n)],
             )
-            self._rows[scope], pos = rows, 0
-        self._pos[scope] = pos + n
-        return [dict(r) for r in rows[pos : pos + n]]
+            have = {r["id"] for r in out}
+            fresh = [r for r in fresh if r["id"] not in have]
+            need = n - len(out)
+            out.extend(dict(r) for r in fresh[:need])
+            self._rows[scope], self._pos[scope] = fresh, need
+        return out
 
 
 def record_and_claim_many(

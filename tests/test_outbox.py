@@ -290,3 +290,22 @@ def test_read_ahead_cache_skips_rows_that_changed_since(store: Store) -> None:
     _, got = outbox.record_and_claim_many(store, [r], [(w[0], scope)], cache=cache)
     assert got[w[0]] is None  # paused: nothing claimed, but the outcome is recorded
     assert statuses(store, ids)[0] == "sent"
+
+
+def test_read_ahead_cache_tops_up_across_refills(store: Store) -> None:
+    _, ids = seed(store, 10)
+    outbox.queue(store, message_ids=ids)
+    cache = outbox.ClaimCache(size=3)
+    scope = ClaimScope(channel="email")
+    workers = [outbox.worker_name(f"t{i}") for i in range(4)]
+    claimed: list[int] = []
+    results: list[Result] = []
+    for _ in range(3):
+        _, got = outbox.record_and_claim_many(
+            store, results, [(w, scope) for w in workers], cache=cache
+        )
+        rows = [r for r in got.values() if r]
+        assert len(rows) == min(4, len(ids) - len(claimed))  # nobody is sent home early
+        claimed += [r["id"] for r in rows]
+        results = [Result(r["id"], "sent", f"<{r['id']}@x>", attempts=1) for r in rows]
+    assert sorted(claimed) == ids
