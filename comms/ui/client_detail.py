@@ -470,8 +470,8 @@ def compose_panel(store: Store, client: dict[str, Any]) -> None:
             help="Write Czech letters without accents (ř → r) so more fits in one SMS.",
         )
     _preview(store, client, channel)
-    b1, b2 = st.columns(2)
-    b1.button(
+    row = st.container(horizontal=True)
+    row.button(
         "Send now",
         type="primary",
         icon=":material/send:",
@@ -479,7 +479,7 @@ def compose_panel(store: Store, client: dict[str, Any]) -> None:
         on_click=_submit,
         args=(store, client["id"], channel, True),
     )
-    b2.button(
+    row.button(
         "Save draft",
         icon=":material/save:",
         key="cd_save_draft",

@@ -23,7 +23,8 @@ def sms_counter(text: str, *, label: str = "") -> SmsInfo:
         st.caption(
             "UCS-2 because of: "
             + " ".join(repr(c)[1:-1] for c in odd)
-            + " — “Replace diacritics” makes it GSM-7 (160 characters per segment)."
+            # Not naming a control: the Templates page has none, the send screens do.
+            + " — without diacritics (ř → r) it would be GSM-7: 160 characters per segment."
         )
     cap = max_segments()
     if info.segments > cap:

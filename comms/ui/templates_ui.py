@@ -166,8 +166,8 @@ def _actions(
     error: str | None,
 ) -> None:
     name = st.session_state.get("tpl_name", "")
-    c1, c2, c3 = st.columns(3)
-    if c1.button(
+    row = st.container(horizontal=True)
+    if row.button(
         "Create template" if template_id == NEW else "Save changes",
         type="primary",
         icon=":material/save:",
@@ -193,12 +193,12 @@ def _actions(
             st.rerun()
     if template_id == NEW:
         return
-    if c2.button("Duplicate", icon=":material/content_copy:", key="tpl_duplicate"):
+    if row.button("Duplicate", icon=":material/content_copy:", key="tpl_duplicate"):
         tid = tpl.duplicate_template(store, template_id)
         st.session_state["tpl_pending"] = tid
         _flash(f"Copied as “{tpl.get_template(store, tid).name}”.")
         st.rerun()
-    with c3.popover("Delete", icon=":material/delete:"):
+    with row.popover("Delete", icon=":material/delete:"):
         st.caption("Messages already generated from it keep their text.")
         if st.button("Delete this template", type="primary", key="tpl_delete"):
             tpl.delete_template(store, template_id)

@@ -184,11 +184,12 @@ def _progress_header(step: int, channel: str) -> None:
 
 def _nav(step: int, channel: str, *, next_label: str = "Next", can_next: bool = True) -> bool:
     """Back / Next buttons; returns True when Next was pressed."""
-    back, nxt, _ = st.columns([1, 1, 4])
-    if step > 0 and back.button("Back", icon=":material/arrow_back:", key=f"wiz_back_{step}"):
+    # One row sized to the labels: fixed columns cut "Generate 1,234 messages" short.
+    row = st.container(horizontal=True)
+    if step > 0 and row.button("Back", icon=":material/arrow_back:", key=f"wiz_back_{step}"):
         _go(_prev(step, channel))
         st.rerun()
-    return nxt.button(
+    return row.button(
         next_label,
         type="primary",
         icon=":material/arrow_forward:",
@@ -540,8 +541,15 @@ def step_review(store: Store) -> None:
         selection_mode="single-row",
         key="wiz_review_table",
         column_config={
-            "first_line": st.column_config.TextColumn("first line"),
-            "excluded": st.column_config.CheckboxColumn("excluded"),
+            "id": st.column_config.NumberColumn("Message", format="%d"),
+            "recipient": "Recipient",
+            "address": "Address",
+            "subject": "Subject",
+            "first_line": st.column_config.TextColumn("First line"),
+            "segments": st.column_config.NumberColumn("Segments", format="%d"),
+            "status": "Status",
+            "reason": "Why not sendable",
+            "excluded": st.column_config.CheckboxColumn("Excluded"),
         },
         placeholder="",
     )
@@ -725,11 +733,11 @@ def step_finish(store: Store) -> None:
 
     _send_test(store, batch_id, info["channel"])
     st.divider()
-    back, discard, _ = st.columns([1, 2, 3])
-    if back.button("Back to review", icon=":material/arrow_back:", key="wiz_back_5"):
+    row = st.container(horizontal=True)
+    if row.button("Back to review", icon=":material/arrow_back:", key="wiz_back_5"):
         _go(4)
         st.rerun()
-    if discard.button("Discard this batch", icon=":material/delete:", key="wiz_discard"):
+    if row.button("Discard this batch", icon=":material/delete:", key="wiz_discard"):
         from comms import outbox
 
         moved = outbox.cancel(store, batch_id=batch_id)
