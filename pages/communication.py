@@ -34,11 +34,12 @@ else:
 flt = ui.filters(store, client_id)
 st.button("Clear filters", icon=":material/filter_alt_off:", on_click=ui.reset_filters)
 selected = ui.paged_table(store, flt)
-ui.actions(store, selected)
-if len(selected) == 1:
-    ui.message_view(store, selected[0])
-elif len(selected) > 1:
-    st.caption(f"{len(selected)} messages selected; select one to see it as it was sent.")
+if selected is not None:  # no "select messages…" hint under an empty list
+    ui.actions(store, selected)
+    if len(selected) == 1:
+        ui.message_view(store, selected[0])
+    elif len(selected) > 1:
+        st.caption(f"{len(selected)} messages selected; select one to see it as it was sent.")
 
 st.divider()
 with st.expander("Suppression list (opted-out addresses)", icon=":material/block:"):

@@ -251,3 +251,11 @@ def test_open_client_detail_from_a_message(data, monkeypatch):
     run(at.button(key="comm_msg_open_client").click())
     assert at.session_state["comms_client_id"] == petr
     assert at.title[0].value == "Petr Svoboda"
+
+
+def test_empty_desk_says_how_messages_arrive(store):
+    """With no message at all the page explains where messages come from, not "no match"."""
+    at = run(AppTest.from_file(PAGE, default_timeout=60))
+    assert not at.exception and not at.dataframe
+    assert "No messages yet" in at.info[0].value
+    assert not any("Select messages" in c.value for c in at.caption)

@@ -179,8 +179,8 @@ def _display(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def paged_table(store: Store, f: MessageFilter) -> list[int]:
-    """Count, page picker and the table; returns the ids of the selected rows."""
+def paged_table(store: Store, f: MessageFilter) -> list[int] | None:
+    """Count, page picker and the table; the selected rows' ids (None: nothing listed)."""
     total = history.count_messages(store, f)
     pages = max(1, -(-total // PAGE_SIZE))
     signature = json.dumps(f.to_dict(), default=str, sort_keys=True)
@@ -191,13 +191,22 @@ def paged_table(store: Store, f: MessageFilter) -> list[int]:
         st.session_state[TABLE_KEY] = {"selection": {"rows": [], "columns": []}}
     if st.session_state.get("comm_page", 1) > pages:
         st.session_state["comm_page"] = pages
+    if total == 0:
+        if f != MessageFilter(client_id=f.client_id):
+            st.info("No message matches these filters.", icon=":material/search_off:")
+        elif f.client_id is not None:
+            st.info("Nothing has been written to this client yet.", icon=":material/inbox:")
+        else:
+            st.info(
+                "No messages yet. Send to clients from **Bulk send** or from a client's "
+                "detail; every message then appears here.",
+                icon=":material/inbox:",
+            )
+        return None
     head, pager = st.columns([4, 1], vertical_alignment="bottom")
     noun = "message" if total == 1 else "messages"
     head.markdown(f"**{total:,} {noun}**, newest first · {pages:,} page(s) of {PAGE_SIZE}")
     page = pager.number_input("Page", min_value=1, max_value=pages, step=1, key="comm_page")
-    if total == 0:
-        st.info("No message matches these filters.", icon=":material/search_off:")
-        return []
     df = history.list_messages(store, f, limit=PAGE_SIZE, offset=(int(page) - 1) * PAGE_SIZE)
     event = st.dataframe(
         _display(df),
