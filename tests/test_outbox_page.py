@@ -227,3 +227,15 @@ def test_send_now_in_a_real_browser(run_app, page, db_path):
     files = {p.name.split("-")[0] for p in (Path(db_path).parent / "outbox").glob("*.eml")}
     assert {"8", "9"} <= files
     assert not files & {"5", "6", "7", "11", "12", "13"}  # failed, interrupted, draft, later
+
+
+def test_batch_counts_leave_out_empty_statuses_and_say_why_nothing_is_sendable():
+    """A batch card shows the statuses it has, and an all-invalid batch says so."""
+    from comms.ui.outbox_ui import counts_markdown, progress_of
+
+    text = counts_markdown({"sent": 5, "queued": 0, "failed": 0, "invalid": 2})
+    assert text == ":green-badge[sent 5] :gray-badge[invalid 2]"
+    assert progress_of({"invalid": 7})[1] == (
+        "No sendable messages: all 7 are invalid (see the reasons in Communication)."
+    )
+    assert progress_of({})[1] == "No sendable messages."

@@ -133,11 +133,12 @@ def _relative(seconds: float) -> str:
 
 
 def counts_markdown(counts: dict[str, int]) -> str:
-    """Counts by status as coloured badges; zero counts are shown faded."""
+    """Counts by status as coloured badges; statuses with no message are left out."""
     parts = []
     for status, colour in SHOWN_STATUSES:
         n = int(counts.get(status, 0) or 0)
-        parts.append(f":{colour if n else 'gray'}-badge[{status} {n:,}]")
+        if n:  # eight badges, mostly "0", hid the two that matter
+            parts.append(f":{colour}-badge[{status} {n:,}]")
     if counts.get("invalid"):
         parts.append(f":gray-badge[invalid {int(counts['invalid']):,}]")
     return " ".join(parts)
@@ -149,7 +150,9 @@ def progress_of(counts: dict[str, int]) -> tuple[float, str]:
     finished = sum(int(counts.get(s, 0) or 0) for s in ("sent", "failed", "cancelled"))
     sent = int(counts.get("sent", 0) or 0)
     if sendable == 0:
-        return 0.0, "No sendable messages."
+        invalid = int(counts.get("invalid", 0) or 0)
+        why = f": all {invalid:,} are invalid (see the reasons in Communication)" if invalid else ""
+        return 0.0, f"No sendable messages{why}."
     to_go = sendable - finished
     text = f"{sent:,} of {sendable:,} sent"
     if counts.get("failed"):
