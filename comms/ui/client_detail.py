@@ -69,15 +69,7 @@ def show_communication(client_id: int) -> None:
 
 def current_client_id() -> int | None:
     """The client to show: session state, else ?client=ID (kept in the URL for sharing)."""
-    cid = st.session_state.get("comms_client_id")
-    if cid is None:
-        raw = st.query_params.get("client")
-        if raw and str(raw).strip().isdigit():
-            cid = int(str(raw).strip())
-            st.session_state["comms_client_id"] = cid
-    if cid is not None and st.query_params.get("client") != str(cid):
-        st.query_params["client"] = str(cid)
-    return int(cid) if cid is not None else None
+    return comm_ui.client_id_from("comms_client_id")
 
 
 def forget_client() -> None:

@@ -67,17 +67,25 @@ def status_badge(status: str) -> None:
 # -- which client -------------------------------------------------------------------
 
 
-def comm_client_id() -> int | None:
-    """The client the page is narrowed to: session state, else ?client=ID."""
-    cid = st.session_state.get("comms_comm_client_id")
+def client_id_from(state_key: str) -> int | None:
+    """A page's client: st.session_state[state_key], else ?client=ID (then remembered).
+
+    The id is also written to the URL, so a link to the view can be shared.
+    """
+    cid = st.session_state.get(state_key)
     if cid is None:
         raw = st.query_params.get("client")
         if raw and str(raw).strip().isdigit():
             cid = int(str(raw).strip())
-            st.session_state["comms_comm_client_id"] = cid
+            st.session_state[state_key] = cid
     if cid is not None and st.query_params.get("client") != str(cid):
-        st.query_params["client"] = str(cid)  # a link to this view can be shared
+        st.query_params["client"] = str(cid)
     return int(cid) if cid is not None else None
+
+
+def comm_client_id() -> int | None:
+    """The client the Communication page is narrowed to, if any."""
+    return client_id_from("comms_comm_client_id")
 
 
 def clear_client() -> None:
