@@ -597,22 +597,40 @@ def create_template(
         raise TemplateError("SMS templates cannot carry attachments.")
 
     def tx(cur: duckdb.DuckDBPyConnection) -> int:
-        if _name_taken(cur, name, None):
-            raise TemplateError(f"A template named {name!r} already exists; choose another name.")
-        tid = cur.execute(
-            "INSERT INTO templates (name, channel, subject, body, body_format)"
-            " VALUES (?, ?, ?, ?, ?) RETURNING id",
-            [name, channel, subject, body, body_format],
-        ).fetchone()[0]
-        _link(cur, tid, attachment_ids)
+        tid = _insert(cur, name, channel, subject, body, body_format, attachment_ids)
         actionlog.record(
             cur,
             "template create",
             detail={"template_id": tid, "name": name, "channel": channel},
         )
-        return int(tid)
+        return tid
 
     return store.write(tx)
+
+
+def _ensure_name_free(cur: duckdb.DuckDBPyConnection, name: str, template_id: int | None) -> None:
+    if _name_taken(cur, name, template_id):
+        raise TemplateError(f"A template named {name!r} already exists; choose another name.")
+
+
+def _insert(
+    cur: duckdb.DuckDBPyConnection,
+    name: str,
+    channel: str,
+    subject: str | None,
+    body: str,
+    body_format: str,
+    attachment_ids: list[int],
+) -> int:
+    """Insert one template row with its attachment links (names are unique); its id."""
+    _ensure_name_free(cur, name, None)
+    tid = cur.execute(
+        "INSERT INTO templates (name, channel, subject, body, body_format)"
+        " VALUES (?, ?, ?, ?, ?) RETURNING id",
+        [name, channel, subject, body, body_format],
+    ).fetchone()[0]
+    _link(cur, tid, attachment_ids)
+    return int(tid)
 
 
 def update_template(
@@ -635,10 +653,7 @@ def update_template(
     _validate(new_name, current.channel, new_subject, new_body, new_format)
 
     def tx(cur: duckdb.DuckDBPyConnection) -> None:
-        if _name_taken(cur, new_name, template_id):
-            raise TemplateError(
-                f"A template named {new_name!r} already exists; choose another name."
-            )
+        _ensure_name_free(cur, new_name, template_id)
         cur.execute(
             "UPDATE templates SET name = ?, subject = ?, body = ?, body_format = ?,"
             " updated_at = current_timestamp WHERE id = ?",
@@ -674,20 +689,21 @@ def duplicate_template(store: Store, template_id: int, new_name: str | None = No
             name, n = f"{src.name} (copy {n})", n + 1
 
     def tx(cur: duckdb.DuckDBPyConnection) -> int:
-        if _name_taken(cur, name, None):
-            raise TemplateError(f"A template named {name!r} already exists; choose another name.")
-        tid = cur.execute(
-            "INSERT INTO templates (name, channel, subject, body, body_format)"
-            " VALUES (?, ?, ?, ?, ?) RETURNING id",
-            [name, src.channel, src.subject, src.body, src.body_format],
-        ).fetchone()[0]
-        _link(cur, tid, [a.id for a in src.attachments])
+        tid = _insert(
+            cur,
+            name,
+            src.channel,
+            src.subject,
+            src.body,
+            src.body_format,
+            [a.id for a in src.attachments],
+        )
         actionlog.record(
             cur,
             "template duplicate",
             detail={"template_id": tid, "from_template_id": template_id, "name": name},
         )
-        return int(tid)
+        return tid
 
     return store.write(tx)
 
