@@ -101,6 +101,9 @@ def test_attachments_listed_and_removable(store):
     at = AppTest.from_file(PAGE, default_timeout=30).run()
     at.selectbox(key="tpl_select").select(tid).run()
     assert any("price list.pdf" in m.value and "application/pdf" in m.value for m in at.markdown)
+    # the uploader states the per-message limit (10 MB), not the server's 200 MB
+    (uploader,) = at.get("file_uploader")
+    assert uploader.proto.max_upload_size_mb == 10
     at.button(key=f"tpl_detach_{aid}").click().run()
     assert tpl.get_template(store, tid).attachments == []
     assert not any("price list.pdf" in m.value for m in at.markdown)

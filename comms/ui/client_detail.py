@@ -19,6 +19,7 @@ from comms import drafts, history, profile
 from comms.errors import CommsError
 from comms.sms import max_segments, sms_info, to_gsm7
 from comms.store import Store
+from comms.ui import attachments_ui
 from comms.ui import communication_ui as comm_ui
 from comms.ui.common import page_exists
 
@@ -443,9 +444,8 @@ def compose_panel(store: Store, client: dict[str, Any]) -> None:
                 format_func=lambda i: names.get(i, str(i)),
                 key="cd_email_atts",
             )
-        st.file_uploader(
+        attachments_ui.uploader(
             "Add attachments",
-            accept_multiple_files=True,
             key=f"cd_email_upload_{st.session_state.get('cd_upload_nonce', 0)}",
         )
     else:

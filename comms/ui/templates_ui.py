@@ -7,10 +7,10 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from comms import attachments as att
 from comms import templates as tpl
 from comms.errors import CommsError
 from comms.store import Store
+from comms.ui import attachments_ui
 from comms.ui.sms_counter import sms_counter
 from comms.ui.wizard import md_escape
 
@@ -253,23 +253,13 @@ def attachments_panel(store: Store, template_id: int) -> None:
     """The template's attachments: list, remove, upload."""
     st.subheader("Attachments")
     t = tpl.get_template(store, template_id)
-    limit = att.max_message_bytes()
-    st.caption(
-        f"Sent with every message from this template. "
-        f"{att.human_size(att.total_size(t.attachments))} of {att.human_size(limit)} used."
-    )
-    for a in t.attachments:
-        c1, c2 = st.columns([5, 1], vertical_alignment="center")
-        c1.markdown(
-            f":material/attach_file: **{a.filename}** · {a.content_type} · {att.human_size(a.size)}"
-        )
-        if c2.button("Remove", key=f"tpl_detach_{a.id}", icon=":material/delete:"):
-            tpl.detach(store, template_id, a.id)
-            st.rerun()
+    attachments_ui.usage_caption(t.attachments, "Sent with every message from this template.")
+    removed = attachments_ui.file_rows(t.attachments, key_prefix="tpl_detach")
+    if removed is not None:
+        tpl.detach(store, template_id, removed)
+        st.rerun()
     round_ = st.session_state.get("tpl_upload_round", 0)
-    uploads = st.file_uploader(
-        "Add files", accept_multiple_files=True, key=f"tpl_upload_{template_id}_{round_}"
-    )
+    uploads = attachments_ui.uploader("Add files", key=f"tpl_upload_{template_id}_{round_}")
     if uploads and st.button("Attach", icon=":material/upload:", key="tpl_attach"):
         try:
             for u in uploads:

@@ -20,6 +20,7 @@ from comms import templates as tpl
 from comms.errors import CommsError
 from comms.sms import max_segments, to_gsm7
 from comms.store import Store
+from comms.ui import attachments_ui
 from comms.ui.common import page_exists
 from comms.ui.sms_counter import sms_counter
 
@@ -398,21 +399,12 @@ def step_attachments(store: Store) -> None:
     files = att.get_attachments(store, ids)
     limit = att.max_message_bytes()
     total = att.total_size(files)
-    st.caption(
-        f"Every message carries these files. {att.human_size(total)} of "
-        f"{att.human_size(limit)} per message used."
-    )
-    for a in files:
-        c1, c2 = st.columns([5, 1], vertical_alignment="center")
-        c1.markdown(
-            f":material/attach_file: **{a.filename}** · {a.content_type} · {att.human_size(a.size)}"
-        )
-        if c2.button("Remove", key=f"wiz_rm_{a.id}", icon=":material/delete:"):
-            _set("attachment_ids", [i for i in ids if i != a.id])
-            st.rerun()
-    uploads = st.file_uploader(
-        "Add files", accept_multiple_files=True, key=f"wiz_upload_{_state('upload_round', 0)}"
-    )
+    attachments_ui.usage_caption(files, "Every message carries these files.")
+    removed = attachments_ui.file_rows(files, key_prefix="wiz_rm")
+    if removed is not None:
+        _set("attachment_ids", [i for i in ids if i != removed])
+        st.rerun()
+    uploads = attachments_ui.uploader("Add files", key=f"wiz_upload_{_state('upload_round', 0)}")
     if uploads and st.button("Attach", icon=":material/upload:", key="wiz_attach"):
         new = total + sum(u.size for u in uploads)
         if new > limit:
