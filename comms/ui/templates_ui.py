@@ -11,11 +11,11 @@ from comms import templates as tpl
 from comms.errors import CommsError
 from comms.store import Store
 from comms.ui import attachments_ui
+from comms.ui.communication_ui import CHANNEL_LABELS
 from comms.ui.sms_counter import sms_counter
 from comms.ui.wizard import md_escape
 
 NEW = 0  # the "new template" choice in the picker
-CHANNEL_LABELS = {"email": "E-mail", "sms": "SMS"}
 FORMAT_LABELS = {
     "markdown": "Markdown (recommended)",
     "html": "Raw HTML (advanced)",

@@ -22,10 +22,10 @@ from comms.sms import max_segments, to_gsm7
 from comms.store import Store
 from comms.ui import attachments_ui
 from comms.ui.common import page_exists
+from comms.ui.communication_ui import CHANNEL_LABELS
 from comms.ui.sms_counter import sms_counter
 
 STEPS = ("Template", "Content", "Attachments", "Generate", "Review", "Finish")
-CHANNEL_LABELS = {"email": "E-mail", "sms": "SMS"}
 BLANK = "(blank message)"
 STATUS_FILTERS = {"All": None, "Ready (draft)": "draft", "Invalid": "invalid"}
 REVIEW_ROWS = 500  # rows drawn in the review table (a batch can hold 100,000)
