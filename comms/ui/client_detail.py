@@ -531,31 +531,8 @@ def client_messages(store: Store, client_id: int) -> None:
         st.caption(
             f"The newest {len(df):,} are shown; **Show communication** lists and filters all."
         )
-    event = st.dataframe(
-        pd.DataFrame(
-            {
-                "ID": df["id"],
-                "Created": df["created_at"],
-                "Channel": df["channel"].map(comm_ui.CHANNEL_LABELS),
-                "Status": df["status"],
-                "Source": df["source"],
-                "Subject / text": df["subject"].fillna(df["snippet"].str.replace("\n", " ")),
-                "Sent": df["sent_at"],
-                "Reason / error": df["reason"].fillna(df["error"]),
-            }
-        ),
-        key="cd_history",
-        on_select="rerun",
-        selection_mode="multi-row",
-        hide_index=True,
-        column_config={
-            "ID": st.column_config.NumberColumn(format="%d", width="small"),
-            "Created": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
-            "Sent": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
-        },
-        placeholder="",
-    )
-    ids = [int(df.iloc[r]["id"]) for r in event.selection.rows if r < len(df)]
+    # Every row is this client's, and the address is in the header: no Client / To.
+    ids = comm_ui.message_table(df, key="cd_history", hide=("Client", "To", "Attempts"))
     comm_ui.actions(store, ids, key="cd_act", table_key="cd_history")
     if len(ids) == 1:
         comm_ui.message_view(store, ids[0], key="cd_msg")

@@ -216,9 +216,17 @@ def paged_table(store: Store, f: MessageFilter) -> list[int] | None:
     head.markdown(f"**{total:,} {noun}**, newest first · {pages:,} page(s) of {PAGE_SIZE}")
     page = pager.number_input("Page", min_value=1, max_value=pages, step=1, key="comm_page")
     df = history.list_messages(store, f, limit=PAGE_SIZE, offset=(int(page) - 1) * PAGE_SIZE)
+    return message_table(df, key=TABLE_KEY)
+
+
+def message_table(df: pd.DataFrame, *, key: str, hide: Sequence[str] = ()) -> list[int]:
+    """Messages (as history.list_messages returns them) with multi-row selection.
+
+    `hide` names display columns to leave out; returns the selected messages' ids.
+    """
     event = st.dataframe(
-        _display(df),
-        key=TABLE_KEY,
+        _display(df).drop(columns=list(hide)),
+        key=key,
         on_select="rerun",
         selection_mode="multi-row",
         hide_index=True,
@@ -228,10 +236,9 @@ def paged_table(store: Store, f: MessageFilter) -> list[int] | None:
             "Sent": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
             "Attempts": st.column_config.NumberColumn(width="small"),
         },
-        placeholder="",
+        placeholder="",  # a draft has no "Sent", a sent message no "Reason / error"
     )
-    rows = [r for r in event.selection.rows if r < len(df)]
-    return [int(df.iloc[r]["id"]) for r in rows]
+    return [int(df.iloc[r]["id"]) for r in event.selection.rows if r < len(df)]
 
 
 # -- actions ------------------------------------------------------------------------
