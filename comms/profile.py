@@ -245,6 +245,19 @@ def _insert_suppressions(
     return len(inserted)
 
 
+def _set_consent(
+    cur: duckdb.DuckDBPyConnection, client_id: int, channel: str, value: bool
+) -> str | None:
+    """Set the client's consent flag for a channel; the client's address on it."""
+    client = _client_row(cur, client_id)
+    # channel was checked against the two known ones: the column name is safe.
+    cur.execute(
+        f"UPDATE clients SET consent_{channel} = ?, updated_at = current_timestamp WHERE id = ?",
+        [value, int(client_id)],
+    )
+    return client_address(client, channel)
+
+
 def opt_out(store: Store, client_id: int, channel: str, reason: str) -> dict[str, Any]:
     """Withdraw a client's consent for a channel and list its address as suppressed."""
     _check_channel(channel)
@@ -253,13 +266,7 @@ def opt_out(store: Store, client_id: int, channel: str, reason: str) -> dict[str
         raise InvalidField("reason", "say why the client is opted out")
 
     def write(cur: duckdb.DuckDBPyConnection) -> dict[str, Any]:
-        client = _client_row(cur, client_id)
-        cur.execute(
-            f"UPDATE clients SET consent_{channel} = false, updated_at = current_timestamp"
-            " WHERE id = ?",
-            [int(client_id)],
-        )
-        address = client_address(client, channel)
+        address = _set_consent(cur, client_id, channel, False)
         added = _insert_suppressions(cur, [(address, channel)], reason) if address else 0
         actionlog.record(
             cur,
@@ -277,13 +284,7 @@ def opt_in(store: Store, client_id: int, channel: str) -> dict[str, Any]:
     _check_channel(channel)
 
     def write(cur: duckdb.DuckDBPyConnection) -> dict[str, Any]:
-        client = _client_row(cur, client_id)
-        cur.execute(
-            f"UPDATE clients SET consent_{channel} = true, updated_at = current_timestamp"
-            " WHERE id = ?",
-            [int(client_id)],
-        )
-        address = client_address(client, channel)
+        address = _set_consent(cur, client_id, channel, True)
         if address:
             cur.execute(
                 "DELETE FROM suppressions WHERE lower(address) = lower(?) AND channel = ?",
