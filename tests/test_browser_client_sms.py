@@ -82,6 +82,8 @@ def test_sms_from_client_detail_through_twilio(run_app, page):
         expect(send).to_have_count(1, timeout=20_000)  # the rerun has replaced stale elements
         send.click()
         page.get_by_text(re.compile(r"Message \d+ to \+420601123456 queued to send now")).wait_for()
+        # the text just sent is gone from the browser too, so it is not sent twice by mistake
+        expect(page.get_by_role("textbox", name="Text")).to_have_value("")
 
         # The app's dispatcher thread sends it through the local Twilio server
         wait_until(lambda: len(twilio.messages) == 1, "the SMS to reach the Twilio server")

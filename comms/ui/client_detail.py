@@ -350,14 +350,15 @@ def _fill_from_template(store: Store, channel: str) -> None:
 
 
 def _clear_compose(channel: str) -> None:
-    for key in (
-        f"cd_{channel}_template",
-        f"cd_{channel}_body",
-        "cd_email_subject",
-        "cd_email_atts",
-        "cd_email_att_pool",
-    ):
-        st.session_state.pop(key, None)
+    # Widgets get empty values set, not their keys deleted: a deleted key resets the
+    # value on the server only, and the browser kept showing the text just sent.
+    ss = st.session_state
+    ss[f"cd_{channel}_template"] = None
+    ss[f"cd_{channel}_body"] = ""
+    if channel == "email":
+        ss["cd_email_subject"] = ""
+        ss["cd_email_atts"] = []
+    ss.pop("cd_email_att_pool", None)
     st.session_state["cd_upload_nonce"] = int(st.session_state.get("cd_upload_nonce", 0)) + 1
 
 
