@@ -79,7 +79,13 @@ else:
         alt.Chart(batches)
         .mark_bar()
         .encode(
-            y=alt.Y("batch:N", sort=order, title=None),
+            # Full batch names, every one labelled (Vega hid every other and cut them short).
+            y=alt.Y(
+                "batch:N",
+                sort=order,
+                title=None,
+                axis=alt.Axis(labelLimit=260, labelOverlap=False),
+            ),
             x=alt.X("sum(messages):Q", title="Messages"),
             color=alt.Color(
                 "status:N",
@@ -93,6 +99,6 @@ else:
                 alt.Tooltip("created_at:T", title="Created"),
             ],
         )
-        .properties(height=max(120, 32 * len(order)))
+        .properties(height=alt.Step(30))
     )
     st.altair_chart(chart, width="stretch")
