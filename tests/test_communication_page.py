@@ -259,3 +259,26 @@ def test_empty_desk_says_how_messages_arrive(store):
     assert not at.exception and not at.dataframe
     assert "No messages yet" in at.info[0].value
     assert not any("Select messages" in c.value for c in at.caption)
+
+
+def test_invalid_message_says_why_it_cannot_be_sent_without_blaming_a_server(store):
+    """An invalid message never reached a server; empty facts (not sent) are left out."""
+    jana = add_client(store)
+    add_message(
+        store,
+        jana,
+        status="invalid",
+        reason="missing field: points",
+        error="'points' is undefined",
+    )
+    at = run(AppTest.from_file(PAGE, default_timeout=60))
+    at.session_state["comm_table"] = {"selection": {"rows": [0]}}
+    run(at)
+    assert "Cannot be sent: 'points' is undefined" in at.warning[0].value
+    assert not at.error
+    shown = " ".join(m.value for m in at.markdown)
+    assert "**Reason:** missing field: points" in shown
+    assert "**Sent:**" not in shown and "**Provider id:**" not in shown
+    # nothing to send, retry or cancel: the buttons say what they do, not "0 draft(s)"
+    assert at.button(key="comm_send_drafts").label == "Send drafts"
+    assert at.button(key="comm_retry").label == "Retry failed"

@@ -272,6 +272,11 @@ def _copy(store: Store, message_id: int, flash_key: str, table_key: str) -> None
     clear_selection(table_key)  # the new row shifts every position by one
 
 
+def _counted(verb: str, n: int, noun: str, none: str) -> str:
+    """ "Send 2 draft(s)", or "Send drafts" (disabled) rather than "Send 0 draft(s)"."""
+    return f"{verb} {n} {noun}" if n else f"{verb} {none}"
+
+
 def actions(
     store: Store, ids: Sequence[int], *, key: str = "comm", table_key: str = TABLE_KEY
 ) -> None:
@@ -289,7 +294,7 @@ def actions(
     drafts_ids, failed, queued = by.get("draft", []), by.get("failed", []), by.get("queued", [])
     c1, c2, c3, c4 = st.columns(4)
     c1.button(
-        f"Send {len(drafts_ids)} draft(s)",
+        _counted("Send", len(drafts_ids), "draft(s)", "drafts"),
         icon=":material/send:",
         type="primary",
         disabled=not drafts_ids,
@@ -299,7 +304,7 @@ def actions(
         help="Queue the selected drafts; the dispatcher sends them within seconds.",
     )
     c2.button(
-        f"Retry {len(failed)} failed",
+        _counted("Retry", len(failed), "failed", "failed"),
         icon=":material/replay:",
         disabled=not failed,
         key=f"{key}_retry",
@@ -307,7 +312,7 @@ def actions(
         args=(flash_key, "Queued again", lambda: outbox.retry(store, message_ids=failed)),
     )
     c3.button(
-        f"Cancel {len(queued)} queued",
+        _counted("Cancel", len(queued), "queued", "queued"),
         icon=":material/cancel_schedule_send:",
         disabled=not queued,
         key=f"{key}_cancel",
@@ -358,16 +363,23 @@ def message_view(store: Store, message_id: int, *, key: str = "comm_msg") -> Non
             if msg["batch_id"]
             else "—",
             "Created": _when(msg["created_at"]),
-            "Scheduled": _when(msg["scheduled_at"]),
-            "Sent": _when(msg["sent_at"]),
-            "Provider id": msg["provider_id"] or "—",
             "Attempts": msg["attempts"],
         }
-        if msg.get("reason"):
-            meta["Reason"] = msg["reason"]
+        # What has not happened (not scheduled, not sent) is left out rather than shown as "—".
+        for label, value in (
+            ("Scheduled", msg["scheduled_at"]),
+            ("Sent", msg["sent_at"]),
+            ("Provider id", msg["provider_id"]),
+            ("Reason", msg.get("reason")),
+        ):
+            if _when(value) != "—":
+                meta[label] = value if label in ("Provider id", "Reason") else _when(value)
         st.markdown("  \n".join(f"**{k}:** {v}" for k, v in meta.items()))
-        if msg.get("error"):
-            st.error(f"Server said: {msg['error']}", icon=":material/error:")
+        if msg.get("error") and msg["status"] == "invalid":
+            # An invalid message never reached a server: the error is ours (render, address).
+            st.warning(f"Cannot be sent: {msg['error']}", icon=":material/block:")
+        elif msg.get("error"):
+            st.error(f"Last error: {msg['error']}", icon=":material/error:")
         if msg["channel"] == "email":
             _email_body(store, msg, key)
         else:
