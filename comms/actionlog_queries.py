@@ -247,6 +247,33 @@ def summarize_detail(raw: Any, max_len: int = 160) -> str:
     return summary if len(summary) <= max_len else summary[: max_len - 1] + "…"
 
 
+def detail_rows(detail: dict[str, Any], max_items: int = 20) -> list[dict[str, str]]:
+    """A detail as readable Field / Value rows: nested objects flattened ("reasons › x"),
+    lists joined (the first max_items, then how many more), empty values left out."""
+    rows: list[dict[str, str]] = []
+
+    def add(label: str, value: Any) -> None:
+        if value is None or value == "" or value == [] or value == {}:
+            return
+        if isinstance(value, dict):
+            for k, v in value.items():
+                add(f"{label} › {k}", v)
+            return
+        if isinstance(value, list):
+            shown = ", ".join(str(v) for v in value[:max_items])
+            more = len(value) - max_items
+            text = shown + (f" … and {more:,} more" if more > 0 else "")
+        elif isinstance(value, bool):
+            text = "yes" if value else "no"
+        else:
+            text = str(value)
+        rows.append({"Field": label, "Value": text})
+
+    for key, value in detail.items():
+        add(key.replace("_", " "), value)
+    return rows
+
+
 def entry_message_ids(entry: dict[str, Any], limit: int = 200) -> list[int]:
     """The messages an entry is about: its message_id and any detail['message_ids']."""
     ids: list[int] = []

@@ -10,6 +10,7 @@ from comms.actionlog_queries import (
     TABLE_COLUMNS,
     LogFilter,
     count_log,
+    detail_rows,
     entry_message_ids,
     export_log_csv,
     filter_options,
@@ -151,7 +152,11 @@ with st.container(border=True):
     }
     st.markdown("  \n".join(f"**{k}:** {v}" for k, v in meta.items() if v is not None))
     if entry["detail"]:
-        st.json(entry["detail"], expanded=2)
+        st.dataframe(
+            detail_rows(entry["detail"]), hide_index=True, width="stretch", key="log_detail"
+        )
+        with st.expander("As recorded (JSON)"):
+            st.json(entry["detail"], expanded=2)
     ids = entry_message_ids(entry)
     if ids:
         st.markdown(f"**{'This message' if len(ids) == 1 else f'These {len(ids)} messages'} now**")

@@ -109,8 +109,10 @@ def test_selecting_a_row_shows_details_and_client_actions(app):
     app.run()
     assert not app.exception
     assert any("Entry #4: send failed" in s.value for s in app.subheader)
-    assert app.json[0].value  # the detail JSON, shown whole
-    now = app.dataframe[1].value
+    assert app.json[0].value  # the detail JSON, shown whole (in an expander)
+    fields = app.dataframe[1].value  # the detail as readable Field / Value rows
+    assert {"Field": "reason", "Value": "rejected by server"} in fields.to_dict("records")
+    now = app.dataframe[2].value
     assert list(now["id"]) == [11] and list(now["status"]) == ["failed"]
     open_client = app.button(key="log_open_client")
     # Enabled only once the client detail page exists in this tree.
@@ -160,7 +162,7 @@ def test_a_bulk_entry_lists_its_messages_as_they_are_now(store):
     at.multiselect(key="log_actions").set_value(["queue"]).run()
     at.session_state["log_table"] = {"selection": {"rows": [0], "columns": [], "cells": []}}
     at.run()
-    now = at.dataframe[1].value
+    now = at.dataframe[2].value  # after the entry's Field / Value table
     assert list(now["id"]) == [20, 21]
     assert list(now["status"]) == ["queued", "cancelled"]
     assert list(now["client_name"]) == ["Jana Nováková", "=Evil"]

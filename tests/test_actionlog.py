@@ -8,6 +8,7 @@ from comms import actionlog
 from comms.actionlog_queries import (
     LogFilter,
     count_log,
+    detail_rows,
     export_log_csv,
     filter_options,
     get_entry,
@@ -152,3 +153,25 @@ def test_export_in_chunks_writes_one_header_and_every_row(store, monkeypatch):
     assert rows[0]["detail"] == '{"n":4999}' and rows[-1]["detail"] == '{"n":0}'
     empty = export_log_csv(store, LogFilter(actions=["nothing"]))
     assert empty.decode("utf-8-sig").splitlines() == [",".join(q.EXPORT_COLUMNS)]
+
+
+def test_detail_rows_are_readable():
+    """Nested reasons flattened, long id lists cut, empty values and nulls left out."""
+    rows = detail_rows(
+        {
+            "channel": "email",
+            "reasons": {"missing field: points": 131, "no consent": 46},
+            "segments": None,
+            "attachments": [],
+            "gsm7": False,
+            "message_ids": list(range(1, 26)),
+        },
+        max_items=3,
+    )
+    assert rows == [
+        {"Field": "channel", "Value": "email"},
+        {"Field": "reasons › missing field: points", "Value": "131"},
+        {"Field": "reasons › no consent", "Value": "46"},
+        {"Field": "gsm7", "Value": "no"},
+        {"Field": "message ids", "Value": "1, 2, 3 … and 22 more"},
+    ]
