@@ -13,14 +13,9 @@ from comms.store import Store
 from comms.ui import attachments_ui
 from comms.ui.communication_ui import CHANNEL_LABELS
 from comms.ui.sms_counter import sms_counter
-from comms.ui.wizard import md_escape
+from comms.ui.wizard import FORMAT_LABELS, md_escape
 
 NEW = 0  # the "new template" choice in the picker
-FORMAT_LABELS = {
-    "markdown": "Markdown (recommended)",
-    "html": "Raw HTML (advanced)",
-    "text": "Plain text",
-}
 EDITOR_KEYS = ("tpl_name", "tpl_channel", "tpl_subject", "tpl_format", "tpl_body")
 STARTER = {
     "email": ("Hello {{ first_name }}", "Dear {{ name }},\n\n…\n\nKind regards"),

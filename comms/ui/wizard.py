@@ -25,6 +25,11 @@ from comms.ui.common import page_exists
 from comms.ui.communication_ui import CHANNEL_LABELS
 from comms.ui.sms_counter import sms_counter
 
+FORMAT_LABELS = {
+    "markdown": "Markdown (recommended)",
+    "html": "Raw HTML (advanced)",
+    "text": "Plain text",
+}
 STEPS = ("Template", "Content", "Attachments", "Generate", "Review", "Finish")
 BLANK = "(blank message)"
 STATUS_FILTERS = {"All": None, "Ready (draft)": "draft", "Invalid": "invalid"}
@@ -305,11 +310,7 @@ def step_content(store: Store, channel: str, sel: dict) -> None:
                 "Body format",
                 formats,
                 index=formats.index(_state("format") or "markdown"),
-                format_func={
-                    "markdown": "Markdown (recommended)",
-                    "html": "Raw HTML (advanced)",
-                    "text": "Plain text",
-                }.get,
+                format_func=FORMAT_LABELS.get,
                 key="wiz_format_in",
             )
             _set("format", fmt)
