@@ -2,8 +2,8 @@
 interrupted-message resolution, and sending with visible progress.
 
 Every move of a message goes through comms.outbox (the only writer of
-messages.status); sending goes through comms.dispatcher. The few read queries
-the page needs live here, at the top.
+messages.status); sending goes through comms.dispatcher; the page's read queries
+live in comms.outbox_queries.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextvars
 import threading
 from collections.abc import Callable
-from datetime import timedelta
 from typing import Any
 
 import pandas as pd
@@ -19,6 +18,14 @@ import streamlit as st
 
 from comms import dispatcher, outbox
 from comms.errors import CommsError
+from comms.outbox_queries import (
+    batch_messages,
+    loose_messages,
+    make_due_now,
+    recently_moved_batches,
+    scheduled_count,
+    scheduled_count_all,
+)
 from comms.store import Store
 
 # Counts shown for every batch, in this order, with their badge colours.
@@ -32,7 +39,6 @@ SHOWN_STATUSES: tuple[tuple[str, str], ...] = (
     ("interrupted", "orange"),
 )
 ACTIVE = ("draft", "queued", "sending", "failed", "interrupted")
-RECENT_MINUTES = 15  # a finished batch stays on the page this long after its last change
 INTERRUPTED_HELP = (
     "These messages were being handed to the server when the app stopped or the "
     "connection dropped. **Nobody can know whether they arrived**, so they are never "
@@ -44,68 +50,6 @@ RESOLUTION_LABELS = {
     "resend": "Send again (the recipient may get it twice)",
     "cancel": "Cancel (do not send it)",
 }
-
-
-# -- reads -------------------------------------------------------------------
-
-
-def loose_messages(store: Store) -> pd.DataFrame:
-    """Messages outside any batch that still need attention (queued, sending, failed,
-    interrupted), interrupted first, then soonest due; at most 1,000."""
-    return store.df(
-        """
-        SELECT m.id, m.channel, m.status, c.name AS client, m.client_id,
-               m.to_address, coalesce(m.subject, left(m.body_text, 60)) AS subject,
-               coalesce(m.next_attempt_at, m.scheduled_at) AS due_at, m.attempts,
-               coalesce(m.error, m.reason) AS error, m.source, m.updated_at
-        FROM messages m LEFT JOIN clients c ON c.id = m.client_id
-        WHERE m.batch_id IS NULL AND m.status IN ('queued', 'sending', 'failed', 'interrupted')
-        ORDER BY m.status = 'interrupted' DESC, due_at NULLS FIRST, m.id
-        LIMIT 1000
-        """
-    )
-
-
-def batch_messages(store: Store, batch_id: int, statuses: tuple[str, ...]) -> pd.DataFrame:
-    """A batch's messages in some statuses (at most 500), with client and last error."""
-    return store.df(
-        """
-        SELECT m.id, m.status, c.name AS client, m.client_id, m.to_address,
-               m.attempts, coalesce(m.error, m.reason) AS error, m.updated_at
-        FROM messages m LEFT JOIN clients c ON c.id = m.client_id
-        WHERE m.batch_id = ? AND m.status IN (SELECT unnest(?::VARCHAR[]))
-        ORDER BY m.id LIMIT 500
-        """,
-        [int(batch_id), list(statuses)],
-    )
-
-
-def recently_moved_batches(store: Store, minutes: int = RECENT_MINUTES) -> set[int]:
-    """Batches with a message that changed in the last few minutes (e.g. just finished)."""
-    since = outbox.now() - timedelta(minutes=minutes)
-    return {
-        int(r[0])
-        for r in store.cursor()
-        .execute(
-            "SELECT DISTINCT batch_id FROM messages WHERE batch_id IS NOT NULL AND updated_at >= ?",
-            [since],
-        )
-        .fetchall()
-    }
-
-
-def scheduled_count(store: Store, batch_id: int | None) -> int:
-    """Queued messages whose time has not come yet."""
-    where = "batch_id = ?" if batch_id is not None else "batch_id IS NULL"
-    params = [int(batch_id)] if batch_id is not None else []
-    return int(
-        store.scalar(
-            f"SELECT count(*) FROM messages WHERE {where} AND status = 'queued'"
-            " AND coalesce(next_attempt_at, scheduled_at) > ?",
-            [*params, outbox.now()],
-        )
-        or 0
-    )
 
 
 # -- formatting ------------------------------------------------------------------
@@ -213,21 +157,6 @@ def run_action(fn: Callable[[], str]) -> None:
 
 
 # -- sending now ----------------------------------------------------------------
-
-
-def make_due_now(store: Store, batch_id: int) -> int:
-    """The batch's scheduled (queued, not yet due) messages become due now, via comms.outbox."""
-    ids = [
-        int(r[0])
-        for r in store.cursor()
-        .execute(
-            "SELECT id FROM messages WHERE batch_id = ? AND status = 'queued'"
-            " AND coalesce(next_attempt_at, scheduled_at) > ?",
-            [int(batch_id), outbox.now()],
-        )
-        .fetchall()
-    ]
-    return outbox.reschedule(store, ids, None) if ids else 0
 
 
 def send_with_progress(
@@ -362,18 +291,6 @@ def render_overview(store: Store) -> dict[str, int]:
             icon=":material/help:",
         )
     return counts
-
-
-def scheduled_count_all(store: Store) -> int:
-    """Queued messages anywhere whose time has not come yet."""
-    return int(
-        store.scalar(
-            "SELECT count(*) FROM messages WHERE status = 'queued'"
-            " AND coalesce(next_attempt_at, scheduled_at) > ?",
-            [outbox.now()],
-        )
-        or 0
-    )
 
 
 def render_batch(store: Store, b: dict[str, Any]) -> None:
