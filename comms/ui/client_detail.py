@@ -110,6 +110,13 @@ def client_picker(store: Store) -> None:
         selection_mode="single-row",
         hide_index=True,
         placeholder="",
+        column_config={
+            "id": st.column_config.NumberColumn("ID", format="%d", width="small"),
+            "name": "Name",
+            "email": "E-mail",
+            "phone": "Phone",
+            "city": "City",
+        },
     )
     rows = event.selection.rows
     if st.button("Open client detail", type="primary", disabled=not rows, key="cd_pick_open"):
