@@ -291,3 +291,13 @@ def test_discard_the_batch(store):
         {"status": "cancelled", "n": 2},
         {"status": "invalid", "n": 1},
     ]
+
+
+def test_finish_with_nothing_sendable_says_why(store):
+    """Only the invalid address chosen: the finish step explains instead of greying out."""
+    at = app(store, ids=(2,))
+    for _ in range(5):
+        next_button(at).click().run()
+    assert not at.exception
+    assert at.button(key="wiz_send_now").disabled
+    assert "Nothing can be sent: every message is invalid or excluded" in at.warning[0].value

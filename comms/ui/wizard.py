@@ -681,6 +681,13 @@ def step_finish(store: Store) -> None:
         f"**{n}** of {info['total']} messages {'is' if n == 1 else 'are'} ready to send"
         f"{extra}. Invalid and excluded messages stay behind as they are."
     )
+    if n == 0:
+        st.warning(
+            "Nothing can be sent: every message is invalid or excluded. Go back to the "
+            "review to fix them (the reasons are listed there; a field made optional with "
+            "`| default('')` fixes “missing field”), or discard this batch.",
+            icon=":material/block:",
+        )
     if info["channel"] == "sms" and n:
         worst = info["max_segments"]
         if worst and worst > max_segments():
