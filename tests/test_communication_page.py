@@ -166,9 +166,12 @@ def test_client_view_has_timeline(data):
     assert len(charts) == 1
     spec = charts[0].proto.spec
     assert '"status"' in spec and '"channel"' in spec
+    assert "%Y-%m-%d %H:%M" in spec  # 24-hour axis labels with the date
+    assert "Client" not in at.dataframe[0].value.columns  # the name is in the header
     assert at.query_params["client"] == str(jana)
     run(at.button[0].click())  # Show every client
     assert len(ids_shown(at)) == 4
+    assert "Client" in at.dataframe[0].value.columns
 
 
 def test_client_via_query_param(data):

@@ -216,7 +216,8 @@ def paged_table(store: Store, f: MessageFilter) -> list[int] | None:
     head.markdown(f"**{total:,} {noun}**, newest first · {pages:,} page(s) of {PAGE_SIZE}")
     page = pager.number_input("Page", min_value=1, max_value=pages, step=1, key="comm_page")
     df = history.list_messages(store, f, limit=PAGE_SIZE, offset=(int(page) - 1) * PAGE_SIZE)
-    return message_table(df, key=TABLE_KEY)
+    # One client's view: their name in the header, not in every row.
+    return message_table(df, key=TABLE_KEY, hide=("Client",) if f.client_id is not None else ())
 
 
 def message_table(df: pd.DataFrame, *, key: str, hide: Sequence[str] = ()) -> list[int]:
@@ -481,7 +482,8 @@ def timeline(store: Store, client_id: int) -> None:
         alt.Chart(df)
         .mark_circle(size=140, opacity=0.85)
         .encode(
-            x=alt.X("ts:T", title=None),
+            # 24-hour times with the date: Vega's default mixed "06:50" and "07 PM".
+            x=alt.X("ts:T", title=None, axis=alt.Axis(format="%Y-%m-%d %H:%M", labelAngle=0)),
             y=alt.Y("channel:N", title=None, sort=["E-mail", "SMS"]),
             color=alt.Color(
                 "status:N",
