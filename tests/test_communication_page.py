@@ -282,6 +282,7 @@ def test_invalid_message_says_why_it_cannot_be_sent_without_blaming_a_server(sto
     shown = " ".join(m.value for m in at.markdown)
     assert "**Reason:** missing field: points" in shown
     assert "**Sent:**" not in shown and "**Provider id:**" not in shown
+    assert "**Batch:**" not in shown  # a message outside any batch
     # nothing to send, retry or cancel: the buttons say what they do, not "0 draft(s)"
     assert at.button(key="comm_send_drafts").label == "Send drafts"
     assert at.button(key="comm_retry").label == "Retry failed"

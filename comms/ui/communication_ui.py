@@ -354,27 +354,26 @@ def message_view(store: Store, message_id: int, *, key: str = "comm_msg") -> Non
         top[0].markdown(f"#### {CHANNEL_LABELS[msg['channel']]} {message_id}: {title or ''}")
         with top[1]:
             status_badge(msg["status"])
-        meta = {
-            "To": f"{msg.get('to_name') or ''} <{msg['to_address'] or '—'}>",
-            "Client": f"{msg['client_name'] or '—'} (ID {msg['client_id']})"
+        batch = f"{msg['batch_name'] or 'batch'} ({msg['batch_id']})" if msg["batch_id"] else None
+        client = (
+            f"{msg['client_name'] or '—'} (ID {msg['client_id']})"
             if msg["client_id"] is not None
-            else "—",
-            "Source": msg["source"],
-            "Batch": f"{msg['batch_name'] or 'batch'} ({msg['batch_id']})"
-            if msg["batch_id"]
-            else "—",
-            "Created": _when(msg["created_at"]),
-            "Attempts": msg["attempts"],
-        }
-        # What has not happened (not scheduled, not sent) is left out rather than shown as "—".
-        for label, value in (
-            ("Scheduled", msg["scheduled_at"]),
-            ("Sent", msg["sent_at"]),
+            else None
+        )
+        facts = (
+            ("To", f"{msg.get('to_name') or ''} <{msg['to_address'] or '—'}>"),
+            ("Client", client),
+            ("Source", msg["source"]),
+            ("Batch", batch),
+            ("Created", _when(msg["created_at"])),
+            ("Scheduled", _when(msg["scheduled_at"])),
+            ("Sent", _when(msg["sent_at"])),
             ("Provider id", msg["provider_id"]),
+            ("Attempts", msg["attempts"]),
             ("Reason", msg.get("reason")),
-        ):
-            if _when(value) != "—":
-                meta[label] = value if label in ("Provider id", "Reason") else _when(value)
+        )
+        # What has not happened (no batch, not scheduled, not sent) is left out, not "—".
+        meta = {k: v for k, v in facts if v not in (None, "", "—")}
         st.markdown("  \n".join(f"**{k}:** {v}" for k, v in meta.items()))
         if msg.get("error") and msg["status"] == "invalid":
             # An invalid message never reached a server: the error is ours (render, address).
