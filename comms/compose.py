@@ -582,9 +582,17 @@ def review(
 ) -> pd.DataFrame:
     """The batch's messages for the review table: one status, a text search, the first N."""
     where, params = _review_where(batch_id, status, search)
+    first_line = "split_part(trim(coalesce(body_text, '')), chr(10), 1)"
+    fmt = store.scalar("SELECT body_format FROM batches WHERE id = ?", [int(batch_id)])
+    if fmt == "markdown":
+        # The text part of a Markdown e-mail is its source: show "Dear Jana," in the
+        # table, not "Dear **Jana**," (a heading's leading #s and bold/strike marks go).
+        first_line = (
+            f"regexp_replace(regexp_replace({first_line}, '^#+\\s*', ''), '\\*\\*|__|~~', '', 'g')"
+        )
     sql = (
         "SELECT id, client_id, to_name AS recipient, to_address AS address, subject,"
-        " split_part(trim(coalesce(body_text, '')), chr(10), 1) AS first_line,"
+        f" {first_line} AS first_line,"
         f" segments, encoding, status, reason, excluded FROM messages WHERE {where} ORDER BY id"
     )
     if limit:

@@ -391,6 +391,29 @@ def test_missing_field_counts(store):
     assert counts == {"city": 1, "first_name": 1, "body_vernosti": 1, "nothing": 2, "tags": 2}
 
 
+def test_review_first_line_of_markdown_without_marks(store):
+    """The review table reads like the e-mail: no ** or leading # from the Markdown source."""
+    cid = email_client(store, "Jana", "jana@example.com")
+    result = compose.generate_messages(
+        store,
+        selection={"client_ids": [cid]},
+        channel="email",
+        subject="S",
+        body="## Dear **{{ name }}**, __hi__\n\nMore",
+        body_format="markdown",
+    )
+    assert list(compose.review(store, result.batch_id)["first_line"]) == ["Dear Jana, hi"]
+    text = compose.generate_messages(
+        store,
+        selection={"client_ids": [cid]},
+        channel="email",
+        subject="S",
+        body="**as typed**",
+        body_format="text",
+    )
+    assert list(compose.review(store, text.batch_id)["first_line"]) == ["**as typed**"]
+
+
 def test_review_search_and_limit(store):
     ids = [email_client(store, n, f"{n.lower()}@example.com") for n in ("Jana", "Petr", "Eva")]
     result = compose.generate_messages(
