@@ -202,7 +202,13 @@ def _render_failure(exc: Exception) -> RenderFailed:
     if isinstance(exc, UndefinedError):
         m = _UNDEFINED_RE.match(msg) or _NO_ATTR_RE.search(msg)
         if m:
-            return RenderFailed(missing_field(m.group(1)), msg)
+            # Jinja's "'points' is undefined" means little to a marketer: say what to do.
+            name = m.group(1)
+            return RenderFailed(
+                missing_field(name),
+                f"this client has no value for “{name}”; fill it in, or make it optional "
+                f"in the template with {{{{ {name} | default('') }}}}",
+            )
     return RenderFailed(render_error(msg), msg)
 
 
@@ -447,7 +453,7 @@ def render_preview(compiled: CompiledTemplate, context: Mapping[str, Any]) -> Re
     try:
         return compiled.render(context)
     except RenderFailed as exc:
-        raise TemplateError(f"{exc.reason} ({exc.detail})") from None
+        raise TemplateError(f"{exc.reason} — {exc.detail}") from None
 
 
 # -- client context -------------------------------------------------------

@@ -272,12 +272,12 @@ def test_invalid_message_says_why_it_cannot_be_sent_without_blaming_a_server(sto
         jana,
         status="invalid",
         reason="missing field: points",
-        error="'points' is undefined",
+        error="this client has no value for “points”",
     )
     at = run(AppTest.from_file(PAGE, default_timeout=60))
     at.session_state["comm_table"] = {"selection": {"rows": [0]}}
     run(at)
-    assert "Cannot be sent: 'points' is undefined" in at.warning[0].value
+    assert "Cannot be sent: this client has no value for “points”" in at.warning[0].value
     assert not at.error
     shown = " ".join(m.value for m in at.markdown)
     assert "**Reason:** missing field: points" in shown

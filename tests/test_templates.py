@@ -250,3 +250,14 @@ def test_conditional_paragraph_leaves_no_stray_breaks_or_empty_paragraphs():
         "<p>Hello A,</p>\n<p>As a <strong>VIP</strong> you get more.\n</p>\n<p>Bye</p>"
     )
     assert c.render({"name": "A"}).html == "<p>Hello A,</p>\n<p>Bye</p>"
+
+
+def test_a_missing_field_says_what_to_do():
+    """The preview names the field and the fix, not Jinja's "'points' is undefined"."""
+    c = compile_template("email", "Hi", "You have {{ points }} points.")
+    with pytest.raises(TemplateError) as err:
+        tpl.render_preview(c, {"name": "Jana"})
+    assert str(err.value) == (
+        "missing field: points — this client has no value for “points”; fill it in, or make "
+        "it optional in the template with {{ points | default('') }}"
+    )
