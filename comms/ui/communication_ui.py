@@ -274,7 +274,7 @@ def _copy(store: Store, message_id: int, flash_key: str, table_key: str) -> None
 
 
 def _counted(verb: str, n: int, noun: str, none: str) -> str:
-    """ "Send 2 draft(s)", or "Send drafts" (disabled) rather than "Send 0 draft(s)"."""
+    """A button label: "Send 2 draft(s)", or "Send drafts" (disabled), never "Send 0 …"."""
     return f"{verb} {n} {noun}" if n else f"{verb} {none}"
 
 
