@@ -418,23 +418,18 @@ def _claim_and_mark_sent(
     at: datetime,
     trail: _Trail,
 ) -> tuple[dict[int, str], list[dict]]:
-    """ONE UPDATE: sent outcomes (sending -> sent) and picked rows (queued -> sending).
+    """Sent outcomes (sending -> sent) and picked rows (queued -> sending), set-wise.
 
     A picked row is claimed only if it is still exactly what was read (same
     updated_at), still due, not excluded and its batch not paused; returns
     ({message_id: 'sent'}, the picked rows actually claimed).
 
     DuckDB's cost here grows with the number of columns an UPDATE touches, so
-    this statement touches only status, claimed_by, attempts, provider_id,
+    these statements touch only status, claimed_by, attempts, provider_id,
     sent_at and updated_at (pages use it to spot batches that just moved).
     """
     if not sent and not claimed:
         return {}, []
-    ids = [r.message_id for r in sent] + [r["id"] for r in claimed]
-    kinds = ["sent"] * len(sent) + ["claim"] * len(claimed)
-    workers = [None] * len(sent) + [r["claimed_by"] for r in claimed]
-    pids = [r.provider_id for r in sent] + [None] * len(claimed)
-    seen_at = [None] * len(sent) + [r["updated_at"] for r in claimed]
     # RETURNING costs DuckDB several milliseconds per statement, so the row facts the
     # log needs come from the claimer (Result.attempts / batch_id / client_id) and
     # are read back only for a caller that did not provide them.
@@ -451,25 +446,66 @@ def _claim_and_mark_sent(
             else []
         )
     }
-    (count,) = cur.execute(
-        "UPDATE messages SET"
-        " status = CASE v.kind WHEN 'sent' THEN 'sent' ELSE 'sending' END,"
-        " claimed_by = coalesce(v.worker, messages.claimed_by),"
-        " attempts = messages.attempts + CASE v.kind WHEN 'claim' THEN 1 ELSE 0 END,"
-        " provider_id = CASE v.kind WHEN 'sent' THEN v.pid ELSE messages.provider_id END,"
-        " sent_at = CASE v.kind WHEN 'sent' THEN ?::TIMESTAMP ELSE messages.sent_at END,"
-        " updated_at = ?"
-        " FROM (SELECT unnest(?::BIGINT[]) AS id, unnest(?::VARCHAR[]) AS kind,"
-        " unnest(?::VARCHAR[]) AS worker, unnest(?::VARCHAR[]) AS pid,"
-        " unnest(?::TIMESTAMP[]) AS seen_at) v"
-        " WHERE messages.id = v.id"
-        " AND messages.status = CASE v.kind WHEN 'sent' THEN 'sending' ELSE 'queued' END"
-        " AND (v.kind = 'sent' OR (messages.updated_at = v.seen_at AND NOT messages.excluded"
-        " AND (messages.scheduled_at IS NULL OR messages.scheduled_at <= ?)"
-        " AND (messages.next_attempt_at IS NULL OR messages.next_attempt_at <= ?)"
-        " AND coalesce(messages.batch_id, -1) NOT IN (SELECT b.id FROM batches b WHERE b.paused)))",
-        [at, at, ids, kinds, workers, pids, seen_at, at, at],
-    ).fetchone()
+    # Two plain UPDATEs, no join: an UPDATE ... FROM (unnest ...) costs DuckDB a hash
+    # join plus a scan (~2 ms more per commit). Ids are integers, written inline as an
+    # IN list (with a BETWEEN that lets DuckDB skip row groups by their min/max);
+    # per-row values come from parameter lists through list_position.
+    count = 0
+    if sent:
+        sent_ids = [int(r.message_id) for r in sent]
+        (n,) = cur.execute(
+            "UPDATE messages SET status = 'sent',"
+            " provider_id = list_extract($pid, list_position($ids, id)),"
+            " sent_at = $at, updated_at = $at"
+            f" WHERE id BETWEEN $lo AND $hi AND id IN ({_int_list(sent_ids)})"
+            " AND status = 'sending'",
+            {
+                "pid": [r.provider_id for r in sent],
+                "ids": sent_ids,
+                "at": at,
+                "lo": min(sent_ids),
+                "hi": max(sent_ids),
+            },
+        ).fetchone()
+        count += n
+    if claimed:
+        claim_ids = [int(r["id"]) for r in claimed]
+        batches = sorted({r["batch_id"] for r in claimed if r["batch_id"] is not None})
+        paused = (
+            {
+                row[0]
+                for row in cur.execute(
+                    f"SELECT id FROM batches WHERE paused AND id IN ({_int_list(batches)})"
+                ).fetchall()
+            }
+            if batches
+            else set()
+        )
+        if paused:  # a batch paused since the rows were read: its messages stay queued
+            claimed = [r for r in claimed if r["batch_id"] not in paused]
+            claim_ids = [int(r["id"]) for r in claimed]
+    if claimed:
+        # Claimed only if still exactly what was read (same updated_at), due, not excluded.
+        (n,) = cur.execute(
+            "UPDATE messages SET status = 'sending',"
+            " claimed_by = list_extract($workers, list_position($ids, id)),"
+            " attempts = attempts + 1, updated_at = $at"
+            f" WHERE id BETWEEN $lo AND $hi AND id IN ({_int_list(claim_ids)})"
+            " AND status = 'queued' AND NOT excluded"
+            " AND updated_at = list_extract($seen, list_position($ids, id))"
+            " AND (scheduled_at IS NULL OR scheduled_at <= $at)"
+            " AND (next_attempt_at IS NULL OR next_attempt_at <= $at)",
+            {
+                "workers": [r["claimed_by"] for r in claimed],
+                "ids": claim_ids,
+                "seen": [r["updated_at"] for r in claimed],
+                "at": at,
+                "lo": min(claim_ids),
+                "hi": max(claim_ids),
+            },
+        ).fetchone()
+        count += n
+    ids = [r.message_id for r in sent] + [r["id"] for r in claimed]
     won = list(claimed)
     if count != len(ids):
         after = dict(
@@ -516,6 +552,11 @@ def _claim_and_mark_sent(
             }
         )
     return statuses, won
+
+
+def _int_list(values: Iterable[int]) -> str:
+    """Integers as SQL literals for an IN list (int() refuses anything else)."""
+    return ", ".join(str(int(v)) for v in values)
 
 
 def _claim(
