@@ -139,8 +139,10 @@ def test_sms_counter_diacritics_and_send_now(store):
     at.toggle(key="wiz_gsm7_in").set_value(True).run()
     assert any("GSM-7" in c.value and "1** segment " in c.value for c in at.caption)
     next_button(at).click().run()  # SMS skips attachments
-    assert "4. Generate" in at.subheader[0].value
+    # numbered as in the progress line: 1. Template, 2. Content, 3. Generate, 4. Review
+    assert "3. Generate" in at.subheader[0].value
     next_button(at).click().run()
+    assert at.subheader[0].value.startswith("4. Review batch")
     assert any("not a mobile" in m.value for m in at.markdown)
     batch_id = at.session_state["wiz_batch_id"]
     body = store.scalar(
@@ -186,7 +188,7 @@ def test_attachments_step_only_for_email(store, channel):
     at = app(store, channel=channel)
     next_button(at).click().run()
     next_button(at).click().run()
-    expected = "3. Attachments" if channel == "email" else "4. Generate"
+    expected = "3. Attachments" if channel == "email" else "3. Generate"
     assert expected in at.subheader[0].value
 
 

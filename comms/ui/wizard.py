@@ -60,6 +60,11 @@ def _steps_for(channel: str) -> list[int]:
     return [i for i in range(len(STEPS)) if not (channel == "sms" and STEPS[i] == "Attachments")]
 
 
+def _heading(step: int, channel: str, text: str) -> None:
+    """The step's heading, numbered as in the progress line (SMS has no step 3)."""
+    st.subheader(f"{_steps_for(channel).index(step) + 1}. {text}")
+
+
 def _next(step: int, channel: str) -> int:
     order = _steps_for(channel)
     return order[min(order.index(step) + 1, len(order) - 1)]
@@ -429,7 +434,7 @@ def step_attachments(store: Store) -> None:
 
 # -- 4. generate ---------------------------------------------------------------------------
 def step_generate(store: Store, channel: str, sel: dict, count: int) -> None:
-    st.subheader("4. Generate")
+    _heading(3, channel, "Generate")
     c1, c2, c3 = st.columns(3)
     c1.metric("Recipients", f"{count:,}")
     c2.metric("Channel", CHANNEL_LABELS[channel])
@@ -485,8 +490,7 @@ def step_generate(store: Store, channel: str, sel: dict, count: int) -> None:
 
 
 # -- 5. review -----------------------------------------------------------------------------
-def _counts(store: Store, batch_id: int) -> dict:
-    info = compose.batch_info(store, batch_id)
+def _counts(store: Store, batch_id: int, info: dict) -> None:
     c = st.columns(4)
     c[0].metric("Messages", info["total"])
     c[1].metric("Ready to send", info["sendable"])
@@ -500,13 +504,13 @@ def _counts(store: Store, batch_id: int) -> dict:
         )
     if info["channel"] == "sms":
         st.caption(f"SMS segments to send: {info['sendable_segments']}")
-    return info
 
 
 def step_review(store: Store) -> None:
     batch_id = _state("batch_id")
-    st.subheader(f"5. Review batch {batch_id}")
-    info = _counts(store, batch_id)
+    info = compose.batch_info(store, batch_id)
+    _heading(4, info["channel"], f"Review batch {batch_id}")
+    _counts(store, batch_id, info)
     c1, c2 = st.columns([2, 3])
     status = c1.radio("Show", list(STATUS_FILTERS), horizontal=True, key="wiz_review_filter")
     search = c2.text_input(
@@ -656,8 +660,8 @@ def _dispatcher_available() -> bool:
 
 def step_finish(store: Store) -> None:
     batch_id = _state("batch_id")
-    st.subheader("6. Finish")
     info = compose.batch_info(store, batch_id)
+    _heading(5, info["channel"], "Finish")
     done = _state("done")
     if done:
         st.success(done, icon=":material/check_circle:")
