@@ -527,9 +527,10 @@ def step_review(store: Store) -> None:
         )
     table["reason"] = table["reason"].fillna("")
     table["subject"] = table["subject"].fillna("")
-    columns = ["recipient", "address", "subject", "first_line", "status", "reason", "excluded"]
+    # Status, reason and the exclusion first: the long text columns scroll off the right.
+    columns = ["recipient", "address", "status", "reason", "excluded", "subject", "first_line"]
     if info["channel"] == "sms":
-        columns = ["recipient", "address", "first_line", "segments", "status", "reason", "excluded"]
+        columns = ["recipient", "address", "status", "reason", "excluded", "segments", "first_line"]
     event = st.dataframe(
         table.set_index("id")[columns],
         width="stretch",
