@@ -149,6 +149,9 @@ def test_opt_out_of_sms_then_compose_is_refused(store, client_id):
     at.text_input(key="cd_optout_reason_sms").set_value("asked at the counter")
     ok(at.button(key="cd_optout_sms").click().run())
     assert "opted out of SMS" in at.success[0].value
+    shown = [m.value for m in at.markdown]
+    assert "**SMS:** opted out (asked at the counter)" in shown  # "SMS", not "Sms"
+    assert "**E-mail:** receives messages" in shown
     c = profile.load_client(store, client_id)
     assert c["consent_sms"] is False
     assert c["suppressed"]["sms"]["reason"] == "asked at the counter"

@@ -210,18 +210,19 @@ def edit_form(store: Store, client: dict[str, Any]) -> None:
     attrs = client.get("attributes") or {}
     with st.form(f"cd_edit_{v}"):
         name = st.text_input("Name", value=client.get("name") or "", key=f"cd_e_name_{v}")
-        c1, c2 = st.columns(2)
-        email = c1.text_input("E-mail", value=client.get("email") or "", key=f"cd_e_email_{v}")
-        phone = c2.text_input("Phone", value=client.get("phone") or "", key=f"cd_e_phone_{v}")
-        company = c1.text_input(
+        # One field per line: the form sits in the narrow left column.
+        email = st.text_input("E-mail", value=client.get("email") or "", key=f"cd_e_email_{v}")
+        phone = st.text_input("Phone", value=client.get("phone") or "", key=f"cd_e_phone_{v}")
+        company = st.text_input(
             "Company", value=client.get("company") or "", key=f"cd_e_company_{v}"
         )
-        city = c2.text_input("City", value=client.get("city") or "", key=f"cd_e_city_{v}")
-        consent_email = c1.checkbox(
-            "Consents to e-mail", value=bool(client.get("consent_email")), key=f"cd_e_ce_{v}"
+        city = st.text_input("City", value=client.get("city") or "", key=f"cd_e_city_{v}")
+        consents = st.container(horizontal=True)
+        consent_email = consents.checkbox(
+            "E-mail consent", value=bool(client.get("consent_email")), key=f"cd_e_ce_{v}"
         )
-        consent_sms = c2.checkbox(
-            "Consents to SMS", value=bool(client.get("consent_sms")), key=f"cd_e_cs_{v}"
+        consent_sms = consents.checkbox(
+            "SMS consent", value=bool(client.get("consent_sms")), key=f"cd_e_cs_{v}"
         )
         tags = st.text_input(
             "Tags",
@@ -295,14 +296,14 @@ def _attributes_from_editor(edited: pd.DataFrame, original: dict[str, Any]) -> d
 
 def opt_out_panel(store: Store, client: dict[str, Any]) -> None:
     """Per channel: opt out with a reason, or opt back in."""
-    cols = st.columns(2)
-    for col, (channel, label) in zip(cols, (("email", "e-mail"), ("sms", "SMS")), strict=True):
-        with col:
+    # One channel under the other: side by side they cut the buttons short in this column.
+    for channel, label in (("email", "e-mail"), ("sms", "SMS")):
+        with st.container():
             supp = client["suppressed"].get(channel)
             consent = bool(client.get(f"consent_{channel}"))
             address = profile.client_address(client, channel)
             if consent and not supp:
-                st.markdown(f"**{label.capitalize()}:** receives messages")
+                st.markdown(f"**{comm_ui.CHANNEL_LABELS[channel]}:** receives messages")
                 reason = st.text_input(
                     "Reason",
                     value=profile.DEFAULT_OPT_OUT_REASON,
@@ -324,7 +325,7 @@ def opt_out_panel(store: Store, client: dict[str, Any]) -> None:
                         st.rerun()
             else:
                 why = (supp or {}).get("reason") or "consent withdrawn"
-                st.markdown(f"**{label.capitalize()}:** opted out ({why})")
+                st.markdown(f"**{comm_ui.CHANNEL_LABELS[channel]}:** opted out ({why})")
                 if st.button(
                     f"Opt back in to {label}",
                     icon=":material/undo:",
