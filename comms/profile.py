@@ -121,6 +121,11 @@ def _clean_attributes(attrs: Any) -> dict[str, Any]:
     return clean
 
 
+def _clause(text: str | None) -> str:
+    """A checker's sentence inside parentheses: without its final full stop."""
+    return (text or "").strip().rstrip(".")
+
+
 def validate_changes(changes: dict[str, Any], *, region: str | None = None) -> dict[str, Any]:
     """Normalise and check edited fields; the columns to write (raises InvalidField)."""
     unknown = set(changes) - set(EDITABLE)
@@ -140,7 +145,7 @@ def validate_changes(changes: dict[str, Any], *, region: str | None = None) -> d
         if raw:
             check = check_email(raw)
             if not check.ok:
-                raise InvalidField("e-mail", f"'{raw}' is not valid ({check.error})")
+                raise InvalidField("e-mail", f"'{raw}' is not valid ({_clause(check.error)})")
             out.update(email=check.address, email_valid=True, email_error=None)
         else:
             out.update(email=None, email_valid=False, email_error=None)
@@ -149,7 +154,7 @@ def validate_changes(changes: dict[str, Any], *, region: str | None = None) -> d
         if raw:
             check = check_phone(raw, region or default_region())
             if not check.ok:
-                raise InvalidField("phone", f"'{raw}' is not valid ({check.error})")
+                raise InvalidField("phone", f"'{raw}' is not valid ({_clause(check.error)})")
             out.update(phone=check.e164, phone_kind=check.kind)
         else:
             out.update(phone=None, phone_kind=None)

@@ -41,6 +41,7 @@ def test_bad_email_names_field_and_saves_nothing(store):
         profile.update_client(store, cid, {"name": "Changed", "email": "jana@@example"})
     assert exc.value.field == "e-mail"
     assert "e-mail" in str(exc.value) and "Nothing was saved" in str(exc.value)
+    assert ".)" not in str(exc.value)  # the checker's sentence ends inside the parentheses
     c = profile.load_client(store, cid)
     assert c["name"] == "Jana Nováková" and c["email"] == "jana@example.cz"
     assert store.scalar("SELECT count(*) FROM action_log") == 0
