@@ -110,6 +110,8 @@ def test_a_batch_that_just_finished_stays_visible(store):
 
 
 def test_cancel_queued_asks_first_then_cancels(app, store):
+    # it cancels drafts too, and says so
+    assert app.button(key="cancel_1").label == "Cancel unsent"
     app.button(key="cancel_1").click().run()
     assert status_of(store, 3, 4, 7) == ["queued", "queued", "draft"]  # nothing yet
     assert any("Cancel 3 unsent message(s) of batch #1" in w.value for w in app.warning)

@@ -391,7 +391,7 @@ def _batch_actions(store: Store, bid: int, counts: dict[str, int], paused: bool)
     unsent = counts["queued"] + counts["draft"]
     if confirmed_action(
         f"cancel_{bid}",
-        "Cancel queued",
+        "Cancel unsent",  # drafts too, not only queued ones
         question=f"Cancel {unsent:,} unsent message(s) of batch #{bid} "
         f"({counts['queued']:,} queued, {counts['draft']:,} draft)? They will not be sent; "
         "messages already sent are not affected.",
