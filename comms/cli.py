@@ -37,14 +37,26 @@ def common_parser() -> argparse.ArgumentParser:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="comms", description="Client communication desk.")
+    parser = argparse.ArgumentParser(
+        prog="comms", description="Client communication desk.", allow_abbrev=False
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     common = common_parser()
     for name in COMMAND_MODULES:
         if importlib.util.find_spec(name) is None:
             continue  # an area not built yet
         importlib.import_module(name).register(sub, common)
+    _no_abbreviations(parser)
     return parser
+
+
+def _no_abbreviations(parser: argparse.ArgumentParser) -> None:
+    """Refuse abbreviated options everywhere, so `--body` never silently means `--body-file`."""
+    parser.allow_abbrev = False
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                _no_abbreviations(child)
 
 
 def print_json(obj: Any) -> None:
