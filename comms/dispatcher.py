@@ -54,6 +54,10 @@ log = logging.getLogger(__name__)
 
 CHANNELS = ("email", "sms")
 RETRY_WAIT_SECONDS = 120.0  # a run waits for its own retries when they are due within this
+# Send the next message's envelope ahead (sender.prepare) only when a send takes at
+# least this long (a relay slow to answer). On a fast one the head start is worth
+# less than the CPU it takes from the commit running at the same time.
+PIPELINE_AFTER_SECONDS = 0.015
 
 SenderFactory = Callable[[str], BaseSender]
 ProgressFn = Callable[[dict[str, Any]], None]
@@ -120,8 +124,10 @@ class TokenBucket:
 @dataclass
 class _Request:
     result: Result | None
-    worker: str | None
+    worker: str | None  # claim the next message for this worker (None: no claim)
     scope: ClaimScope
+    preferred: dict | None = None  # the row the worker expects (the hint it was given)
+    want_hint: bool = False  # also name the worker's likely message after this one
     future: Future = field(default_factory=Future)
 
 
@@ -145,9 +151,26 @@ class _Committer:
         self, result: Result | None, worker: str | None, scope: ClaimScope
     ) -> tuple[str | None, dict | None]:
         """Record result (if any) and claim one message for worker (if any); blocks until COMMIT."""
-        req = _Request(result, worker, scope)
+        status, row, _ = self.submit(result, worker, scope).result()
+        return status, row
+
+    def submit(
+        self,
+        result: Result | None,
+        worker: str | None,
+        scope: ClaimScope,
+        preferred: dict | None = None,
+        want_hint: bool = False,
+    ) -> Future:
+        """Like call() without waiting: a Future of (new status, claimed row, hint).
+
+        The hint is the row this worker will most likely claim next (taken out of
+        the read-ahead, passed back as `preferred`); it is NOT claimed: nothing of
+        it may be delivered before a later commit returns it as the claimed row.
+        """
+        req = _Request(result, worker, scope, preferred, want_hint)
         self._q.put(req)
-        return req.future.result()
+        return req.future
 
     def joined(self, delta: int) -> None:
         """A worker starts (+1) or ends (-1)."""
@@ -185,17 +208,19 @@ class _Committer:
                     [(r.worker, r.scope) for r in group if r.worker is not None],
                     policy=self.policy,
                     cache=self.cache,
+                    preferred={r.worker: r.preferred for r in group if r.worker and r.preferred},
                 )
             except BaseException as exc:  # I3: nobody in this group goes on
                 for r in group:
                     r.future.set_exception(exc)
                 continue
+            finally:  # hints came back (claimed, stale or unused): no longer reserved
+                self.cache.hinted.difference_update(r.preferred["id"] for r in group if r.preferred)
             for r in group:
+                row = claimed.get(r.worker) if r.worker else None
+                hint = self.cache.peek(r.scope) if row is not None and r.want_hint else None
                 r.future.set_result(
-                    (
-                        statuses.get(r.result.message_id) if r.result else None,
-                        claimed.get(r.worker) if r.worker else None,
-                    )
+                    (statuses.get(r.result.message_id) if r.result else None, row, hint)
                 )
 
 
@@ -316,9 +341,16 @@ def _worker(
         except Exception as exc:
             run.error(channel, f"{channel} backend: {exc}")
             return
-        # I1: `row` is only ever a message the committer claimed for us and COMMITTED.
-        _, row = committer.call(None, None if run.stop.is_set() else name, scope)
+        # I1: `row` is only ever a message the committer claimed for us and COMMITTED;
+        # `hint` is only a guess at the next one: at most its envelope goes out early
+        # (sender.prepare: MAIL FROM / RCPT TO, overlapping the commit), never its content.
+        send_avg = 0.0  # how long this connection's sends take (moving average)
+        _, row, hint = committer.submit(None, None if run.stop.is_set() else name, scope).result()
+        prepared: int | None = None  # id of the message whose envelope went out ahead
         while row is not None:
+            if prepared is not None and prepared != row["id"]:
+                sender.abandon()  # another message was claimed: RSET that envelope
+            prepared = None
             try:
                 message = _outgoing(row, attachments)
             except Exception as exc:  # nothing was handed over: safe to retry later
@@ -327,7 +359,9 @@ def _worker(
             else:
                 limiter.acquire()  # the claimed message goes out even if a stop is asked
                 try:
+                    began = time.monotonic()
                     outcome = sender.send(message)
+                    send_avg = 0.7 * send_avg + 0.3 * (time.monotonic() - began)
                 except Exception as exc:  # a bug in a backend: delivery unknown, never resend
                     log.exception("sender %s crashed", sender.backend)
                     outcome = Outcome.interrupted(f"unexpected error: {type(exc).__name__}: {exc}")
@@ -347,7 +381,16 @@ def _worker(
                 client_id=row["client_id"],
             )
             # I2: the outcome of `row` and the claim of the next row share one commit.
-            new_status, row = committer.call(result, claim_next, scope)
+            pipelining = sender.pipelines and send_avg >= PIPELINE_AFTER_SECONDS
+            pending = committer.submit(result, claim_next, scope, hint, want_hint=pipelining)
+            if claim_next and hint is not None:
+                try:
+                    if sender.prepare(_outgoing(hint, attachments)):
+                        prepared = hint["id"]
+                except Exception:  # only a head start lost: send() does it all
+                    log.exception("cannot prepare message %s", hint["id"])
+                    sender.abandon()
+            new_status, row, hint = pending.result()
             run.count(outcome, new_status)
     except Exception as exc:  # I3: the committer failed; our row (if any) stays `sending`
         log.exception("dispatcher worker %s stopped", name)

@@ -792,6 +792,20 @@ class ClaimCache:
         self.size = size
         self._rows: dict[ClaimScope, list[dict]] = {}
         self._pos: dict[ClaimScope, int] = {}
+        self.hinted: set[int] = set()  # rows handed out by peek() and not yet released
+
+    def peek(self, scope: ClaimScope) -> dict | None:
+        """The next read-ahead row (a copy), taken out of the cache, without any read.
+
+        The dispatcher hands it to a worker as the likely next message, to be
+        claimed by that worker's next commit (`preferred`); None when the cache is dry.
+        """
+        rows, pos = self._rows.get(scope, []), self._pos.get(scope, 0)
+        if pos >= len(rows):
+            return None
+        self._pos[scope] = pos + 1
+        self.hinted.add(rows[pos]["id"])
+        return dict(rows[pos])
 
     def take(
         self, cur: duckdb.DuckDBPyConnection, scope: ClaimScope, n: int, at: datetime
@@ -810,7 +824,7 @@ class ClaimCache:
                 f"SELECT {_MESSAGE_COLUMNS_M} FROM messages m WHERE {where} ORDER BY m.id LIMIT ?",
                 [*params, max(self.size, 2 * n)],
             )
-            have = {r["id"] for r in out}
+            have = {r["id"] for r in out} | self.hinted  # a hinted row is its worker's
             fresh = [r for r in fresh if r["id"] not in have]
             need = n - len(out)
             out.extend(dict(r) for r in fresh[:need])
@@ -825,6 +839,7 @@ def record_and_claim_many(
     *,
     policy: RetryPolicy = RetryPolicy(),
     cache: ClaimCache | None = None,
+    preferred: dict[str, dict] | None = None,
 ) -> tuple[dict[int, str], dict[str, dict | None]]:
     """Record finished messages and claim the next one per worker, in ONE transaction.
 
@@ -833,7 +848,9 @@ def record_and_claim_many(
     of every connection that just finished and their next claims share one
     commit. Invariant: a worker's previous message leaves `sending` in the
     same commit in which its next one enters it, so no worker ever holds more
-    than one `sending` row. claims = [(worker, scope)]; returns
+    than one `sending` row. claims = [(worker, scope)]; preferred = {worker: row}
+    names the row a worker expects (ClaimCache.peek), claimed for it when still
+    due (else it gets another); returns
     ({message_id: new status}, {worker: claimed row or None}).
     """
     results = list(results)
@@ -851,13 +868,30 @@ def record_and_claim_many(
         pending = dict(by_scope)
         for _round in range(4):  # later rounds only when read-ahead rows went stale
             picked: list[dict] = []
+            if _round == 0 and preferred:
+                for scope, workers in list(pending.items()):
+                    rest = []
+                    for w in workers:
+                        row = preferred.get(w)
+                        if row is None or row["id"] in seen:
+                            rest.append(w)
+                            continue
+                        seen.add(row["id"])
+                        row = dict(row, status="sending", claimed_by=w)
+                        row["attempts"] += 1
+                        picked.append(row)
+                    pending[scope] = rest
+            skipped = False
             for scope, workers in pending.items():
+                if not workers:
+                    continue
                 if cache is not None and _round < 3:  # the last round reads afresh
                     rows = cache.take(cur, scope, len(workers), at)
                 else:
                     rows = _pick(cur, scope, workers, at)
                 for row, owner in zip(rows, workers, strict=False):
                     if row["id"] in seen:  # overlapping scopes: one owner per message
+                        skipped = True
                         continue
                     seen.add(row["id"])
                     row.update(status="sending", claimed_by=owner, attempts=row["attempts"] + 1)
@@ -867,11 +901,11 @@ def record_and_claim_many(
             sent = []
             for row in won:
                 got[row["claimed_by"]] = row
-            if cache is None or len(won) == len(picked):
+            if cache is None or (len(won) == len(picked) and not skipped):
                 break
-            pending = {
+            pending = {  # every worker still without a row (a stale preferred one too)
                 scope: [w for w in workers if got[w] is None]
-                for scope, workers in pending.items()
+                for scope, workers in by_scope.items()
                 if any(got[w] is None for w in workers)
             }
             if not pending:

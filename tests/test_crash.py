@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from servers import SmtpSink
 from test_outbox import seed
 
@@ -37,14 +38,18 @@ def _send(env: dict[str, str], db: Path) -> subprocess.Popen:
     )
 
 
-def test_sigkill_mid_send_then_rerun_delivers_each_message_at_most_once(db_path: Path) -> None:
+# A slow RCPT reply makes the dispatcher send each next envelope ahead (sender.prepare).
+@pytest.mark.parametrize("delay_rcpt", [0.0, 0.02], ids=["fast-relay", "slow-relay-pipelined"])
+def test_sigkill_mid_send_then_rerun_delivers_each_message_at_most_once(
+    db_path: Path, delay_rcpt: float
+) -> None:
     store = open_store(db_path)
     batch_id, ids = seed(store, MESSAGES)
     outbox.queue(store, batch_id=batch_id)
     store.close()
 
     # a little latency per message so the kill lands while every connection is busy
-    with SmtpSink(delay_data=0.005) as sink:
+    with SmtpSink(delay_data=0.005, delay_rcpt=delay_rcpt) as sink:
         env = {
             **os.environ,
             **sink.env(),

@@ -17,8 +17,16 @@ from comms.dispatcher import TokenBucket
 from comms.store import Store, open_store
 
 
+@pytest.fixture(params=[False, True], ids=["plain", "pipelined"])
+def pipelined(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
+    """Run e-mail tests twice: plain, and with every next envelope sent ahead (prepare)."""
+    if request.param:
+        monkeypatch.setattr(dispatcher, "PIPELINE_AFTER_SECONDS", 0.0)
+    return request.param
+
+
 @pytest.fixture
-def sink(monkeypatch: pytest.MonkeyPatch, db_path: Path) -> Iterator[SmtpSink]:
+def sink(monkeypatch: pytest.MonkeyPatch, db_path: Path, pipelined: bool) -> Iterator[SmtpSink]:
     with SmtpSink() as s:
         for key, value in s.env().items():
             monkeypatch.setenv(key, value)
@@ -89,7 +97,7 @@ def test_transient_exhausted_becomes_failed(
 
 
 def test_connection_dropped_mid_batch_carries_on_without_duplicates(
-    store: Store, monkeypatch: pytest.MonkeyPatch, db_path: Path
+    store: Store, monkeypatch: pytest.MonkeyPatch, db_path: Path, pipelined: bool
 ) -> None:
     with SmtpSink(drop_every=5) as sink:
         for key, value in sink.env().items():

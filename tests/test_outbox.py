@@ -309,3 +309,31 @@ def test_read_ahead_cache_tops_up_across_refills(store: Store) -> None:
         claimed += [r["id"] for r in rows]
         results = [Result(r["id"], "sent", f"<{r['id']}@x>", attempts=1) for r in rows]
     assert sorted(claimed) == ids
+
+
+def test_preferred_row_is_claimed_or_replaced_when_stale(store: Store) -> None:
+    """A worker's expected next row (the dispatcher's hint) is claimed when still queued;
+    once cancelled meanwhile, the worker gets another row and the cancelled one stays put."""
+    batch_id, ids = seed(store, 6)
+    outbox.queue(store, batch_id=batch_id)
+    scope = outbox.ClaimScope("email", batch_id)
+    cache = outbox.ClaimCache()
+    _, got = outbox.record_and_claim_many(store, [], [(WORKER, scope)], cache=cache)
+    first = got[WORKER]
+    hint = cache.peek(scope)
+    assert hint is not None and hint["id"] != first["id"]
+    done = outbox.Result(first["id"], "sent", "<a@x>")
+    _, got = outbox.record_and_claim_many(
+        store, [done], [(WORKER, scope)], cache=cache, preferred={WORKER: hint}
+    )
+    assert got[WORKER]["id"] == hint["id"]
+    cache.hinted.discard(hint["id"])
+    stale = cache.peek(scope)
+    outbox.cancel(store, message_ids=[stale["id"]])
+    done = outbox.Result(hint["id"], "sent", "<b@x>")
+    _, got = outbox.record_and_claim_many(
+        store, [done], [(WORKER, scope)], cache=cache, preferred={WORKER: stale}
+    )
+    assert got[WORKER] is not None and got[WORKER]["id"] not in (stale["id"], hint["id"])
+    assert outbox.get_message(store, stale["id"])["status"] == "cancelled"
+    assert store.scalar("SELECT count(*) FROM messages WHERE status = 'sending'") == 1

@@ -214,3 +214,28 @@ def test_implicit_ssl(certificate: tuple[Path, Path]) -> None:
         with SmtpSender(config(sink, security="ssl")) as s:
             assert s.send(msg()).status == "sent"
         assert len(sink.received) == 1
+
+
+def test_envelope_sent_ahead_delivers_nothing_until_send(sink: SmtpSink) -> None:
+    """prepare() sends MAIL/RCPT only; a message not sent after all is RSET, never delivered."""
+    sink.always("refused@example.com", "550 5.1.1 No such user")
+    with SmtpSender(config(sink)) as sender:
+        assert sender.prepare(msg(1, to="ahead@example.com"))
+        assert sink.received == []  # only the envelope went out
+        other = sender.send(msg(2, to="other@example.com"))  # message 1 was not claimed
+        assert other.status == "sent"
+        assert sender.prepare(msg(3, to="third@example.com"))
+        third = sender.send(msg(3, to="third@example.com"))  # the prepared one goes on
+        assert third.status == "sent"
+        assert sender.prepare(msg(4, to="refused@example.com"))
+        refused = sender.send(msg(4, to="refused@example.com"))
+        assert refused.status == "permanent" and "550 5.1.1 No such user" in refused.error
+        assert sender.prepare(msg(5, to="last@example.com"))
+        sender.abandon()
+        assert sender.send(msg(6, to="six@example.com")).status == "sent"
+    assert [r.rcpt_tos for r in sink.received] == [
+        ["other@example.com"],
+        ["third@example.com"],
+        ["six@example.com"],
+    ]
+    assert sink.message_ids()[:2] == [other.provider_id, third.provider_id]

@@ -85,6 +85,7 @@ class BaseSender:
 
     channel: str = ""
     backend: str = ""
+    pipelines = False  # True when prepare() can send a message's envelope ahead
 
     def __init__(self) -> None:
         self.connected = False
@@ -116,6 +117,19 @@ class BaseSender:
                 self.open_failed = True
                 return Outcome.transient(self.describe_error(exc))
         return self._send(message)
+
+    def prepare(self, message: OutgoingMessage) -> bool:
+        """Start the next message's transaction WITHOUT delivering anything; True if done.
+
+        For a backend whose server is slow to answer (SMTP: MAIL FROM / RCPT TO)
+        the dispatcher calls this while the message's claim is being committed;
+        send() of the same message then goes on from there. Nothing of the
+        message's content leaves before send(). Default: not supported.
+        """
+        return False
+
+    def abandon(self) -> None:
+        """Undo a prepare() whose message is not going to be sent (not claimed after all)."""
 
     def send_messages(self, messages: list[OutgoingMessage]) -> list[Outcome]:
         """Send several, closing the connection afterwards only if this call opened it."""

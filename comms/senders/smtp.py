@@ -21,6 +21,7 @@ How a failure maps to an Outcome (the server's text is kept):
 from __future__ import annotations
 
 import smtplib
+from dataclasses import dataclass
 
 import yagmail
 
@@ -51,11 +52,23 @@ class SmtpReply(Exception):
         self.step, self.code, self.text = step, code, text
 
 
+@dataclass
+class _Prepared:
+    """A message whose envelope (MAIL FROM / RCPT TO) went out ahead of its content."""
+
+    message_id: int
+    msgid: str
+    rcpt: str
+    data: bytes
+    refused: SmtpReply | None = None  # the server refused MAIL or RCPT
+
+
 class SmtpSender(BaseSender):
     """Sends e-mail over one SMTP connection opened by yagmail."""
 
     channel = "email"
     backend = "smtp"
+    pipelines = True
 
     def __init__(self, config: SmtpConfig, identity: EmailIdentity | None = None) -> None:
         super().__init__()
@@ -65,6 +78,7 @@ class SmtpSender(BaseSender):
         )
         self.envelope_from = parse_from(self.identity.from_address).addr_spec
         self._yag: yagmail.SMTP | None = None
+        self._prepared: _Prepared | None = None
         self.connections_opened = 0
 
     @property
@@ -98,6 +112,7 @@ class SmtpSender(BaseSender):
         self.connections_opened += 1
 
     def _disconnect(self) -> None:
+        self._prepared = None
         yag, self._yag = self._yag, None
         if yag is not None:
             try:
@@ -110,6 +125,7 @@ class SmtpSender(BaseSender):
         """Forget a broken connection without talking to the server."""
         yag, self._yag = self._yag, None
         self.connected = False
+        self._prepared = None
         if yag is not None:
             yag.is_closed = True
             try:
@@ -125,11 +141,10 @@ class SmtpSender(BaseSender):
         return f"cannot connect to {self.where}: {type(exc).__name__}: {exc}"
 
     # -- sending ---------------------------------------------------------------------
-    def _transaction(self, rcpt: str, data: bytes, stage: list[str]) -> None:
-        """MAIL, RCPT, DATA, body, end-of-data; `stage` records how far it got."""
+    def _envelope(self, rcpt: str, data: bytes) -> None:
+        """MAIL FROM and RCPT TO: nothing of the message is delivered by these."""
         assert self._yag is not None
         conn = self._yag.smtp
-        stage[0] = _Stage.ENVELOPE
         conn.ehlo_or_helo_if_needed()
         options = [f"SIZE={len(data)}"] if conn.has_extn("size") else []
         code, resp = conn.mail(self.envelope_from, options)
@@ -138,6 +153,16 @@ class SmtpSender(BaseSender):
         code, resp = conn.rcpt(rcpt)
         if code not in (250, 251):
             raise SmtpReply("RCPT TO", code, _text(resp))
+
+    def _transaction(
+        self, rcpt: str, data: bytes, stage: list[str], envelope_sent: bool = False
+    ) -> None:
+        """MAIL, RCPT, DATA, body, end-of-data; `stage` records how far it got."""
+        assert self._yag is not None
+        conn = self._yag.smtp
+        stage[0] = _Stage.ENVELOPE
+        if not envelope_sent:
+            self._envelope(rcpt, data)
         conn.putcmd("data")
         code, resp = conn.getreply()
         if code != 354:
@@ -161,14 +186,57 @@ class SmtpSender(BaseSender):
         except (smtplib.SMTPException, OSError):
             self._drop()
 
-    def _send(self, message: OutgoingMessage) -> Outcome:
+    def prepare(self, message: OutgoingMessage) -> bool:
+        """Build the message and send its MAIL FROM / RCPT TO ahead (see BaseSender.prepare).
+
+        The slow RCPT reply of a remote relay then overlaps the commit of the
+        message's claim; the content (DATA) goes only in send(). A server that
+        drops the connection now has received nothing: send() reconnects.
+        """
+        self.abandon()
+        if not self.connected:
+            return False
         try:
             email = build_email(message, self.identity)
             rcpt = recipient(message.to_address).addr_spec
-        except (InvalidMessage, ValueError) as exc:
-            return Outcome.permanent(str(exc))
-        msgid = str(email["Message-ID"])
+        except (InvalidMessage, ValueError):
+            return False  # send() reports it
         data = as_smtp_bytes(email)
+        prepared = _Prepared(message.id, str(email["Message-ID"]), rcpt, data)
+        try:
+            self._envelope(rcpt, data)
+        except SmtpReply as exc:
+            prepared.refused = exc
+        except (smtplib.SMTPServerDisconnected, OSError):
+            self._drop()
+            return False
+        self._prepared = prepared
+        return True
+
+    def abandon(self) -> None:
+        """RSET a prepared envelope whose message is not sent after all."""
+        if self._prepared is not None:
+            self._prepared = None
+            self._reset()
+
+    def _send(self, message: OutgoingMessage) -> Outcome:
+        prepared, self._prepared = self._prepared, None
+        if prepared is not None and prepared.message_id != message.id:
+            self._prepared = prepared
+            self.abandon()
+            prepared = None
+        if prepared is not None and prepared.refused is not None:
+            return self._refused(prepared.refused)
+        if prepared is not None:
+            msgid, rcpt, data = prepared.msgid, prepared.rcpt, prepared.data
+        else:
+            try:
+                email = build_email(message, self.identity)
+                rcpt = recipient(message.to_address).addr_spec
+            except (InvalidMessage, ValueError) as exc:
+                return Outcome.permanent(str(exc))
+            msgid = str(email["Message-ID"])
+            data = as_smtp_bytes(email)
         stage = [_Stage.ENVELOPE]
         for attempt in (1, 2):
             if not self.connected:
@@ -178,18 +246,12 @@ class SmtpSender(BaseSender):
                     self.open_failed = True
                     return Outcome.transient(self.describe_error(exc))
             try:
-                self._transaction(rcpt, data, stage)
+                self._transaction(rcpt, data, stage, envelope_sent=prepared is not None)
                 return Outcome.sent(msgid)
             except SmtpReply as exc:
-                detail = f"{exc.code} {exc.text} (at {exc.step}, {self.where})"
-                if exc.code == 421:  # the server is closing this connection
-                    self._drop()
-                else:
-                    self._reset()
-                if 400 <= exc.code < 500:
-                    return Outcome.transient(detail)
-                return Outcome.permanent(detail)
+                return self._refused(exc)
             except (smtplib.SMTPServerDisconnected, OSError) as exc:
+                prepared = None  # a new connection needs the whole transaction
                 self._drop()
                 what = f"connection to {self.where} lost during {stage[0]}: {exc}"
                 if stage[0] == _Stage.AWAITING_REPLY:
@@ -198,3 +260,14 @@ class SmtpSender(BaseSender):
                     return Outcome.transient(what)
                 # nothing was delivered: reconnect and send it again right away
         return Outcome.transient(f"connection to {self.where} lost")  # pragma: no cover
+
+    def _refused(self, exc: SmtpReply) -> Outcome:
+        """The outcome of a refused transaction; the connection is made ready for the next."""
+        detail = f"{exc.code} {exc.text} (at {exc.step}, {self.where})"
+        if exc.code == 421:  # the server is closing this connection
+            self._drop()
+        else:
+            self._reset()
+        if 400 <= exc.code < 500:
+            return Outcome.transient(detail)
+        return Outcome.permanent(detail)
