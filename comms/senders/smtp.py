@@ -147,10 +147,14 @@ class SmtpSender(BaseSender):
         conn = self._yag.smtp
         conn.ehlo_or_helo_if_needed()
         options = [f"SIZE={len(data)}"] if conn.has_extn("size") else []
-        code, resp = conn.mail(self.envelope_from, options)
+        # smtplib's mail()/rcpt() re-parse each address (quoteaddr); ours are already
+        # validated single addr-specs (mime.recipient / parse_from), so write them as is.
+        conn.putcmd("mail", f"FROM:<{self.envelope_from}>{''.join(' ' + o for o in options)}")
+        code, resp = conn.getreply()
         if code != 250:
             raise SmtpReply("MAIL FROM", code, _text(resp))
-        code, resp = conn.rcpt(rcpt)
+        conn.putcmd("rcpt", f"TO:<{rcpt}>")
+        code, resp = conn.getreply()
         if code not in (250, 251):
             raise SmtpReply("RCPT TO", code, _text(resp))
 
@@ -198,7 +202,7 @@ class SmtpSender(BaseSender):
             return False
         try:
             email = build_email(message, self.identity)
-            rcpt = recipient(message.to_address).addr_spec
+            rcpt = recipient(message.to_address, message.to_name).addr_spec
         except (InvalidMessage, ValueError):
             return False  # send() reports it
         data = as_smtp_bytes(email)
@@ -232,7 +236,7 @@ class SmtpSender(BaseSender):
         else:
             try:
                 email = build_email(message, self.identity)
-                rcpt = recipient(message.to_address).addr_spec
+                rcpt = recipient(message.to_address, message.to_name).addr_spec
             except (InvalidMessage, ValueError) as exc:
                 return Outcome.permanent(str(exc))
             msgid = str(email["Message-ID"])
