@@ -93,8 +93,27 @@ def _unsubscribe(template: str, message: OutgoingMessage) -> str:
     return ", ".join(p if p.startswith("<") else f"<{p}>" for p in parts)
 
 
+class _SmtpPolicy(type(policy.compat32)):  # type: ignore[misc]
+    """compat32 with CRLF, writing a short one-line ASCII header without folding machinery.
+
+    compat32 builds an email.header.Header per header to fold it; a header that
+    fits on one line comes out unchanged, so it is written directly (same bytes).
+    """
+
+    def fold_binary(self, name: str, value: object) -> bytes:
+        if (
+            isinstance(value, str)
+            and value.isascii()
+            and len(name) + 2 + len(value) <= (self.max_line_length or 78)
+            and not _NEWLINES.search(value)
+            and "  " not in value
+        ):
+            return f"{name}: {value}{self.linesep}".encode("ascii")
+        return super().fold_binary(name, value)
+
+
 # Bytes for the SMTP DATA phase: CRLF line ends, as smtplib.send_message would write.
-SMTP_POLICY = policy.compat32.clone(linesep="\r\n")
+SMTP_POLICY = _SmtpPolicy(linesep="\r\n")
 
 
 def _set(msg: Message, name: str, value: str | Header) -> None:
