@@ -12,6 +12,10 @@ Shape of a run (`run_once`):
   serialise and cost about the same for one row or eight. Due messages are
   read ahead in bulk (outbox.ClaimCache); the claiming UPDATE re-checks each
   row, so a message cancelled, paused or edited meanwhile is skipped.
+* On a relay slow to answer (sends averaging PIPELINE_AFTER_SECONDS or more) each
+  worker also gets a hint, the row it will most likely claim next, and sends that
+  message's envelope (MAIL FROM / RCPT TO, sender.prepare) while the commit runs;
+  its content goes only once the commit returned it as claimed (I1 below).
 * A token bucket per channel enforces the rate limit (per second and per minute).
 * Transient failures go back to `queued` with exponential backoff
   (outbox.RetryPolicy); the run waits for those retries when they are near,
