@@ -36,6 +36,7 @@ Invariants (enforced where the comments say so):
 from __future__ import annotations
 
 import atexit
+import contextvars
 import logging
 import queue
 import threading
@@ -148,7 +149,14 @@ class _Committer:
         self.cache = outbox.ClaimCache()  # due rows read ahead: claims need no SELECT
         self._lock = threading.Lock()
         self._q: queue.Queue[_Request | None] = queue.Queue()
-        self._thread = threading.Thread(target=self._loop, name="comms-committer", daemon=True)
+        # copy_context: the committer writes the per-message log entries, which must
+        # name the person who started the run (a contextvar), not the OS user.
+        self._thread = threading.Thread(
+            target=contextvars.copy_context().run,
+            args=(self._loop,),
+            name="comms-committer",
+            daemon=True,
+        )
         self._thread.start()
 
     def call(
@@ -459,8 +467,8 @@ def run_once(
                 for i in range(min(cfg.limits(channel).connections, due[channel])):
                     name = outbox.worker_name(f"{token}-{channel}-{i}")
                     t = threading.Thread(
-                        target=_worker,
-                        args=(run, committer, channel, name, scope, limiters[channel]),
+                        target=contextvars.copy_context().run,
+                        args=(_worker, run, committer, channel, name, scope, limiters[channel]),
                         kwargs={"factory": factory, "attachments": attachments},
                         name=f"comms-{channel}-{i}",
                         daemon=True,

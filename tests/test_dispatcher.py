@@ -313,3 +313,22 @@ def test_two_runs_at_once_never_send_a_message_twice(store: Store, sink: SmtpSin
     msgids = sink.message_ids()
     assert len(msgids) == 120 and len(set(msgids)) == 120
     assert statuses(store, ids) == ["sent"] * 120
+
+
+def test_send_run_records_the_person_who_started_it(store: Store, sink: SmtpSink) -> None:
+    """Per-message entries are written by worker threads: they must still name the user."""
+    from comms import actionlog
+
+    batch_id, ids = seed(store, 3)
+    outbox.queue(store, batch_id=batch_id)
+    actionlog.set_user("alice@example.com")
+    try:
+        dispatcher.run_once(store, batch_id=batch_id)
+    finally:
+        actionlog.set_user(None)
+    assert statuses(store, ids) == ["sent"] * 3
+    per_message = store.rows(
+        'SELECT "user" FROM action_log WHERE message_id IS NOT NULL AND action <> ?', ["queue"]
+    )
+    assert per_message, "the run wrote no per-message entries"
+    assert {r["user"] for r in per_message} == {"alice@example.com"}
