@@ -456,7 +456,7 @@ def _claim_and_mark_sent(
         (n,) = cur.execute(
             "UPDATE messages SET status = 'sent',"
             " provider_id = list_extract($pid, list_position($ids, id)),"
-            " sent_at = $at, updated_at = $at"
+            " sent_at = $at, updated_at = $at, error = NULL"
             f" WHERE id BETWEEN $lo AND $hi AND id IN ({_int_list(sent_ids)})"
             " AND status = 'sending'",
             {

@@ -72,6 +72,8 @@ def test_451_is_retried_then_sent_550_fails_with_server_text(store: Store, sink:
     rows = {r["to_address"]: r for r in store.rows("SELECT * FROM messages")}
     assert rows["client1@example.com"]["status"] == "sent"
     assert rows["client1@example.com"]["attempts"] == 3
+    # Sent in the end: the greylisting text stays in its attempts, not on the message.
+    assert rows["client1@example.com"]["error"] is None
     failed = rows["client2@example.com"]
     assert failed["status"] == "failed" and "550 5.1.1 No such user" in failed["error"]
     assert sink.rcpt_attempts("client1@example.com") == 3
