@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from comms import actionlog, config
+from comms.csv_export import FORMULA_PREFIXES, safe_cell
 from comms.errors import ImportFailed
 from comms.importer import (
     ATTRIBUTE,
@@ -784,7 +785,6 @@ def query_clients(
 
 # -- export ----------------------------------------------------------------------------
 
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 EXPORT_COLUMNS = (
     "id",
     "name",
@@ -803,24 +803,10 @@ EXPORT_COLUMNS = (
 )
 
 
-def safe_text(value: Any) -> str:
-    """A cell as CSV text that no spreadsheet runs as a formula (OWASP CSV injection)."""
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return ""
-    if isinstance(value, bool | np.bool_):
-        return "true" if value else "false"
-    if isinstance(value, list | tuple | np.ndarray):
-        value = ", ".join(str(v) for v in value)
-    text = str(value)
-    return "'" + text if text.startswith(FORMULA_PREFIXES) else text
-
-
 def _safe_sql(expr: str) -> str:
-    """SQL for a text cell that no spreadsheet runs as a formula (the ' prefix of safe_text)."""
-    return (
-        f"CASE WHEN left({expr}, 1) IN ('=', '+', '-', '@', chr(9), chr(13)) "
-        f"THEN chr(39) || {expr} ELSE {expr} END"
-    )
+    """SQL for a text cell that no spreadsheet runs as a formula (csv_export.safe_cell's rule)."""
+    firsts = ", ".join(f"chr({ord(c)})" for c in FORMULA_PREFIXES)
+    return f"CASE WHEN left({expr}, 1) IN ({firsts}) THEN chr(39) || {expr} ELSE {expr} END"
 
 
 def _ident(name: str) -> str:
@@ -867,7 +853,7 @@ def export_csv(store: Store, f: ClientFilter | None = None, *, delimiter: str = 
     for key in keys:
         # The JSON path appears three times in the CASE expression: one parameter each.
         cols.append(
-            f"{_safe_sql('json_extract_string(c.attributes, ?)')} AS {_ident(safe_text(key))}"
+            f"{_safe_sql('json_extract_string(c.attributes, ?)')} AS {_ident(safe_cell(key))}"
         )
         paths += ['$."' + key.replace('"', '\\"') + '"'] * 3
     rel = cur.sql(
