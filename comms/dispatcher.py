@@ -54,10 +54,10 @@ from comms.senders import make_sender
 from comms.senders.base import Attachment, BaseSender, Outcome, OutgoingMessage
 from comms.senders.config import DispatchConfig
 from comms.store import Store
+from comms.validation import CHANNELS
 
 log = logging.getLogger(__name__)
 
-CHANNELS = ("email", "sms")
 RETRY_WAIT_SECONDS = 120.0  # a run waits for its own retries when they are due within this
 # Send the next message's envelope ahead (sender.prepare) only when a send takes at
 # least this long (a relay slow to answer). On a fast one the head start is worth

@@ -22,11 +22,10 @@ from comms.errors import CommsError, NotFound
 from comms.profile import client_address, load_client
 from comms.sms import sms_info, to_gsm7
 from comms.store import Store
-from comms.validation import NO_CONSENT, OPTED_OUT, SMS_KINDS
+from comms.validation import CHANNEL_NAMES, NO_CONSENT, OPTED_OUT, SMS_KINDS
 
 SOURCE_DETAIL = "client detail"
 SOURCE_CLI = "cli"
-CHANNEL_NAMES = {"email": "e-mail", "sms": "SMS"}
 
 
 @dataclass(frozen=True)

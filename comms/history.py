@@ -18,8 +18,8 @@ import pandas as pd
 from comms import sms
 from comms.errors import NotFound
 from comms.store import Store
+from comms.validation import CHANNELS
 
-CHANNELS = ("email", "sms")
 STATUSES = ("draft", "invalid", "queued", "sending", "sent", "failed", "cancelled", "interrupted")
 SOURCES = ("bulk", "client detail", "cli", "test")
 

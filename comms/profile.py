@@ -21,9 +21,8 @@ from comms import actionlog
 from comms.config import default_region
 from comms.errors import CommsError, NotFound
 from comms.store import Store
-from comms.validation import check_email, check_phone
+from comms.validation import CHANNELS, check_email, check_phone
 
-CHANNELS = ("email", "sms")
 EDITABLE = (
     "name",
     "email",

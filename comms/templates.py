@@ -52,8 +52,8 @@ from comms import attachments as att
 from comms.errors import CommsError, NotFound, TemplateError
 from comms.sms import to_gsm7
 from comms.store import Store
+from comms.validation import CHANNELS
 
-CHANNELS = ("email", "sms")
 FORMATS = ("markdown", "html", "text")
 # Fields every client has (besides its imported attributes), for the field list.
 CLIENT_FIELDS = (

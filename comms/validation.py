@@ -30,6 +30,10 @@ TOO_LARGE = "attachments too large"
 
 DEFAULT_REGION = "CZ"
 
+# The two channels, and their names inside a sentence ("no e-mail templates yet").
+CHANNELS = ("email", "sms")
+CHANNEL_NAMES = {"email": "e-mail", "sms": "SMS"}
+
 _KIND_NAMES = {
     PhoneNumberType.MOBILE: "mobile",
     PhoneNumberType.FIXED_LINE: "fixed_line",

@@ -5,8 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from comms.senders.config import is_demo_mode, outbox_dir
-
-CHANNEL_NAMES = {"email": "e-mail", "sms": "SMS"}
+from comms.validation import CHANNEL_NAMES
 
 
 def demo_folders() -> dict[str, str]:

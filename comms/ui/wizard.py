@@ -528,9 +528,8 @@ def step_review(store: Store) -> None:
     table["reason"] = table["reason"].fillna("")
     table["subject"] = table["subject"].fillna("")
     # Status, reason and the exclusion first: the long text columns scroll off the right.
-    columns = ["recipient", "address", "status", "reason", "excluded", "subject", "first_line"]
-    if info["channel"] == "sms":
-        columns = ["recipient", "address", "status", "reason", "excluded", "segments", "first_line"]
+    detail = "segments" if info["channel"] == "sms" else "subject"
+    columns = ["recipient", "address", "status", "reason", "excluded", detail, "first_line"]
     event = st.dataframe(
         table.set_index("id")[columns],
         width="stretch",
