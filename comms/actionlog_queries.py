@@ -8,7 +8,6 @@ message_id, by looking the message up.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -157,16 +156,6 @@ def query_log(store: Store, f: LogFilter, *, limit: int = 50, offset: int = 0) -
     df = store.df(sql, [*params, int(limit), int(offset)])
     df["summary"] = [summarize_detail(d) for d in df["detail"]]
     return df
-
-
-def iter_log(store: Store, f: LogFilter, chunk: int = 5000) -> Iterator[dict[str, Any]]:
-    """Every matching entry as a dict, newest first, fetched in chunks."""
-    sql, params = _select(f, paged=False)
-    cur = store.cursor().execute(sql, params)
-    names = [d[0] for d in cur.description]
-    while rows := cur.fetchmany(chunk):
-        for row in rows:
-            yield dict(zip(names, row, strict=True))
 
 
 def export_log_csv(store: Store, f: LogFilter) -> bytes:

@@ -152,13 +152,3 @@ def for_message(store: Store, message_id: int) -> list[Attachment]:
         [message_id],
     )
     return [Attachment(**r) for r in rows]
-
-
-def for_batch(store: Store, batch_id: int) -> list[Attachment]:
-    """A batch's attachments."""
-    rows = store.rows(
-        "SELECT a.id, a.sha256, a.filename, a.content_type, a.size FROM batch_attachments b"
-        " JOIN attachments a ON a.id = b.attachment_id WHERE b.batch_id = ? ORDER BY a.id",
-        [batch_id],
-    )
-    return [Attachment(**r) for r in rows]

@@ -53,10 +53,6 @@ def int_setting(env: str, section: str | None, key: str | None, default: int) ->
     return int(setting(env, section, key, default))
 
 
-def float_setting(env: str, section: str | None, key: str | None, default: float) -> float:
-    return float(setting(env, section, key, default))
-
-
 def default_region() -> str:
     """Region used to parse phone numbers written without a country code."""
     return str(setting("COMMS_REGION", "comms", "region", "CZ")).upper()

@@ -1089,27 +1089,6 @@ def due_count(
     return int(store.scalar(f"SELECT count(*) FROM messages m WHERE {where}", params))
 
 
-def pending_retry_count(
-    store: Store,
-    *,
-    channel: str | None = None,
-    batch_id: int | None = None,
-    message_ids: Iterable[int] | None = None,
-) -> int:
-    """Queued messages waiting for a retry (next_attempt_at set), due or not."""
-    clauses, params = ["status = 'queued'", "next_attempt_at IS NOT NULL"], []
-    if channel is not None:
-        clauses.append("channel = ?")
-        params.append(channel)
-    if batch_id is not None:
-        clauses.append("batch_id = ?")
-        params.append(int(batch_id))
-    if message_ids is not None:
-        clauses.append("id IN (SELECT unnest(?::BIGINT[]))")
-        params.append(_ids(message_ids))
-    return int(store.scalar(f"SELECT count(*) FROM messages WHERE {' AND '.join(clauses)}", params))
-
-
 def get_message(store: Store, message_id: int) -> dict:
     """One message row, or NotFound."""
     rows = store.rows("SELECT * FROM messages WHERE id = ?", [int(message_id)])

@@ -47,21 +47,6 @@ def open_client_detail(client_id: int) -> None:
     switch(CLIENT_PAGE)
 
 
-def open_client_button(
-    client_id: int | None, *, key: str, label: str = "Open client detail"
-) -> None:
-    """A button that opens the client's detail (disabled without a client or the page)."""
-    available = page_exists(CLIENT_PAGE)
-    if st.button(
-        label,
-        icon=":material/person:",
-        key=key,
-        disabled=client_id is None or not available,
-        help=None if available else "The client detail page is not available.",
-    ):
-        open_client_detail(int(client_id))
-
-
 def show_communication(client_id: int) -> None:
     """Go to the Communication list narrowed to this client."""
     st.session_state["comms_comm_client_id"] = int(client_id)
