@@ -80,23 +80,12 @@ def _through_app_entry() -> None:
     st.rerun()
 
 
-def signed_in_user() -> str | None:
-    """The OIDC user's e-mail or name when sign-in is configured and done."""
-    try:
-        user = st.user
-        if getattr(user, "is_logged_in", False):
-            return user.get("email") or user.get("name")
-    except Exception:  # st.user unavailable (no auth configured, AppTest)
-        return None
-    return None
-
-
 def start_app() -> None:
     """Run once per script run, before the page: store, sign-in gate, identity, banners."""
     get_store()
     start_dispatcher()
-    user = auth.require_sign_in()  # stops the run at the sign-in screen when needed
-    actionlog.set_user(user or signed_in_user())
+    # Stops the run at the sign-in screen when needed; None (sign-in off) logs the OS user.
+    actionlog.set_user(auth.require_sign_in())
     banners.demo_banner()
 
 
