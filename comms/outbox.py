@@ -25,20 +25,17 @@ from __future__ import annotations
 import json
 import os
 import socket
-import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 import duckdb
 
 from comms import actionlog
 from comms.errors import InvalidTransition, NotFound
-from comms.store import Store, is_conflict
-
-T = TypeVar("T")
+from comms.store import Store
 
 # -- the state machine, as data ------------------------------------------------
 
@@ -913,25 +910,7 @@ def record_and_claim_many(
         trail.write(cur, at)
         return statuses, got
 
-    return _write_patiently(store, run)
-
-
-def _write_patiently(store: Store, fn: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
-    """store.write for the dispatcher: many retries on write conflicts, short capped waits.
-
-    Another thread of this process (a page's action, a second run) may touch
-    the same rows; the outcome of a message already handed to a server must
-    still be recorded, so give up only after a long streak of conflicts.
-    """
-    for attempt in range(200):
-        try:
-            with store.transaction() as cur:
-                return fn(cur)
-        except duckdb.Error as exc:
-            if not is_conflict(exc) or attempt == 199:
-                raise
-            time.sleep(min(0.002 * 2**attempt, 0.1))
-    raise AssertionError("unreachable")
+    return store.write(run)
 
 
 def record_and_claim(

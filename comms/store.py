@@ -1,9 +1,18 @@
-"""The DuckDB store: one file, one connection per process, a cursor per thread.
+"""The DuckDB store: one file, one connection per process, a cursor per thread, ONE writer.
 
 DuckDB allows one writing process per file. Inside that process the connection
 object must not be shared across threads, so each thread gets its own cursor
-(`connection.cursor()`), and every multi-row write runs in a transaction that
-is retried when DuckDB reports a write-write conflict between threads.
+(`connection.cursor()`).
+
+Invariant W1 (enforced in `Store.transaction`): every write of this process runs
+inside `Store.transaction`, which holds the process-wide write lock of the file
+from BEGIN to COMMIT/ROLLBACK. Write transactions therefore never interleave,
+and no correctness depends on DuckDB detecting a write-write conflict between
+cursors: DuckDB 2.0.1 raises none for `UPDATE ... RETURNING` on an indexed table
+and silently keeps the last writer's row, which once sent messages twice.
+Reads take no lock: they run on the thread's cursor in autocommit mode and see
+committed data only. A transaction opened while this thread already holds one
+joins it (one BEGIN, one COMMIT), so helpers that write can be composed.
 """
 
 from __future__ import annotations
@@ -11,7 +20,6 @@ from __future__ import annotations
 import os
 import re
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -196,9 +204,14 @@ def _in_use_message(path: Path, exc: Exception) -> str:
     )
 
 
-def is_conflict(exc: BaseException) -> bool:
-    """True for DuckDB's optimistic-concurrency conflicts, which are worth a retry."""
-    return isinstance(exc, duckdb.TransactionException) or "Conflict" in str(exc)
+_WRITE_LOCKS: dict[Path, threading.RLock] = {}
+_WRITE_LOCKS_GUARD = threading.Lock()
+
+
+def _write_lock(path: Path) -> threading.RLock:
+    """The one write lock of a database file in this process (W1), shared by its Stores."""
+    with _WRITE_LOCKS_GUARD:
+        return _WRITE_LOCKS.setdefault(path, threading.RLock())
 
 
 class Store:
@@ -214,6 +227,7 @@ class Store:
                 raise DatabaseInUse(_in_use_message(self.path, exc)) from None
             raise
         self._local = threading.local()
+        self._write_lock = _write_lock(self.path)
         self._closed = False
         self.migrate()
 
@@ -228,32 +242,38 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """BEGIN ... COMMIT on this thread's cursor; ROLLBACK on any error."""
-        cur = self.cursor()
-        cur.execute("BEGIN TRANSACTION")
-        try:
-            yield cur
-        except BaseException:
-            try:
-                cur.execute("ROLLBACK")
-            except duckdb.Error:
-                pass  # DuckDB already aborted it
-            raise
-        else:
-            cur.execute("COMMIT")
+        """BEGIN ... COMMIT on this thread's cursor under the write lock (W1); ROLLBACK on error.
 
-    def write(self, fn: Callable[[duckdb.DuckDBPyConnection], T], retries: int = 5) -> T:
-        """Run fn(cursor) in one transaction, retrying write-write conflicts."""
-        for attempt in range(retries + 1):
+        Inside a transaction this thread already holds, it joins that one.
+        """
+        with self._write_lock:
+            if getattr(self._local, "depth", 0):
+                self._local.depth += 1
+                try:
+                    yield self.cursor()
+                finally:
+                    self._local.depth -= 1
+                return
+            cur = self.cursor()
+            cur.execute("BEGIN TRANSACTION")
+            self._local.depth = 1
             try:
-                with self.transaction() as cur:
-                    return fn(cur)
-            except duckdb.Error as exc:
-                if attempt < retries and is_conflict(exc):
-                    time.sleep(0.005 * 2**attempt)
-                    continue
+                yield cur
+            except BaseException:
+                try:
+                    cur.execute("ROLLBACK")
+                except duckdb.Error:
+                    pass  # DuckDB already aborted it
                 raise
-        raise AssertionError("unreachable")
+            else:
+                cur.execute("COMMIT")
+            finally:
+                self._local.depth = 0
+
+    def write(self, fn: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
+        """Run fn(cursor) in one transaction of the one writer (W1)."""
+        with self.transaction() as cur:
+            return fn(cur)
 
     # -- reads ---------------------------------------------------------------
     def df(self, sql: str, params: list[Any] | tuple[Any, ...] | None = None) -> pd.DataFrame:
@@ -280,13 +300,14 @@ class Store:
 
     def migrate(self) -> None:
         """Apply every migration newer than the file's schema version, each in a transaction."""
-        current = self.schema_version()
-        for version, sql in enumerate(MIGRATIONS, start=1):
-            if version <= current:
-                continue
-            with self.transaction() as cur:
-                cur.execute(sql)
-                cur.execute("INSERT INTO schema_version VALUES (?)", [version])
+        with self._write_lock:
+            current = self.schema_version()
+            for version, sql in enumerate(MIGRATIONS, start=1):
+                if version <= current:
+                    continue
+                with self.transaction() as cur:
+                    cur.execute(sql)
+                    cur.execute("INSERT INTO schema_version VALUES (?)", [version])
 
     def close(self) -> None:
         if not self._closed:
