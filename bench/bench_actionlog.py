@@ -31,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from comms.actionlog_queries import (  # noqa: E402
+from comms.actionlog.queries import (  # noqa: E402
     EXPORT_COLUMNS,
     LogFilter,
     count_log,

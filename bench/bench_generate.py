@@ -79,18 +79,18 @@ def seed(path: Path, n: int) -> None:
 
 def child(channel: str, db: str, limit: int | None) -> None:
     """One timed generation in this (fresh) process; prints a JSON line."""
-    from comms import compose
+    from comms.messages import generate
     from comms.store import open_store
 
     store = open_store(db)
     selection = {"client_ids": list(range(1, limit + 1))} if limit else {"filter": {}}
     t0, c0 = time.perf_counter(), time.process_time()
     if channel == "email":
-        result = compose.generate_messages(
+        result = generate.generate_messages(
             store, selection=selection, channel="email", subject=EMAIL_SUBJECT, body=EMAIL_BODY
         )
     else:
-        result = compose.generate_messages(
+        result = generate.generate_messages(
             store, selection=selection, channel="sms", body=SMS_BODY, gsm7=True
         )
     elapsed = time.perf_counter() - t0

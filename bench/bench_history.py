@@ -27,8 +27,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from comms import history  # noqa: E402
-from comms.history import MessageFilter  # noqa: E402
+from comms.messages import history  # noqa: E402
+from comms.messages.history import MessageFilter  # noqa: E402
 from comms.store import Store, open_store  # noqa: E402
 
 

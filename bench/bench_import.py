@@ -4,7 +4,7 @@ Prints the median wall time of 3 runs, each in a fresh process into a fresh
 database file, and that process's peak RSS (targets: <= 10 s, <= 1 GB). The
 baseline is reading and parsing the same file without normalising or writing.
 Validation runs in spawned worker processes (about 20 MB each: they import only
-comms.validation); their CPU time is printed, and with it the wall time an idle
+comms.rules.validation); their CPU time is printed, and with it the wall time an idle
 machine would take, since the machine is usually shared.
 """
 
@@ -18,7 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import load_average, run_isolated  # noqa: E402
-from comms.sample import csv_text  # noqa: E402
+from comms.clients.sample import csv_text  # noqa: E402
 
 ROWS = 100_000
 RUNS = 3
@@ -47,7 +47,7 @@ print(json.dumps({"wall": wall, "rss": peak_rss_mb(), "cpu": main_cpu, "wcpu": w
 READ_ONLY = """
 import json, sys, time
 from pathlib import Path
-from comms.importer import read_table
+from comms.clients.reading import read_table
 from bench.common import peak_rss_mb
 t0 = time.perf_counter()
 t = read_table(Path(sys.argv[1]).read_bytes())

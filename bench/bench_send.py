@@ -97,7 +97,8 @@ def run_dispatcher(work: Path, rows: list[dict[str, str]], port: int) -> tuple[f
 import csv, json, sys, time
 import jinja2
 from comms.store import open_store
-from comms import outbox, dispatcher
+from comms import outbox
+from comms.sending import dispatcher
 rows = list(csv.DictReader(open({str(work / "list.csv")!r})))[:{len(rows)}]
 env = jinja2.Environment(autoescape=False)
 subject, text = env.from_string({SUBJECT!r}), env.from_string({TEXT!r})
@@ -216,7 +217,8 @@ def sms_case(work: Path, n: int) -> None:
     code = f"""
 import json, time
 from comms.store import open_store
-from comms import outbox, dispatcher
+from comms import outbox
+from comms.sending import dispatcher
 store = open_store()
 cur = store.cursor()
 cur.execute("INSERT INTO batches (channel, name) VALUES ('sms', 'bench')")

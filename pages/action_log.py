@@ -6,7 +6,7 @@ from datetime import date
 
 import streamlit as st
 
-from comms.actionlog_queries import (
+from comms.actionlog.queries import (
     TABLE_COLUMNS,
     LogFilter,
     count_log,

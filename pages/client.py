@@ -2,9 +2,9 @@
 
 import streamlit as st
 
+from comms.clients.profile import load_client
 from comms.errors import NotFound
-from comms.profile import load_client
-from comms.ui import client_detail as ui
+from comms.ui import client as ui
 from comms.ui.common import get_store
 
 store = get_store()

@@ -2,10 +2,10 @@
 
 import streamlit as st
 
+from comms.clients.profile import load_client
 from comms.errors import NotFound
-from comms.profile import load_client
-from comms.ui import communication_ui as ui
-from comms.ui.client_detail import open_client_detail
+from comms.ui import communication as ui
+from comms.ui.client import open_client_detail
 from comms.ui.common import get_store, page_exists
 
 store = get_store()

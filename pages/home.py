@@ -3,10 +3,10 @@
 import altair as alt
 import streamlit as st
 
-from comms import history
-from comms.ui.client_detail import switch
+from comms.messages import history
+from comms.ui.client import switch
 from comms.ui.common import get_store, page_exists
-from comms.ui.communication_ui import STATUS_COLORS
+from comms.ui.communication import STATUS_COLORS
 
 
 def go(label: str, page: str, key: str, *, primary: bool = True) -> None:

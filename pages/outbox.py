@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from comms.ui import outbox_ui
+from comms.ui import outbox as outbox_ui
 from comms.ui.common import get_store
 
 store = get_store()

@@ -6,8 +6,8 @@ import streamlit as st
 
 from comms import actionlog, config
 from comms.errors import CommsError, ConfigError
-from comms.senders.config import ChannelLimits, DispatchConfig, describe_backends
-from comms.sendtest import send_test_message
+from comms.messages.testsend import send_test_message
+from comms.sending.senders.config import ChannelLimits, DispatchConfig, describe_backends
 from comms.ui import auth
 from comms.ui.common import get_store
 

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from comms.ui.common import get_store
-from comms.ui.templates_ui import render
+from comms.ui.templates import render
 
 st.title("Templates")
 st.caption("E-mail (Markdown, HTML or text) and SMS templates with {{ placeholders }}.")

@@ -9,7 +9,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from comms import actionlog
-from comms.actionlog_queries import LogFilter, export_log_csv
+from comms.actionlog.queries import LogFilter, export_log_csv
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = str(ROOT / "pages" / "action_log.py")

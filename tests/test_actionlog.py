@@ -5,7 +5,7 @@ import io
 from datetime import date, datetime
 
 from comms import actionlog
-from comms.actionlog_queries import (
+from comms.actionlog.queries import (
     LogFilter,
     count_log,
     detail_rows,
@@ -124,7 +124,7 @@ def test_csv_export_is_filtered_and_formula_safe(store):
 
 
 def test_entry_message_ids_and_messages_now(store):
-    from comms.actionlog_queries import entry_message_ids, messages_now
+    from comms.actionlog.queries import entry_message_ids, messages_now
 
     seed(store)
     entry = {"message_id": 10, "detail": {"message_ids": [10, 11, "x"]}}
@@ -137,7 +137,7 @@ def test_entry_message_ids_and_messages_now(store):
 
 
 def test_export_in_chunks_writes_one_header_and_every_row(store, monkeypatch):
-    import comms.actionlog_queries as q
+    import comms.actionlog.queries as q
 
     monkeypatch.setattr(q, "CHUNK_VECTORS", 1)  # 2,048 rows per chunk
     store.write(

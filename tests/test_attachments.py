@@ -2,8 +2,8 @@ import hashlib
 
 import pytest
 
-from comms import attachments as att
 from comms.errors import CommsError, NotFound
+from comms.templates import attachments as att
 
 
 def test_stored_once_by_content_and_name(store):

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from comms import history, profile
+from comms.clients import profile
+from comms.messages import history
 from tests.seed_history import add_client, add_message, add_template
 
 PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "client.py")
@@ -166,7 +167,7 @@ def test_opt_out_of_sms_then_compose_is_refused(store, client_id):
 
 
 def test_email_with_template_attachment_and_upload(store, client_id):
-    from comms.attachments import add_attachment
+    from comms.templates.attachments import add_attachment
 
     tid = add_template(store, "Offer", "email", "See the attachment.", subject="Offer")
     pdf = add_attachment(store, "terms.pdf", b"%PDF-1.4 terms")

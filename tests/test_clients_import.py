@@ -19,8 +19,8 @@ from comms.clients import (
     preview_import,
     query_clients,
 )
+from comms.clients.reading import MAX_COLUMNS, decode, detect_mapping, read_table, sniff_delimiter
 from comms.errors import ImportFailed
-from comms.importer import MAX_COLUMNS, decode, detect_mapping, read_table, sniff_delimiter
 
 CZECH = "Jméno;Příjmení;E-mail;Telefon;Město\r\nŠárka;Žďárská;sarka@seznam.cz;777 123 456;Šternberk\r\nŤaťána;Šťastná;tatana@email.cz;+420 602 111 222;Žatec\r\n"
 
@@ -482,24 +482,24 @@ def test_parallel_validation_gives_the_serial_results(monkeypatch, tmp_path):
     import sys
     import types
 
-    from comms import importer
+    from comms.clients import reading
 
     emails = [f"user{i}@example.cz" for i in range(30)] + ["bad@", "", "x y@example.cz"]
     phones = [f"77712{i:04d}" for i in range(30)] + ["12", "+420 222 333 444"]
-    serial = importer.check_values({"email": emails, "phone": phones}, "CZ", workers=1)
-    monkeypatch.setattr(importer, "PARALLEL_MIN_VALUES", 10)
+    serial = reading.check_values({"email": emails, "phone": phones}, "CZ", workers=1)
+    monkeypatch.setattr(reading, "PARALLEL_MIN_VALUES", 10)
 
     def no_local_checks(*args):
         raise AssertionError("the workers must do the checks")
 
-    monkeypatch.setattr(importer, "_check_chunk", no_local_checks)
+    monkeypatch.setattr(reading, "_check_chunk", no_local_checks)
     # Under Streamlit and AppTest, __main__ is a page script: workers must not run it.
     page = tmp_path / "page.py"
     page.write_text("raise SystemExit('a page script ran in a worker')\n")
     fake_main = types.ModuleType("__main__")
     fake_main.__file__ = str(page)
     monkeypatch.setitem(sys.modules, "__main__", fake_main)
-    parallel = importer.check_values({"email": emails, "phone": phones}, "CZ", workers=2)
+    parallel = reading.check_values({"email": emails, "phone": phones}, "CZ", workers=2)
     assert parallel == serial
     assert [c.ok for c in parallel["email"][-3:]] == [False, False, False]
     assert parallel["phone"][-1].kind == "fixed_line"

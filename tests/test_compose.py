@@ -2,9 +2,9 @@ import json
 
 import pytest
 
-from comms import compose
 from comms import templates as tpl
 from comms.errors import CommsError, InvalidTransition, TemplateError
+from comms.messages import generate
 
 
 def add_client(store, **values):
@@ -46,7 +46,7 @@ def test_every_email_reason(store):
         )
     )
     ids = [ok, bad, none, no_consent, opted, dup, no_city]
-    result = compose.generate_messages(
+    result = generate.generate_messages(
         store,
         selection={"client_ids": ids},
         channel="email",
@@ -95,7 +95,7 @@ def test_every_sms_reason_and_segments(store):
         )
     )
     ids = [ok, unparsed, fixed, invalid, none, no_consent, opted, dup]
-    result = compose.generate_messages(
+    result = generate.generate_messages(
         store,
         selection={"client_ids": ids},
         channel="sms",
@@ -122,7 +122,7 @@ def test_every_sms_reason_and_segments(store):
 def test_render_error_and_attributes(store):
     a = email_client(store, "A", "a@example.com", attributes=json.dumps({"points": 0}))
     b = email_client(store, "B", "b@example.com", attributes=json.dumps({"points": 5}))
-    result = compose.generate_messages(
+    result = generate.generate_messages(
         store,
         selection={"client_ids": [a, b]},
         channel="email",
@@ -139,16 +139,18 @@ def test_template_attachments_are_linked_to_every_message(store):
     ids = [email_client(store, f"C{i}", f"c{i}@example.com") for i in range(3)]
     tid = tpl.create_template(store, name="T", channel="email", subject="S", body="B")
     aid = tpl.attach(store, tid, "price list.pdf", b"%PDF")
-    result = compose.generate_messages(store, selection={"client_ids": ids}, template_id=tid)
+    result = generate.generate_messages(store, selection={"client_ids": ids}, template_id=tid)
     assert store.scalar("SELECT count(*) FROM message_attachments") == 3
     assert store.scalar("SELECT count(*) FROM batch_attachments WHERE attachment_id = ?", [aid])
-    msg = compose.get_message(store, messages(store, result.batch_id)[0]["id"])
+    msg = generate.get_message(store, messages(store, result.batch_id)[0]["id"])
     assert [a.filename for a in msg["attachments"]] == ["price list.pdf"]
     # An explicit empty list drops the template's attachments for this send.
-    other = compose.generate_messages(
+    other = generate.generate_messages(
         store, selection={"client_ids": ids}, template_id=tid, attachment_ids=[]
     )
-    assert compose.get_message(store, messages(store, other.batch_id)[0]["id"])["attachments"] == []
+    assert (
+        generate.get_message(store, messages(store, other.batch_id)[0]["id"])["attachments"] == []
+    )
 
 
 def test_generation_is_atomic(store, monkeypatch):
@@ -157,9 +159,9 @@ def test_generation_is_atomic(store, monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(compose.actionlog, "record", boom)
+    monkeypatch.setattr(generate.actionlog, "record", boom)
     with pytest.raises(RuntimeError, match="disk full"):
-        compose.generate_messages(
+        generate.generate_messages(
             store, selection={"client_ids": ids}, channel="email", subject="S", body="B"
         )
     assert store.scalar("SELECT count(*) FROM batches") == 0
@@ -169,11 +171,11 @@ def test_generation_is_atomic(store, monkeypatch):
 def test_bad_template_and_empty_selection_write_nothing(store):
     cid = email_client(store, "A", "a@example.com")
     with pytest.raises(TemplateError, match="line 1"):
-        compose.generate_messages(
+        generate.generate_messages(
             store, selection={"client_ids": [cid]}, channel="email", subject="S", body="{{ x"
         )
     with pytest.raises(TemplateError, match="Python internals"):
-        compose.generate_messages(
+        generate.generate_messages(
             store,
             selection={"client_ids": [cid]},
             channel="email",
@@ -181,7 +183,7 @@ def test_bad_template_and_empty_selection_write_nothing(store):
             body="{{ cycler.__init__.__globals__ }}",
         )
     with pytest.raises(CommsError, match="No clients selected"):
-        compose.generate_messages(
+        generate.generate_messages(
             store, selection={"client_ids": []}, channel="email", subject="S", body="B"
         )
     assert store.scalar("SELECT count(*) FROM batches") == 0
@@ -191,7 +193,7 @@ def test_filter_selection(store):
     pytest.importorskip("comms.clients")
     email_client(store, "Brno", "b@example.com", city="Brno")
     email_client(store, "Praha", "p@example.com", city="Praha")
-    result = compose.generate_messages(
+    result = generate.generate_messages(
         store,
         selection={"filter": {"city": "Brno"}, "count": 1},
         channel="email",
@@ -204,7 +206,7 @@ def test_filter_selection(store):
 def test_edit_revalidates_and_rerenders(store):
     good = email_client(store, "Good", "good@example.com")
     bad = email_client(store, "Bad", "bad@@example")
-    result = compose.generate_messages(
+    result = generate.generate_messages(
         store,
         selection={"client_ids": [good, bad]},
         channel="email",
@@ -212,14 +214,14 @@ def test_edit_revalidates_and_rerenders(store):
         body="Hello **{{ name }}**",
     )
     rows = {m["client_id"]: m for m in messages(store, result.batch_id)}
-    fixed = compose.edit_message(store, rows[bad]["id"], to_address=" Fixed@Example.com ")
+    fixed = generate.edit_message(store, rows[bad]["id"], to_address=" Fixed@Example.com ")
     assert fixed["status"] == "draft" and fixed["to_address"] == "Fixed@example.com"
-    edited = compose.edit_message(
+    edited = generate.edit_message(
         store, rows[good]["id"], subject="New\nsubject", body="Dear <b>you</b>, *thanks*"
     )
     assert edited["subject"] == "New subject"
     assert edited["body_html"] == "<p>Dear &lt;b&gt;you&lt;/b&gt;, <em>thanks</em></p>"
-    dup = compose.edit_message(store, rows[bad]["id"], to_address="good@example.com")
+    dup = generate.edit_message(store, rows[bad]["id"], to_address="good@example.com")
     assert (dup["status"], dup["reason"]) == ("invalid", "duplicate")
     batch = store.rows("SELECT valid, invalid FROM batches WHERE id = ?", [result.batch_id])[0]
     assert batch == {"valid": 1, "invalid": 1}
@@ -233,23 +235,23 @@ def test_edit_revalidates_and_rerenders(store):
 
 def test_edit_sms_recounts_segments(store):
     cid = sms_client(store, "A", "+420601123456")
-    result = compose.generate_messages(
+    result = generate.generate_messages(
         store, selection={"client_ids": [cid]}, channel="sms", body="Hi {{ name }}"
     )
     mid = messages(store, result.batch_id)[0]["id"]
-    msg = compose.edit_message(store, mid, body="ř" * 71)
+    msg = generate.edit_message(store, mid, body="ř" * 71)
     assert (msg["encoding"], msg["segments"]) == ("UCS-2", 2)
-    msg = compose.edit_message(store, mid, body="   ")
+    msg = generate.edit_message(store, mid, body="   ")
     assert (msg["status"], msg["reason"]) == ("invalid", "empty message")
 
 
 def test_exclude_review_and_counts(store):
     ids = [email_client(store, f"C{i}", f"c{i}@example.com") for i in range(3)]
     ids.append(email_client(store, "Bad", "bad"))
-    result = compose.generate_messages(
+    result = generate.generate_messages(
         store, selection={"client_ids": ids}, channel="email", subject="S", body="L1\nL2"
     )
-    table = compose.review(store, result.batch_id)
+    table = generate.review(store, result.batch_id)
     assert list(table.columns[:6]) == [
         "id",
         "client_id",
@@ -259,53 +261,53 @@ def test_exclude_review_and_counts(store):
         "first_line",
     ]
     assert set(table["first_line"]) == {"L1"}
-    assert len(compose.review(store, result.batch_id, status="invalid")) == 1
-    assert compose.reason_counts(store, result.batch_id) == {"invalid e-mail": 1}
+    assert len(generate.review(store, result.batch_id, status="invalid")) == 1
+    assert generate.reason_counts(store, result.batch_id) == {"invalid e-mail": 1}
     first = int(table["id"].iloc[0])
-    assert compose.set_excluded(store, [first], True) == 1
-    assert compose.set_excluded(store, [first], True) == 0  # already excluded
-    info = compose.batch_info(store, result.batch_id)
+    assert generate.set_excluded(store, [first], True) == 1
+    assert generate.set_excluded(store, [first], True) == 0  # already excluded
+    info = generate.batch_info(store, result.batch_id)
     assert info["sendable"] == 2 and info["excluded"] == 1
-    assert compose.first_sendable(store, result.batch_id) == first + 1
-    compose.set_excluded(store, [first], False)
-    assert compose.batch_info(store, result.batch_id)["sendable"] == 3
+    assert generate.first_sendable(store, result.batch_id) == first + 1
+    generate.set_excluded(store, [first], False)
+    assert generate.batch_info(store, result.batch_id)["sendable"] == 3
 
 
 def test_queued_messages_cannot_be_edited(store):
     outbox = pytest.importorskip("comms.outbox")
     cid = email_client(store, "A", "a@example.com")
-    result = compose.generate_messages(
+    result = generate.generate_messages(
         store, selection={"client_ids": [cid]}, channel="email", subject="S", body="B"
     )
     assert outbox.queue(store, batch_id=result.batch_id) == 1
     mid = messages(store, result.batch_id)[0]["id"]
     with pytest.raises(InvalidTransition, match="only drafts"):
-        compose.edit_message(store, mid, body="x")
+        generate.edit_message(store, mid, body="x")
 
 
 def test_save_as_template_and_test_message(store):
     cid = email_client(store, "A", "a@example.com")
-    tid = compose.save_as_template(
+    tid = generate.save_as_template(
         store, name="From wizard", channel="email", subject="S {{ name }}", body="B"
     )
-    compose.save_as_template(
+    generate.save_as_template(
         store, name="From wizard", channel="email", subject="S2", body="B2", template_id=tid
     )
     assert tpl.get_template(store, tid).subject == "S2"
-    result = compose.generate_messages(store, selection={"client_ids": [cid]}, template_id=tid)
-    mid = compose.first_sendable(store, result.batch_id)
+    result = generate.generate_messages(store, selection={"client_ids": [cid]}, template_id=tid)
+    mid = generate.first_sendable(store, result.batch_id)
     with pytest.raises(CommsError, match="Test address"):
-        compose.create_test_message(store, mid, "nope")
-    test_id = compose.create_test_message(store, mid, "tester@example.com")
-    msg = compose.get_message(store, test_id)
+        generate.create_test_message(store, mid, "nope")
+    test_id = generate.create_test_message(store, mid, "tester@example.com")
+    msg = generate.get_message(store, test_id)
     assert (msg["source"], msg["status"], msg["subject"]) == ("test", "draft", "[TEST] S2")
 
 
 def test_chunks_keep_duplicates_and_counts_across_chunks(store, monkeypatch):
-    monkeypatch.setattr(compose, "CHUNK", 2)
+    monkeypatch.setattr(generate, "CHUNK", 2)
     ids = [email_client(store, f"C{i}", f"c{i % 3}@example.com") for i in range(5)]
     seen = []
-    result = compose.generate_messages(
+    result = generate.generate_messages(
         store,
         selection={"client_ids": ids},
         channel="email",
@@ -320,9 +322,9 @@ def test_chunks_keep_duplicates_and_counts_across_chunks(store, monkeypatch):
 
 
 def test_failure_in_a_later_chunk_leaves_nothing(store, monkeypatch):
-    monkeypatch.setattr(compose, "CHUNK", 2)
+    monkeypatch.setattr(generate, "CHUNK", 2)
     ids = [email_client(store, f"C{i}", f"c{i}@example.com") for i in range(5)]
-    real_arrow = compose._arrow
+    real_arrow = generate._arrow
     calls = []
 
     def failing_arrow(rows):
@@ -331,9 +333,9 @@ def test_failure_in_a_later_chunk_leaves_nothing(store, monkeypatch):
             raise MemoryError("out of memory in chunk 2")
         return real_arrow(rows)
 
-    monkeypatch.setattr(compose, "_arrow", failing_arrow)
+    monkeypatch.setattr(generate, "_arrow", failing_arrow)
     with pytest.raises(MemoryError):
-        compose.generate_messages(
+        generate.generate_messages(
             store, selection={"client_ids": ids}, channel="email", subject="S", body="B"
         )
     assert store.scalar("SELECT count(*) FROM batches") == 0
@@ -350,7 +352,7 @@ def test_lists_tags_and_attributes_reach_the_template(store):
         tags=["a", "b"],
         attributes=json.dumps({"Datum narození": "1990-01-01"}),
     )
-    result = compose.generate_messages(
+    result = generate.generate_messages(
         store,
         selection={"client_ids": [cid]},
         channel="sms",
@@ -362,7 +364,7 @@ def test_lists_tags_and_attributes_reach_the_template(store):
 
 def test_missing_field_message_keeps_a_placeholder_to_fix_by_hand(store):
     cid = email_client(store, "Eva", "eva@example.com")  # no city
-    result = compose.generate_messages(
+    result = generate.generate_messages(
         store,
         selection={"client_ids": [cid]},
         channel="email",
@@ -375,9 +377,9 @@ def test_missing_field_message_keeps_a_placeholder_to_fix_by_hand(store):
     assert msg["body_text"] == "Dear Eva, our shop in {{ city }} has news."
     assert "our shop in {{ city }} has news." in msg["body_html"]
     # Saving with the placeholder still there keeps it invalid, naming the field.
-    still = compose.edit_message(store, msg["id"], subject="Hi Eva!")
+    still = generate.edit_message(store, msg["id"], subject="Hi Eva!")
     assert (still["status"], still["reason"]) == ("invalid", "missing field: city")
-    fixed = compose.edit_message(store, msg["id"], body="Dear Eva, our shop in Brno has news.")
+    fixed = generate.edit_message(store, msg["id"], body="Dear Eva, our shop in Brno has news.")
     assert (fixed["status"], fixed["reason"]) == ("draft", None)
     assert fixed["body_html"] == "<p>Dear Eva, our shop in Brno has news.</p>"
 
@@ -385,7 +387,7 @@ def test_missing_field_message_keeps_a_placeholder_to_fix_by_hand(store):
 def test_missing_field_counts(store):
     a = email_client(store, "Jana", "a@example.com", city="Brno", attributes='{"Body věrnosti": 5}')
     b = add_client(store, first_name="", name="", email="b@example.com", attributes="{}")
-    counts = compose.missing_field_counts(
+    counts = generate.missing_field_counts(
         store, {"client_ids": [a, b]}, ["city", "first_name", "body_vernosti", "nothing", "tags"]
     )
     assert counts == {"city": 1, "first_name": 1, "body_vernosti": 1, "nothing": 2, "tags": 2}
@@ -394,7 +396,7 @@ def test_missing_field_counts(store):
 def test_review_first_line_of_markdown_without_marks(store):
     """The review table reads like the e-mail: no ** or leading # from the Markdown source."""
     cid = email_client(store, "Jana", "jana@example.com")
-    result = compose.generate_messages(
+    result = generate.generate_messages(
         store,
         selection={"client_ids": [cid]},
         channel="email",
@@ -402,8 +404,8 @@ def test_review_first_line_of_markdown_without_marks(store):
         body="## Dear **{{ name }}**, __hi__\n\nMore",
         body_format="markdown",
     )
-    assert list(compose.review(store, result.batch_id)["first_line"]) == ["Dear Jana, hi"]
-    text = compose.generate_messages(
+    assert list(generate.review(store, result.batch_id)["first_line"]) == ["Dear Jana, hi"]
+    text = generate.generate_messages(
         store,
         selection={"client_ids": [cid]},
         channel="email",
@@ -411,16 +413,16 @@ def test_review_first_line_of_markdown_without_marks(store):
         body="**as typed**",
         body_format="text",
     )
-    assert list(compose.review(store, text.batch_id)["first_line"]) == ["**as typed**"]
+    assert list(generate.review(store, text.batch_id)["first_line"]) == ["**as typed**"]
 
 
 def test_review_search_and_limit(store):
     ids = [email_client(store, n, f"{n.lower()}@example.com") for n in ("Jana", "Petr", "Eva")]
-    result = compose.generate_messages(
+    result = generate.generate_messages(
         store, selection={"client_ids": ids}, channel="email", subject="S", body="B"
     )
-    assert list(compose.review(store, result.batch_id, search="PETR")["recipient"]) == ["Petr"]
-    assert list(compose.review(store, result.batch_id, search="eva@")["recipient"]) == ["Eva"]
-    assert len(compose.review(store, result.batch_id, limit=2)) == 2
-    assert compose.review_count(store, result.batch_id) == 3
-    assert compose.review_count(store, result.batch_id, "invalid") == 0
+    assert list(generate.review(store, result.batch_id, search="PETR")["recipient"]) == ["Petr"]
+    assert list(generate.review(store, result.batch_id, search="eva@")["recipient"]) == ["Eva"]
+    assert len(generate.review(store, result.batch_id, limit=2)) == 2
+    assert generate.review_count(store, result.batch_id) == 3
+    assert generate.review_count(store, result.batch_id, "invalid") == 0

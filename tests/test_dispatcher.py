@@ -12,8 +12,9 @@ import pytest
 from servers import SmtpSink, TwilioServer, free_port
 from test_outbox import seed, statuses
 
-from comms import dispatcher, outbox
-from comms.dispatcher import TokenBucket
+from comms import outbox
+from comms.sending import dispatcher
+from comms.sending.dispatcher import TokenBucket
 from comms.store import Store, open_store
 
 

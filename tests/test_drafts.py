@@ -1,19 +1,21 @@
-"""Compose one message for one client, edit and copy drafts, send drafts."""
+"""Compose one message for one client, edit and copy drafts, send compose."""
 
 from __future__ import annotations
 
 import pytest
 
-from comms import drafts, history, outbox, profile
-from comms.attachments import add_attachment
+from comms import outbox
+from comms.clients import profile
 from comms.errors import CommsError, InvalidTransition, TemplateError
+from comms.messages import compose, history
+from comms.templates.attachments import add_attachment
 from tests.seed_history import add_client, add_message
 
 
 def test_compose_email_draft_renders_fields_and_attachments(store):
     cid = add_client(store, attributes={"points": 120})
     pdf = add_attachment(store, "offer.pdf", b"%PDF-1.4 test")
-    res = drafts.compose(
+    res = compose.compose(
         store,
         client_id=cid,
         channel="email",
@@ -35,14 +37,14 @@ def test_compose_email_draft_renders_fields_and_attachments(store):
 
 def test_html_in_fields_is_escaped(store):
     cid = add_client(store, name="<script>alert(1)</script>")
-    res = drafts.compose(store, client_id=cid, channel="email", subject="x", body="Hi {{ name }}")
+    res = compose.compose(store, client_id=cid, channel="email", subject="x", body="Hi {{ name }}")
     html = history.get_message(store, res.message_id)["body_html"]
     assert "<script>" not in html and "&lt;script&gt;" in html
 
 
 def test_compose_sms_counts_segments_and_transliterates(store):
     cid = add_client(store)
-    res = drafts.compose(
+    res = compose.compose(
         store, client_id=cid, channel="sms", body="Dobrý den, {{ name }}! Příští týden", gsm7=True
     )
     msg = history.get_message(store, res.message_id)
@@ -53,7 +55,7 @@ def test_compose_sms_counts_segments_and_transliterates(store):
 
 def test_send_now_queues(store):
     cid = add_client(store)
-    res = drafts.compose(store, client_id=cid, channel="sms", body="Hi", send=True)
+    res = compose.compose(store, client_id=cid, channel="sms", body="Hi", send=True)
     assert res.status == "queued"
     assert history.get_message(store, res.message_id)["status"] == "queued"
 
@@ -70,7 +72,7 @@ def test_send_now_queues(store):
 def test_compose_refuses_unusable_recipient(store, fields, channel, words):
     cid = add_client(store, **fields)
     with pytest.raises(CommsError, match=words):
-        drafts.compose(store, client_id=cid, channel=channel, subject="s", body="b")
+        compose.compose(store, client_id=cid, channel=channel, subject="s", body="b")
     assert store.scalar("SELECT count(*) FROM messages") == 0
 
 
@@ -78,37 +80,37 @@ def test_compose_refuses_suppressed_address(store):
     cid = add_client(store)
     profile.add_suppression(store, "JANA@example.cz", "bounced list")
     with pytest.raises(CommsError, match="opted out"):
-        drafts.compose(store, client_id=cid, channel="email", subject="s", body="b")
+        compose.compose(store, client_id=cid, channel="email", subject="s", body="b")
     assert store.scalar("SELECT count(*) FROM messages") == 0
 
 
 def test_missing_field_and_sandbox_are_clear_errors(store):
     cid = add_client(store)
     with pytest.raises(TemplateError, match="missing field"):
-        drafts.compose(store, client_id=cid, channel="sms", body="Hi {{ nickname }}")
+        compose.compose(store, client_id=cid, channel="sms", body="Hi {{ nickname }}")
     with pytest.raises(TemplateError):
-        drafts.compose(store, client_id=cid, channel="sms", body="{{ ''.__class__.__mro__ }}")
+        compose.compose(store, client_id=cid, channel="sms", body="{{ ''.__class__.__mro__ }}")
     with pytest.raises(CommsError, match="subject"):
-        drafts.compose(store, client_id=cid, channel="email", subject="", body="b")
+        compose.compose(store, client_id=cid, channel="email", subject="", body="b")
     assert store.scalar("SELECT count(*) FROM messages") == 0
 
 
 def test_edit_copy_and_send_drafts(store):
     cid = add_client(store)
-    res = drafts.compose(store, client_id=cid, channel="email", subject="A", body="one")
-    drafts.edit_draft(store, res.message_id, subject="B", body="two *words*")
+    res = compose.compose(store, client_id=cid, channel="email", subject="A", body="one")
+    compose.edit_draft(store, res.message_id, subject="B", body="two *words*")
     msg = history.get_message(store, res.message_id)
     assert (msg["subject"], msg["body_text"]) == ("B", "two *words*")
     assert "<em>words</em>" in msg["body_html"]
 
     sent = add_message(store, cid, status="failed", source="bulk", subject="Old")
-    copy = drafts.copy_to_draft(store, sent)
+    copy = compose.copy_to_draft(store, sent)
     cm = history.get_message(store, copy)
     assert (cm["status"], cm["source"], cm["subject"]) == ("draft", "client detail", "Old")
 
-    assert drafts.send_drafts(store, [res.message_id, copy]) == 2
+    assert compose.send_drafts(store, [res.message_id, copy]) == 2
     assert outbox.progress(store)["queued"] == 2
     with pytest.raises(InvalidTransition):
-        drafts.send_drafts(store, [res.message_id])  # already queued
+        compose.send_drafts(store, [res.message_id])  # already queued
     with pytest.raises(CommsError, match="only drafts"):
-        drafts.edit_draft(store, res.message_id, body="x")
+        compose.edit_draft(store, res.message_id, body="x")

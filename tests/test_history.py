@@ -6,9 +6,9 @@ import datetime as dt
 
 import pytest
 
-from comms import history
 from comms.errors import NotFound
-from comms.history import MessageFilter
+from comms.messages import history
+from comms.messages.history import MessageFilter
 from tests.seed_history import add_client, add_message
 
 

@@ -233,7 +233,7 @@ def test_send_now_in_a_real_browser(run_app, page, db_path):
 
 def test_batch_counts_leave_out_empty_statuses_and_say_why_nothing_is_sendable():
     """A batch card shows the statuses it has, and an all-invalid batch says so."""
-    from comms.ui.outbox_ui import counts_markdown, progress_of
+    from comms.ui.outbox import counts_markdown, progress_of
 
     text = counts_markdown({"sent": 5, "queued": 0, "failed": 0, "invalid": 2})
     assert text == ":green-badge[sent 5] :gray-badge[invalid 2]"

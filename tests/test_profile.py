@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from comms import profile
+from comms.clients import profile
 from comms.errors import NotFound
 from tests.seed_history import add_client
 

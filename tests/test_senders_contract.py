@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from servers import SmtpSink, TwilioServer
 
-from comms.senders.base import BaseSender, DummySender, OutgoingMessage
-from comms.senders.config import SmtpConfig, TwilioConfig
-from comms.senders.outbox_folder import OutboxFolderSender
-from comms.senders.smtp import SmtpSender
-from comms.senders.twilio_sms import TwilioSender
+from comms.sending.senders.base import BaseSender, DummySender, OutgoingMessage
+from comms.sending.senders.config import SmtpConfig, TwilioConfig
+from comms.sending.senders.outbox_folder import OutboxFolderSender
+from comms.sending.senders.smtp import SmtpSender
+from comms.sending.senders.twilio_sms import TwilioSender
 
 
 class SenderContract:
@@ -182,7 +182,7 @@ class TestDummyContract(SenderContract):
 
 
 def test_demo_mode_when_nothing_is_configured(db_path: Path) -> None:
-    from comms.senders import backend_name, describe_backends, is_demo_mode, make_sender
+    from comms.sending.senders import backend_name, describe_backends, is_demo_mode, make_sender
 
     assert is_demo_mode() and is_demo_mode("email") and is_demo_mode("sms")
     assert backend_name("email") == "outbox" and isinstance(make_sender("sms"), OutboxFolderSender)
@@ -194,7 +194,7 @@ def test_secrets_example_configures_both_and_no_secret_is_described(
     db_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from comms.config import ROOT
-    from comms.senders import describe_backends, is_demo_mode
+    from comms.sending.senders import describe_backends, is_demo_mode
 
     monkeypatch.setenv("COMMS_SECRETS", str(ROOT / ".streamlit" / "secrets.toml.example"))
     assert not is_demo_mode()

@@ -111,7 +111,7 @@ def test_smtp_backend_is_described_without_its_password_and_test_arrives(store, 
         assert f"**Server:** `127.0.0.1:{sink.port}`" in text
         assert "**Security:** `none`" in text and "**Login:** `mailer`" in text
         assert "Comms Test <sender@example.com>" in text
-        from comms.senders.config import DispatchConfig
+        from comms.sending.senders.config import DispatchConfig
 
         sms = DispatchConfig.from_settings().sms.connections  # the default, whatever it is
         assert "E-mail,3,10/s" in text and f"SMS,{sms},no limit" in text
@@ -161,7 +161,7 @@ def test_sign_in_state_is_explained(store, tmp_path, monkeypatch):
 
 
 def banner_app():
-    from comms.ui.banners import demo_banner
+    from comms.ui.widgets.banners import demo_banner
 
     demo_banner()
 

@@ -1,6 +1,6 @@
 import pytest
 
-from comms.sms import GSM7, UCS2, is_gsm7, max_segments, sms_info, to_gsm7
+from comms.rules.sms import GSM7, UCS2, is_gsm7, max_segments, sms_info, to_gsm7
 
 
 @pytest.mark.parametrize(

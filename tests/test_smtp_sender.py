@@ -11,10 +11,10 @@ import pytest
 from servers import SmtpSink
 
 from comms.errors import ConfigError
-from comms.senders.base import Attachment, OutgoingMessage
-from comms.senders.config import SmtpConfig
-from comms.senders.mime import EmailIdentity, build_email
-from comms.senders.smtp import SmtpSender
+from comms.sending.senders.base import Attachment, OutgoingMessage
+from comms.sending.senders.config import SmtpConfig
+from comms.sending.senders.mime import EmailIdentity, build_email
+from comms.sending.senders.smtp import SmtpSender
 
 
 def msg(i: int = 1, to: str = "jan@example.com", **kw) -> OutgoingMessage:

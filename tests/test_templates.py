@@ -228,7 +228,7 @@ def test_one_render_per_recipient_matches_separate_renders(fmt, subject, body):
 def test_gsm7_template_transliterates_text_and_values_alike():
     source = "Dobrý den {{ name }}, „{{ city|upper }}“ {% if vip is defined %}VIP{% endif %} – ř"
     ctx = {"name": "Jiří Čech", "city": "Plzeň"}
-    from comms.sms import to_gsm7
+    from comms.rules.sms import to_gsm7
 
     plain = compile_template("sms", None, source).render(ctx).text
     fast = compile_template("sms", None, source, gsm7=True).render(ctx).text

@@ -8,10 +8,10 @@ import pytest
 from servers import TwilioServer, free_port
 
 from comms.errors import ConfigError
-from comms.senders import backend_name, make_sender
-from comms.senders.base import OutgoingMessage
-from comms.senders.config import TwilioConfig
-from comms.senders.twilio_sms import TwilioSender
+from comms.sending.senders import backend_name, make_sender
+from comms.sending.senders.base import OutgoingMessage
+from comms.sending.senders.config import TwilioConfig
+from comms.sending.senders.twilio_sms import TwilioSender
 
 
 def sms(to: str = "+420601000001", body: str = "Vaše zásilka je na cestě") -> OutgoingMessage:

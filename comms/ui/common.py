@@ -9,7 +9,8 @@ import streamlit as st
 
 from comms import actionlog
 from comms.store import Store, open_store
-from comms.ui import auth, banners
+from comms.ui import auth
+from comms.ui.widgets import banners
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
@@ -102,6 +103,6 @@ def start_dispatcher() -> None:
         return
     if type(Runtime._instance) is not Runtime:
         return
-    from comms.dispatcher import start_background
+    from comms.sending.dispatcher import start_background
 
     start_background(get_store())

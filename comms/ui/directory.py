@@ -21,8 +21,8 @@ from comms.clients import (
     page_and_count,
     preview_import,
 )
+from comms.clients.reading import TARGETS
 from comms.errors import ImportFailed
-from comms.importer import TARGETS
 from comms.store import Store
 from comms.ui.common import page_exists
 

@@ -2,7 +2,7 @@
 
 State lives in st.session_state under `wiz_*` keys, so every step survives
 reruns; the batch itself lives in the database from "Generate" on, so the
-review and finish steps only read and call comms.compose / comms.outbox.
+review and finish steps only read and call comms.messages.generate / comms.outbox.
 """
 
 from __future__ import annotations
@@ -14,16 +14,16 @@ from typing import Any
 
 import streamlit as st
 
-from comms import attachments as att
-from comms import compose
 from comms import templates as tpl
 from comms.errors import CommsError
-from comms.sms import max_segments, to_gsm7
+from comms.messages import generate
+from comms.rules.sms import max_segments, to_gsm7
 from comms.store import Store
-from comms.ui import attachments_ui
+from comms.templates import attachments as att
 from comms.ui.common import page_exists
-from comms.ui.communication_ui import CHANNEL_LABELS
-from comms.ui.sms_counter import sms_counter
+from comms.ui.communication import CHANNEL_LABELS
+from comms.ui.widgets import attachments as attachments_ui
+from comms.ui.widgets.sms_counter import sms_counter
 
 FORMAT_LABELS = {
     "markdown": "Markdown (recommended)",
@@ -96,7 +96,7 @@ def _selection() -> dict | None:
 
 
 def _describe_selection(store: Store, sel: dict) -> tuple[int, str]:
-    n = compose.selection_count(store, sel)
+    n = generate.selection_count(store, sel)
     if "client_ids" in sel:
         return n, f"{n} selected client{'s' if n != 1 else ''}"
     flt = {k: v for k, v in (sel.get("filter") or {}).items() if v not in (None, "", "equals")}
@@ -113,8 +113,8 @@ def no_selection(store: Store) -> None:
     )
     if page_exists("pages/directory.py"):
         _link(st, "Go to Clients", "pages/directory.py", ":material/group:", "wiz_go_clients")
-    lists = compose.list_names(store)
-    total = compose.client_count(store)
+    lists = generate.list_names(store)
+    total = generate.client_count(store)
     if not total:
         st.caption("There are no clients yet: upload a client list in Clients first.")
         return
@@ -132,7 +132,7 @@ def no_selection(store: Store) -> None:
     if st.button("Use this list", type="primary", icon=":material/checklist:"):
         flt = {} if choice == "All clients" else {"list": choice}
         sel = {"filter": flt}
-        sel["count"] = compose.selection_count(store, sel)
+        sel["count"] = generate.selection_count(store, sel)
         st.session_state["comms_selection"] = sel
         st.session_state["comms_wizard_channel"] = channel
         reset()
@@ -279,7 +279,7 @@ def step_template(store: Store, channel: str) -> None:
 
 # -- 2. content ---------------------------------------------------------------------------
 def _preview_client(store: Store, sel: dict) -> dict | None:
-    cid = compose.first_client_id(store, sel)
+    cid = generate.first_client_id(store, sel)
     return tpl.sample_client(store, cid) if cid is not None else None
 
 
@@ -334,7 +334,7 @@ def step_content(store: Store, channel: str, sel: dict) -> None:
             st.error(error, icon=":material/error:")
         elif compiled.fields:
             st.caption("Fields used: " + ", ".join(f"`{f}`" for f in sorted(compiled.fields)))
-            lacking = compose.missing_field_counts(store, sel, compiled.fields)
+            lacking = generate.missing_field_counts(store, sel, compiled.fields)
             if lacking:
                 st.warning(
                     "Some recipients lack a field; their messages will be marked "
@@ -379,7 +379,7 @@ def step_content(store: Store, channel: str, sel: dict) -> None:
 
 def _save_template(store: Store, channel: str, name: str, template_id: int | None) -> None:
     try:
-        tid = compose.save_as_template(
+        tid = generate.save_as_template(
             store,
             name=name,
             channel=channel,
@@ -463,7 +463,7 @@ def step_generate(store: Store, channel: str, sel: dict, count: int) -> None:
             bar.progress(done / max(total, 1), text=f"Rendered {done:,} of {total:,}")
 
         try:
-            result = compose.generate_messages(
+            result = generate.generate_messages(
                 store,
                 selection=sel,
                 template_id=_state("template_id"),
@@ -496,7 +496,7 @@ def _counts(store: Store, batch_id: int, info: dict) -> None:
     c[1].metric("Ready to send", info["sendable"])
     c[2].metric("Invalid", info["by_status"].get("invalid", 0))
     c[3].metric("Excluded", info["excluded"])
-    reasons = compose.reason_counts(store, batch_id)
+    reasons = generate.reason_counts(store, batch_id)
     if reasons:
         st.markdown(
             "**Why messages cannot be sent:** "
@@ -508,7 +508,7 @@ def _counts(store: Store, batch_id: int, info: dict) -> None:
 
 def step_review(store: Store) -> None:
     batch_id = _state("batch_id")
-    info = compose.batch_info(store, batch_id)
+    info = generate.batch_info(store, batch_id)
     _heading(4, info["channel"], f"Review batch {batch_id}")
     _counts(store, batch_id, info)
     c1, c2 = st.columns([2, 3])
@@ -516,11 +516,11 @@ def step_review(store: Store) -> None:
     search = c2.text_input(
         "Find a recipient", key="wiz_review_search", placeholder="name or address"
     )
-    table = compose.review(
+    table = generate.review(
         store, batch_id, STATUS_FILTERS[status], search=search, limit=REVIEW_ROWS
     )
     if len(table) == REVIEW_ROWS:
-        total = compose.review_count(store, batch_id, STATUS_FILTERS[status], search=search)
+        total = generate.review_count(store, batch_id, STATUS_FILTERS[status], search=search)
         st.caption(
             f"Showing the first {REVIEW_ROWS:,} of {total:,} messages; "
             "find a recipient or filter by status to see others."
@@ -584,7 +584,7 @@ def step_review(store: Store) -> None:
 
 def message_panel(store: Store, message_id: int) -> None:
     """One message as the recipient will see it, with edit and exclude."""
-    msg = compose.get_message(store, message_id)
+    msg = generate.get_message(store, message_id)
     with st.container(border=True):
         st.markdown(
             f"**To:** {md_escape(msg['to_name'] or '')} · {md_escape(msg['to_address'] or '—')}"
@@ -607,7 +607,7 @@ def message_panel(store: Store, message_id: int) -> None:
         else:
             st.text(msg["body_text"] or "")
             sms_counter(msg["body_text"] or "", label="This message")
-        if msg["status"] not in compose.EDITABLE:
+        if msg["status"] not in generate.EDITABLE:
             st.caption(f"This message is {msg['status']}; it can no longer be edited.")
             return
         with st.form(f"wiz_edit_{message_id}"):
@@ -618,11 +618,11 @@ def message_panel(store: Store, message_id: int) -> None:
             subject = None
             if msg["channel"] == "email":
                 subject = st.text_input("Subject", value=msg["subject"] or "")
-            body = st.text_area("Body", value=compose.editable_body(msg), height=200)
+            body = st.text_area("Body", value=generate.editable_body(msg), height=200)
             saved = st.form_submit_button("Save changes", icon=":material/save:")
         if saved:
             try:
-                updated = compose.edit_message(
+                updated = generate.edit_message(
                     store, message_id, subject=subject, body=body, to_address=address
                 )
             except CommsError as exc:
@@ -642,25 +642,25 @@ def message_panel(store: Store, message_id: int) -> None:
             if st.button(
                 "Include again", key=f"wiz_include_{message_id}", icon=":material/add_circle:"
             ):
-                compose.set_excluded(store, [message_id], False)
+                generate.set_excluded(store, [message_id], False)
                 st.rerun()
         elif st.button(
             "Exclude from this send",
             key=f"wiz_exclude_{message_id}",
             icon=":material/remove_circle:",
         ):
-            compose.set_excluded(store, [message_id], True)
+            generate.set_excluded(store, [message_id], True)
             st.rerun()
 
 
 # -- 6. finish ------------------------------------------------------------------------------
 def _dispatcher_available() -> bool:
-    return importlib.util.find_spec("comms.dispatcher") is not None
+    return importlib.util.find_spec("comms.sending.dispatcher") is not None
 
 
 def step_finish(store: Store) -> None:
     batch_id = _state("batch_id")
-    info = compose.batch_info(store, batch_id)
+    info = generate.batch_info(store, batch_id)
     _heading(5, info["channel"], "Finish")
     done = _state("done")
     if done:
@@ -769,7 +769,7 @@ def _send_test(store: Store, batch_id: int, channel: str) -> None:
         available = _dispatcher_available()
         if not available:
             st.caption("Sending is not set up in this version yet, so tests cannot be sent.")
-        sample = compose.first_sendable(store, batch_id)
+        sample = generate.first_sendable(store, batch_id)
         label = "Send the first ready message to" + (
             " (e-mail)" if channel == "email" else " (phone)"
         )
@@ -780,10 +780,11 @@ def _send_test(store: Store, batch_id: int, channel: str) -> None:
             key="wiz_send_test",
             icon=":material/science:",
         ):
-            from comms import dispatcher, outbox
+            from comms import outbox
+            from comms.sending import dispatcher
 
             try:
-                test_id = compose.create_test_message(store, sample, address)
+                test_id = generate.create_test_message(store, sample, address)
                 outbox.queue(store, message_ids=[test_id])
                 outcome = dispatcher.send_now(store, [test_id])
             except CommsError as exc:

@@ -1,0 +1,559 @@
+"""Reading an uploaded client list: bytes -> header + rows of text, and column mapping.
+
+Nothing here touches the database. `read_table` turns CSV / XLSX bytes into a
+`RawTable` (encoding, delimiter and header row detected), `detect_mapping`
+guesses which column is the name, e-mail, phone ... from Czech and English
+header names. A whole file that cannot be read raises ImportFailed with one
+sentence a person can act on.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import unicodedata
+import zipfile
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from pathlib import Path
+
+from comms.errors import ImportFailed
+
+# Most columns a list may have: a wider file is almost surely not a client list
+# and would make the mapping editor and the attributes JSON unusable.
+MAX_COLUMNS = 500
+# Junk title rows that Excel exports put above the header are looked for here.
+HEADER_SCAN_ROWS = 20
+
+# Fields a column can be mapped to; anything else is kept as an attribute.
+FIELDS = (
+    "name",
+    "first_name",
+    "last_name",
+    "email",
+    "phone",
+    "company",
+    "city",
+    "tags",
+    "consent",
+    "consent_email",
+    "consent_sms",
+)
+ATTRIBUTE = "attribute"  # keep the column as an attribute (the default)
+IGNORE = "ignore"  # drop the column
+TARGETS = (*FIELDS, ATTRIBUTE, IGNORE)
+
+# Header synonyms, compared after folding (lowercase, no diacritics, no punctuation).
+_SYNONYMS: dict[str, tuple[str, ...]] = {
+    "name": (
+        "name",
+        "full name",
+        "fullname",
+        "jmeno a prijmeni",
+        "cele jmeno",
+        "klient",
+        "client",
+        "zakaznik",
+        "customer",
+        "contact",
+        "kontakt",
+        "contact name",
+        "nazev",
+        "display name",
+    ),
+    "first_name": ("first name", "firstname", "given name", "krestni jmeno", "krestni", "jmeno"),
+    "last_name": ("last name", "lastname", "surname", "family name", "prijmeni"),
+    "email": (
+        "email",
+        "e mail",
+        "mail",
+        "email address",
+        "e mail address",
+        "emailova adresa",
+        "e mailova adresa",
+        "adresa email",
+        "email 1",
+        "primary email",
+    ),
+    "phone": (
+        "phone",
+        "telephone",
+        "tel",
+        "telefon",
+        "mobil",
+        "mobile",
+        "mobile phone",
+        "cell",
+        "cell phone",
+        "gsm",
+        "phone number",
+        "telefonni cislo",
+        "cislo telefonu",
+        "mobilni telefon",
+        "mobilni cislo",
+        "tel cislo",
+        "mobile number",
+    ),
+    "company": (
+        "company",
+        "firma",
+        "spolecnost",
+        "organizace",
+        "organization",
+        "organisation",
+        "employer",
+        "zamestnavatel",
+        "company name",
+        "nazev firmy",
+    ),
+    "city": ("city", "town", "mesto", "obec", "misto", "sidlo"),
+    "tags": ("tags", "tag", "stitky", "stitek", "tagy", "labels", "label"),
+    "consent": (
+        "consent",
+        "souhlas",
+        "gdpr",
+        "gdpr souhlas",
+        "souhlas gdpr",
+        "marketing consent",
+        "souhlas s marketingem",
+        "opt in",
+        "optin",
+        "marketingovy souhlas",
+    ),
+    "consent_email": (
+        "email consent",
+        "e mail consent",
+        "consent email",
+        "consent e mail",
+        "souhlas email",
+        "souhlas e mail",
+        "email opt in",
+    ),
+    "consent_sms": ("sms consent", "consent sms", "souhlas sms", "sms opt in"),
+}
+_SYNONYM_INDEX = {syn: fld for fld, syns in _SYNONYMS.items() for syn in syns}
+
+
+def fold(text: str) -> str:
+    """Lowercase, strip diacritics, punctuation to single spaces: 'Příjmení:' -> 'prijmeni'."""
+    text = unicodedata.normalize("NFKD", str(text)).encode("ascii", "ignore").decode("ascii")
+    return " ".join(re.sub(r"[^a-z0-9]+", " ", text.lower()).split())
+
+
+def attribute_key(header: str) -> str:
+    """A header as a template variable name: 'Datum narození' -> 'datum_narozeni'."""
+    key = fold(header).replace(" ", "_")
+    if not key:
+        return "column"
+    if key[0].isdigit():
+        key = "col_" + key
+    return key
+
+
+def field_for_header(header: str) -> str | None:
+    """The field a header names (Czech or English synonym), or None."""
+    return _SYNONYM_INDEX.get(fold(header))
+
+
+@dataclass
+class RawTable:
+    """An uploaded file read as text: the header and the data rows with their file row numbers."""
+
+    kind: str  # 'csv' | 'xlsx'
+    encoding: str | None
+    delimiter: str | None
+    header_row: int  # 1-based row (CSV: line) number of the header in the file
+    headers: list[str]  # unique display names ("E-mail", "E-mail (2)" for a repeat)
+    rows: list[list[str]]  # each padded / cut to len(headers)
+    row_numbers: list[int]  # 1-based row / line number of each data row in the file
+    ragged: dict[int, int] = field(default_factory=dict)  # row number -> cells beyond the header
+
+    @property
+    def delimiter_name(self) -> str:
+        return {",": "comma", ";": "semicolon", "\t": "tab"}.get(self.delimiter or "", "-")
+
+
+# -- bytes -> text -------------------------------------------------------------
+
+# Bytes that are letters in Windows-1250 (Š Ś Ť Ž Ź š ś ť ž ź) but C1 control codes
+# in ISO-8859-2, and bytes that are Czech letters in ISO-8859-2 (Š Ť Ž š ť ž)
+# but symbols in Windows-1250 (© « ® ą » ľ). The rest of Czech is identical.
+_CP1250_ONLY = bytes([0x8A, 0x8C, 0x8D, 0x8E, 0x8F, 0x9A, 0x9C, 0x9D, 0x9E, 0x9F])
+_ISO_ONLY = bytes([0xA9, 0xAB, 0xAE, 0xB9, 0xBB, 0xBE])
+
+
+def _count_any(data: bytes, chars: bytes) -> int:
+    return sum(data.count(bytes([b])) for b in chars)
+
+
+def decode(data: bytes) -> tuple[str, str]:
+    """Text and encoding name: UTF-8 (BOM or not), UTF-16 with BOM, Windows-1250, ISO-8859-2."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        return _decode_or_fail(data[3:], "utf-8"), "utf-8-sig"
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return _decode_or_fail(data, "utf-16"), "utf-16"  # Excel's "Unicode text"
+    if b"\x00" in data[:65536]:
+        raise ImportFailed("The file is binary, not a CSV or XLSX table.")
+    try:
+        return data.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    cp = _count_any(data, _CP1250_ONLY)
+    iso = _count_any(data, _ISO_ONLY)
+    order = ["iso-8859-2", "cp1250"] if iso > cp else ["cp1250", "iso-8859-2"]
+    for enc in order:
+        try:
+            return data.decode(enc), enc
+        except UnicodeDecodeError:
+            continue
+    raise ImportFailed("The file's text encoding is not readable (expected UTF-8 or Windows-1250).")
+
+
+def _decode_or_fail(data: bytes, encoding: str) -> str:
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        raise ImportFailed(
+            f"The file says it is {encoding.upper()} but byte {exc.start} is not: "
+            "save it again as UTF-8 CSV."
+        ) from None
+
+
+def _looks_binary(text: str) -> bool:
+    sample = text[:65536]
+    if not sample:
+        return False
+    controls = sum(1 for ch in sample if ord(ch) < 32 and ch not in "\r\n\t")
+    c1 = sum(1 for ch in sample if 0x80 <= ord(ch) < 0xA0)
+    return (controls + c1) / len(sample) > 0.02
+
+
+def sniff_delimiter(text: str) -> str:
+    """The delimiter among ; , tab that splits the first lines most consistently."""
+    lines = [ln for ln in text[:200_000].splitlines() if ln.strip()][:50]
+    if not lines:
+        return ","
+    best, best_score = ",", -1.0
+    for delim in (";", "\t", ","):
+        try:
+            counts = [len(r) - 1 for r in csv.reader(lines, delimiter=delim)]
+        except csv.Error:
+            continue
+        counts = [c for c in counts if c > 0]
+        if not counts:
+            continue
+        # The most common count, weighted by how many lines share it.
+        mode = max(set(counts), key=counts.count)
+        score = counts.count(mode) * (1 + min(mode, 50) / 100)
+        if score > best_score:
+            best, best_score = delim, score
+    return best
+
+
+# -- file -> rows ----------------------------------------------------------------
+
+
+def _cell_text(value: object) -> str:
+    """An XLSX cell as the text a person sees (12.0 -> '12', dates ISO)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else repr(value)
+    if isinstance(value, datetime):
+        return value.date().isoformat() if value.time() == time(0) else value.isoformat(" ")
+    if isinstance(value, date | time):
+        return value.isoformat()
+    return str(value).strip()
+
+
+def _read_xlsx(data: bytes) -> tuple[list[list[str]], list[int]]:
+    import openpyxl  # only needed for XLSX
+
+    try:
+        book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except Exception as exc:  # openpyxl raises many types for broken files
+        raise ImportFailed(f"The XLSX file cannot be opened: {exc}.") from None
+    try:
+        sheets = [book.active, *[ws for ws in book.worksheets if ws is not book.active]]
+        for ws in sheets:
+            if ws is None:
+                continue
+            rows: list[list[str]] = []
+            numbers: list[int] = []
+            for number, values in enumerate(ws.iter_rows(values_only=True), start=1):
+                if len(values) > MAX_COLUMNS * 20:
+                    raise ImportFailed(_too_wide(len(values)))
+                rows.append([_cell_text(v) for v in values])
+                numbers.append(number)
+            if any(any(c for c in r) for r in rows):
+                return rows, numbers
+        return [], []
+    finally:
+        book.close()
+
+
+def _read_csv(text: str, delimiter: str) -> tuple[list[list[str]], list[int]]:
+    rows: list[list[str]] = []
+    numbers: list[int] = []
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    start = 1
+    try:
+        for row in reader:
+            rows.append(row)
+            numbers.append(start)
+            start = reader.line_num + 1
+    except csv.Error as exc:
+        raise ImportFailed(f"The CSV file is malformed at line {reader.line_num}: {exc}.") from None
+    return rows, numbers
+
+
+def _too_wide(n: int) -> str:
+    return (
+        f"The file has {n:,} columns; a client list may have at most {MAX_COLUMNS}. "
+        "Remove the extra columns and try again."
+    )
+
+
+def _header_index(rows: list[list[str]]) -> int:
+    """Index of the header among the first rows: the row naming most known fields,
+    else the first row as wide as the data below it (junk title rows are narrow)."""
+    scan = rows[:HEADER_SCAN_ROWS]
+    hits = [sum(1 for c in r if c.strip() and field_for_header(c)) for r in scan]
+    if max(hits, default=0) > 0:
+        return hits.index(max(hits))
+    widths = [sum(1 for c in r if c.strip()) for r in scan]
+    widest = max(widths, default=0)
+    for i, w in enumerate(widths):
+        if w and w >= max(1, widest // 2):
+            return i
+    return 0
+
+
+def _unique_headers(cells: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for i, cell in enumerate(cells, start=1):
+        name = cell.strip() or f"Column {i}"
+        base = name
+        if name.lower() in seen:
+            seen[base.lower()] += 1
+            name = f"{base} ({seen[base.lower()]})"
+        seen.setdefault(name.lower(), 1)
+        out.append(name)
+    return out
+
+
+def read_table(data: bytes, filename: str | None = None) -> RawTable:
+    """Read CSV or XLSX bytes into a RawTable; ImportFailed when it is not a usable table."""
+    if not data or not data.strip():
+        raise ImportFailed("The file is empty.")
+    name = (filename or "").lower()
+    if data.startswith(b"PK\x03\x04"):
+        if not zipfile.is_zipfile(io.BytesIO(data)):
+            raise ImportFailed("The file looks like XLSX but is damaged.")
+        kind, encoding, delimiter = "xlsx", None, None
+        rows, numbers = _read_xlsx(data)
+    elif data.startswith(b"\xd0\xcf\x11\xe0"):
+        raise ImportFailed("Old Excel .xls files are not supported: save it as .xlsx or CSV.")
+    elif name.endswith((".xlsx", ".xlsm")):
+        raise ImportFailed("The file is named .xlsx but is not an Excel workbook.")
+    else:
+        text, encoding = decode(data)
+        if _looks_binary(text):
+            raise ImportFailed("The file is binary, not a CSV or XLSX table.")
+        delimiter = sniff_delimiter(text)
+        kind = "csv"
+        rows, numbers = _read_csv(text, delimiter)
+    # Excel leaves trailing empty cells on every row; they are not columns.
+    if not any(any(c.strip() for c in r) for r in rows):
+        raise ImportFailed("The file is empty: it has no cells with text.")
+    h = _header_index(rows)
+    header_cells = rows[h]
+    # The header decides the width: cells to the right of the last named column
+    # have no name to map, so they are reported and dropped.
+    width = max((i + 1 for i, c in enumerate(header_cells) if c.strip()), default=0)
+    if width > MAX_COLUMNS:
+        raise ImportFailed(_too_wide(width))
+    headers = _unique_headers((header_cells + [""] * width)[:width])
+    data_rows: list[list[str]] = []
+    data_numbers: list[int] = []
+    ragged: dict[int, int] = {}
+    for row, number in zip(rows[h + 1 :], numbers[h + 1 :], strict=True):
+        if len(row) != width:
+            if len(row) > width:
+                extra = sum(1 for c in row[width:] if c.strip())
+                if extra:
+                    ragged[number] = extra
+                row = row[:width]
+            else:
+                row = row + [""] * (width - len(row))
+        data_rows.append(row)
+        data_numbers.append(number)
+    if not any(any(c.strip() for c in r) for r in data_rows):
+        raise ImportFailed(f"The file has a header (row {numbers[h]}) but no client rows below it.")
+    return RawTable(
+        kind=kind,
+        encoding=encoding,
+        delimiter=delimiter,
+        header_row=numbers[h],
+        headers=headers,
+        rows=data_rows,
+        row_numbers=data_numbers,
+        ragged=ragged,
+    )
+
+
+def read_source(source: bytes | str | Path) -> tuple[bytes, str | None]:
+    """Bytes and file name from bytes or a path."""
+    if isinstance(source, bytes | bytearray | memoryview):
+        return bytes(source), None
+    path = Path(source)
+    try:
+        return path.read_bytes(), path.name
+    except FileNotFoundError:
+        raise ImportFailed(f"No such file: {path}.") from None
+    except IsADirectoryError:
+        raise ImportFailed(f"{path} is a folder, not a file.") from None
+    except OSError as exc:
+        raise ImportFailed(f"{path} cannot be read: {exc.strerror}.") from None
+
+
+# -- mapping -------------------------------------------------------------------------
+
+
+def detect_mapping(headers: list[str]) -> dict[str, str]:
+    """{header: target} guessed from synonyms; unknown columns become attributes."""
+    mapping: dict[str, str] = {}
+    taken: set[str] = set()
+    for header in headers:
+        fld = field_for_header(header)
+        if fld and fld not in taken:
+            mapping[header] = fld
+            taken.add(fld)
+        else:
+            mapping[header] = ATTRIBUTE
+    return _settle_names(mapping)
+
+
+def _settle_names(mapping: dict[str, str]) -> dict[str, str]:
+    """'Jméno' alone is the whole name; 'Name' beside 'Surname' is the first name."""
+    fields = set(mapping.values())
+    if "first_name" in fields and not fields & {"last_name", "name"}:
+        return {h: ("name" if t == "first_name" else t) for h, t in mapping.items()}
+    if "name" in fields and "last_name" in fields and "first_name" not in fields:
+        return {h: ("first_name" if t == "name" else t) for h, t in mapping.items()}
+    return mapping
+
+
+def check_mapping(headers: list[str], mapping: dict[str, str]) -> dict[str, str]:
+    """A full mapping over headers from a user's (partial) one; ImportFailed when unusable."""
+    unknown = [h for h in mapping if h not in headers]
+    if unknown:
+        raise ImportFailed(
+            f"The mapping names column {unknown[0]!r}, which the file does not have "
+            f"(columns: {', '.join(headers[:20])})."
+        )
+    full = detect_mapping(headers)
+    # A user's choice wins; a field the user gave to one column leaves the guessed one.
+    chosen = {t for t in mapping.values() if t in FIELDS}
+    for h, t in list(full.items()):
+        if h not in mapping and t in chosen:
+            full[h] = ATTRIBUTE
+    for h, t in mapping.items():
+        if t not in TARGETS:
+            raise ImportFailed(
+                f"Column {h!r} is mapped to {t!r}; choose one of: {', '.join(TARGETS)}."
+            )
+        full[h] = t
+    twice = [t for t in FIELDS if list(full.values()).count(t) > 1]
+    if twice:
+        cols = [h for h, t in full.items() if t == twice[0]]
+        raise ImportFailed(f"Field {twice[0]!r} is mapped to several columns: {', '.join(cols)}.")
+    if not set(full.values()) & {"name", "first_name", "last_name", "email", "phone"}:
+        raise ImportFailed(
+            "No usable column: none of the columns is a name, e-mail or phone "
+            f"(columns: {', '.join(headers[:20])}). Map one in the column mapping."
+        )
+    return full
+
+
+# -- validation in bulk ------------------------------------------------------------------
+
+# Below this many distinct values worker processes cost more than they save.
+PARALLEL_MIN_VALUES = 20_000
+
+
+def _check_chunk(kind: str, values: list[str], region: str) -> list:
+    from comms.rules.validation import check_email, check_phone
+
+    if kind == "email":
+        return [check_email(v) for v in values]
+    return [check_phone(v, region) for v in values]
+
+
+def _worker() -> None:
+    """Worker process: JSON {kind: values, 'region': r} on stdin -> JSON results on stdout."""
+    import json
+    import sys
+    from dataclasses import astuple
+
+    job = json.load(sys.stdin)
+    region = job.pop("region")
+    out = {
+        kind: [astuple(r) for r in _check_chunk(kind, vals, region)] for kind, vals in job.items()
+    }
+    json.dump(out, sys.stdout)
+
+
+def _run_worker(job: dict) -> dict:
+    import json
+    import subprocess
+    import sys
+
+    # A fresh interpreter running only this module's worker: multiprocessing's
+    # spawn would re-run the parent's __main__, which in Streamlit (and AppTest)
+    # is a page script; fork is unsafe in the app's threaded process.
+    proc = subprocess.run(
+        [sys.executable, "-c", "from comms.clients.reading import _worker; _worker()"],
+        input=json.dumps(job),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(proc.stdout)
+
+
+def check_values(
+    batches: dict[str, list[str]], region: str, workers: int | None = None
+) -> dict[str, list]:
+    """check_email / check_phone over {'email': [...], 'phone': [...]}, on every core when large.
+
+    Each worker process gets an equal share of every kind; if a worker fails the
+    checks run here instead, so the result never depends on the pool.
+    """
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    from comms.rules.validation import EmailCheck, PhoneCheck
+
+    workers = workers or min(os.cpu_count() or 1, 4)
+    total = sum(len(v) for v in batches.values())
+    if total < PARALLEL_MIN_VALUES or workers < 2:
+        return {kind: _check_chunk(kind, values, region) for kind, values in batches.items()}
+    jobs = []
+    for w in range(workers):
+        job: dict = {"region": region}
+        for kind, values in batches.items():
+            size = -(-len(values) // workers)
+            job[kind] = values[w * size : (w + 1) * size]
+        jobs.append(job)
+    try:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            parts = list(pool.map(_run_worker, jobs))
+    except Exception:  # a worker could not start or died: check here instead
+        return {kind: _check_chunk(kind, values, region) for kind, values in batches.items()}
+    make = {"email": EmailCheck, "phone": PhoneCheck}
+    return {kind: [make[kind](*row) for part in parts for row in part[kind]] for kind in batches}

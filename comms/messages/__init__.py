@@ -1,0 +1,1 @@
+"""Messages before they leave: generate for many recipients, compose one, edit, history."""

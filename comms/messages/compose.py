@@ -1,0 +1,329 @@
+"""One message for one client: compose (from a template or blank), edit, copy, send.
+
+A composed message is rendered with the client's fields, checked (address,
+consent, suppression list, attachments) and stored as a `draft` with its
+source ('client detail' from the app, 'cli' from the command line). "Send now"
+then hands it to `comms.outbox.queue`, the only place that moves statuses.
+Nothing is stored when any check fails: the caller gets one clear message.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+
+from comms import actionlog, outbox, templates
+from comms.clients.profile import client_address, load_client
+from comms.errors import CommsError, NotFound
+from comms.rules.sms import sms_info, to_gsm7
+from comms.rules.validation import CHANNEL_NAMES, NO_CONSENT, OPTED_OUT, SMS_KINDS
+from comms.store import Store
+from comms.templates import attachments as att
+
+SOURCE_DETAIL = "client detail"
+SOURCE_CLI = "cli"
+
+
+@dataclass(frozen=True)
+class Composed:
+    """A stored message: its id, status and what it costs as SMS (when it is one)."""
+
+    message_id: int
+    status: str
+    channel: str
+    to_address: str
+    segments: int | None = None
+    encoding: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "message_id": self.message_id,
+            "status": self.status,
+            "channel": self.channel,
+            "to_address": self.to_address,
+            "segments": self.segments,
+            "encoding": self.encoding,
+        }
+
+
+# -- templates -------------------------------------------------------------------
+
+
+def get_template(store: Store, *, template_id: int | None = None, name: str | None = None) -> dict:
+    """A template by id or (case-insensitive) name, with its attachment ids."""
+    if template_id is not None:
+        tpl = templates.get_template(store, int(template_id))
+    else:
+        tpl = templates.get_template_by_name(store, name or "")
+    return {
+        "id": tpl.id,
+        "name": tpl.name,
+        "channel": tpl.channel,
+        "subject": tpl.subject,
+        "body": tpl.body,
+        "body_format": tpl.body_format,
+        "attachment_ids": [a.id for a in tpl.attachments],
+    }
+
+
+def list_templates(store: Store, channel: str | None = None) -> list[dict]:
+    """Templates for a picker: id, name, channel, ..."""
+    return templates.list_templates(store, channel)
+
+
+def client_context(client: dict[str, Any]) -> dict[str, Any]:
+    """The fields a template sees for one client (comms.templates' rules)."""
+    return templates.client_context(client, client.get("attributes") or {})
+
+
+def _html_of(text: str, body_format: str) -> str:
+    """HTML of an already rendered text (for edited drafts): markup typed as text is escaped."""
+    if body_format == "html":
+        return text
+    if body_format == "text":
+        return templates.text_to_html(text)
+    return templates.markdown_to_html(html.escape(text, quote=False))
+
+
+def render(
+    channel: str, subject: str | None, body: str, body_format: str, ctx: dict[str, Any]
+) -> tuple[str | None, str, str | None]:
+    """(subject, text body, HTML body or None) of one message for one client.
+
+    Raises TemplateError naming the problem (syntax with its line, a missing
+    field, a sandbox refusal); nothing is stored then.
+    """
+    compiled = templates.compile_template(channel, subject, body, body_format or "markdown")
+    out = templates.render_preview(compiled, ctx)
+    return out.subject, out.text, out.html
+
+
+# -- compose -------------------------------------------------------------------
+
+
+def _check_channel(channel: str) -> None:
+    if channel not in CHANNEL_NAMES:
+        raise CommsError(f"channel: must be 'email' or 'sms', not {channel!r}.")
+
+
+def recipient(client: dict[str, Any], channel: str) -> str:
+    """The client's address for the channel, or a clear error why there is none."""
+    who = client.get("name") or f"client {client['id']}"
+    label = CHANNEL_NAMES[channel]
+    if channel == "email":
+        if not client.get("email"):
+            raise CommsError(f"{who} has no e-mail address. Add one in the client's details.")
+        if not client.get("email_valid"):
+            raise CommsError(
+                f"{who}'s e-mail {client['email']!r} is not valid. Correct it in the client's details."
+            )
+    else:
+        if not client.get("phone"):
+            raise CommsError(f"{who} has no phone number. Add one in the client's details.")
+        if client.get("phone_kind") not in SMS_KINDS:
+            raise CommsError(
+                f"{who}'s phone {client['phone']} is not a mobile number ({client.get('phone_kind')})"
+                "; an SMS cannot be sent to it."
+            )
+    address = client_address(client, channel)
+    if not address:
+        raise CommsError(f"{who} has no usable {label} address.")
+    suppressed = (client.get("suppressed") or {}).get(channel)
+    if suppressed:
+        raise CommsError(
+            f"{who} is {OPTED_OUT} of {label} ({address} is on the suppression list: "
+            f"{suppressed.get('reason') or 'no reason given'})."
+        )
+    if not client.get(f"consent_{channel}"):
+        raise CommsError(
+            f"{who} has {NO_CONSENT} for {label}. Give consent back in the client's details first."
+        )
+    return address
+
+
+def compose(
+    store: Store,
+    *,
+    client_id: int,
+    channel: str,
+    subject: str | None = None,
+    body: str = "",
+    body_format: str = "markdown",
+    template_id: int | None = None,
+    attachment_ids: Sequence[int] = (),
+    gsm7: bool = False,
+    send: bool = False,
+    source: str = SOURCE_DETAIL,
+) -> Composed:
+    """Render, check and store one message for one client as a draft; queue it when send."""
+    _check_channel(channel)
+    if not (body or "").strip():
+        raise CommsError("body: the message is empty. Write something or choose a template.")
+    if channel == "email" and not (subject or "").strip():
+        raise CommsError("subject: an e-mail needs a subject.")
+    client = load_client(store, client_id)
+    to_address = recipient(client, channel)
+    subj, text, html = render(channel, subject, body, body_format, client_context(client))
+    if subj is not None and any(c in subj for c in "\r\n"):
+        raise CommsError("subject: must be one line (it became several after rendering).")
+    segments = encoding = None
+    if channel == "sms":
+        if gsm7:
+            text = to_gsm7(text)
+        info = sms_info(text)
+        segments, encoding = info.segments, info.encoding
+        attachment_ids = ()
+    files = att.get_attachments(store, attachment_ids)
+    att.check_total(files)
+
+    def write(cur: duckdb.DuckDBPyConnection) -> int:
+        mid = int(
+            cur.execute(
+                """
+                INSERT INTO messages (client_id, channel, source, to_address, to_name, subject,
+                    body_text, body_html, status, segments, encoding, created_by)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'draft', ?, ?, ?) RETURNING id
+                """,
+                [
+                    int(client_id),
+                    channel,
+                    source,
+                    to_address,
+                    client.get("name"),
+                    subj,
+                    text,
+                    html,
+                    segments,
+                    encoding,
+                    actionlog.current_user(),
+                ],
+            ).fetchone()[0]
+        )
+        if files:
+            cur.executemany(
+                "INSERT INTO message_attachments (message_id, attachment_id) VALUES (?, ?)",
+                [[mid, f.id] for f in files],
+            )
+        actionlog.record(
+            cur,
+            "compose",
+            message_id=mid,
+            client_id=int(client_id),
+            detail={
+                "channel": channel,
+                "source": source,
+                "template_id": template_id,
+                "attachments": [f.filename for f in files],
+                "segments": segments,
+            },
+        )
+        return mid
+
+    mid = store.write(write)
+    status = "draft"
+    if send:
+        outbox.queue(store, message_ids=[mid])
+        status = "queued"
+    return Composed(mid, status, channel, to_address, segments, encoding)
+
+
+def edit_draft(
+    store: Store,
+    message_id: int,
+    *,
+    subject: str | None = None,
+    body: str | None = None,
+    body_format: str = "markdown",
+) -> None:
+    """Change a draft's subject and/or text (the HTML is made again from the text)."""
+    msg = outbox.get_message(store, message_id)
+    if msg["status"] != "draft":
+        raise CommsError(f"Message {message_id} is {msg['status']}; only drafts can be edited.")
+    if subject is not None and any(c in subject for c in "\r\n"):
+        raise CommsError("subject: must be one line.")
+    if body is not None and not body.strip():
+        raise CommsError("body: the message is empty.")
+    new_subject = subject if subject is not None else msg["subject"]
+    text = body if body is not None else msg["body_text"]
+    html = _html_of(text, body_format) if msg["channel"] == "email" else None
+    info = sms_info(text) if msg["channel"] == "sms" else None
+
+    def write(cur: duckdb.DuckDBPyConnection) -> None:
+        cur.execute(
+            "UPDATE messages SET subject = ?, body_text = ?, body_html = ?, segments = ?,"
+            " encoding = ?, updated_at = current_timestamp WHERE id = ? AND status = 'draft'",
+            [
+                new_subject,
+                text,
+                html,
+                info.segments if info else None,
+                info.encoding if info else None,
+                int(message_id),
+            ],
+        )
+        actionlog.record(
+            cur,
+            "edit draft",
+            message_id=int(message_id),
+            client_id=msg["client_id"],
+            batch_id=msg["batch_id"],
+        )
+
+    store.write(write)
+
+
+def copy_to_draft(store: Store, message_id: int, *, source: str = SOURCE_DETAIL) -> int:
+    """A new draft with the content and attachments of any message; returns its id.
+
+    The copy goes to the client's current address when the client still has a
+    usable one (it may have been corrected since), else to the original address.
+    """
+    msg = outbox.get_message(store, message_id)
+    to_address = msg["to_address"]
+    if msg["client_id"] is not None:
+        try:
+            client = load_client(store, msg["client_id"])
+            to_address = client_address(client, msg["channel"]) or to_address
+        except NotFound:
+            pass
+
+    def write(cur: duckdb.DuckDBPyConnection) -> int:
+        new_id = int(
+            cur.execute(
+                """
+                INSERT INTO messages (client_id, channel, source, to_address, to_name, subject,
+                    body_text, body_html, status, segments, encoding, created_by)
+                SELECT client_id, channel, ?, ?, to_name, subject, body_text, body_html,
+                    'draft', segments, encoding, ?
+                FROM messages WHERE id = ? RETURNING id
+                """,
+                [source, to_address, actionlog.current_user(), int(message_id)],
+            ).fetchone()[0]
+        )
+        cur.execute(
+            "INSERT INTO message_attachments (message_id, attachment_id)"
+            " SELECT ?, attachment_id FROM message_attachments WHERE message_id = ?",
+            [new_id, int(message_id)],
+        )
+        actionlog.record(
+            cur,
+            "copy to draft",
+            message_id=new_id,
+            client_id=msg["client_id"],
+            detail={"copied_from": int(message_id)},
+        )
+        return new_id
+
+    return store.write(write)
+
+
+def send_drafts(store: Store, message_ids: Iterable[int]) -> int:
+    """Queue drafts to go now; returns how many were queued (non-drafts are refused)."""
+    ids = [int(i) for i in message_ids]
+    if not ids:
+        return 0
+    return outbox.queue(store, message_ids=ids)

@@ -1,0 +1,1 @@
+"""E-mail and phone checks, SMS encoding, and the named reasons a message cannot go."""

@@ -1,0 +1,1 @@
+"""Sending: the dispatcher, rate limits and the backends in senders/."""

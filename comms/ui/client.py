@@ -1,0 +1,535 @@
+"""The client detail's pieces: pick a client, its fields, edit, opt-out, compose one
+message, and the client's communication. Also the "open client detail" helper that
+every table showing a client uses.
+
+Writes go through comms.clients.profile (edits, opt-outs) and comms.messages.compose (compose);
+button actions run as callbacks so inputs can be cleared after a success.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+from streamlit.errors import StreamlitAPIException
+
+from comms.clients import profile
+from comms.errors import CommsError
+from comms.messages import compose, history
+from comms.rules.sms import max_segments, sms_info, to_gsm7
+from comms.store import Store
+from comms.templates import attachments as att
+from comms.ui import communication as comm_ui
+from comms.ui.common import page_exists
+from comms.ui.widgets import attachments as attachments_ui
+
+CLIENT_PAGE = "pages/client.py"
+COMM_PAGE = "pages/communication.py"
+FLASH = "cd_flash"
+HISTORY_ROWS = 500
+FORMAT_LABELS = {"markdown": "Markdown", "html": "HTML", "text": "Plain text"}
+
+
+# -- navigation helpers (for every page that shows a client) ---------------------------
+
+
+def switch(page: str) -> None:
+    """st.switch_page, or a note when the page runs alone (outside app.py's navigation)."""
+    try:
+        st.switch_page(page)
+    except StreamlitAPIException:
+        st.info(f"Saved; open {page} to continue.")
+
+
+def open_client_detail(client_id: int) -> None:
+    """Go to the client's detail page."""
+    st.session_state["comms_client_id"] = int(client_id)
+    switch(CLIENT_PAGE)
+
+
+def show_communication(client_id: int) -> None:
+    """Go to the Communication list narrowed to this client."""
+    st.session_state["comms_comm_client_id"] = int(client_id)
+    switch(COMM_PAGE)
+
+
+def current_client_id() -> int | None:
+    """The client to show: session state, else ?client=ID (kept in the URL for sharing)."""
+    return comm_ui.client_id_from("comms_client_id")
+
+
+def forget_client() -> None:
+    """Back to the client picker (a callback)."""
+    st.session_state.pop("comms_client_id", None)
+    if "client" in st.query_params:
+        del st.query_params["client"]
+
+
+def flash() -> None:
+    """Show (once) the outcome of the last action."""
+    message = st.session_state.pop(FLASH, None)
+    if message:
+        kind, text = message
+        getattr(st, kind)(text)
+
+
+# -- picking a client ---------------------------------------------------------------
+
+
+def client_picker(store: Store) -> None:
+    """Search clients by id, name, e-mail or phone and open one."""
+    st.info("Choose a client to see and edit their details and write to them.")
+    text = st.text_input(
+        "Find a client", key="cd_pick_search", placeholder="id, name, e-mail or phone"
+    )
+    found = profile.search_clients(store, text)
+    if found.empty:
+        st.warning(
+            "No client matches." if text else "There are no clients yet: upload a list first."
+        )
+        return
+    event = st.dataframe(
+        found,
+        key="cd_pick_table",
+        on_select="rerun",
+        selection_mode="single-row",
+        hide_index=True,
+        placeholder="",
+        column_config={
+            "id": st.column_config.NumberColumn("ID", format="%d", width="small"),
+            "name": "Name",
+            "email": "E-mail",
+            "phone": "Phone",
+            "city": "City",
+        },
+    )
+    rows = event.selection.rows
+    if st.button("Open client detail", type="primary", disabled=not rows, key="cd_pick_open"):
+        st.session_state["comms_client_id"] = int(found.iloc[rows[0]]["id"])
+        st.rerun()
+
+
+# -- the client's fields ------------------------------------------------------------
+
+
+def header(client: dict[str, Any]) -> None:
+    """Name, badges and the ways out."""
+    st.title(client["name"] or "(no name)")
+    badges = st.container(horizontal=True)
+    with badges:
+        if client.get("email"):
+            ok = client.get("email_valid")
+            st.badge(
+                "valid e-mail" if ok else "invalid e-mail",
+                color="green" if ok else "red",
+                icon=":material/mail:",
+            )
+        kind = client.get("phone_kind")
+        if client.get("phone"):
+            mobile = kind in ("mobile", "fixed_line_or_mobile")
+            st.badge(
+                "mobile" if mobile else (kind or "phone").replace("_", " "),
+                color="green" if mobile else "orange",
+                icon=":material/smartphone:",
+            )
+        for channel, label in (("email", "e-mail"), ("sms", "SMS")):
+            if client["suppressed"].get(channel) or not client.get(f"consent_{channel}"):
+                st.badge(f"opted out of {label}", color="red", icon=":material/block:")
+    st.caption(
+        f"Client {client['id']} · added {str(client['created_at'])[:16]}"
+        f" · updated {str(client['updated_at'])[:16]}"
+    )
+    with st.container(horizontal=True):
+        if st.button(
+            "Show communication",
+            icon=":material/forum:",
+            key="cd_show_comm",
+            disabled=not page_exists(COMM_PAGE),
+        ):
+            show_communication(client["id"])
+        st.button(
+            "Choose another client",
+            icon=":material/person_search:",
+            key="cd_forget",
+            on_click=forget_client,
+        )
+
+
+def fields(client: dict[str, Any]) -> None:
+    """The client's fields, read-only."""
+    email = client.get("email") or "—"
+    if client.get("email") and not client.get("email_valid"):
+        email += f" (invalid: {client.get('email_error') or 'check it'})"
+    phone = client.get("phone") or "—"
+    if client.get("phone"):
+        phone += f" ({(client.get('phone_kind') or 'unknown').replace('_', ' ')})"
+    rows = {
+        "E-mail": email,
+        "Phone": phone,
+        "Company": client.get("company") or "—",
+        "City": client.get("city") or "—",
+        "Lists": ", ".join(client.get("lists") or []) or "—",
+        "Tags": ", ".join(client.get("tags") or []) or "—",
+        "E-mail consent": "yes" if client.get("consent_email") else "no",
+        "SMS consent": "yes" if client.get("consent_sms") else "no",
+    }
+    st.markdown("  \n".join(f"**{k}:** {v}" for k, v in rows.items()))
+    attrs = client.get("attributes") or {}
+    if attrs:
+        st.markdown("**Attributes**")
+        st.dataframe(
+            pd.DataFrame({"Field": list(attrs), "Value": [str(v) for v in attrs.values()]}),
+            hide_index=True,
+            key="cd_attrs_view",
+            placeholder="",
+        )
+
+
+def _edit_version() -> int:
+    return int(st.session_state.get("cd_edit_version", 0))
+
+
+def edit_form(store: Store, client: dict[str, Any]) -> None:
+    """Edit name, addresses, consent, tags and attributes; addresses are re-validated."""
+    v = f"{client['id']}_{_edit_version()}"
+    attrs = client.get("attributes") or {}
+    with st.form(f"cd_edit_{v}"):
+        name = st.text_input("Name", value=client.get("name") or "", key=f"cd_e_name_{v}")
+        # One field per line: the form sits in the narrow left column.
+        email = st.text_input("E-mail", value=client.get("email") or "", key=f"cd_e_email_{v}")
+        phone = st.text_input("Phone", value=client.get("phone") or "", key=f"cd_e_phone_{v}")
+        company = st.text_input(
+            "Company", value=client.get("company") or "", key=f"cd_e_company_{v}"
+        )
+        city = st.text_input("City", value=client.get("city") or "", key=f"cd_e_city_{v}")
+        consents = st.container(horizontal=True)
+        consent_email = consents.checkbox(
+            "E-mail consent", value=bool(client.get("consent_email")), key=f"cd_e_ce_{v}"
+        )
+        consent_sms = consents.checkbox(
+            "SMS consent", value=bool(client.get("consent_sms")), key=f"cd_e_cs_{v}"
+        )
+        tags = st.text_input(
+            "Tags",
+            value=", ".join(client.get("tags") or []),
+            help="Separated by commas.",
+            key=f"cd_e_tags_{v}",
+        )
+        st.caption("Attributes (every other column of the imported list; used in templates)")
+        edited = st.data_editor(
+            pd.DataFrame(
+                {"Field": list(attrs), "Value": [str(x) for x in attrs.values()]},
+                columns=["Field", "Value"],
+            ).astype(str),
+            num_rows="dynamic",
+            hide_index=True,
+            key=f"cd_e_attrs_{v}",
+            width="stretch",
+            placeholder="",
+        )
+        submitted = st.form_submit_button("Save changes", type="primary", icon=":material/save:")
+    if not submitted:
+        return
+    changes: dict[str, Any] = {}
+    if name != (client.get("name") or ""):
+        changes["name"] = name
+    if email.strip() != (client.get("email") or ""):
+        changes["email"] = email
+    if phone.strip() != (client.get("phone") or ""):
+        changes["phone"] = phone
+    if company != (client.get("company") or ""):
+        changes["company"] = company
+    if city != (client.get("city") or ""):
+        changes["city"] = city
+    if consent_email != bool(client.get("consent_email")):
+        changes["consent_email"] = consent_email
+    if consent_sms != bool(client.get("consent_sms")):
+        changes["consent_sms"] = consent_sms
+    if tags != ", ".join(client.get("tags") or []):
+        changes["tags"] = tags
+    new_attrs = _attributes_from_editor(edited, attrs)
+    if new_attrs != attrs:
+        changes["attributes"] = new_attrs
+    if not changes:
+        st.info("Nothing changed.")
+        return
+    try:
+        diff = profile.update_client(store, client["id"], changes)
+    except CommsError as exc:
+        st.error(str(exc), icon=":material/error:")
+        return
+    st.session_state["cd_edit_version"] = _edit_version() + 1
+    st.session_state[FLASH] = ("success", f"Saved: {', '.join(diff) or 'no change'}.")
+    st.rerun()
+
+
+def _attributes_from_editor(edited: pd.DataFrame, original: dict[str, Any]) -> dict[str, Any]:
+    """The editor's rows as a dict; values left as they were keep their original type."""
+    out: dict[str, Any] = {}
+    for _, row in edited.iterrows():
+        key = row.get("Field")
+        if key is None or (isinstance(key, float) and key != key) or not str(key).strip():
+            continue
+        key = str(key).strip()
+        value = row.get("Value")
+        value = "" if value is None or (isinstance(value, float) and value != value) else value
+        if key in original and str(original[key]) == str(value):
+            value = original[key]
+        out[key] = value
+    return out
+
+
+def opt_out_panel(store: Store, client: dict[str, Any]) -> None:
+    """Per channel: opt out with a reason, or opt back in."""
+    # One channel under the other: side by side they cut the buttons short in this column.
+    for channel, label in (("email", "e-mail"), ("sms", "SMS")):
+        with st.container():
+            supp = client["suppressed"].get(channel)
+            consent = bool(client.get(f"consent_{channel}"))
+            address = profile.client_address(client, channel)
+            if consent and not supp:
+                st.markdown(f"**{comm_ui.CHANNEL_LABELS[channel]}:** receives messages")
+                reason = st.text_input(
+                    "Reason",
+                    value=profile.DEFAULT_OPT_OUT_REASON,
+                    key=f"cd_optout_reason_{channel}",
+                )
+                if st.button(
+                    f"Opt out of {label}", icon=":material/block:", key=f"cd_optout_{channel}"
+                ):
+                    try:
+                        profile.opt_out(store, client["id"], channel, reason)
+                    except CommsError as exc:
+                        st.error(str(exc))
+                    else:
+                        where = f" ({address} is on the suppression list)" if address else ""
+                        st.session_state[FLASH] = (
+                            "success",
+                            f"{client['name']} is opted out of {label}{where}.",
+                        )
+                        st.rerun()
+            else:
+                why = (supp or {}).get("reason") or "consent withdrawn"
+                st.markdown(f"**{comm_ui.CHANNEL_LABELS[channel]}:** opted out ({why})")
+                if st.button(
+                    f"Opt back in to {label}",
+                    icon=":material/undo:",
+                    key=f"cd_optin_{channel}",
+                    help="Only when the client asked for it again.",
+                ):
+                    profile.opt_in(store, client["id"], channel)
+                    st.session_state[FLASH] = (
+                        "success",
+                        f"{client['name']} receives {label} again.",
+                    )
+                    st.rerun()
+
+
+# -- compose ------------------------------------------------------------------------
+
+
+def _fill_from_template(store: Store, channel: str) -> None:
+    """Template picked: copy its subject, body, format and attachments into the inputs."""
+    tid = st.session_state.get(f"cd_{channel}_template")
+    if tid is None:
+        return
+    tpl = compose.get_template(store, template_id=tid)
+    st.session_state[f"cd_{channel}_body"] = tpl["body"]
+    if channel == "email":
+        st.session_state["cd_email_subject"] = tpl["subject"] or ""
+        st.session_state["cd_email_format"] = tpl["body_format"] or "markdown"
+        st.session_state["cd_email_att_pool"] = list(tpl["attachment_ids"])
+        st.session_state["cd_email_atts"] = list(tpl["attachment_ids"])
+
+
+def _clear_compose(channel: str) -> None:
+    # Widgets get empty values set, not their keys deleted: a deleted key resets the
+    # value on the server only, and the browser kept showing the text just sent.
+    ss = st.session_state
+    ss[f"cd_{channel}_template"] = None
+    ss[f"cd_{channel}_body"] = ""
+    if channel == "email":
+        ss["cd_email_subject"] = ""
+        ss["cd_email_atts"] = []
+    ss.pop("cd_email_att_pool", None)
+    st.session_state["cd_upload_nonce"] = int(st.session_state.get("cd_upload_nonce", 0)) + 1
+
+
+def _submit(store: Store, client_id: int, channel: str, send: bool) -> None:
+    """Callback of "Send now" / "Save draft"."""
+    ss = st.session_state
+    try:
+        attachment_ids: list[int] = []
+        if channel == "email":
+            attachment_ids = list(ss.get("cd_email_atts") or [])
+            uploads = ss.get(f"cd_email_upload_{ss.get('cd_upload_nonce', 0)}") or []
+            attachment_ids += [att.add_attachment(store, f.name, f.getvalue()) for f in uploads]
+        result = compose.compose(
+            store,
+            client_id=client_id,
+            channel=channel,
+            subject=ss.get("cd_email_subject") if channel == "email" else None,
+            body=ss.get(f"cd_{channel}_body") or "",
+            body_format=ss.get("cd_email_format", "markdown") if channel == "email" else "text",
+            template_id=ss.get(f"cd_{channel}_template"),
+            attachment_ids=attachment_ids,
+            gsm7=bool(ss.get("cd_sms_gsm7")) if channel == "sms" else False,
+            send=send,
+        )
+    except CommsError as exc:
+        ss[FLASH] = ("error", f"Not saved: {exc}")
+        return
+    what = "queued to send now" if result.status == "queued" else "saved as a draft"
+    ss[FLASH] = (
+        "success",
+        f"Message {result.message_id} to {result.to_address} {what}. It is at the top of "
+        "the communication below.",
+    )
+    _clear_compose(channel)
+    comm_ui.clear_selection("cd_history")  # the new message shifts every row by one
+
+
+def compose_panel(store: Store, client: dict[str, Any]) -> None:
+    """Write one e-mail or SMS to this client, from a template or blank."""
+    st.subheader(f"Write to {client['name'] or 'this client'}")
+    channel = st.radio(
+        "Channel",
+        ["email", "sms"],
+        format_func=lambda c: "E-mail" if c == "email" else "SMS",
+        horizontal=True,
+        key="cd_channel",
+    )
+    try:
+        address = compose.recipient(client, channel)
+    except CommsError as exc:
+        st.warning(str(exc), icon=":material/warning:")
+        return
+    st.caption(f"To: {address}")
+    options = {t["id"]: t["name"] for t in compose.list_templates(store, channel)}
+    st.selectbox(
+        "Template",
+        [None, *options],
+        format_func=lambda t: "Blank message" if t is None else options.get(t, f"template {t}"),
+        key=f"cd_{channel}_template",
+        on_change=_fill_from_template,
+        args=(store, channel),
+        help="A template fills the fields below; everything stays editable.",
+    )
+    if channel == "email":
+        st.text_input("Subject", key="cd_email_subject")
+        st.selectbox(
+            "Body format",
+            list(FORMAT_LABELS),
+            format_func=FORMAT_LABELS.get,
+            key="cd_email_format",
+        )
+        st.text_area(
+            "Text", key="cd_email_body", height=220, help="Fields like {{ name }} are filled in."
+        )
+        pool = st.session_state.get("cd_email_att_pool") or []
+        if pool:
+            names = {
+                a.id: f"{a.filename} ({att.human_size(a.size)})"
+                for a in att.get_attachments(store, pool)
+            }
+            st.multiselect(
+                "Template attachments",
+                pool,
+                format_func=lambda i: names.get(i, str(i)),
+                key="cd_email_atts",
+            )
+        attachments_ui.uploader(
+            "Add attachments",
+            key=f"cd_email_upload_{st.session_state.get('cd_upload_nonce', 0)}",
+        )
+    else:
+        st.text_area(
+            "Text",
+            key="cd_sms_body",
+            height=150,
+            help="Fields like {{ name }} are filled in. The counter below updates when you "
+            "leave the field or press Ctrl+Enter.",
+        )
+        st.checkbox(
+            "Replace diacritics",
+            key="cd_sms_gsm7",
+            help="Write Czech letters without accents (ř → r) so more fits in one SMS.",
+        )
+    _preview(store, client, channel)
+    row = st.container(horizontal=True)
+    row.button(
+        "Send now",
+        type="primary",
+        icon=":material/send:",
+        key="cd_send_now",
+        on_click=_submit,
+        args=(store, client["id"], channel, True),
+    )
+    row.button(
+        "Save draft",
+        icon=":material/save:",
+        key="cd_save_draft",
+        on_click=_submit,
+        args=(store, client["id"], channel, False),
+    )
+
+
+def _preview(store: Store, client: dict[str, Any], channel: str) -> None:
+    """The message rendered for this client, with the live SMS counter."""
+    ss = st.session_state
+    body = ss.get(f"cd_{channel}_body") or ""
+    if not body.strip():
+        if channel == "sms":
+            st.caption(sms_info("").describe())
+        return
+    subject = ss.get("cd_email_subject") if channel == "email" else None
+    fmt = ss.get("cd_email_format", "markdown") if channel == "email" else "text"
+    try:
+        subj, text, html = compose.render(
+            channel, subject, body, fmt, compose.client_context(client)
+        )
+    except CommsError as exc:
+        st.warning(f"The text cannot be filled in for this client: {exc}")
+        return
+    if channel == "sms":
+        if ss.get("cd_sms_gsm7"):
+            text = to_gsm7(text)
+        info = sms_info(text)
+        line = info.describe()
+        if info.segments > max_segments():
+            st.warning(f"{line}: more than {max_segments()} segments costs more.")
+        else:
+            st.caption(line)
+        if info.encoding != "GSM-7" and not ss.get("cd_sms_gsm7"):
+            st.caption("Tip: “Replace diacritics” makes it GSM-7, 160 characters per SMS.")
+        with st.expander("Preview for this client"):
+            for i, part in enumerate(history.split_segments(text), start=1):
+                st.caption(f"Segment {i}")
+                st.text(part)
+    else:
+        with st.expander("Preview for this client"):
+            st.markdown(f"**Subject:** {subj}")
+            st.html(html or "")
+
+
+# -- the client's communication -----------------------------------------------------
+
+
+def client_messages(store: Store, client_id: int) -> None:
+    """The client's messages, newest first; select one to see it as sent."""
+    total = history.count_messages(store, history.MessageFilter(client_id=client_id))
+    df = history.client_history_df(store, client_id, limit=HISTORY_ROWS)
+    st.subheader(f"Communication ({total:,})")
+    if df.empty:
+        st.caption("Nothing sent to this client yet.")
+        return
+    if total > len(df):
+        st.caption(
+            f"The newest {len(df):,} are shown; **Show communication** lists and filters all."
+        )
+    # Every row is this client's, and the address is in the header: no Client / To.
+    ids = comm_ui.message_table(df, key="cd_history", hide=("Client", "To", "Attempts"))
+    comm_ui.actions(store, ids, key="cd_act", table_key="cd_history")
+    if len(ids) == 1:
+        comm_ui.message_view(store, ids[0], key="cd_msg")

@@ -1,0 +1,614 @@
+"""The Communication list's pieces: filters, the paged table, one message as it was
+sent, the actions on a selection, and a client's timeline.
+
+Queries live in comms.messages.history; every status change goes through comms.outbox
+(via comms.messages.compose for drafts). Only one page of messages is ever loaded.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from comms import outbox
+from comms.clients import profile
+from comms.config import max_upload_bytes
+from comms.errors import CommsError
+from comms.messages import compose, history
+from comms.messages.history import MessageFilter
+from comms.rules.sms import sms_info
+from comms.store import Store
+from comms.ui.common import page_exists
+
+PAGE_SIZE = 50
+TABLE_KEY = "comm_table"
+CHANNEL_LABELS = {"email": "E-mail", "sms": "SMS"}
+STATUS_BADGES = {
+    "draft": ("gray", ":material/edit_note:"),
+    "invalid": ("orange", ":material/block:"),
+    "queued": ("blue", ":material/schedule_send:"),
+    "sending": ("violet", ":material/send:"),
+    "sent": ("green", ":material/check_circle:"),
+    "failed": ("red", ":material/error:"),
+    "cancelled": ("gray", ":material/cancel:"),
+    "interrupted": ("orange", ":material/help:"),
+}
+STATUS_COLORS = {
+    "draft": "#9e9e9e",
+    "invalid": "#ff9800",
+    "queued": "#1e88e5",
+    "sending": "#8e24aa",
+    "sent": "#2e7d32",
+    "failed": "#d32f2f",
+    "cancelled": "#616161",
+    "interrupted": "#f57c00",
+}
+FILTER_KEYS = (
+    "comm_f_client",
+    "comm_f_channel",
+    "comm_f_status",
+    "comm_f_source",
+    "comm_f_batch",
+    "comm_f_dates",
+    "comm_f_text",
+)
+
+
+def status_badge(status: str) -> None:
+    """A coloured badge for a message status."""
+    color, icon = STATUS_BADGES.get(status, ("gray", None))
+    st.badge(status, color=color, icon=icon)
+
+
+# -- which client -------------------------------------------------------------------
+
+
+def client_id_from(state_key: str) -> int | None:
+    """A page's client: st.session_state[state_key], else ?client=ID (then remembered).
+
+    The id is also written to the URL, so a link to the view can be shared.
+    """
+    cid = st.session_state.get(state_key)
+    if cid is None:
+        raw = st.query_params.get("client")
+        if raw and str(raw).strip().isdigit():
+            cid = int(str(raw).strip())
+            st.session_state[state_key] = cid
+    if cid is not None and st.query_params.get("client") != str(cid):
+        st.query_params["client"] = str(cid)
+    return int(cid) if cid is not None else None
+
+
+def comm_client_id() -> int | None:
+    """The client the Communication page is narrowed to, if any."""
+    return client_id_from("comms_comm_client_id")
+
+
+def clear_client() -> None:
+    """Back to every client's messages."""
+    st.session_state.pop("comms_comm_client_id", None)
+    if "client" in st.query_params:
+        del st.query_params["client"]
+
+
+# -- filters ------------------------------------------------------------------------
+
+
+def _dates(value: Any) -> tuple[dt.date | None, dt.date | None]:
+    if isinstance(value, dt.date):
+        return value, value
+    values = list(value or ())
+    if not values:
+        return None, None
+    return values[0], values[1] if len(values) > 1 else values[0]
+
+
+def filters(store: Store, client_id: int | None) -> MessageFilter:
+    """The filter widgets; returns the filter they describe."""
+    opts = history.filter_options(store)
+    batches = {b["id"]: b["label"] for b in opts["batches"]}
+    with st.container(border=True):
+        c1, c2, c3, c4 = st.columns([2, 1, 2, 1])
+        client_text = c1.text_input(
+            "Client",
+            key="comm_f_client",
+            placeholder="name, e-mail or phone",
+            disabled=client_id is not None,
+            help="Showing one client's messages" if client_id is not None else None,
+        )
+        channel = c2.selectbox(
+            "Channel",
+            [None, *opts["channels"]],
+            format_func=lambda c: "All" if c is None else CHANNEL_LABELS[c],
+            key="comm_f_channel",
+        )
+        statuses = c3.multiselect("Status", opts["statuses"], key="comm_f_status")
+        source = c4.selectbox(
+            "Source",
+            [None, *opts["sources"]],
+            format_func=lambda s: "All" if s is None else s,
+            key="comm_f_source",
+        )
+        d1, d2, d3 = st.columns([2, 2, 2])
+        batch_id = d1.selectbox(
+            "Batch",
+            [None, *batches],
+            format_func=lambda b: "All" if b is None else batches.get(b, f"batch {b}"),
+            key="comm_f_batch",
+        )
+        date_from, date_to = _dates(
+            d2.date_input("Date range", value=(), key="comm_f_dates", format="YYYY-MM-DD")
+        )
+        text = d3.text_input(
+            "Text", key="comm_f_text", placeholder="words in the subject, body or address"
+        )
+    return MessageFilter(
+        client_id=client_id,
+        client_text=None if client_id is not None else (client_text or None),
+        channel=channel,
+        statuses=list(statuses),
+        source=source,
+        batch_id=batch_id,
+        date_from=date_from,
+        date_to=date_to,
+        text=text or None,
+    )
+
+
+def reset_filters() -> None:
+    """Clear every filter widget (a callback)."""
+    for key in FILTER_KEYS:
+        st.session_state.pop(key, None)
+
+
+# -- the table ----------------------------------------------------------------------
+
+
+def _display(df: pd.DataFrame) -> pd.DataFrame:
+    out = pd.DataFrame(
+        {
+            "ID": df["id"],
+            "Created": df["created_at"],
+            "Client": df["client_name"],
+            "Channel": df["channel"].map(CHANNEL_LABELS),
+            "Status": df["status"],
+            "Source": df["source"],
+            "To": df["to_address"],
+            "Subject / text": df["subject"].fillna(df["snippet"].str.replace("\n", " ")),
+            "Sent": df["sent_at"],
+            "Attempts": df["attempts"],
+            "Reason / error": df["reason"].fillna(df["error"]),
+        }
+    )
+    return out
+
+
+def paged_table(store: Store, f: MessageFilter) -> list[int] | None:
+    """Count, page picker and the table; the selected rows' ids (None: nothing listed)."""
+    total = history.count_messages(store, f)
+    pages = max(1, -(-total // PAGE_SIZE))
+    signature = json.dumps(f.to_dict(), default=str, sort_keys=True)
+    if st.session_state.get("comm_signature") != signature:
+        # New filters: back to page 1 and no selection (row positions would point elsewhere).
+        st.session_state["comm_signature"] = signature
+        st.session_state["comm_page"] = 1
+        st.session_state[TABLE_KEY] = {"selection": {"rows": [], "columns": []}}
+    if st.session_state.get("comm_page", 1) > pages:
+        st.session_state["comm_page"] = pages
+    if total == 0:
+        if f != MessageFilter(client_id=f.client_id):
+            st.info("No message matches these filters.", icon=":material/search_off:")
+        elif f.client_id is not None:
+            st.info("Nothing has been written to this client yet.", icon=":material/inbox:")
+        else:
+            st.info(
+                "No messages yet. Send to clients from **Bulk send** or from a client's "
+                "detail; every message then appears here.",
+                icon=":material/inbox:",
+            )
+        return None
+    head, pager = st.columns([4, 1], vertical_alignment="bottom")
+    noun = "message" if total == 1 else "messages"
+    head.markdown(f"**{total:,} {noun}**, newest first · {pages:,} page(s) of {PAGE_SIZE}")
+    page = pager.number_input("Page", min_value=1, max_value=pages, step=1, key="comm_page")
+    df = history.list_messages(store, f, limit=PAGE_SIZE, offset=(int(page) - 1) * PAGE_SIZE)
+    # One client's view: their name in the header, not in every row.
+    return message_table(df, key=TABLE_KEY, hide=("Client",) if f.client_id is not None else ())
+
+
+def message_table(df: pd.DataFrame, *, key: str, hide: Sequence[str] = ()) -> list[int]:
+    """Messages (as history.list_messages returns them) with multi-row selection.
+
+    `hide` names display columns to leave out; returns the selected messages' ids.
+    """
+    event = st.dataframe(
+        _display(df).drop(columns=list(hide)),
+        key=key,
+        on_select="rerun",
+        selection_mode="multi-row",
+        hide_index=True,
+        column_config={
+            "ID": st.column_config.NumberColumn(format="%d", width="small"),
+            "Created": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
+            "Sent": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
+            "Attempts": st.column_config.NumberColumn(width="small"),
+        },
+        placeholder="",  # a draft has no "Sent", a sent message no "Reason / error"
+    )
+    return [int(df.iloc[r]["id"]) for r in event.selection.rows if r < len(df)]
+
+
+# -- actions ------------------------------------------------------------------------
+
+
+def clear_selection(table_key: str) -> None:
+    """Forget a table's selected rows (positions change when rows are added)."""
+    st.session_state[table_key] = {"selection": {"rows": [], "columns": []}}
+
+
+def _act(flash_key: str, label: str, fn, *args) -> None:
+    """Run one action (a button callback) and keep its outcome for the next run."""
+    try:
+        n = fn(*args)
+    except CommsError as exc:
+        st.session_state[flash_key] = ("error", f"{label}: {exc}")
+    else:
+        st.session_state[flash_key] = ("success", f"{label}: {n} message(s).")
+
+
+def _copy(store: Store, message_id: int, flash_key: str, table_key: str) -> None:
+    try:
+        new_id = compose.copy_to_draft(store, message_id)
+    except CommsError as exc:
+        st.session_state[flash_key] = ("error", f"Copy: {exc}")
+        return
+    st.session_state[flash_key] = (
+        "success",
+        f"Copied into a new draft (message {new_id}); it is at the top of the list.",
+    )
+    clear_selection(table_key)  # the new row shifts every position by one
+
+
+def _counted(verb: str, n: int, noun: str, none: str) -> str:
+    """A button label: "Send 2 draft(s)", or "Send drafts" (disabled), never "Send 0 …"."""
+    return f"{verb} {n} {noun}" if n else f"{verb} {none}"
+
+
+def actions(
+    store: Store, ids: Sequence[int], *, key: str = "comm", table_key: str = TABLE_KEY
+) -> None:
+    """Buttons for what can be done with the selected messages."""
+    flash_key = f"{key}_flash"
+    flash = st.session_state.pop(flash_key, None)
+    if flash:
+        getattr(st, flash[0])(flash[1])
+    if not ids:
+        st.caption("Select messages in the table to send drafts, retry, cancel or copy them.")
+        return
+    by: dict[str, list[int]] = {}
+    for mid, status in history.statuses_of(store, ids).items():
+        by.setdefault(status, []).append(mid)
+    drafts_ids, failed, queued = by.get("draft", []), by.get("failed", []), by.get("queued", [])
+    c1, c2, c3, c4 = st.columns(4)
+    c1.button(
+        _counted("Send", len(drafts_ids), "draft(s)", "drafts"),
+        icon=":material/send:",
+        type="primary",
+        disabled=not drafts_ids,
+        key=f"{key}_send_drafts",
+        on_click=_act,
+        args=(flash_key, "Queued to send now", compose.send_drafts, store, drafts_ids),
+        help="Queue the selected drafts; the dispatcher sends them within seconds.",
+    )
+    c2.button(
+        _counted("Retry", len(failed), "failed", "failed"),
+        icon=":material/replay:",
+        disabled=not failed,
+        key=f"{key}_retry",
+        on_click=_act,
+        args=(flash_key, "Queued again", lambda: outbox.retry(store, message_ids=failed)),
+    )
+    c3.button(
+        _counted("Cancel", len(queued), "queued", "queued"),
+        icon=":material/cancel_schedule_send:",
+        disabled=not queued,
+        key=f"{key}_cancel",
+        on_click=_act,
+        args=(flash_key, "Cancelled", lambda: outbox.cancel(store, message_ids=queued)),
+        help="Queued messages that have not left yet are cancelled.",
+    )
+    c4.button(
+        "Copy into a new draft",
+        icon=":material/content_copy:",
+        key=f"{key}_copy",
+        disabled=len(ids) != 1,
+        help=None if len(ids) == 1 else "Select exactly one message to copy it.",
+        on_click=_copy,
+        args=(store, ids[0], flash_key, table_key),
+    )
+
+
+# -- one message --------------------------------------------------------------------
+
+
+def _when(value: Any) -> str:
+    if value is None or (isinstance(value, float) and value != value) or value is pd.NaT:
+        return "—"
+    return str(value)[:19]
+
+
+def message_view(store: Store, message_id: int, *, key: str = "comm_msg") -> None:
+    """One message as it was sent: headers, body, attachments, provider id, attempts."""
+    try:
+        msg = history.get_message(store, message_id)
+    except CommsError as exc:
+        st.error(str(exc))
+        return
+    with st.container(border=True):
+        top = st.columns([3, 1], vertical_alignment="center")
+        title = msg["subject"] if msg["channel"] == "email" else "SMS"
+        top[0].markdown(f"#### {CHANNEL_LABELS[msg['channel']]} {message_id}: {title or ''}")
+        with top[1]:
+            status_badge(msg["status"])
+        batch = f"{msg['batch_name'] or 'batch'} ({msg['batch_id']})" if msg["batch_id"] else None
+        client = (
+            f"{msg['client_name'] or '—'} (ID {msg['client_id']})"
+            if msg["client_id"] is not None
+            else None
+        )
+        facts = (
+            ("To", f"{msg.get('to_name') or ''} <{msg['to_address'] or '—'}>"),
+            ("Client", client),
+            ("Source", msg["source"]),
+            ("Batch", batch),
+            ("Created", _when(msg["created_at"])),
+            ("Scheduled", _when(msg["scheduled_at"])),
+            ("Sent", _when(msg["sent_at"])),
+            ("Provider id", msg["provider_id"]),
+            ("Attempts", msg["attempts"]),
+            ("Reason", msg.get("reason")),
+        )
+        # What has not happened (no batch, not scheduled, not sent) is left out, not "—".
+        meta = {k: v for k, v in facts if v not in (None, "", "—")}
+        st.markdown("  \n".join(f"**{k}:** {v}" for k, v in meta.items()))
+        if msg.get("error") and msg["status"] == "invalid":
+            # An invalid message never reached a server: the error is ours (render, address).
+            st.warning(f"Cannot be sent: {msg['error']}", icon=":material/block:")
+        elif msg.get("error"):
+            st.error(f"Last error: {msg['error']}", icon=":material/error:")
+        if msg["channel"] == "email":
+            _email_body(store, msg, key)
+        else:
+            _sms_body(msg)
+        if msg["attempt_log"]:
+            st.markdown("**Attempts**")
+            st.dataframe(
+                pd.DataFrame(msg["attempt_log"]).rename(
+                    columns={"attempt": "#", "ts": "When", "outcome": "Outcome", "detail": "Detail"}
+                ),
+                hide_index=True,
+                key=f"{key}_attempts_{message_id}",
+                placeholder="",
+            )
+        else:
+            st.caption("No sending attempt yet.")
+        if msg["status"] == "draft":
+            _edit_draft(store, msg, key)
+        if msg["client_id"] is not None and page_exists("pages/client.py"):
+            if st.button("Open client detail", icon=":material/person:", key=f"{key}_open_client"):
+                from comms.ui.client import open_client_detail  # avoids an import cycle
+
+                open_client_detail(int(msg["client_id"]))
+
+
+def _email_body(store: Store, msg: dict, key: str) -> None:
+    st.markdown(f"**Subject:** {msg['subject'] or '—'}")
+    with st.container(border=True):
+        if msg.get("body_html"):
+            # st.html sanitises (no scripts, no event handlers): safe for stored HTML.
+            st.html(msg["body_html"])
+        else:
+            st.text(msg["body_text"] or "")
+    with st.expander("Plain-text part"):
+        st.text(msg["body_text"] or "")
+    if msg["attachments"]:
+        st.markdown("**Attachments**")
+        for a in msg["attachments"]:
+            cols = st.columns([3, 1, 1], vertical_alignment="center")
+            cols[0].markdown(f":material/attach_file: {a['filename']}")
+            cols[1].caption(f"{a['content_type']}, {a['size']:,} B")
+            name, ctype, data = history.attachment_data(store, a["id"])
+            cols[2].download_button(
+                "Download",
+                data=data,
+                file_name=name,
+                mime=ctype,
+                key=f"{key}_att_{msg['id']}_{a['id']}",
+            )
+    else:
+        st.caption("No attachments.")
+
+
+def _sms_body(msg: dict) -> None:
+    text = msg["body_text"] or ""
+    info = sms_info(text)
+    st.caption(info.describe())
+    parts = history.split_segments(text)
+    for i, part in enumerate(parts, start=1):
+        with st.container(border=True):
+            if len(parts) > 1:
+                st.caption(f"Segment {i} of {len(parts)}")
+            st.text(part)
+
+
+def _edit_draft(store: Store, msg: dict, key: str) -> None:
+    with st.expander("Edit this draft", icon=":material/edit:"):
+        with st.form(f"{key}_edit_{msg['id']}"):
+            subject = (
+                st.text_input("Subject", value=msg["subject"] or "")
+                if msg["channel"] == "email"
+                else None
+            )
+            body = st.text_area("Text", value=msg["body_text"] or "", height=200)
+            if msg["channel"] == "sms":
+                st.caption(sms_info(body).describe())
+            if st.form_submit_button("Save the draft", icon=":material/save:"):
+                try:
+                    compose.edit_draft(store, msg["id"], subject=subject, body=body)
+                except CommsError as exc:
+                    st.error(str(exc))
+                else:
+                    st.success("Draft saved.")
+                    st.rerun()
+
+
+# -- the timeline ---------------------------------------------------------------------
+
+
+def timeline(store: Store, client_id: int) -> None:
+    """Messages of one client over time, by channel (rows) and status (colour)."""
+    df = history.client_timeline(store, client_id)
+    if df.empty:
+        st.info("This client has no messages yet.", icon=":material/forum:")
+        return
+    df = df.assign(channel=df["channel"].map(CHANNEL_LABELS))
+    statuses = [s for s in STATUS_COLORS if s in set(df["status"])]
+    chart = (
+        alt.Chart(df)
+        .mark_circle(size=140, opacity=0.85)
+        .encode(
+            # 24-hour times with the date: Vega's default mixed "06:50" and "07 PM".
+            x=alt.X("ts:T", title=None, axis=alt.Axis(format="%Y-%m-%d %H:%M", labelAngle=0)),
+            y=alt.Y("channel:N", title=None, sort=["E-mail", "SMS"]),
+            color=alt.Color(
+                "status:N",
+                title="Status",
+                scale=alt.Scale(domain=statuses, range=[STATUS_COLORS[s] for s in statuses]),
+            ),
+            tooltip=[
+                alt.Tooltip("id:Q", title="Message"),
+                alt.Tooltip("ts:T", title="When", format="%Y-%m-%d %H:%M"),
+                alt.Tooltip("channel:N", title="Channel"),
+                alt.Tooltip("status:N", title="Status"),
+                alt.Tooltip("title:N", title="Subject / text"),
+            ],
+        )
+        .properties(height=150)
+    )
+    st.altair_chart(chart, width="stretch")
+
+
+# -- the suppression list -------------------------------------------------------------
+
+
+def _upload_preview(store: Store, uploaded: Any, reason: str, nonce: int) -> None:
+    """Parse an uploaded address list, report bad lines, offer to add the rest."""
+
+    data = uploaded.getvalue()
+    if len(data) > max_upload_bytes():
+        st.error(f"{uploaded.name} is too large; the limit is {max_upload_bytes():,} bytes.")
+        return
+    try:
+        parsed = profile.parse_address_list(data)
+    except CommsError as exc:
+        st.error(f"{uploaded.name}: {exc}")
+        return
+    emails = sum(1 for _, _, ch in parsed.entries if ch == "email")
+    notes = [
+        f"{len(parsed.entries):,} address(es): {emails:,} e-mail, "
+        f"{len(parsed.entries) - emails:,} phone"
+    ]
+    if parsed.duplicates:
+        notes.append(f"{parsed.duplicates:,} repeated line(s) counted once")
+    if parsed.header_skipped:
+        notes.append("the header line was skipped")
+    st.markdown("; ".join(notes) + ".")
+    if parsed.errors:
+        st.warning(
+            f"{len(parsed.errors):,} line(s) are not an e-mail or phone number and "
+            "will be left out:"
+        )
+        st.dataframe(
+            pd.DataFrame(parsed.errors, columns=["Line", "Text", "Problem"]),
+            hide_index=True,
+            key="supp_bad_lines",
+            placeholder="",
+        )
+
+    def add_all() -> None:
+        n = profile.import_suppressions(store, parsed, reason)
+        st.session_state["supp_flash"] = (
+            "success",
+            f"{n:,} address(es) added to the suppression list "
+            f"({len(parsed.entries) - n:,} were already on it).",
+        )
+        st.session_state["supp_nonce"] = nonce + 1
+
+    st.button(
+        f"Add {len(parsed.entries):,} address(es)",
+        type="primary",
+        disabled=not parsed.entries,
+        key="supp_import",
+        on_click=add_all,
+    )
+
+
+def suppression_panel(store: Store) -> None:
+    """Opted-out addresses: upload a list, add one by hand, search, remove."""
+    flash = st.session_state.pop("supp_flash", None)
+    if flash:
+        getattr(st, flash[0])(flash[1])
+    total = profile.count_suppressions(store)
+    st.caption(
+        f"{total:,} address(es). Nobody on this list is sent bulk messages (reason "
+        "“opted out”), and one-off messages to them are refused."
+    )
+    up, hand = st.columns(2)
+    with up:
+        st.markdown("**Upload a list** (CSV or TXT, one e-mail or phone per line)")
+        nonce = st.session_state.get("supp_nonce", 0)
+        uploaded = st.file_uploader("Addresses", type=["csv", "txt"], key=f"supp_upload_{nonce}")
+        reason = st.text_input("Reason", value="uploaded list", key="supp_upload_reason")
+        if uploaded is not None:
+            _upload_preview(store, uploaded, reason, nonce)
+    with hand:
+        st.markdown("**Add one address**")
+        address = st.text_input("E-mail or phone", key="supp_address")
+        hand_reason = st.text_input("Reason", value="asked to stop", key="supp_hand_reason")
+        if st.button("Add to the list", key="supp_add", disabled=not address.strip()):
+            try:
+                norm, channel = profile.add_suppression(store, address, hand_reason)
+            except CommsError as exc:
+                st.error(str(exc))
+            else:
+                st.session_state["supp_flash"] = ("success", f"{norm} ({channel}) is suppressed.")
+                st.rerun()
+    search = st.text_input("Search the list", key="supp_search", placeholder="address")
+    listed = profile.list_suppressions(store, search=search or None, limit=1000)
+    if listed.empty:
+        return
+    event = st.dataframe(
+        listed,
+        hide_index=True,
+        key="supp_table",
+        on_select="rerun",
+        selection_mode="multi-row",
+        placeholder="",
+    )
+    chosen = [listed.iloc[r] for r in event.selection.rows if r < len(listed)]
+    if st.button(
+        f"Remove {len(chosen)} selected",
+        disabled=not chosen,
+        key="supp_remove",
+        help="Only when the person asked to receive messages again.",
+    ):
+        for row in chosen:
+            profile.remove_suppression(store, row["address"], row["channel"])
+        st.session_state["supp_flash"] = ("success", f"Removed {len(chosen)} address(es).")
+        st.rerun()
