@@ -876,3 +876,15 @@ def load_sample_if_empty(store: Store, path: Path = SAMPLE_CSV) -> ImportReport 
     if store.scalar("SELECT count(*) FROM clients"):
         return None
     return import_clients(store, path, list_name="Sample")
+
+
+def data_version(store: Store) -> str:
+    """A stamp that changes whenever clients are added, removed or updated.
+
+    The directory keeps its filter choices and its first page while this stays the same.
+    """
+    return str(
+        store.scalar(
+            "SELECT count(*) || ':' || coalesce(max(updated_at)::VARCHAR, '') FROM clients"
+        )
+    )

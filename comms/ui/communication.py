@@ -19,7 +19,7 @@ import streamlit as st
 from comms import outbox
 from comms.clients import profile
 from comms.config import max_upload_bytes
-from comms.errors import CommsError
+from comms.errors import CommsError, NotFound
 from comms.messages import compose, history
 from comms.messages.history import MessageFilter
 from comms.rules.sms import sms_info
@@ -612,3 +612,52 @@ def suppression_panel(store: Store) -> None:
             profile.remove_suppression(store, row["address"], row["channel"])
         st.session_state["supp_flash"] = ("success", f"Removed {len(chosen)} address(es).")
         st.rerun()
+
+
+# -- the page -------------------------------------------------------------------------
+
+
+def client_header(store: Store, client_id: int) -> bool:
+    """The narrowed-to client's name, the way back to everyone, and the timeline.
+
+    False (and back to every client) when that client does not exist.
+    """
+    from comms.ui.client import open_client_detail  # avoids an import cycle
+
+    try:
+        client = profile.load_client(store, client_id)
+    except NotFound:
+        st.warning(f"Client {client_id} does not exist; showing every message.")
+        clear_client()
+        return False
+    head, b1, b2 = st.columns([3, 1, 1], vertical_alignment="center")
+    head.subheader(f"{client['name'] or '(no name)'} · client {client_id}")
+    b1.button("Show every client", icon=":material/groups:", on_click=clear_client)
+    if b2.button(
+        "Open client detail", icon=":material/person:", disabled=not page_exists("pages/client.py")
+    ):
+        open_client_detail(client_id)
+    timeline(store, client_id)
+    return True
+
+
+def render(store: Store) -> None:
+    """The whole Communication page: every message, or one client's."""
+    st.title("Communication")
+    client_id = comm_client_id()
+    if client_id is not None and not client_header(store, client_id):
+        client_id = None
+    if client_id is None:
+        st.caption("Every message from bulk sends, client details and the command line.")
+    flt = filters(store, client_id)
+    st.button("Clear filters", icon=":material/filter_alt_off:", on_click=reset_filters)
+    selected = paged_table(store, flt)
+    if selected is not None:  # no "select messages…" hint under an empty list
+        actions(store, selected)
+        if len(selected) == 1:
+            message_view(store, selected[0])
+        elif len(selected) > 1:
+            st.caption(f"{len(selected)} messages selected; select one to see it as it was sent.")
+    st.divider()
+    with st.expander("Suppression list (opted-out addresses)", icon=":material/block:"):
+        suppression_panel(store)

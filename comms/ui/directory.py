@@ -14,6 +14,8 @@ from streamlit.errors import StreamlitAPIException
 from comms import config
 from comms.clients import (
     ClientFilter,
+    count_clients,
+    data_version,
     default_list_name,
     export_csv,
     filter_options,
@@ -40,12 +42,7 @@ def _tri(label: str, key: str) -> bool | None:
 
 def _options(store: Store) -> dict[str, list[str]]:
     """Filter choices, recomputed only when the data changed (an import, or a new count)."""
-    version = (
-        st.session_state.get(VERSION_KEY, 0),
-        store.scalar(
-            "SELECT count(*) || ':' || coalesce(max(updated_at)::VARCHAR, '') FROM clients"
-        ),
-    )
+    version = (st.session_state.get(VERSION_KEY, 0), data_version(store))
     cached = st.session_state.get("dir_options")
     if not cached or cached[0] != version:
         cached = (version, filter_options(store))
@@ -110,9 +107,7 @@ def _display(df: pd.DataFrame) -> pd.DataFrame:
 def _page(store: Store, f: ClientFilter, key: str) -> tuple[int, pd.DataFrame]:
     """Count and first rows, reused while neither the filter nor the data changed:
     ticking a row reruns the page and must not filter a million clients again."""
-    stamp = store.scalar(
-        "SELECT count(*) || ':' || coalesce(max(updated_at)::VARCHAR, '') FROM clients"
-    )
+    stamp = data_version(store)
     cached = st.session_state.get("dir_page")
     if cached and cached[0] == (key, stamp):
         return cached[1], cached[2]
@@ -345,7 +340,7 @@ def show_report() -> None:
 def render(store: Store) -> None:
     """The whole directory page."""
     st.title("Clients")
-    total_all = store.scalar("SELECT count(*) FROM clients") or 0
+    total_all = count_clients(store)
     upload_panel(store, expanded=total_all == 0)
     if total_all == 0:
         st.info("No clients yet: upload a client list above.")

@@ -269,6 +269,8 @@ def attachments_panel(store: Store, template_id: int) -> None:
 
 def render(store: Store) -> None:
     """The whole Templates page."""
+    st.title("Templates")
+    st.caption("E-mail (Markdown, HTML or text) and SMS templates with {{ placeholders }}.")
     template_id = picker(store)
     st.divider()
     editor(store, template_id)

@@ -1,0 +1,254 @@
+"""The Action log page: filters, the paged table, export, and one entry in full.
+
+Every query is in comms.actionlog.queries; this module only reads widgets and draws.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from comms.actionlog.queries import (
+    TABLE_COLUMNS,
+    LogFilter,
+    count_log,
+    detail_rows,
+    entry_message_ids,
+    export_log_csv,
+    filter_options,
+    get_entry,
+    messages_now,
+    query_log,
+)
+from comms.store import Store
+from comms.ui.common import page_exists
+
+TABLE_KEY = "log_table"
+PAGE_SIZES = [50, 100, 200, 500]
+
+
+def apply_links() -> None:
+    """Other pages link here with ?batch=ID or ?client=ID.
+
+    Applied to the filters once, then dropped from the URL so the person can change
+    the filters freely.
+    """
+    for param, key in (("batch", "log_batch"), ("client", "log_client")):
+        raw = st.query_params.get(param)
+        if raw is not None:
+            if raw.isdigit():
+                st.session_state[key] = int(raw) if key == "log_batch" else raw
+            del st.query_params[param]
+
+
+def filters(store: Store) -> LogFilter:
+    """The filter widgets; returns the filter they describe."""
+    options = filter_options(store)
+    with st.container(border=True):
+        c1, c2, c3 = st.columns(3)
+        actions = c1.multiselect("Action", options["actions"], key="log_actions", placeholder="any")
+        users = c2.multiselect("User", options["users"], key="log_users", placeholder="anyone")
+        outcomes = c3.multiselect(
+            "Outcome", options["outcomes"], key="log_outcomes", placeholder="any"
+        )
+        c4, c5, c6, c7 = st.columns([2, 1, 2, 2])
+        dates = c4.date_input("Date range", value=(), key="log_dates", format="YYYY-MM-DD")
+        batch = c5.number_input(
+            "Batch", min_value=1, value=None, step=1, key="log_batch", placeholder="any"
+        )
+        client = c6.text_input(
+            "Client", key="log_client", placeholder="ID, name, e-mail or phone"
+        ).strip()
+        text = c7.text_input("Text in details", key="log_text", placeholder="e.g. 550").strip()
+    picked = list(dates) if isinstance(dates, (tuple, list)) else [dates]
+    picked = [d for d in picked if isinstance(d, date)]
+    return LogFilter(
+        actions=actions,
+        users=users,
+        outcomes=outcomes,
+        date_from=picked[0] if picked else None,
+        date_to=picked[-1] if picked else None,
+        batch_id=int(batch) if batch is not None else None,
+        client_id=int(client) if client.isdigit() else None,
+        client=client if client and not client.isdigit() else None,
+        text=text or None,
+    )
+
+
+def pager(store: Store, log_filter: LogFilter, total: int) -> tuple[int, int]:
+    """Rows per page, page number, the count and the export; returns (limit, offset)."""
+    size_col, page_col, info_col, export_col = st.columns([1, 1, 2, 2], vertical_alignment="bottom")
+    page_size = size_col.selectbox("Rows per page", PAGE_SIZES, key="log_page_size")
+    pages = max(1, -(-total // page_size))
+    # A new filter starts again at page 1.
+    signature = (str(log_filter.to_dict()), page_size)
+    if st.session_state.get("log_signature") != signature:
+        st.session_state["log_signature"] = signature
+        st.session_state["log_page"] = 1
+    page = page_col.number_input("Page", min_value=1, max_value=pages, step=1, key="log_page")
+    offset = (int(page) - 1) * page_size
+    shown_to = min(offset + page_size, total)
+    info_col.markdown(
+        f"**{total:,}** matching entr{'y' if total == 1 else 'ies'}"
+        + (f" · showing {offset + 1:,}–{shown_to:,}" if total else "")
+    )
+    export_col.download_button(
+        f"Export {total:,} to CSV",
+        # Built only when clicked, so a long log does not slow every rerun.
+        data=lambda: export_log_csv(store, log_filter),
+        file_name=f"action-log-{date.today().isoformat()}.csv",
+        mime="text/csv",
+        icon=":material/download:",
+        disabled=total == 0,
+        key="log_export",
+        on_click="ignore",
+        help="Exports every matching entry (not only this page). Cells that a spreadsheet "
+        "would read as a formula are prefixed with an apostrophe.",
+    )
+    return page_size, offset
+
+
+def log_table(df: pd.DataFrame) -> int | None:
+    """One page of entries with single-row selection; the selected entry's id."""
+    event = st.dataframe(
+        df[list(TABLE_COLUMNS)],
+        hide_index=True,
+        width="stretch",
+        placeholder="",  # an entry about no batch / message / client shows blank cells
+        on_select="rerun",
+        selection_mode="single-row",
+        key=TABLE_KEY,
+        column_config={
+            "ts": st.column_config.DatetimeColumn("When", format="YYYY-MM-DD HH:mm:ss"),
+            "user": "Who",
+            "action": "Action",
+            "outcome": "Outcome",
+            "batch_id": st.column_config.NumberColumn("Batch", format="%d"),
+            "message_id": st.column_config.NumberColumn("Message", format="%d"),
+            "client_id": st.column_config.NumberColumn("Client ID", format="%d"),
+            "client_name": "Client",
+            "summary": st.column_config.TextColumn("Details", width="large"),
+        },
+    )
+    rows = [r for r in (event.selection.rows if event is not None else []) if r < len(df)]
+    return int(df.iloc[rows[0]]["id"]) if rows else None
+
+
+def _only_batch(batch_id: int) -> None:
+    st.session_state["log_batch"] = batch_id
+
+
+def entry_panel(store: Store, entry: dict[str, Any]) -> None:
+    """One entry in full: who / when / what, its detail, its messages as they are now."""
+    with st.container(border=True):
+        st.subheader(f"Entry #{entry['id']}: {entry['action']}")
+        meta = {
+            "When": f"{entry['ts']:%Y-%m-%d %H:%M:%S}",
+            "Who": entry["user"],
+            "Outcome": entry["outcome"],
+            "Batch": entry["batch_id"],
+            "Message": entry["message_id"],
+            "Client": (
+                f"{entry['client_name'] or '(no name)'} (ID {entry['client_id']})"
+                if entry["client_id"] is not None
+                else None
+            ),
+        }
+        st.markdown("  \n".join(f"**{k}:** {v}" for k, v in meta.items() if v is not None))
+        if entry["detail"]:
+            st.dataframe(
+                detail_rows(entry["detail"]), hide_index=True, width="stretch", key="log_detail"
+            )
+            with st.expander("As recorded (JSON)"):
+                st.json(entry["detail"], expanded=2)
+        ids = entry_message_ids(entry)
+        if ids:
+            noun = "This message" if len(ids) == 1 else f"These {len(ids)} messages"
+            st.markdown(f"**{noun} now**")
+            st.dataframe(
+                messages_now(store, ids),
+                hide_index=True,
+                width="stretch",
+                placeholder="",
+                key="log_entry_messages",
+                column_config={
+                    "id": st.column_config.NumberColumn("Message", format="%d"),
+                    "status": "Status",
+                    "channel": "Channel",
+                    "client_name": "Client",
+                    "to_address": "To",
+                    "error": st.column_config.TextColumn("Last error", width="large"),
+                    "sent_at": st.column_config.DatetimeColumn(
+                        "Sent at", format="YYYY-MM-DD HH:mm:ss"
+                    ),
+                    "provider_id": "Provider id",
+                },
+            )
+        entry_actions(entry)
+
+
+def entry_actions(entry: dict[str, Any]) -> None:
+    """Open the entry's client, their communication, or only the entry's batch."""
+    b1, b2, b3 = st.columns(3)
+    client_id = entry["client_id"]
+    has_client_page = page_exists("pages/client.py")
+    if b1.button(
+        "Open client detail",
+        icon=":material/person:",
+        disabled=client_id is None or not has_client_page,
+        help=None
+        if has_client_page
+        else "The client detail page is not available in this version yet.",
+        key="log_open_client",
+    ):
+        st.session_state["comms_client_id"] = int(client_id)
+        st.switch_page("pages/client.py", query_params={"client": str(client_id)})
+    has_comm_page = page_exists("pages/communication.py")
+    if b2.button(
+        "Show the client's communication",
+        icon=":material/forum:",
+        disabled=client_id is None or not has_comm_page,
+        key="log_open_comm",
+    ):
+        st.session_state["comms_comm_client_id"] = int(client_id)
+        st.switch_page("pages/communication.py", query_params={"client": str(client_id)})
+    b3.button(
+        "Only this batch",
+        icon=":material/filter_alt:",
+        disabled=entry["batch_id"] is None,
+        key="log_only_batch",
+        on_click=_only_batch,
+        args=(int(entry["batch_id"]) if entry["batch_id"] is not None else 0,),
+    )
+
+
+def render(store: Store) -> None:
+    """The whole Action log page."""
+    st.title("Action log")
+    st.caption(
+        "Every import, template change, generation, edit, queueing, send run and failure: "
+        "who, when, what, and the outcome for each message. Newest first."
+    )
+    apply_links()
+    log_filter = filters(store)
+    # Kept for the export and for other pages that want to reuse the current view.
+    st.session_state["comms_log_filter"] = log_filter.to_dict()
+    total = count_log(store, log_filter)
+    limit, offset = pager(store, log_filter, total)
+    if total == 0:
+        st.info(
+            "No entries match these filters."
+            if any(log_filter.to_dict().values())
+            else "Nothing has been recorded yet."
+        )
+        return
+    entry_id = log_table(query_log(store, log_filter, limit=limit, offset=offset))
+    if entry_id is None:
+        st.caption("Select a row to see its full details and open its client.")
+        return
+    entry = get_entry(store, entry_id)
+    if entry is not None:  # None: deleted between the query and the click
+        entry_panel(store, entry)
