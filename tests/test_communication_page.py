@@ -10,6 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from comms.messages import history
+from comms.sending import dispatcher
 from tests.seed_history import add_client, add_message
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -184,7 +185,6 @@ def test_client_via_query_param(data):
 
 def test_journey_draft_from_detail_to_sent(store, db_path, tmp_path):
     """Compose in the client detail, save a draft, find it in the list, send it, see it sent."""
-    dispatcher = pytest.importorskip("comms.sending.dispatcher")
     cid = add_client(store)
     detail = AppTest.from_file(CLIENT_PAGE, default_timeout=60)
     detail.session_state["comms_client_id"] = cid

@@ -10,7 +10,6 @@ from streamlit.testing.v1 import AppTest
 
 from comms.clients import ClientFilter, import_clients
 from comms.ui import directory
-from comms.ui.common import page_exists
 
 PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "directory.py")
 LIST = (
@@ -101,29 +100,25 @@ def test_filters_narrow_the_table_in_duckdb(at):
     assert "segment" in at.selectbox(key="dir_attr").options
 
 
-def test_two_rows_selected_enable_bulk_actions_iff_the_wizard_exists(at):
+def test_two_rows_selected_enable_the_bulk_actions(at):
     assert all(disabled for disabled, _ in buttons(at).values())
     select_rows(at, [0, 2])
     assert at.caption[-1].value == "Selected: 2 client(s)"
     state = buttons(at)
-    wizard = page_exists("pages/wizard.py")
-    assert state["dir_act_email"][0] is (not wizard)
-    assert state["dir_act_sms"][0] is (not wizard)
-    if not wizard:
-        assert state["dir_act_email"][1] == "The Bulk send page is not available yet."
+    assert state["dir_act_email"][0] is False
+    assert state["dir_act_sms"][0] is False
     assert state["dir_act_client"] == (True, "Select exactly one client (tick one row).")
     assert state["dir_act_comm"][0] is True
 
 
-def test_one_row_enables_client_actions_iff_their_pages_exist(at):
+def test_one_row_enables_the_client_actions(at):
     select_rows(at, [1])
     state = buttons(at)
-    assert state["dir_act_client"][0] is (not page_exists("pages/client.py"))
-    assert state["dir_act_comm"][0] is (not page_exists("pages/communication.py"))
+    assert state["dir_act_client"][0] is False
+    assert state["dir_act_comm"][0] is False
 
 
-def test_send_email_hands_the_selected_ids_to_the_wizard(at, monkeypatch):
-    monkeypatch.setattr(directory, "page_exists", lambda path: True)
+def test_send_email_hands_the_selected_ids_to_the_wizard(at):
     select_rows(at, [0, 2])
     at.button(key="dir_act_email").click()
     run(at)
@@ -132,8 +127,7 @@ def test_send_email_hands_the_selected_ids_to_the_wizard(at, monkeypatch):
     assert list(sel) == ["client_ids"] and len(sel["client_ids"]) == 2
 
 
-def test_open_client_detail_and_communication_hand_off_one_id(seeded, at, monkeypatch):
-    monkeypatch.setattr(directory, "page_exists", lambda path: True)
+def test_open_client_detail_and_communication_hand_off_one_id(seeded, at):
     eva_id = seeded.scalar("SELECT id FROM clients WHERE email = 'eva@'")
     select_rows(at, [1])
     at.button(key="dir_act_client").click()
@@ -145,8 +139,7 @@ def test_open_client_detail_and_communication_hand_off_one_id(seeded, at, monkey
     assert at.session_state["comms_comm_client_id"] == eva_id
 
 
-def test_select_all_matching_hands_over_the_filter(at, monkeypatch):
-    monkeypatch.setattr(directory, "page_exists", lambda path: True)
+def test_select_all_matching_hands_over_the_filter(at):
     at.text_input(key="dir_search").set_value("praha")
     run(at)
     at.toggle[0].set_value(True)

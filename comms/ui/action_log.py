@@ -24,7 +24,6 @@ from comms.actionlog.queries import (
     query_log,
 )
 from comms.store import Store
-from comms.ui.common import page_exists
 
 TABLE_KEY = "log_table"
 PAGE_SIZES = [50, 100, 200, 500]
@@ -194,23 +193,18 @@ def entry_actions(entry: dict[str, Any]) -> None:
     """Open the entry's client, their communication, or only the entry's batch."""
     b1, b2, b3 = st.columns(3)
     client_id = entry["client_id"]
-    has_client_page = page_exists("pages/client.py")
     if b1.button(
         "Open client detail",
         icon=":material/person:",
-        disabled=client_id is None or not has_client_page,
-        help=None
-        if has_client_page
-        else "The client detail page is not available in this version yet.",
+        disabled=client_id is None,
         key="log_open_client",
     ):
         st.session_state["comms_client_id"] = int(client_id)
         st.switch_page("pages/client.py", query_params={"client": str(client_id)})
-    has_comm_page = page_exists("pages/communication.py")
     if b2.button(
         "Show the client's communication",
         icon=":material/forum:",
-        disabled=client_id is None or not has_comm_page,
+        disabled=client_id is None,
         key="log_open_comm",
     ):
         st.session_state["comms_comm_client_id"] = int(client_id)

@@ -1,8 +1,7 @@
-"""What every page shares: the store, the acting user, page registry, banners."""
+"""What every page shares: the store, the sign-in gate, the acting user, the banners."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import streamlit as st
@@ -15,44 +14,12 @@ from comms.ui.widgets import banners
 ROOT = Path(__file__).resolve().parent.parent.parent
 
 
-@dataclass(frozen=True)
-class PageInfo:
-    path: str
-    title: str
-    icon: str
-    url_path: str
-    default: bool = False
-
-
-# The app's pages, in menu order. A page whose file does not exist yet is left
-# out of the menu, and actions that lead to it are shown disabled.
-# Each url_path is its file's stem: on a server's first request Streamlit still
-# resolves URLs through the pages/ folder, so any other name (a bookmark to
-# /log, say) would greet the user with "Page not found".
-PAGES: tuple[PageInfo, ...] = (
-    PageInfo("pages/home.py", "Home", ":material/home:", "home", default=True),
-    PageInfo("pages/directory.py", "Clients", ":material/group:", "directory"),
-    PageInfo("pages/wizard.py", "Bulk send", ":material/campaign:", "wizard"),
-    PageInfo("pages/communication.py", "Communication", ":material/forum:", "communication"),
-    PageInfo("pages/client.py", "Client detail", ":material/person:", "client"),
-    PageInfo("pages/outbox.py", "Outbox", ":material/outbox:", "outbox"),
-    PageInfo("pages/templates.py", "Templates", ":material/description:", "templates"),
-    PageInfo("pages/action_log.py", "Action log", ":material/history:", "action_log"),
-    PageInfo("pages/settings.py", "Settings", ":material/settings:", "settings"),
-)
-
-
 def page_exists(path: str) -> bool:
+    """Left only for comms/ui/client.py and comms/ui/wizard.py, which still call it.
+
+    Every page exists; delete this once those two stop asking.
+    """
     return (ROOT / path).is_file()
-
-
-def existing_pages(pages: tuple[PageInfo, ...]) -> list[PageInfo]:
-    """The pages whose files exist; the first one is the default when home is missing."""
-    found = [p for p in pages if page_exists(p.path)]
-    if found and not any(p.default for p in found):
-        first = found[0]
-        found[0] = PageInfo(first.path, first.title, first.icon, first.url_path, default=True)
-    return found
 
 
 def get_store() -> Store:

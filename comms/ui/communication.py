@@ -24,7 +24,6 @@ from comms.messages import compose, history
 from comms.messages.history import MessageFilter
 from comms.rules.sms import sms_info
 from comms.store import Store
-from comms.ui.common import page_exists
 
 PAGE_SIZE = 50
 TABLE_KEY = "comm_table"
@@ -400,7 +399,7 @@ def message_view(store: Store, message_id: int, *, key: str = "comm_msg") -> Non
             st.caption("No sending attempt yet.")
         if msg["status"] == "draft":
             _edit_draft(store, msg, key)
-        if msg["client_id"] is not None and page_exists("pages/client.py"):
+        if msg["client_id"] is not None:
             if st.button("Open client detail", icon=":material/person:", key=f"{key}_open_client"):
                 from comms.ui.client import open_client_detail  # avoids an import cycle
 
@@ -633,9 +632,7 @@ def client_header(store: Store, client_id: int) -> bool:
     head, b1, b2 = st.columns([3, 1, 1], vertical_alignment="center")
     head.subheader(f"{client['name'] or '(no name)'} · client {client_id}")
     b1.button("Show every client", icon=":material/groups:", on_click=clear_client)
-    if b2.button(
-        "Open client detail", icon=":material/person:", disabled=not page_exists("pages/client.py")
-    ):
+    if b2.button("Open client detail", icon=":material/person:"):
         open_client_detail(client_id)
     timeline(store, client_id)
     return True

@@ -26,7 +26,6 @@ from comms.clients import (
 from comms.clients.reading import TARGETS
 from comms.errors import ImportFailed
 from comms.store import Store
-from comms.ui.common import page_exists
 
 PAGE_ROWS = 2000  # rows drawn in the table; "select all N matching" covers the rest
 ANY, YES, NO = "Any", "Yes", "No"
@@ -176,40 +175,40 @@ def _go(page: str, state: dict[str, Any]) -> None:
         st.info(f"Saved; open {page} to continue.")
 
 
-def _why(page: str, title: str, need: str | None) -> str:
-    if not page_exists(page):
-        return f"The {title} page is not available yet."
-    return need or ""
-
-
 def actions(sel: Selection) -> None:
-    """The four actions, each enabled only when its page exists and the selection fits."""
+    """The four actions on the selection, each enabled only when the selection fits it."""
     st.caption(f"Selected: {sel.count:,} client(s)" if sel.count else "Nothing selected.")
     some = None if sel.count else "Select at least one client first."
     one = None if sel.client_id is not None else "Select exactly one client (tick one row)."
-    buttons = [
-        ("Send e-mail to selected clients", WIZARD, "Bulk send", some, "dir_act_email"),
-        ("Send SMS to selected clients", WIZARD, "Bulk send", some, "dir_act_sms"),
+    wizard = {"comms_selection": sel.payload}
+    buttons = (
+        # label, key, why it is disabled (None: enabled), page, what the page is handed
+        (
+            "Send e-mail to selected clients",
+            "dir_act_email",
+            some,
+            WIZARD,
+            {**wizard, "comms_wizard_channel": "email"},
+        ),
+        (
+            "Send SMS to selected clients",
+            "dir_act_sms",
+            some,
+            WIZARD,
+            {**wizard, "comms_wizard_channel": "sms"},
+        ),
         (
             "Show communication of the selected client",
-            COMMUNICATION,
-            "Communication",
-            one,
             "dir_act_comm",
+            one,
+            COMMUNICATION,
+            {"comms_comm_client_id": sel.client_id},
         ),
-        ("Open client detail", CLIENT, "Client detail", one, "dir_act_client"),
-    ]
-    cols = st.columns(len(buttons))
-    for col, (label, page, title, need, key) in zip(cols, buttons, strict=True):
-        why = _why(page, title, need)
-        if col.button(label, key=key, disabled=bool(why), help=why or None):
-            if key in ("dir_act_email", "dir_act_sms"):
-                channel = "email" if key == "dir_act_email" else "sms"
-                _go(page, {"comms_selection": sel.payload, "comms_wizard_channel": channel})
-            elif key == "dir_act_comm":
-                _go(page, {"comms_comm_client_id": sel.client_id})
-            else:
-                _go(page, {"comms_client_id": sel.client_id})
+        ("Open client detail", "dir_act_client", one, CLIENT, {"comms_client_id": sel.client_id}),
+    )
+    for col, (label, key, why, page, state) in zip(st.columns(len(buttons)), buttons, strict=True):
+        if col.button(label, key=key, disabled=why is not None, help=why):
+            _go(page, state)
 
 
 def download(store: Store, f: ClientFilter) -> None:

@@ -12,20 +12,18 @@ import streamlit as st
 from comms.messages import history
 from comms.store import Store
 from comms.ui.client import switch
-from comms.ui.common import page_exists
 from comms.ui.communication import STATUS_COLORS
 
 DAYS = 30  # the window of the "sent" and "failed" figures
 
 
 def go(label: str, page: str, key: str, *, primary: bool = True) -> None:
-    """A button leading to another page (disabled when that page is not there)."""
+    """A button leading to another page."""
     if st.button(
         label,
         key=key,
         type="primary" if primary else "secondary",
         icon=":material/arrow_forward:",
-        disabled=not page_exists(page),
     ):
         switch(page)
 
@@ -72,7 +70,6 @@ def next_step(stats: history.HomeStats) -> None:
                 "Show failed messages",
                 key="home_show_failed",
                 icon=":material/error:",
-                disabled=not page_exists("pages/communication.py"),
             ):
                 st.session_state["comm_f_status"] = ["failed"]  # the Communication status filter
                 st.session_state.pop("comms_comm_client_id", None)
