@@ -4,7 +4,7 @@ import pytest
 
 from comms import templates as tpl
 from comms.errors import CommsError, InvalidTransition, TemplateError
-from comms.messages import generate
+from comms.messages import editor, generate, selection, testsend
 
 
 def add_client(store, **values):
@@ -142,15 +142,13 @@ def test_template_attachments_are_linked_to_every_message(store):
     result = generate.generate_messages(store, selection={"client_ids": ids}, template_id=tid)
     assert store.scalar("SELECT count(*) FROM message_attachments") == 3
     assert store.scalar("SELECT count(*) FROM batch_attachments WHERE attachment_id = ?", [aid])
-    msg = generate.get_message(store, messages(store, result.batch_id)[0]["id"])
+    msg = editor.get_message(store, messages(store, result.batch_id)[0]["id"])
     assert [a.filename for a in msg["attachments"]] == ["price list.pdf"]
     # An explicit empty list drops the template's attachments for this send.
     other = generate.generate_messages(
         store, selection={"client_ids": ids}, template_id=tid, attachment_ids=[]
     )
-    assert (
-        generate.get_message(store, messages(store, other.batch_id)[0]["id"])["attachments"] == []
-    )
+    assert editor.get_message(store, messages(store, other.batch_id)[0]["id"])["attachments"] == []
 
 
 def test_generation_is_atomic(store, monkeypatch):
@@ -214,14 +212,14 @@ def test_edit_revalidates_and_rerenders(store):
         body="Hello **{{ name }}**",
     )
     rows = {m["client_id"]: m for m in messages(store, result.batch_id)}
-    fixed = generate.edit_message(store, rows[bad]["id"], to_address=" Fixed@Example.com ")
+    fixed = editor.edit_message(store, rows[bad]["id"], to_address=" Fixed@Example.com ")
     assert fixed["status"] == "draft" and fixed["to_address"] == "Fixed@example.com"
-    edited = generate.edit_message(
+    edited = editor.edit_message(
         store, rows[good]["id"], subject="New\nsubject", body="Dear <b>you</b>, *thanks*"
     )
     assert edited["subject"] == "New subject"
     assert edited["body_html"] == "<p>Dear &lt;b&gt;you&lt;/b&gt;, <em>thanks</em></p>"
-    dup = generate.edit_message(store, rows[bad]["id"], to_address="good@example.com")
+    dup = editor.edit_message(store, rows[bad]["id"], to_address="good@example.com")
     assert (dup["status"], dup["reason"]) == ("invalid", "duplicate")
     batch = store.rows("SELECT valid, invalid FROM batches WHERE id = ?", [result.batch_id])[0]
     assert batch == {"valid": 1, "invalid": 1}
@@ -239,9 +237,9 @@ def test_edit_sms_recounts_segments(store):
         store, selection={"client_ids": [cid]}, channel="sms", body="Hi {{ name }}"
     )
     mid = messages(store, result.batch_id)[0]["id"]
-    msg = generate.edit_message(store, mid, body="ř" * 71)
+    msg = editor.edit_message(store, mid, body="ř" * 71)
     assert (msg["encoding"], msg["segments"]) == ("UCS-2", 2)
-    msg = generate.edit_message(store, mid, body="   ")
+    msg = editor.edit_message(store, mid, body="   ")
     assert (msg["status"], msg["reason"]) == ("invalid", "empty message")
 
 
@@ -282,24 +280,24 @@ def test_queued_messages_cannot_be_edited(store):
     assert outbox.queue(store, batch_id=result.batch_id) == 1
     mid = messages(store, result.batch_id)[0]["id"]
     with pytest.raises(InvalidTransition, match="only drafts"):
-        generate.edit_message(store, mid, body="x")
+        editor.edit_message(store, mid, body="x")
 
 
 def test_save_as_template_and_test_message(store):
     cid = email_client(store, "A", "a@example.com")
-    tid = generate.save_as_template(
+    tid = tpl.save_as_template(
         store, name="From wizard", channel="email", subject="S {{ name }}", body="B"
     )
-    generate.save_as_template(
+    tpl.save_as_template(
         store, name="From wizard", channel="email", subject="S2", body="B2", template_id=tid
     )
     assert tpl.get_template(store, tid).subject == "S2"
     result = generate.generate_messages(store, selection={"client_ids": [cid]}, template_id=tid)
     mid = generate.first_sendable(store, result.batch_id)
     with pytest.raises(CommsError, match="Test address"):
-        generate.create_test_message(store, mid, "nope")
-    test_id = generate.create_test_message(store, mid, "tester@example.com")
-    msg = generate.get_message(store, test_id)
+        testsend.copy_as_test_message(store, mid, "nope")
+    test_id = testsend.copy_as_test_message(store, mid, "tester@example.com")
+    msg = editor.get_message(store, test_id)
     assert (msg["source"], msg["status"], msg["subject"]) == ("test", "draft", "[TEST] S2")
 
 
@@ -377,9 +375,9 @@ def test_missing_field_message_keeps_a_placeholder_to_fix_by_hand(store):
     assert msg["body_text"] == "Dear Eva, our shop in {{ city }} has news."
     assert "our shop in {{ city }} has news." in msg["body_html"]
     # Saving with the placeholder still there keeps it invalid, naming the field.
-    still = generate.edit_message(store, msg["id"], subject="Hi Eva!")
+    still = editor.edit_message(store, msg["id"], subject="Hi Eva!")
     assert (still["status"], still["reason"]) == ("invalid", "missing field: city")
-    fixed = generate.edit_message(store, msg["id"], body="Dear Eva, our shop in Brno has news.")
+    fixed = editor.edit_message(store, msg["id"], body="Dear Eva, our shop in Brno has news.")
     assert (fixed["status"], fixed["reason"]) == ("draft", None)
     assert fixed["body_html"] == "<p>Dear Eva, our shop in Brno has news.</p>"
 
@@ -387,7 +385,7 @@ def test_missing_field_message_keeps_a_placeholder_to_fix_by_hand(store):
 def test_missing_field_counts(store):
     a = email_client(store, "Jana", "a@example.com", city="Brno", attributes='{"Body věrnosti": 5}')
     b = add_client(store, first_name="", name="", email="b@example.com", attributes="{}")
-    counts = generate.missing_field_counts(
+    counts = selection.missing_field_counts(
         store, {"client_ids": [a, b]}, ["city", "first_name", "body_vernosti", "nothing", "tags"]
     )
     assert counts == {"city": 1, "first_name": 1, "body_vernosti": 1, "nothing": 2, "tags": 2}

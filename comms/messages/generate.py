@@ -1,4 +1,4 @@
-"""Generate one rendered, validated message per recipient; review and edit them.
+"""Generate one rendered, validated message per recipient, and the review's reads.
 
 `generate_messages` is the heart of a bulk send: the template is compiled
 once, rendered per client, every message validated (address, opt-out,
@@ -29,7 +29,8 @@ import pyarrow as pa
 from comms import actionlog
 from comms import templates as tpl
 from comms.config import default_region
-from comms.errors import CommsError, InvalidTransition, NotFound
+from comms.errors import CommsError, NotFound
+from comms.messages.selection import selection_where
 from comms.rules.sms import is_gsm7, sms_info, to_gsm7
 from comms.rules.validation import (
     DUPLICATE,
@@ -43,7 +44,6 @@ from comms.rules.validation import (
     SMS_KINDS,
     check_email,
     check_phone,
-    missing_field,
 )
 from comms.store import Store
 from comms.templates import attachments as att
@@ -51,7 +51,6 @@ from comms.templates import attachments as att
 EMPTY_MESSAGE = "empty message"
 CHUNK = 10_000  # clients rendered and inserted at a time
 _SEP = "\x1f"
-EDITABLE = ("draft", "invalid")
 SOURCES = ("bulk", "client detail", "cli", "test")
 
 
@@ -72,92 +71,6 @@ class BatchResult:
         if self.channel != "sms":
             d.pop("segments")
         return d
-
-
-# -- selection ----------------------------------------------------------------
-def selection_where(selection: Mapping[str, Any]) -> tuple[str, list[Any]]:
-    """WHERE over `clients c` for a directory selection (explicit ids or a filter)."""
-    try:
-        from comms.clients import selection_where as clients_where
-    except ImportError:  # the directory module is not there: explicit ids only
-        clients_where = None
-    if clients_where is not None:
-        return clients_where(dict(selection))
-    if "client_ids" in selection:
-        return "list_contains(?::BIGINT[], c.id)", [[int(i) for i in selection["client_ids"]]]
-    raise CommsError("Selecting clients by filter needs the Clients directory (comms.clients).")
-
-
-def selection_count(store: Store, selection: Mapping[str, Any]) -> int:
-    """How many clients a selection holds right now."""
-    where, params = selection_where(selection)
-    return int(store.scalar(f"SELECT count(*) FROM clients c WHERE {where}", params) or 0)
-
-
-def missing_field_counts(
-    store: Store, selection: Mapping[str, Any], fields: Iterable[str]
-) -> dict[str, int]:
-    """{field: how many selected clients lack it}, for fields some clients lack."""
-    where, params = selection_where(selection)
-    fields = sorted(set(fields))
-    if not fields:
-        return {}
-    keys = [
-        r["k"]
-        for r in store.rows(
-            f"SELECT DISTINCT unnest(json_keys(c.attributes)) AS k FROM clients c WHERE {where}",
-            params,
-        )
-    ]
-    blank = "coalesce(trim(CAST({} AS VARCHAR)), '') = ''"
-    exprs: list[str] = []
-    expr_params: list[Any] = []
-    for f in fields:
-        if f == "first_name":
-            expr = f"({blank.format('c.first_name')} AND {blank.format('c.name')})"
-        elif f in ("name", "last_name", "email", "phone", "city", "company"):
-            expr = blank.format(f"c.{f}")
-        elif f in ("list", "lists"):
-            expr = "len(c.lists) = 0"
-        elif f == "tags":
-            expr = "len(c.tags) = 0"
-        else:
-            matching = [k for k in keys if k == f or tpl.field_name(k) == f]
-            if not matching:
-                expr = "true"
-            else:
-                parts = []
-                for k in matching:
-                    parts.append(blank.format("json_extract_string(c.attributes, ?)"))
-                    expr_params.append('$."' + k.replace('"', "") + '"')
-                expr = "(" + " AND ".join(parts) + ")"
-        exprs.append(f"count(*) FILTER (WHERE {expr})")
-    row = (
-        store.cursor()
-        .execute(f"SELECT {', '.join(exprs)} FROM clients c WHERE {where}", [*expr_params, *params])
-        .fetchone()
-    )
-    return {f: int(n) for f, n in zip(fields, row, strict=True) if n}
-
-
-def first_client_id(store: Store, selection: Mapping[str, Any]) -> int | None:
-    """The lowest client id in a selection (the wizard previews with it)."""
-    where, params = selection_where(selection)
-    value = store.scalar(f"SELECT min(c.id) FROM clients c WHERE {where}", params)
-    return int(value) if value is not None else None
-
-
-def list_names(store: Store) -> list[str]:
-    """Every client list's name, sorted."""
-    rows = store.rows(
-        "SELECT DISTINCT unnest(lists) AS l FROM clients WHERE len(lists) > 0 ORDER BY l"
-    )
-    return [r["l"] for r in rows if r["l"]]
-
-
-def client_count(store: Store) -> int:
-    """How many clients there are."""
-    return int(store.scalar("SELECT count(*) FROM clients") or 0)
 
 
 _CLIENT_COLUMNS = (
@@ -618,183 +531,6 @@ def reason_counts(store: Store, batch_id: int) -> dict[str, int]:
     return {r["reason"]: int(r["n"]) for r in rows}
 
 
-def get_message(store: Store, message_id: int) -> dict[str, Any]:
-    """One message with its attachments and its batch's body format."""
-    rows = store.rows(
-        "SELECT m.*, b.body_format FROM messages m LEFT JOIN batches b ON b.id = m.batch_id"
-        " WHERE m.id = ?",
-        [int(message_id)],
-    )
-    if not rows:
-        raise NotFound(f"Message {message_id} does not exist.")
-    msg = rows[0]
-    msg["attachments"] = att.for_message(store, int(message_id))
-    return msg
-
-
-def editable_body(message: Mapping[str, Any]) -> str:
-    """What a person edits: the HTML for raw-HTML e-mails, the text otherwise."""
-    if message.get("channel") == "email" and message.get("body_format") == "html":
-        return message.get("body_html") or ""
-    return message.get("body_text") or ""
-
-
-def _body_parts(channel: str, body_format: str | None, body: str) -> tuple[str, str | None]:
-    """(text, html) for an edited body (no Jinja: the content is final)."""
-    if channel == "sms":
-        return body, None
-    if body_format == "html":
-        return tpl.html_to_text(body), body
-    if body_format == "text":
-        return body, tpl.text_to_html(body)
-    # Markdown from a person: escape HTML first so the message cannot carry markup
-    # that the review did not show as text.
-    import html as _html
-
-    return body, tpl.markdown_to_html(_html.escape(body, quote=False))
-
-
-def _validate_one(
-    cur: duckdb.DuckDBPyConnection,
-    msg: Mapping[str, Any],
-    address: str,
-    text: str,
-    subject: str | None = None,
-) -> tuple[str, str | None, str | None]:
-    """(address, reason, detail) for an edited message."""
-    channel = msg["channel"]
-    if channel == "email":
-        address, reason, detail = email_address(address)
-        consent_col = "consent_email"
-    else:
-        address, reason, detail = sms_address(address)
-        consent_col = "consent_sms"
-    if reason is None and msg.get("client_id") is not None:
-        consent = cur.execute(
-            f"SELECT {consent_col} FROM clients WHERE id = ?", [msg["client_id"]]
-        ).fetchone()
-        if consent is not None and consent[0] is False:
-            reason = NO_CONSENT
-    if reason is None:
-        rows = cur.execute(
-            "SELECT address FROM suppressions WHERE channel = ?", [channel]
-        ).fetchall()
-        if _address_key(channel, address) in {_address_key(channel, r[0]) for r in rows}:
-            reason = OPTED_OUT
-    if reason is None and not text.strip():
-        reason = EMPTY_MESSAGE
-    if reason is None:
-        left = tpl.PLACEHOLDER_RE.search(text + " " + (subject or ""))
-        if left:
-            reason = missing_field(left.group(1))
-            detail = f"the text still contains {left.group(0)}: replace it with the value"
-    if reason is None and msg.get("batch_id") is not None:
-        other = cur.execute(
-            "SELECT id FROM messages WHERE batch_id = ? AND id <> ? AND status = 'draft'"
-            " AND NOT excluded AND "
-            + ("lower(to_address) = lower(?)" if channel == "email" else "to_address = ?"),
-            [msg["batch_id"], msg["id"], address],
-        ).fetchone()
-        if other:
-            reason, detail = DUPLICATE, f"message {other[0]} goes to the same address"
-    return address, reason, detail
-
-
-def _refresh_counts(cur: duckdb.DuckDBPyConnection, batch_id: int | None) -> None:
-    if batch_id is None:
-        return
-    cur.execute(
-        "UPDATE batches SET valid = (SELECT count(*) FROM messages WHERE batch_id = ?"
-        " AND status <> 'invalid'), invalid = (SELECT count(*) FROM messages"
-        " WHERE batch_id = ? AND status = 'invalid') WHERE id = ?",
-        [batch_id, batch_id, batch_id],
-    )
-
-
-def edit_message(
-    store: Store,
-    message_id: int,
-    *,
-    subject: str | None = None,
-    body: str | None = None,
-    to_address: str | None = None,
-) -> dict[str, Any]:
-    """Change a draft / invalid message's subject, body or address; re-validate; log it.
-
-    Returns the updated message. The status becomes draft or invalid with the
-    new reason.
-    """
-    msg = get_message(store, message_id)
-    if msg["status"] not in EDITABLE:
-        raise InvalidTransition(
-            f"Message {message_id} is {msg['status']}; only drafts and invalid messages "
-            "can be edited."
-        )
-    channel = msg["channel"]
-    new_subject = msg["subject"] if subject is None else " ".join(subject.split())
-    if channel == "email" and not (new_subject or "").strip():
-        raise CommsError("An e-mail needs a subject.")
-    new_body = editable_body(msg) if body is None else body
-    text, html = _body_parts(channel, msg.get("body_format"), new_body)
-    if body is None:
-        text, html = msg["body_text"] or "", msg["body_html"]
-    raw_address = (msg["to_address"] or "") if to_address is None else to_address
-    segments = encoding = None
-    if channel == "sms":
-        info = sms_info(text)
-        segments, encoding = info.segments, info.encoding
-    changed = [
-        k
-        for k, old, new in (
-            ("subject", msg["subject"], new_subject),
-            ("body", editable_body(msg), new_body),
-            ("address", msg["to_address"] or "", raw_address.strip()),
-        )
-        if (old or "") != (new or "")
-    ]
-
-    def tx(cur: duckdb.DuckDBPyConnection) -> dict[str, Any]:
-        address, reason, detail = _validate_one(cur, msg, raw_address, text, new_subject)
-        status = "invalid" if reason else "draft"
-        cur.execute(
-            "UPDATE messages SET subject = ?, body_text = ?, body_html = ?, to_address = ?,"
-            " status = ?, reason = ?, error = ?, segments = ?, encoding = ?,"
-            " updated_at = current_timestamp WHERE id = ?",
-            [
-                new_subject if channel == "email" else None,
-                text,
-                html,
-                address or None,
-                status,
-                reason,
-                detail,
-                segments,
-                encoding,
-                message_id,
-            ],
-        )
-        _refresh_counts(cur, msg["batch_id"])
-        actionlog.record(
-            cur,
-            "edit",
-            batch_id=msg["batch_id"],
-            message_id=message_id,
-            client_id=msg["client_id"],
-            outcome=status,
-            detail={
-                "changed": changed,
-                "from_address": msg["to_address"],
-                "to_address": address,
-                "status": status,
-                "reason": reason,
-            },
-        )
-        return {"status": status, "reason": reason, "to_address": address}
-
-    store.write(tx)
-    return get_message(store, message_id)
-
-
 def set_excluded(store: Store, message_ids: Iterable[int], excluded: bool) -> int:
     """Exclude messages from sending (or include them again); returns how many changed."""
     ids = [int(i) for i in message_ids]
@@ -818,78 +554,6 @@ def set_excluded(store: Store, message_ids: Iterable[int], excluded: bool) -> in
                 detail={"message_ids": sorted(r[0] for r in rows), "count": len(rows)},
             )
         return len(rows)
-
-    return store.write(tx)
-
-
-def save_as_template(
-    store: Store,
-    *,
-    name: str,
-    channel: str,
-    subject: str | None,
-    body: str,
-    body_format: str = "markdown",
-    attachment_ids: Iterable[int] = (),
-    template_id: int | None = None,
-) -> int:
-    """Store this send's text as a template: update template_id, or create a new one."""
-    if template_id is None:
-        return tpl.create_template(
-            store,
-            name=name,
-            channel=channel,
-            subject=subject,
-            body=body,
-            body_format=body_format,
-            attachment_ids=attachment_ids,
-        )
-    tpl.update_template(
-        store, template_id, name=name, subject=subject, body=body, body_format=body_format
-    )
-    return template_id
-
-
-def create_test_message(store: Store, message_id: int, to_address: str) -> int:
-    """A copy of a generated message addressed to a tester (source 'test', draft)."""
-    msg = get_message(store, message_id)
-    channel = msg["channel"]
-    if channel == "email":
-        address, reason, detail = email_address(to_address)
-    else:
-        address, reason, detail = sms_address(to_address)
-    if reason:
-        raise CommsError(f"Test address {to_address!r}: {detail or reason}")
-
-    def tx(cur: duckdb.DuckDBPyConnection) -> int:
-        new_id = cur.execute(
-            "INSERT INTO messages (client_id, channel, source, batch_id, to_address, to_name,"
-            " subject, body_text, body_html, status, segments, encoding, created_by)"
-            " VALUES (NULL, ?, 'test', NULL, ?, NULL, ?, ?, ?, 'draft', ?, ?, ?) RETURNING id",
-            [
-                channel,
-                address,
-                ("[TEST] " + (msg["subject"] or "")) if channel == "email" else None,
-                msg["body_text"],
-                msg["body_html"],
-                msg["segments"],
-                msg["encoding"],
-                actionlog.current_user(),
-            ],
-        ).fetchone()[0]
-        cur.execute(
-            "INSERT INTO message_attachments (message_id, attachment_id)"
-            " SELECT ?, attachment_id FROM message_attachments WHERE message_id = ?",
-            [new_id, message_id],
-        )
-        actionlog.record(
-            cur,
-            "test message",
-            batch_id=msg["batch_id"],
-            message_id=int(new_id),
-            detail={"copied_from": message_id, "to_address": address},
-        )
-        return int(new_id)
 
     return store.write(tx)
 

@@ -1,9 +1,14 @@
-"""Test messages to an address a person types (Settings: "Send a test message").
+"""Test messages to an address a person types, of two kinds:
 
-The message is an ordinary `messages` row with source 'test' and no client:
-stored as a draft, queued through comms.outbox and sent at once through
-comms.sending.dispatcher.send_now, so a test exercises exactly the path real messages
-take, and appears in the action log and the Communication list.
+- `create_backend_test_message` (Settings: "Send a test message"): a fixed text
+  saying which backend sent it, to check that sending works at all;
+- `copy_as_test_message` (the wizard's "Send a test"): a copy of one generated
+  message, so a person sees exactly what the recipients will get.
+
+Either is an ordinary `messages` row with source 'test' and no client, stored
+as a draft; it is queued through comms.outbox and sent through
+comms.sending.dispatcher.send_now, so a test takes exactly the path real
+messages take, and appears in the action log and the Communication list.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ import duckdb
 from comms import actionlog, outbox
 from comms.config import default_region
 from comms.errors import CommsError
+from comms.messages.editor import get_message
+from comms.messages.generate import email_address, sms_address
 from comms.rules.sms import sms_info
 from comms.rules.validation import NOT_MOBILE, check_email, check_phone
 from comms.store import Store
@@ -61,7 +68,7 @@ def _bodies(channel: str, backend: str, user: str) -> tuple[str | None, str, str
     return SUBJECT, text, body_html
 
 
-def create_test_message(store: Store, channel: str, raw_to: str, *, backend: str) -> int:
+def create_backend_test_message(store: Store, channel: str, raw_to: str, *, backend: str) -> int:
     """Store a test message (source 'test', no client) as a draft and queue it; returns its id."""
     to = normalise_test_address(channel, raw_to)
     user = actionlog.current_user()
@@ -104,7 +111,7 @@ def send_test_message(store: Store, channel: str, raw_to: str, *, backend: str) 
     """Create, queue and send one test message now; its final row (status, error, provider id)."""
     from comms.sending import dispatcher  # the sending machinery is only needed when really sending
 
-    mid = create_test_message(store, channel, raw_to, backend=backend)
+    mid = create_backend_test_message(store, channel, raw_to, backend=backend)
     result = dispatcher.send_now(store, [mid])
     row = outbox.get_message(store, mid)
     return {
@@ -115,3 +122,47 @@ def send_test_message(store: Store, channel: str, raw_to: str, *, backend: str) 
         "error": row["error"] or row["reason"],
         "errors": list(result.get("errors") or []),
     }
+
+
+def copy_as_test_message(store: Store, message_id: int, to_address: str) -> int:
+    """A copy of a generated message addressed to a tester (source 'test', draft)."""
+    msg = get_message(store, message_id)
+    channel = msg["channel"]
+    if channel == "email":
+        address, reason, detail = email_address(to_address)
+    else:
+        address, reason, detail = sms_address(to_address)
+    if reason:
+        raise CommsError(f"Test address {to_address!r}: {detail or reason}")
+
+    def tx(cur: duckdb.DuckDBPyConnection) -> int:
+        new_id = cur.execute(
+            "INSERT INTO messages (client_id, channel, source, batch_id, to_address, to_name,"
+            " subject, body_text, body_html, status, segments, encoding, created_by)"
+            " VALUES (NULL, ?, 'test', NULL, ?, NULL, ?, ?, ?, 'draft', ?, ?, ?) RETURNING id",
+            [
+                channel,
+                address,
+                ("[TEST] " + (msg["subject"] or "")) if channel == "email" else None,
+                msg["body_text"],
+                msg["body_html"],
+                msg["segments"],
+                msg["encoding"],
+                actionlog.current_user(),
+            ],
+        ).fetchone()[0]
+        cur.execute(
+            "INSERT INTO message_attachments (message_id, attachment_id)"
+            " SELECT ?, attachment_id FROM message_attachments WHERE message_id = ?",
+            [new_id, message_id],
+        )
+        actionlog.record(
+            cur,
+            "test message",
+            batch_id=msg["batch_id"],
+            message_id=int(new_id),
+            detail={"copied_from": message_id, "to_address": address},
+        )
+        return int(new_id)
+
+    return store.write(tx)

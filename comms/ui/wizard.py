@@ -16,7 +16,7 @@ import streamlit as st
 
 from comms import templates as tpl
 from comms.errors import CommsError
-from comms.messages import generate
+from comms.messages import editor, generate, selection, testsend
 from comms.rules.sms import max_segments, to_gsm7
 from comms.store import Store
 from comms.templates import attachments as att
@@ -96,7 +96,7 @@ def _selection() -> dict | None:
 
 
 def _describe_selection(store: Store, sel: dict) -> tuple[int, str]:
-    n = generate.selection_count(store, sel)
+    n = selection.selection_count(store, sel)
     if "client_ids" in sel:
         return n, f"{n} selected client{'s' if n != 1 else ''}"
     flt = {k: v for k, v in (sel.get("filter") or {}).items() if v not in (None, "", "equals")}
@@ -113,8 +113,8 @@ def no_selection(store: Store) -> None:
     )
     if page_exists("pages/directory.py"):
         _link(st, "Go to Clients", "pages/directory.py", ":material/group:", "wiz_go_clients")
-    lists = generate.list_names(store)
-    total = generate.client_count(store)
+    lists = selection.list_names(store)
+    total = selection.client_count(store)
     if not total:
         st.caption("There are no clients yet: upload a client list in Clients first.")
         return
@@ -132,7 +132,7 @@ def no_selection(store: Store) -> None:
     if st.button("Use this list", type="primary", icon=":material/checklist:"):
         flt = {} if choice == "All clients" else {"list": choice}
         sel = {"filter": flt}
-        sel["count"] = generate.selection_count(store, sel)
+        sel["count"] = selection.selection_count(store, sel)
         st.session_state["comms_selection"] = sel
         st.session_state["comms_wizard_channel"] = channel
         reset()
@@ -279,7 +279,7 @@ def step_template(store: Store, channel: str) -> None:
 
 # -- 2. content ---------------------------------------------------------------------------
 def _preview_client(store: Store, sel: dict) -> dict | None:
-    cid = generate.first_client_id(store, sel)
+    cid = selection.first_client_id(store, sel)
     return tpl.sample_client(store, cid) if cid is not None else None
 
 
@@ -334,7 +334,7 @@ def step_content(store: Store, channel: str, sel: dict) -> None:
             st.error(error, icon=":material/error:")
         elif compiled.fields:
             st.caption("Fields used: " + ", ".join(f"`{f}`" for f in sorted(compiled.fields)))
-            lacking = generate.missing_field_counts(store, sel, compiled.fields)
+            lacking = selection.missing_field_counts(store, sel, compiled.fields)
             if lacking:
                 st.warning(
                     "Some recipients lack a field; their messages will be marked "
@@ -379,7 +379,7 @@ def step_content(store: Store, channel: str, sel: dict) -> None:
 
 def _save_template(store: Store, channel: str, name: str, template_id: int | None) -> None:
     try:
-        tid = generate.save_as_template(
+        tid = tpl.save_as_template(
             store,
             name=name,
             channel=channel,
@@ -584,7 +584,7 @@ def step_review(store: Store) -> None:
 
 def message_panel(store: Store, message_id: int) -> None:
     """One message as the recipient will see it, with edit and exclude."""
-    msg = generate.get_message(store, message_id)
+    msg = editor.get_message(store, message_id)
     with st.container(border=True):
         st.markdown(
             f"**To:** {md_escape(msg['to_name'] or '')} · {md_escape(msg['to_address'] or '—')}"
@@ -607,7 +607,7 @@ def message_panel(store: Store, message_id: int) -> None:
         else:
             st.text(msg["body_text"] or "")
             sms_counter(msg["body_text"] or "", label="This message")
-        if msg["status"] not in generate.EDITABLE:
+        if msg["status"] not in editor.EDITABLE:
             st.caption(f"This message is {msg['status']}; it can no longer be edited.")
             return
         with st.form(f"wiz_edit_{message_id}"):
@@ -618,11 +618,11 @@ def message_panel(store: Store, message_id: int) -> None:
             subject = None
             if msg["channel"] == "email":
                 subject = st.text_input("Subject", value=msg["subject"] or "")
-            body = st.text_area("Body", value=generate.editable_body(msg), height=200)
+            body = st.text_area("Body", value=editor.editable_body(msg), height=200)
             saved = st.form_submit_button("Save changes", icon=":material/save:")
         if saved:
             try:
-                updated = generate.edit_message(
+                updated = editor.edit_message(
                     store, message_id, subject=subject, body=body, to_address=address
                 )
             except CommsError as exc:
@@ -784,7 +784,7 @@ def _send_test(store: Store, batch_id: int, channel: str) -> None:
             from comms.sending import dispatcher
 
             try:
-                test_id = generate.create_test_message(store, sample, address)
+                test_id = testsend.copy_as_test_message(store, sample, address)
                 outbox.queue(store, message_ids=[test_id])
                 outcome = dispatcher.send_now(store, [test_id])
             except CommsError as exc:

@@ -1,0 +1,202 @@
+"""THE one editor of a message before it leaves: a generated message or a draft.
+
+`edit_message` changes the subject, body or address of a draft or invalid
+message, re-validates it with the same rules as generation (address, consent,
+opt-out, empty text, a `{{ field }}` left in the text, duplicate in its batch)
+and stores it as draft or invalid with the named reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import duckdb
+
+from comms import actionlog
+from comms import templates as tpl
+from comms.errors import CommsError, InvalidTransition, NotFound
+from comms.messages.generate import EMPTY_MESSAGE, _address_key, email_address, sms_address
+from comms.rules.sms import sms_info
+from comms.rules.validation import DUPLICATE, NO_CONSENT, OPTED_OUT, missing_field
+from comms.store import Store
+from comms.templates import attachments as att
+
+EDITABLE = ("draft", "invalid")
+
+
+def get_message(store: Store, message_id: int) -> dict[str, Any]:
+    """One message with its attachments and its batch's body format."""
+    rows = store.rows(
+        "SELECT m.*, b.body_format FROM messages m LEFT JOIN batches b ON b.id = m.batch_id"
+        " WHERE m.id = ?",
+        [int(message_id)],
+    )
+    if not rows:
+        raise NotFound(f"Message {message_id} does not exist.")
+    msg = rows[0]
+    msg["attachments"] = att.for_message(store, int(message_id))
+    return msg
+
+
+def editable_body(message: Mapping[str, Any]) -> str:
+    """What a person edits: the HTML for raw-HTML e-mails, the text otherwise."""
+    if message.get("channel") == "email" and message.get("body_format") == "html":
+        return message.get("body_html") or ""
+    return message.get("body_text") or ""
+
+
+def _body_parts(channel: str, body_format: str | None, body: str) -> tuple[str, str | None]:
+    """(text, html) for an edited body (no Jinja: the content is final)."""
+    if channel == "sms":
+        return body, None
+    if body_format == "html":
+        return tpl.html_to_text(body), body
+    if body_format == "text":
+        return body, tpl.text_to_html(body)
+    # Markdown from a person: escape HTML first so the message cannot carry markup
+    # that the review did not show as text.
+    import html as _html
+
+    return body, tpl.markdown_to_html(_html.escape(body, quote=False))
+
+
+def _validate_one(
+    cur: duckdb.DuckDBPyConnection,
+    msg: Mapping[str, Any],
+    address: str,
+    text: str,
+    subject: str | None = None,
+) -> tuple[str, str | None, str | None]:
+    """(address, reason, detail) for an edited message."""
+    channel = msg["channel"]
+    if channel == "email":
+        address, reason, detail = email_address(address)
+        consent_col = "consent_email"
+    else:
+        address, reason, detail = sms_address(address)
+        consent_col = "consent_sms"
+    if reason is None and msg.get("client_id") is not None:
+        consent = cur.execute(
+            f"SELECT {consent_col} FROM clients WHERE id = ?", [msg["client_id"]]
+        ).fetchone()
+        if consent is not None and consent[0] is False:
+            reason = NO_CONSENT
+    if reason is None:
+        rows = cur.execute(
+            "SELECT address FROM suppressions WHERE channel = ?", [channel]
+        ).fetchall()
+        if _address_key(channel, address) in {_address_key(channel, r[0]) for r in rows}:
+            reason = OPTED_OUT
+    if reason is None and not text.strip():
+        reason = EMPTY_MESSAGE
+    if reason is None:
+        left = tpl.PLACEHOLDER_RE.search(text + " " + (subject or ""))
+        if left:
+            reason = missing_field(left.group(1))
+            detail = f"the text still contains {left.group(0)}: replace it with the value"
+    if reason is None and msg.get("batch_id") is not None:
+        other = cur.execute(
+            "SELECT id FROM messages WHERE batch_id = ? AND id <> ? AND status = 'draft'"
+            " AND NOT excluded AND "
+            + ("lower(to_address) = lower(?)" if channel == "email" else "to_address = ?"),
+            [msg["batch_id"], msg["id"], address],
+        ).fetchone()
+        if other:
+            reason, detail = DUPLICATE, f"message {other[0]} goes to the same address"
+    return address, reason, detail
+
+
+def _refresh_counts(cur: duckdb.DuckDBPyConnection, batch_id: int | None) -> None:
+    if batch_id is None:
+        return
+    cur.execute(
+        "UPDATE batches SET valid = (SELECT count(*) FROM messages WHERE batch_id = ?"
+        " AND status <> 'invalid'), invalid = (SELECT count(*) FROM messages"
+        " WHERE batch_id = ? AND status = 'invalid') WHERE id = ?",
+        [batch_id, batch_id, batch_id],
+    )
+
+
+def edit_message(
+    store: Store,
+    message_id: int,
+    *,
+    subject: str | None = None,
+    body: str | None = None,
+    to_address: str | None = None,
+) -> dict[str, Any]:
+    """Change a draft / invalid message's subject, body or address; re-validate; log it.
+
+    Returns the updated message. The status becomes draft or invalid with the
+    new reason.
+    """
+    msg = get_message(store, message_id)
+    if msg["status"] not in EDITABLE:
+        raise InvalidTransition(
+            f"Message {message_id} is {msg['status']}; only drafts and invalid messages "
+            "can be edited."
+        )
+    channel = msg["channel"]
+    new_subject = msg["subject"] if subject is None else " ".join(subject.split())
+    if channel == "email" and not (new_subject or "").strip():
+        raise CommsError("An e-mail needs a subject.")
+    new_body = editable_body(msg) if body is None else body
+    text, html = _body_parts(channel, msg.get("body_format"), new_body)
+    if body is None:
+        text, html = msg["body_text"] or "", msg["body_html"]
+    raw_address = (msg["to_address"] or "") if to_address is None else to_address
+    segments = encoding = None
+    if channel == "sms":
+        info = sms_info(text)
+        segments, encoding = info.segments, info.encoding
+    changed = [
+        k
+        for k, old, new in (
+            ("subject", msg["subject"], new_subject),
+            ("body", editable_body(msg), new_body),
+            ("address", msg["to_address"] or "", raw_address.strip()),
+        )
+        if (old or "") != (new or "")
+    ]
+
+    def tx(cur: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+        address, reason, detail = _validate_one(cur, msg, raw_address, text, new_subject)
+        status = "invalid" if reason else "draft"
+        cur.execute(
+            "UPDATE messages SET subject = ?, body_text = ?, body_html = ?, to_address = ?,"
+            " status = ?, reason = ?, error = ?, segments = ?, encoding = ?,"
+            " updated_at = current_timestamp WHERE id = ?",
+            [
+                new_subject if channel == "email" else None,
+                text,
+                html,
+                address or None,
+                status,
+                reason,
+                detail,
+                segments,
+                encoding,
+                message_id,
+            ],
+        )
+        _refresh_counts(cur, msg["batch_id"])
+        actionlog.record(
+            cur,
+            "edit",
+            batch_id=msg["batch_id"],
+            message_id=message_id,
+            client_id=msg["client_id"],
+            outcome=status,
+            detail={
+                "changed": changed,
+                "from_address": msg["to_address"],
+                "to_address": address,
+                "status": status,
+                "reason": reason,
+            },
+        )
+        return {"status": status, "reason": reason, "to_address": address}
+
+    store.write(tx)
+    return get_message(store, message_id)
