@@ -204,6 +204,13 @@ def _in_use_message(path: Path, exc: Exception) -> str:
     )
 
 
+def dicts(cur: duckdb.DuckDBPyConnection, sql: str, params: Any = None) -> list[dict]:
+    """A query's rows as dicts, on a given cursor (inside a transaction)."""
+    res = cur.execute(sql, params or [])
+    names = [d[0] for d in res.description]
+    return [dict(zip(names, row, strict=True)) for row in res.fetchall()]
+
+
 _WRITE_LOCKS: dict[Path, threading.RLock] = {}
 _WRITE_LOCKS_GUARD = threading.Lock()
 
@@ -282,9 +289,7 @@ class Store:
 
     def rows(self, sql: str, params: list[Any] | tuple[Any, ...] | None = None) -> list[dict]:
         """A query's result as a list of dicts."""
-        cur = self.cursor().execute(sql, params or [])
-        names = [d[0] for d in cur.description]
-        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+        return dicts(self.cursor(), sql, params)
 
     def scalar(self, sql: str, params: list[Any] | tuple[Any, ...] | None = None) -> Any:
         """The first column of the first row, or None."""

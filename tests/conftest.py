@@ -48,6 +48,16 @@ def store(db_path: Path) -> Iterator[Store]:
     st.close()
 
 
+@pytest.fixture
+def sender(store: Store) -> Iterator[object]:
+    """The app's background sender for the test's store, as `make run` starts it."""
+    from comms.sending import dispatcher
+
+    bg = dispatcher.start_background(store, poll_seconds=0.05)
+    yield bg
+    dispatcher.stop_background(store)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

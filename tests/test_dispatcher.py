@@ -16,6 +16,7 @@ from comms import outbox
 from comms.sending import dispatcher
 from comms.sending.dispatcher import TokenBucket
 from comms.store import Store, open_store
+from tests.claiming import claim
 
 
 @pytest.fixture(params=[False, True], ids=["plain", "pipelined"])
@@ -238,7 +239,7 @@ def test_background_thread_sends_when_due_and_is_started_once(store: Store, sink
 def test_background_start_recovers_interrupted(store: Store) -> None:
     _, ids = seed(store, 1)
     outbox.queue(store, message_ids=ids)
-    outbox.claim_due(store, worker="elsewhere:9:dead:w0")
+    claim(store, "elsewhere:9:dead:w0")
     bg = dispatcher.start_background(store, poll_seconds=60)
     dispatcher.stop_background(store)
     assert bg.recovered == 1 and statuses(store, ids) == ["interrupted"]

@@ -11,6 +11,7 @@ from comms import outbox
 from comms.errors import InvalidTransition, NotFound
 from comms.outbox import ClaimScope, Result, RetryPolicy
 from comms.store import Store
+from tests.claiming import claim, outcome
 
 
 def seed(
@@ -66,11 +67,15 @@ def test_transitions_are_data_over_the_declared_statuses() -> None:
     for action, (sources, target) in outbox.TRANSITIONS.items():
         assert target in outbox.STATUSES, action
         assert sources <= set(outbox.STATUSES), action
-    # only queued is ever picked for sending
-    assert [a for a, (src, _) in outbox.TRANSITIONS.items() if "queued" in src] == [
+    # only queued is ever picked for sending; a queued message otherwise only gets a new
+    # due time (send now, reschedule) or is cancelled
+    assert [
+        a for a, (src, t) in outbox.TRANSITIONS.items() if "queued" in src and t != "queued"
+    ] == [
         "cancel",
         "claim",
     ]
+    assert [a for a, (_, t) in outbox.TRANSITIONS.items() if t == "sending"] == ["claim"]
 
 
 def test_queue_moves_drafts_skips_excluded_and_invalid(store: Store) -> None:
@@ -99,7 +104,7 @@ def test_scheduled_message_is_claimed_only_when_due(store: Store) -> None:
     _, ids = seed(store, 2)
     outbox.queue(store, message_ids=[ids[0]], scheduled_at=datetime.now() + timedelta(hours=1))
     outbox.queue(store, message_ids=[ids[1]])
-    claimed = outbox.claim_due(store, worker=WORKER, limit=5)
+    claimed = claim(store, WORKER, 5)
     assert [r["id"] for r in claimed] == [ids[1]]
     assert claimed[0]["status"] == "sending" and claimed[0]["attempts"] == 1
     assert store.scalar("SELECT claimed_by FROM messages WHERE id = ?", [ids[1]]) == WORKER
@@ -111,9 +116,9 @@ def test_paused_batch_is_not_claimed_until_resumed(store: Store) -> None:
     batch_id, ids = seed(store, 3)
     outbox.queue(store, batch_id=batch_id)
     outbox.pause(store, batch_id)
-    assert outbox.claim_due(store, worker=WORKER, limit=10) == []
+    assert claim(store, WORKER, 10) == []
     outbox.resume(store, batch_id)
-    assert len(outbox.claim_due(store, worker=WORKER, limit=10)) == 3
+    assert len(claim(store, WORKER, 10)) == 3
     assert {"pause batch", "resume batch"} <= set(log_actions(store))
     with pytest.raises(NotFound):
         outbox.pause(store, 424242)
@@ -122,8 +127,8 @@ def test_paused_batch_is_not_claimed_until_resumed(store: Store) -> None:
 def test_mark_sent_records_provider_id_attempt_and_log(store: Store) -> None:
     _, ids = seed(store, 1)
     outbox.queue(store, message_ids=ids)
-    (row,) = outbox.claim_due(store, worker=WORKER)
-    outbox.mark_sent(store, row["id"], "<abc@example.com>")
+    (row,) = claim(store, WORKER)
+    outcome(store, "sent", row["id"], "<abc@example.com>")
     msg = outbox.get_message(store, row["id"])
     assert msg["status"] == "sent" and msg["provider_id"] == "<abc@example.com>"
     assert msg["sent_at"] is not None
@@ -137,7 +142,7 @@ def test_outcome_of_a_message_that_is_not_sending_is_refused(store: Store) -> No
     _, ids = seed(store, 1)
     outbox.queue(store, message_ids=ids)
     with pytest.raises(InvalidTransition, match="not sending"):
-        outbox.mark_sent(store, ids[0], "<x@y>")
+        outcome(store, "sent", ids[0], "<x@y>")
     assert statuses(store, ids) == ["queued"]
     assert store.scalar("SELECT count(*) FROM message_attempts") == 0
 
@@ -149,15 +154,15 @@ def test_transient_backs_off_then_fails_after_max_attempts(store: Store) -> None
     delays = []
     for attempt in (1, 2, 3):
         store.cursor().execute("UPDATE messages SET next_attempt_at = NULL WHERE id = ?", ids)
-        (row,) = outbox.claim_due(store, worker=WORKER)
+        (row,) = claim(store, WORKER)
         assert row["attempts"] == attempt
         before = datetime.now()
-        new = outbox.mark_transient(store, ids[0], "451 4.7.1 try later", policy)
+        new = outcome(store, "transient", ids[0], "451 4.7.1 try later", policy)
         msg = outbox.get_message(store, ids[0])
         if attempt < 3:
             assert new == "queued" and msg["error"] == "451 4.7.1 try later"
             delays.append((msg["next_attempt_at"] - before).total_seconds())
-            assert outbox.claim_due(store, worker=WORKER) == []  # not due yet
+            assert claim(store, WORKER) == []  # not due yet
     assert new == "failed"
     assert msg["reason"] == outbox.REASON_RETRIES_EXHAUSTED
     assert msg["error"] == "451 4.7.1 try later"
@@ -177,8 +182,8 @@ def test_transient_backs_off_then_fails_after_max_attempts(store: Store) -> None
 def test_permanent_failure_keeps_server_text_and_can_be_retried(store: Store) -> None:
     _, ids = seed(store, 1)
     outbox.queue(store, message_ids=ids)
-    outbox.claim_due(store, worker=WORKER)
-    outbox.mark_failed(store, ids[0], "550 5.1.1 No such user")
+    claim(store, WORKER)
+    outcome(store, "permanent", ids[0], "550 5.1.1 No such user")
     msg = outbox.get_message(store, ids[0])
     assert (msg["status"], msg["reason"], msg["error"]) == (
         "failed",
@@ -205,21 +210,21 @@ def test_cancel_drafts_and_queued_but_not_sent(store: Store) -> None:
 def test_recover_interrupted_takes_only_other_processes_rows(store: Store) -> None:
     _, ids = seed(store, 3)
     outbox.queue(store, message_ids=ids)
-    outbox.claim_due(store, worker="deadhost:1:abc:w0")
-    outbox.claim_due(store, worker="deadhost:1:abc:w1")
-    outbox.claim_due(store, worker=WORKER)  # ours: still being sent by this process
+    claim(store, "deadhost:1:abc:w0")
+    claim(store, "deadhost:1:abc:w1")
+    claim(store, WORKER)  # ours: still being sent by this process
     assert outbox.recover_interrupted(store) == 2
     assert statuses(store, ids) == ["interrupted", "interrupted", "sending"]
     assert outbox.recover_interrupted(store) == 0  # never twice
     # never resent automatically: interrupted is not claimable
-    assert outbox.claim_due(store, worker=WORKER, limit=5) == []
+    assert claim(store, WORKER, 5) == []
     assert log_actions(store).count("interrupted") == 2
 
 
 def test_resolve_interrupted_by_a_person(store: Store) -> None:
     _, ids = seed(store, 3)
     outbox.queue(store, message_ids=ids)
-    outbox.claim_due(store, worker="gone:1:x:w", limit=3)
+    claim(store, "gone:1:x:w", 3)
     outbox.recover_interrupted(store)
     assert outbox.resolve_interrupted(store, [ids[0]], "sent") == 1
     assert outbox.resolve_interrupted(store, [ids[1]], "resend") == 1
@@ -252,8 +257,8 @@ def test_group_commit_gives_each_worker_at_most_one_message(store: Store) -> Non
 def test_progress_counts_every_status(store: Store) -> None:
     batch_id, ids = seed(store, 4)
     outbox.queue(store, message_ids=ids[:3])
-    outbox.claim_due(store, worker=WORKER)
-    outbox.mark_sent(store, ids[0], "<1@x>")
+    claim(store, WORKER)
+    outcome(store, "sent", ids[0], "<1@x>")
     counts = outbox.progress(store, batch_id)
     assert counts["sent"] == 1 and counts["queued"] == 2 and counts["draft"] == 1
     assert counts["total"] == 4 and set(outbox.STATUSES) <= set(counts)

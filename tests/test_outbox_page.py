@@ -6,6 +6,9 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from comms.sending import dispatcher
+from tests.claiming import wait_settled
+
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = str(ROOT / "pages" / "outbox.py")
 
@@ -180,38 +183,65 @@ def test_empty_outbox(store):
 
 
 def test_send_now_delivers_a_scheduled_batch_to_the_outbox_folder(app, store, db_path):
-    """Batch 2 is scheduled for tomorrow and paused: Send now resumes it and sends both."""
+    """Batch 2 is scheduled for tomorrow and paused: Send now resumes it, makes both due
+    and the background sender (not the page) sends them."""
     outbox_dir = Path(db_path).parent / "outbox"
     store.write(lambda cur: cur.execute("UPDATE batches SET paused = true WHERE id = 2"))
+    # batch 1's due messages are cancelled first, so only what Send now made due can go
+    store.write(
+        lambda cur: cur.execute("UPDATE messages SET status = 'cancelled' WHERE id IN (3, 4)")
+    )
     app.run()
     app.button(key="send_2").click().run()
     assert not app.exception
-    assert status_of(store, 8, 9) == ["sent", "sent"]
+    # the page returned before anything was sent: it only made them due
+    assert status_of(store, 8, 9) == ["queued", "queued"]
+    assert any("Batch #2: 2 message(s) are due now." in s.value for s in app.success)
+    assert store.scalar("SELECT paused FROM batches WHERE id = 2") is False
+    bg = dispatcher.start_background(store, poll_seconds=0.05)
+    try:
+        assert wait_settled(store, 8, 9) == ["sent", "sent"]
+    finally:
+        dispatcher.stop_background(store)
     files = sorted(p.name for p in outbox_dir.glob("*.eml"))
     assert [f.split("-")[0] for f in files] == ["8", "9"]
-    assert any("Batch #2: 2 sent." in s.value for s in app.success)
-    assert store.scalar("SELECT paused FROM batches WHERE id = 2") is False
-    # the other batches were not touched
-    assert status_of(store, 3, 4, 13) == ["queued", "queued", "queued"]
+    assert bg.last_error is None
+    # the other messages were not touched
+    assert status_of(store, 13) == ["queued"]
 
 
-def test_send_now_queues_drafts_first(app, store, db_path):
+def test_send_now_queues_drafts_first(app, store, db_path, sender):
+    """With the background sender running, batch 1's due messages go out on their own;
+    Send now queues its draft and wakes the sender for it."""
+    assert wait_settled(store, 3, 4) == ["sent", "sent"]
+    # AppTest keeps only a live fragment's own last rerun, which would hide the page's flash
+    app.toggle(key="outbox_live").set_value(False).run()
     app.button(key="send_1").click().run()
     assert not app.exception
+    assert [s.value for s in app.success] == [
+        "Batch #1: 1 message(s) are going out now; progress shows below."
+    ]
     # drafts and due queued messages went out; failed / interrupted stay for a person
-    assert status_of(store, 3, 4, 7) == ["sent", "sent", "sent"]
+    assert wait_settled(store, 3, 4, 7) == ["sent", "sent", "sent"]
     assert status_of(store, 5, 6) == ["failed", "interrupted"]
-    assert any("1 draft(s) queued, 3 sent." in s.value for s in app.success)
     assert len(list((Path(db_path).parent / "outbox").glob("*.eml"))) == 3
+    app.run()
+    assert not app.exception
 
 
-def test_send_selected_single_message_now(app, store, db_path):
+def test_send_selected_single_message_now(app, store, db_path, sender):
     app.session_state["loose_table"] = {"selection": {"rows": [2], "columns": [], "cells": []}}
     app.run()
     assert app.button(key="loose_send").label == "Send 1 now"
     app.button(key="loose_send").click().run()
-    assert status_of(store, 13) == ["sent"]
-    assert [p.name.split("-")[0] for p in (Path(db_path).parent / "outbox").glob("*.eml")] == ["13"]
+    assert wait_settled(store, 13) == ["sent"]
+    assert not app.exception
+    # 13 went out; so did batch 1's due messages (the background sender sends what is due)
+    sent = {p.name.split("-")[0] for p in (Path(db_path).parent / "outbox").glob("*.eml")}
+    assert sent == {"3", "4", "13"}
+    app.run()  # the list no longer holds 13, and the old selection points at nothing else
+    assert not app.exception
+    assert app.button(key="loose_send").label == "Send 0 now"
 
 
 @pytest.mark.browser
@@ -222,7 +252,7 @@ def test_send_now_in_a_real_browser(run_app, page, db_path):
     card = page.locator(".st-key-batch_card_2")
     card.get_by_text("Scheduled for").wait_for()
     card.get_by_role("button", name="Send now").click()
-    page.get_by_text("Batch #2: 2 sent.").wait_for()
+    page.get_by_text("Batch #2: 2 message(s) are going out now").wait_for()
     card.get_by_text("2 of 2 sent, finished").wait_for()
     run_app.stop()
     # Batch 1's due messages may leave too: the app's background dispatcher sends them.

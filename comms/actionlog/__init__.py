@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextvars
 import getpass
 import json
+from datetime import datetime
 from typing import Any
 
 import duckdb
@@ -33,6 +34,36 @@ def current_user() -> str:
     return _user.get() or os_user()
 
 
+def record_many(
+    cur: duckdb.DuckDBPyConnection, entries: list[dict[str, Any]], *, at: datetime | None = None
+) -> None:
+    """THE writer of the action log: append entries in ONE statement, on the caller's cursor.
+
+    Each entry is {action, outcome?, batch_id?, message_id?, client_id?, detail?, user?};
+    `at` stamps them all (default: the database's current time). One INSERT ... SELECT
+    unnest(...) whatever their number (executemany would cost a statement per entry).
+    """
+    if not entries:
+        return
+    user = current_user()
+    cur.execute(
+        'INSERT INTO action_log (ts, "user", action, batch_id, message_id, client_id, outcome,'
+        " detail) SELECT coalesce(?::TIMESTAMP, current_timestamp::TIMESTAMP),"
+        " unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::BIGINT[]), unnest(?::BIGINT[]),"
+        " unnest(?::BIGINT[]), unnest(?::VARCHAR[]), unnest(?::VARCHAR[])::JSON",
+        [
+            at,
+            [e.get("user") or user for e in entries],
+            [e["action"] for e in entries],
+            [e.get("batch_id") for e in entries],
+            [e.get("message_id") for e in entries],
+            [e.get("client_id") for e in entries],
+            [e.get("outcome", "ok") for e in entries],
+            [json.dumps(e.get("detail") or {}, ensure_ascii=False, default=str) for e in entries],
+        ],
+    )
+
+
 def record(
     cur: duckdb.DuckDBPyConnection,
     action: str,
@@ -45,39 +76,17 @@ def record(
     user: str | None = None,
 ) -> None:
     """Append one entry using the caller's cursor (same transaction as the change)."""
-    cur.execute(
-        'INSERT INTO action_log ("user", action, batch_id, message_id, client_id, outcome, detail)'
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+    record_many(
+        cur,
         [
-            user or current_user(),
-            action,
-            batch_id,
-            message_id,
-            client_id,
-            outcome,
-            json.dumps(detail or {}, ensure_ascii=False, default=str),
-        ],
-    )
-
-
-def record_many(cur: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]]) -> None:
-    """Append many entries at once (per-message outcomes of a send run)."""
-    if not rows:
-        return
-    user = current_user()
-    cur.executemany(
-        'INSERT INTO action_log ("user", action, batch_id, message_id, client_id, outcome, detail)'
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
-        [
-            [
-                r.get("user") or user,
-                r["action"],
-                r.get("batch_id"),
-                r.get("message_id"),
-                r.get("client_id"),
-                r.get("outcome", "ok"),
-                json.dumps(r.get("detail") or {}, ensure_ascii=False, default=str),
-            ]
-            for r in rows
+            {
+                "action": action,
+                "outcome": outcome,
+                "batch_id": batch_id,
+                "message_id": message_id,
+                "client_id": client_id,
+                "detail": detail,
+                "user": user,
+            }
         ],
     )

@@ -1,14 +1,19 @@
-"""What the Outbox page reads: loose messages, a batch's messages by status, what is
-scheduled, which batches just moved. Status changes stay in comms.outbox (make_due_now
-only picks the ids and hands them to outbox.reschedule)."""
+"""Reads of the outbox: counts by status, what is due, a batch's progress, what the
+Outbox page lists (loose messages, a batch's messages by status, what is scheduled,
+which batches just moved). Nothing here writes."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import timedelta
+from typing import Any
 
 import pandas as pd
 
-from comms import outbox
+from comms.errors import NotFound
+from comms.outbox.claims import ClaimScope
+from comms.outbox.moves import ids_of
+from comms.outbox.states import STATUSES, now
 from comms.store import Store
 
 RECENT_MINUTES = 15  # a finished batch stays on the page this long after its last change
@@ -47,7 +52,7 @@ def batch_messages(store: Store, batch_id: int, statuses: tuple[str, ...]) -> pd
 
 def recently_moved_batches(store: Store, minutes: int = RECENT_MINUTES) -> set[int]:
     """Batches with a message that changed in the last few minutes (e.g. just finished)."""
-    since = outbox.now() - timedelta(minutes=minutes)
+    since = now() - timedelta(minutes=minutes)
     return {
         int(r[0])
         for r in store.cursor()
@@ -67,7 +72,7 @@ def scheduled_count(store: Store, batch_id: int | None) -> int:
         store.scalar(
             f"SELECT count(*) FROM messages WHERE {where} AND status = 'queued'"
             " AND coalesce(next_attempt_at, scheduled_at) > ?",
-            [*params, outbox.now()],
+            [*params, now()],
         )
         or 0
     )
@@ -79,22 +84,58 @@ def scheduled_count_all(store: Store) -> int:
         store.scalar(
             "SELECT count(*) FROM messages WHERE status = 'queued'"
             " AND coalesce(next_attempt_at, scheduled_at) > ?",
-            [outbox.now()],
+            [now()],
         )
         or 0
     )
 
 
-def make_due_now(store: Store, batch_id: int) -> int:
-    """The batch's scheduled (queued, not yet due) messages become due now, via comms.outbox."""
-    ids = [
-        int(r[0])
-        for r in store.cursor()
-        .execute(
-            "SELECT id FROM messages WHERE batch_id = ? AND status = 'queued'"
-            " AND coalesce(next_attempt_at, scheduled_at) > ?",
-            [int(batch_id), outbox.now()],
-        )
+def progress(store: Store, batch_id: int | None = None) -> dict[str, int]:
+    """Counts by status (every status present, plus 'total') for one batch or everything."""
+    where, params = ("WHERE batch_id = ?", [int(batch_id)]) if batch_id is not None else ("", [])
+    counts = dict.fromkeys(STATUSES, 0)
+    for status, n in (
+        store.cursor()
+        .execute(f"SELECT status, count(*) FROM messages {where} GROUP BY status", params)
         .fetchall()
-    ]
-    return outbox.reschedule(store, ids, None) if ids else 0
+    ):
+        counts[status] = int(n)
+    counts["total"] = sum(counts[s] for s in STATUSES)
+    return counts
+
+
+def batch_progress(store: Store) -> list[dict[str, Any]]:
+    """Per batch: id, name, channel, paused, next due time and counts by status."""
+    status_cols = ", ".join(
+        f"count(*) FILTER (WHERE m.status = '{s}') AS \"{s}\"" for s in STATUSES
+    )
+    return store.rows(
+        f"SELECT b.id AS batch_id, b.name, b.channel, b.paused, b.created_at, b.created_by,"
+        f" count(m.id) AS total, {status_cols},"
+        f" min(coalesce(m.next_attempt_at, m.scheduled_at)) FILTER (WHERE m.status = 'queued')"
+        f" AS next_due_at"
+        f" FROM batches b LEFT JOIN messages m ON m.batch_id = b.id"
+        f" GROUP BY ALL ORDER BY b.id DESC"
+    )
+
+
+def due_count(
+    store: Store,
+    *,
+    channel: str | None = None,
+    batch_id: int | None = None,
+    message_ids: Iterable[int] | None = None,
+    within_seconds: float = 0.0,
+) -> int:
+    """Queued, unpaused messages due now (or within the next within_seconds)."""
+    scope = ClaimScope(channel, batch_id, tuple(ids_of(message_ids)) if message_ids else None)
+    where, params = scope.where(now() + timedelta(seconds=within_seconds))
+    return int(store.scalar(f"SELECT count(*) FROM messages m WHERE {where}", params))
+
+
+def get_message(store: Store, message_id: int) -> dict:
+    """One message row, or NotFound."""
+    rows = store.rows("SELECT * FROM messages WHERE id = ?", [int(message_id)])
+    if not rows:
+        raise NotFound(f"No message with id {message_id}.")
+    return rows[0]

@@ -528,33 +528,57 @@ def _next_retry_wait(store: Store, scopes: dict[str, ClaimScope], skip: set[str]
     return max(wait, 0.0) + 0.01
 
 
-def send_now(store: Store, message_ids: Iterable[int]) -> dict[str, Any]:
-    """Send these queued messages immediately (even if scheduled later); their outcomes.
+def send_now(
+    store: Store, message_ids: Iterable[int], *, timeout: float = 120.0
+) -> dict[str, Any]:
+    """Send these drafts / queued messages now (even if scheduled later) and report outcomes.
 
-    Returns {sent, failed, retried, interrupted, errors, messages: [{id, status,
-    error, provider_id}]}. Drafts must be queued first (outbox.queue); a
-    transient failure leaves the message queued for a later retry.
+    In the app the app's background sender sends them (woken at once) and this
+    only waits for their outcomes, up to `timeout` seconds; in a process without
+    one (the CLI) this thread runs the dispatcher over them. A message already
+    being sent is not sent again. Returns {sent, failed, retried, interrupted,
+    errors, messages: [{id, status, error, provider_id}]}; a transient failure
+    leaves the message queued for a later retry.
     """
     ids = sorted({int(i) for i in message_ids})
+    out: dict[str, Any] = RunResult().to_dict()
     if not ids:
-        return {
-            "sent": 0,
-            "failed": 0,
-            "retried": 0,
-            "interrupted": 0,
-            "errors": [],
-            "messages": [],
-        }
-    outbox.reschedule(store, ids, None)
-    result = run_once(store, message_ids=ids, wait_for_retries=False)
+        return {**out, "messages": []}
+    outbox.send_now(store, message_ids=ids)
+    if wake(store):
+        out.update(_wait_for(store, ids, timeout))
+    else:
+        out.update(run_once(store, message_ids=ids, wait_for_retries=False).to_dict())
     rows = store.rows(
         "SELECT id, status, error, provider_id FROM messages"
         " WHERE id IN (SELECT unnest(?::BIGINT[])) ORDER BY id",
         [ids],
     )
-    out = result.to_dict()
     out["messages"] = rows
     return out
+
+
+def _wait_for(store: Store, ids: list[int], timeout: float) -> dict[str, Any]:
+    """Wait until none of ids is due or sending; their outcomes counted like a run's."""
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = store.rows(
+            "SELECT status, error, next_attempt_at FROM messages"
+            " WHERE id IN (SELECT unnest(?::BIGINT[]))",
+            [ids],
+        )
+        waiting = [
+            r
+            for r in rows
+            if r["status"] == "sending" or (r["status"] == "queued" and not r["next_attempt_at"])
+        ]
+        if not waiting or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    counts = {s: sum(1 for r in rows if r["status"] == s) for s in ("sent", "failed", "interrupted")}
+    counts["retried"] = sum(1 for r in rows if r["status"] == "queued" and r["next_attempt_at"])
+    errors = [] if not waiting else [f"{len(waiting)} message(s) still waiting to be sent"]
+    return {**counts, "errors": errors}
 
 
 # -- the background thread ----------------------------------------------------------------
@@ -567,6 +591,7 @@ class Background:
         self.store = store
         self.poll_seconds = poll_seconds
         self.stop_event = threading.Event()
+        self.wake_event = threading.Event()  # set by wake(): look for due messages now
         self.recovered = 0
         self.last_result: RunResult | None = None
         self.last_error: str | None = None
@@ -579,9 +604,14 @@ class Background:
         self.thread.start()
         return self
 
+    def wake(self) -> None:
+        """Look for due messages now instead of at the next poll."""
+        self.wake_event.set()
+
     def stop(self, timeout: float | None = 30) -> None:
         """Ask the thread to finish its current messages and stop."""
         self.stop_event.set()
+        self.wake_event.set()
         if self.thread.is_alive() and threading.current_thread() is not self.thread:
             self.thread.join(timeout)
 
@@ -592,6 +622,7 @@ class Background:
     def _loop(self) -> None:
         while not self.stop_event.is_set():
             poll = self.poll_seconds
+            self.wake_event.clear()  # what is due from here on, this round sees
             try:
                 if self.store._closed:
                     return
@@ -607,7 +638,7 @@ class Background:
                     return
                 log.exception("background dispatcher round failed")
                 self.last_error = f"{type(exc).__name__}: {exc}"
-            self.stop_event.wait(poll or 5.0)
+            self.wake_event.wait(poll or 5.0)
 
 
 _BACKGROUND: dict[int, Background] = {}
@@ -632,6 +663,16 @@ def start_background(store: Store, poll_seconds: float | None = None) -> Backgro
                 atexit.register(stop_background)
                 _ATEXIT = True
         return bg
+
+
+def wake(store: Store) -> bool:
+    """Wake this process's background sender for the store; False when none runs."""
+    with _BACKGROUND_LOCK:
+        bg = _BACKGROUND.get(id(store))
+    if bg is None or not bg.alive:
+        return False
+    bg.wake()
+    return True
 
 
 def stop_background(store: Store | None = None) -> None:

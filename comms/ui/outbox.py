@@ -8,8 +8,6 @@ live in comms.outbox.queries.
 
 from __future__ import annotations
 
-import contextvars
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -21,7 +19,6 @@ from comms.errors import CommsError
 from comms.outbox.queries import (
     batch_messages,
     loose_messages,
-    make_due_now,
     recently_moved_batches,
     scheduled_count,
     scheduled_count_all,
@@ -160,59 +157,23 @@ def run_action(fn: Callable[[], str]) -> None:
 # -- sending now ----------------------------------------------------------------
 
 
-def send_with_progress(
+def send_soon(
     store: Store, *, batch_id: int | None = None, message_ids: list[int] | None = None
-) -> dict[str, Any]:
-    """Run the dispatcher over a batch (or messages) now, drawing a live progress bar.
+) -> str:
+    """Make drafts and queued messages due now and wake the background sender; a sentence.
 
-    The dispatcher reports progress from its worker threads, which cannot draw;
-    so the run goes to a helper thread, its callback only stores the latest
-    counts, and this (the script's) thread redraws the bar from them. If the
-    person leaves the page meanwhile, the run still finishes.
+    The page never sends: the app's background sender does, and the batch card
+    shows its progress live. A message already being sent is not sent again.
     """
-    latest: dict[str, Any] = {}
-    outcome: dict[str, Any] = {}
-
-    def work() -> None:
-        try:
-            if message_ids is not None:
-                outcome["result"] = dict(dispatcher.send_now(store, message_ids))
-            else:
-                run = dispatcher.run_once(store, batch_id=batch_id, progress=latest.update)
-                outcome["result"] = run.to_dict() if hasattr(run, "to_dict") else dict(run)
-        except BaseException as exc:  # re-raised in the script thread below
-            outcome["error"] = exc
-
-    with st.status("Sending…", expanded=True) as status:
-        bar = st.progress(0.0, text="Connecting…")
-        # copy_context: the action log's acting user (a context variable) goes along.
-        worker = threading.Thread(
-            target=contextvars.copy_context().run, args=(work,), name="comms-send-now", daemon=True
-        )
-        worker.start()
-        while worker.is_alive():
-            worker.join(0.25)
-            done, total = _progress_numbers(dict(latest))
-            if total:
-                bar.progress(min(done / total, 1.0), text=f"{done:,} of {total:,} done…")
-        if "error" in outcome:
-            raise outcome["error"]
-        result = outcome["result"]
-        bar.progress(1.0, text="Done")
-        failed = bool(result.get("failed") or result.get("errors"))
-        status.update(
-            label="Done: " + describe_result(result),
-            state="error" if failed and not result.get("sent") else "complete",
-        )
-    return result
-
-
-def _progress_numbers(info: dict[str, Any]) -> tuple[int, int]:
-    """(done, total) from the dispatcher's progress snapshot."""
-    done = info.get("done")
-    if done is None:
-        done = sum(int(info.get(k, 0) or 0) for k in ("sent", "failed", "interrupted"))
-    return int(done), int(info.get("total", 0) or 0)
+    moved = outbox.send_now(store, batch_id=batch_id, message_ids=message_ids)
+    if not moved:
+        return "Nothing to send: no draft or queued message is left."
+    if dispatcher.wake(store):
+        return f"{moved:,} message(s) are going out now; progress shows below."
+    return (
+        f"{moved:,} message(s) are due now. The background sender is not running in this "
+        "process, so they go out when it runs (or with `comms send`)."
+    )
 
 
 # -- drawing --------------------------------------------------------------------
@@ -407,35 +368,15 @@ def _batch_actions(store: Store, bid: int, counts: dict[str, int], paused: bool)
 
 
 def send_batch_now(store: Store, bid: int, paused: bool) -> None:
-    """Queue drafts, make scheduled messages due, resume, and send with visible progress."""
+    """Resume, queue the drafts and make everything due now; the background sender sends."""
     st.session_state["outbox_recent"] = [*st.session_state.get("outbox_recent", []), bid]
     try:
         if paused:
             outbox.resume(store, bid)
-        queued = outbox.queue(store, batch_id=bid)
-        make_due_now(store, bid)
-        result = send_with_progress(store, batch_id=bid)
+        flash(f"Batch #{bid}: " + send_soon(store, batch_id=bid))
     except CommsError as exc:
         flash(str(exc), "error")
-        st.rerun()
-    trouble = result.get("failed") or result.get("errors") or result.get("interrupted")
-    flash(f"Batch #{bid}: " + describe_result(result, queued), "warning" if trouble else "success")
     st.rerun()
-
-
-def describe_result(result: dict[str, Any], queued: int = 0) -> str:
-    """A send run's outcome in one sentence."""
-    parts = []
-    if queued:
-        parts.append(f"{queued:,} draft(s) queued")
-    for key in ("sent", "failed", "retried", "interrupted"):
-        if result.get(key):
-            parts.append(f"{int(result[key]):,} {key}")
-    text = (", ".join(parts) or "nothing was due") + "."
-    errors = result.get("errors") or []
-    if errors:
-        text += " Problem: " + "; ".join(str(e) for e in errors[:3])
-    return text
 
 
 def render_resolution(store: Store, interrupted: pd.DataFrame, *, key: str) -> None:
@@ -513,7 +454,13 @@ def render_loose(store: Store) -> None:
         placeholder="",
     )
     rows = event.selection.rows if event is not None else []
-    picked = df.iloc[rows] if rows else df.iloc[0:0]
+    # The selection is positions in the table as last drawn; the list may have changed
+    # since (a message sent, a new one failed), so positions map to the ids drawn then,
+    # and those ids to their rows now. A message that left the list is no longer picked.
+    drawn = st.session_state.get("loose_table_ids") or []
+    chosen = {drawn[i] for i in rows if i < len(drawn)}
+    st.session_state["loose_table_ids"] = [int(i) for i in df["id"]]
+    picked = df[df["id"].isin(chosen)]
     by_status = {
         s: [int(i) for i in picked.loc[picked["status"] == s, "id"]] for s in outbox.STATUSES
     }
@@ -526,14 +473,7 @@ def render_loose(store: Store) -> None:
         type="primary",
         disabled=not by_status["queued"],
     ):
-        ids = by_status["queued"]
-        try:
-            result = send_with_progress(store, message_ids=ids)
-            trouble = result.get("failed") or result.get("errors")
-            flash(describe_result(result), "warning" if trouble else "success")
-        except CommsError as exc:
-            flash(str(exc), "error")
-        st.rerun()
+        run_action(lambda: send_soon(store, message_ids=by_status["queued"]))
     if c2.button(
         f"Retry {len(by_status['failed']):,} failed",
         key="loose_retry",
