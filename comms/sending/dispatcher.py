@@ -528,9 +528,7 @@ def _next_retry_wait(store: Store, scopes: dict[str, ClaimScope], skip: set[str]
     return max(wait, 0.0) + 0.01
 
 
-def send_now(
-    store: Store, message_ids: Iterable[int], *, timeout: float = 120.0
-) -> dict[str, Any]:
+def send_now(store: Store, message_ids: Iterable[int], *, timeout: float = 120.0) -> dict[str, Any]:
     """Send these drafts / queued messages now (even if scheduled later) and report outcomes.
 
     In the app the app's background sender sends them (woken at once) and this
@@ -575,7 +573,9 @@ def _wait_for(store: Store, ids: list[int], timeout: float) -> dict[str, Any]:
         if not waiting or time.monotonic() > deadline:
             break
         time.sleep(0.05)
-    counts = {s: sum(1 for r in rows if r["status"] == s) for s in ("sent", "failed", "interrupted")}
+    counts = {
+        s: sum(1 for r in rows if r["status"] == s) for s in ("sent", "failed", "interrupted")
+    }
     counts["retried"] = sum(1 for r in rows if r["status"] == "queued" and r["next_attempt_at"])
     errors = [] if not waiting else [f"{len(waiting)} message(s) still waiting to be sent"]
     return {**counts, "errors": errors}
