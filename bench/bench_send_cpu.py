@@ -47,16 +47,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
-FROM = "Comms Bench <bench@example.com>"
-SUBJECT = "Your November statement, {{ name }}"
-BODY = (
-    "Dear {{ name }},\n\n"
-    "your statement for November is ready. Your balance is **{{ balance }} CZK**.\n\n"
-    "- pay by bank transfer within 14 days\n"
-    "- or reply to this e-mail if you have any questions\n\n"
-    "Kind regards,  \nThe Bench Team"
+from common import (  # noqa: E402  (bench/common.py: shared helpers)
+    EMAIL_FROM,
+    create_email_template,
+    insert_clients,
+    mailmerge_template,
 )
+
 TIME = "/usr/bin/time"
 
 
@@ -209,50 +208,22 @@ def clients(n: int, unicode: bool) -> list[dict[str, str]]:
 
 
 def setup_database(path: Path, rows: list[dict[str, str]]) -> int:
-    """A fresh store with the clients and a template; the batch generated and queued."""
+    """A fresh store with the clients and the template; the batch generated and queued."""
     from comms import outbox
-    from comms import templates as tpl
     from comms.messages.generate import generate_messages
     from comms.store import open_store
 
     store = open_store(path)
-    if rows:
-        store.write(
-            lambda cur: cur.execute(
-                "INSERT INTO clients (id, name, email, email_valid, attributes)"
-                " SELECT id, name, email, true, json_object('balance', balance) FROM"
-                " (SELECT unnest(?::BIGINT[]) AS id, unnest(?::VARCHAR[]) AS name,"
-                " unnest(?::VARCHAR[]) AS email, unnest(?::VARCHAR[]) AS balance)",
-                [
-                    list(range(1, len(rows) + 1)),
-                    [r["name"] for r in rows],
-                    [r["email"] for r in rows],
-                    [r["balance"] for r in rows],
-                ],
-            )
-        )
-    tid = tpl.create_template(store, name="statement", channel="email", subject=SUBJECT, body=BODY)
+    tid = create_email_template(store)
     queued = 0
     if rows:
+        insert_clients(store, rows)
         result = generate_messages(
             store, selection={"client_ids": list(range(1, len(rows) + 1))}, template_id=tid
         )
         queued = outbox.queue(store, batch_id=result.batch_id)
     store.close()
     return queued
-
-
-def mailmerge_template() -> str:
-    """mailmerge's template: the same subject, text and HTML as our Markdown template."""
-    from comms import templates as tpl
-
-    html = tpl.markdown_to_html(BODY)  # the placeholders pass through Markdown unchanged
-    return (
-        f"TO: {{{{ email }}}}\nSUBJECT: {SUBJECT}\nFROM: {FROM}\nMIME-Version: 1.0\n"
-        'Content-Type: multipart/alternative; boundary="=_bench"\n\n'
-        f"--=_bench\nContent-Type: text/plain; charset=utf-8\n\n{BODY}\n"
-        f"--=_bench\nContent-Type: text/html; charset=utf-8\n\n{html}\n--=_bench--\n"
-    )
 
 
 def setup_mailmerge(folder: Path, rows: list[dict[str, str]], port: int) -> list[str]:
@@ -307,7 +278,7 @@ def comms_env(work: Path, port: int) -> dict[str, str]:
         "COMMS_SMTP_HOST": "127.0.0.1",
         "COMMS_SMTP_PORT": str(port),
         "COMMS_SMTP_SECURITY": "none",
-        "COMMS_FROM": FROM,
+        "COMMS_FROM": EMAIL_FROM,
         "COMMS_SECRETS": str(work / "no-secrets.toml"),
         "PYTHONPATH": str(ROOT),
     }
