@@ -80,6 +80,24 @@ def test_every_email_reason(store):
     assert len(log) == 1 and json.loads(log[0]["detail"])["invalid"] == 6
 
 
+def test_an_opted_out_client_is_opted_out_everywhere(store):
+    """An opt-out also withdraws consent: the reason named is `opted out`, in bulk and by hand."""
+    from comms.clients import profile
+    from comms.messages import compose
+
+    cid = email_client(store, "Out", "out@example.com")
+    profile.opt_out(store, cid, "email", "asked by phone")
+    result = generate.generate_messages(
+        store, selection={"client_ids": [cid]}, channel="email", subject="S", body="B"
+    )
+    (msg,) = messages(store, result.batch_id)
+    assert (msg["status"], msg["reason"]) == ("invalid", "opted out")
+    with pytest.raises(CommsError, match="opted out of e-mail"):
+        compose.compose(store, client_id=cid, channel="email", subject="S", body="B")
+    edited = editor.edit_message(store, msg["id"], body="Hello")
+    assert (edited["status"], edited["reason"]) == ("invalid", "opted out")
+
+
 def test_every_sms_reason_and_segments(store):
     ok = sms_client(store, "Ok", "+420601123456")
     unparsed = add_client(store, name="Raw", phone="601 123 457")  # no kind: parsed now

@@ -9,6 +9,7 @@ import pytest
 from comms.errors import NotFound
 from comms.messages import history
 from comms.messages.history import MessageFilter
+from comms.rules.sms import split_segments
 from tests.seed_history import add_client, add_message
 
 
@@ -143,7 +144,7 @@ def test_recent_batches_keep_two_sends_of_one_template_apart(store):
     ],
 )
 def test_split_segments(text, sizes):
-    parts = history.split_segments(text)
+    parts = split_segments(text)
     assert [len(p) for p in parts] == sizes
     assert "".join(parts) == text
 

@@ -39,6 +39,24 @@ def test_raw_html_template_escapes_values_and_keeps_a_text_part():
     assert r.text == "Hi <i>x</i>\n\nBye"
 
 
+def test_html_to_text_and_body_parts_of_an_edited_body():
+    """One HTML -> text rule (the MIME text part uses it too) and one edited body -> HTML rule."""
+    markup = "<h1>Hi</h1><p>A&amp;B<br>next</p><script>x()</script><ul><li>one</li></ul>"
+    assert tpl.html_to_text(markup) == "Hi\n\nA&B\nnext\n\none"
+    assert tpl.body_parts("email", None, "Dear <b>you</b>, *thanks*") == (
+        "Dear <b>you</b>, *thanks*",
+        "<p>Dear &lt;b&gt;you&lt;/b&gt;, <em>thanks</em></p>",
+    )
+    assert tpl.body_parts("email", "html", "<p>Hi</p><p>Bye</p>") == (
+        "Hi\n\nBye",
+        "<p>Hi</p><p>Bye</p>",
+    )
+    assert tpl.body_parts("email", "text", "a < b")[1] == (
+        '<div style="white-space: pre-wrap">a &lt; b</div>'
+    )
+    assert tpl.body_parts("sms", None, "Hi <3") == ("Hi <3", None)
+
+
 def test_plain_text_email_and_sms():
     r = compile_template("email", "S", "a < b {{ x }}", body_format="text").render({"x": 1})
     assert r.text == "a < b 1" and "a &lt; b 1" in r.html

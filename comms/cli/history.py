@@ -11,6 +11,7 @@ from typing import Any
 from comms.cli import print_json
 from comms.errors import CommsError
 from comms.messages import compose, history
+from comms.outbox.create import SOURCE_CLI
 from comms.store import open_store
 
 HISTORY_FIELDS = (
@@ -161,7 +162,7 @@ def cmd_compose(args: argparse.Namespace) -> int:
         attachment_ids=attachment_ids,
         gsm7=args.gsm7,
         send=args.send,
-        source=compose.SOURCE_CLI,
+        source=SOURCE_CLI,
     )
     if args.json:
         print_json(result.to_dict())

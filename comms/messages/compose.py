@@ -9,7 +9,6 @@ Nothing is stored when any check fails: the caller gets one clear message.
 
 from __future__ import annotations
 
-import html
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,13 +18,21 @@ import duckdb
 from comms import actionlog, outbox, templates
 from comms.clients.profile import client_address, load_client
 from comms.errors import CommsError, NotFound
+from comms.outbox.create import SOURCE_DETAIL
+from comms.rules.recipients import address_key, check_recipient
 from comms.rules.sms import sms_info, to_gsm7
-from comms.rules.validation import CHANNEL_NAMES, NO_CONSENT, OPTED_OUT, SMS_KINDS
+from comms.rules.validation import (
+    CHANNEL_NAMES,
+    INVALID_EMAIL,
+    INVALID_PHONE,
+    NO_CONSENT,
+    NO_EMAIL,
+    NO_PHONE,
+    NOT_MOBILE,
+    OPTED_OUT,
+)
 from comms.store import Store
 from comms.templates import attachments as att
-
-SOURCE_DETAIL = "client detail"
-SOURCE_CLI = "cli"
 
 
 @dataclass(frozen=True)
@@ -80,15 +87,6 @@ def client_context(client: dict[str, Any]) -> dict[str, Any]:
     return templates.client_context(client, client.get("attributes") or {})
 
 
-def _html_of(text: str, body_format: str) -> str:
-    """HTML of an already rendered text (for edited drafts): markup typed as text is escaped."""
-    if body_format == "html":
-        return text
-    if body_format == "text":
-        return templates.text_to_html(text)
-    return templates.markdown_to_html(html.escape(text, quote=False))
-
-
 def render(
     channel: str, subject: str | None, body: str, body_format: str, ctx: dict[str, Any]
 ) -> tuple[str | None, str, str | None]:
@@ -111,38 +109,34 @@ def _check_channel(channel: str) -> None:
 
 
 def recipient(client: dict[str, Any], channel: str) -> str:
-    """The client's address for the channel, or a clear error why there is none."""
+    """The client's address for the channel (comms.rules.recipients), or a clear error why not."""
     who = client.get("name") or f"client {client['id']}"
     label = CHANNEL_NAMES[channel]
-    if channel == "email":
-        if not client.get("email"):
-            raise CommsError(f"{who} has no e-mail address. Add one in the client's details.")
-        if not client.get("email_valid"):
-            raise CommsError(
-                f"{who}'s e-mail {client['email']!r} is not valid. Correct it in the client's details."
-            )
-    else:
-        if not client.get("phone"):
-            raise CommsError(f"{who} has no phone number. Add one in the client's details.")
-        if client.get("phone_kind") not in SMS_KINDS:
-            raise CommsError(
-                f"{who}'s phone {client['phone']} is not a mobile number ({client.get('phone_kind')})"
-                "; an SMS cannot be sent to it."
-            )
-    address = client_address(client, channel)
-    if not address:
-        raise CommsError(f"{who} has no usable {label} address.")
-    suppressed = (client.get("suppressed") or {}).get(channel)
-    if suppressed:
-        raise CommsError(
-            f"{who} is {OPTED_OUT} of {label} ({address} is on the suppression list: "
-            f"{suppressed.get('reason') or 'no reason given'})."
-        )
-    if not client.get(f"consent_{channel}"):
-        raise CommsError(
-            f"{who} has {NO_CONSENT} for {label}. Give consent back in the client's details first."
-        )
-    return address
+    raw = client.get("email") if channel == "email" else client.get("phone")
+    known = client.get("email_valid") if channel == "email" else client.get("phone_kind")
+    listed = (client.get("suppressed") or {}).get(channel)
+    address, reason, detail = check_recipient(
+        channel,
+        raw,
+        known,
+        consent=bool(client.get(f"consent_{channel}")),
+        suppressed={address_key(channel, listed["address"])} if listed else (),
+    )
+    if reason is None:
+        return address
+    fix = "in the client's details"
+    sentences = {
+        NO_EMAIL: f"{who} has no e-mail address. Add one {fix}.",
+        INVALID_EMAIL: f"{who}'s e-mail {raw!r} is not valid. Correct it {fix}.",
+        NO_PHONE: f"{who} has no phone number. Add one {fix}.",
+        INVALID_PHONE: f"{who}'s phone {raw!r} is not a valid number. Correct it {fix}.",
+        NOT_MOBILE: f"{who}'s phone {address} is {NOT_MOBILE} number ({detail}); "
+        "an SMS cannot be sent to it.",
+        OPTED_OUT: f"{who} is {OPTED_OUT} of {label} ({address} is on the suppression list: "
+        f"{(listed or {}).get('reason') or 'no reason given'}).",
+        NO_CONSENT: f"{who} has {NO_CONSENT} for {label}. Give consent back {fix} first.",
+    }
+    raise CommsError(sentences.get(reason, f"{who} cannot get this {label}: {detail or reason}."))
 
 
 def compose(
@@ -249,7 +243,7 @@ def edit_draft(
         raise CommsError("body: the message is empty.")
     new_subject = subject if subject is not None else msg["subject"]
     text = body if body is not None else msg["body_text"]
-    html = _html_of(text, body_format) if msg["channel"] == "email" else None
+    text, html = templates.body_parts(msg["channel"], body_format, text)
     info = sms_info(text) if msg["channel"] == "sms" else None
 
     def write(cur: duckdb.DuckDBPyConnection) -> None:

@@ -1,8 +1,8 @@
 """THE one editor of a message before it leaves: a generated message or a draft.
 
 `edit_message` changes the subject, body or address of a draft or invalid
-message, re-validates it with the same rules as generation (address, consent,
-opt-out, empty text, a `{{ field }}` left in the text, duplicate in its batch)
+message, re-validates it with the same rules as generation (the recipient:
+address, opt-out, consent; empty text; a `{{ field }}` left in the text, duplicate in its batch)
 and stores it as draft or invalid with the named reason.
 """
 
@@ -16,9 +16,9 @@ import duckdb
 from comms import actionlog
 from comms import templates as tpl
 from comms.errors import CommsError, InvalidTransition, NotFound
-from comms.messages.generate import EMPTY_MESSAGE, _address_key, email_address, sms_address
+from comms.rules.recipients import EMPTY_MESSAGE, address_key, check_recipient
 from comms.rules.sms import sms_info
-from comms.rules.validation import DUPLICATE, NO_CONSENT, OPTED_OUT, missing_field
+from comms.rules.validation import DUPLICATE, missing_field
 from comms.store import Store
 from comms.templates import attachments as att
 
@@ -46,21 +46,6 @@ def editable_body(message: Mapping[str, Any]) -> str:
     return message.get("body_text") or ""
 
 
-def _body_parts(channel: str, body_format: str | None, body: str) -> tuple[str, str | None]:
-    """(text, html) for an edited body (no Jinja: the content is final)."""
-    if channel == "sms":
-        return body, None
-    if body_format == "html":
-        return tpl.html_to_text(body), body
-    if body_format == "text":
-        return body, tpl.text_to_html(body)
-    # Markdown from a person: escape HTML first so the message cannot carry markup
-    # that the review did not show as text.
-    import html as _html
-
-    return body, tpl.markdown_to_html(_html.escape(body, quote=False))
-
-
 def _validate_one(
     cur: duckdb.DuckDBPyConnection,
     msg: Mapping[str, Any],
@@ -68,26 +53,18 @@ def _validate_one(
     text: str,
     subject: str | None = None,
 ) -> tuple[str, str | None, str | None]:
-    """(address, reason, detail) for an edited message."""
+    """(address, reason, detail) for an edited message: generation's rules, in its order."""
     channel = msg["channel"]
-    if channel == "email":
-        address, reason, detail = email_address(address)
-        consent_col = "consent_email"
-    else:
-        address, reason, detail = sms_address(address)
-        consent_col = "consent_sms"
-    if reason is None and msg.get("client_id") is not None:
-        consent = cur.execute(
-            f"SELECT {consent_col} FROM clients WHERE id = ?", [msg["client_id"]]
+    consent = True
+    if msg.get("client_id") is not None:
+        row = cur.execute(
+            f"SELECT consent_{channel} FROM clients WHERE id = ?", [msg["client_id"]]
         ).fetchone()
-        if consent is not None and consent[0] is False:
-            reason = NO_CONSENT
-    if reason is None:
-        rows = cur.execute(
-            "SELECT address FROM suppressions WHERE channel = ?", [channel]
-        ).fetchall()
-        if _address_key(channel, address) in {_address_key(channel, r[0]) for r in rows}:
-            reason = OPTED_OUT
+        consent = row is None or row[0] is not False
+    rows = cur.execute("SELECT address FROM suppressions WHERE channel = ?", [channel]).fetchall()
+    address, reason, detail = check_recipient(
+        channel, address, consent=consent, suppressed={address_key(channel, r[0]) for r in rows}
+    )
     if reason is None and not text.strip():
         reason = EMPTY_MESSAGE
     if reason is None:
@@ -96,14 +73,16 @@ def _validate_one(
             reason = missing_field(left.group(1))
             detail = f"the text still contains {left.group(0)}: replace it with the value"
     if reason is None and msg.get("batch_id") is not None:
-        other = cur.execute(
-            "SELECT id FROM messages WHERE batch_id = ? AND id <> ? AND status = 'draft'"
-            " AND NOT excluded AND "
-            + ("lower(to_address) = lower(?)" if channel == "email" else "to_address = ?"),
+        # lower() narrows the batch's sendable messages to candidates; address_key decides.
+        key = address_key(channel, address)
+        others = cur.execute(
+            "SELECT id, to_address FROM messages WHERE batch_id = ? AND id <> ?"
+            " AND status = 'draft' AND NOT excluded AND lower(to_address) = lower(?) ORDER BY id",
             [msg["batch_id"], msg["id"], address],
-        ).fetchone()
-        if other:
-            reason, detail = DUPLICATE, f"message {other[0]} goes to the same address"
+        ).fetchall()
+        other = next((i for i, a in others if address_key(channel, a) == key), None)
+        if other is not None:
+            reason, detail = DUPLICATE, f"message {other} goes to the same address"
     return address, reason, detail
 
 
@@ -142,7 +121,7 @@ def edit_message(
     if channel == "email" and not (new_subject or "").strip():
         raise CommsError("An e-mail needs a subject.")
     new_body = editable_body(msg) if body is None else body
-    text, html = _body_parts(channel, msg.get("body_format"), new_body)
+    text, html = tpl.body_parts(channel, msg.get("body_format"), new_body)
     if body is None:
         text, html = msg["body_text"] or "", msg["body_html"]
     raw_address = (msg["to_address"] or "") if to_address is None else to_address

@@ -6,10 +6,10 @@ consent, duplicate, missing field, render error) and the whole batch written
 in ONE transaction with bulk INSERT ... SELECT from an Arrow table, so a
 failure leaves no batch and no message behind.
 
-Reasons are checked in this order and the first one wins: the address
-(no / invalid e-mail, no / invalid phone, not a mobile), consent, opt-out,
-rendering (missing field, render error), and last `duplicate`, which is only
-given to an address that an earlier, otherwise sendable message already uses.
+Reasons are checked in this order and the first one wins: the recipient
+(comms.rules.recipients: the address, opt-out, consent), rendering (missing
+field, render error), an empty text, and last `duplicate`, which is only given
+to an address that an earlier, otherwise sendable message already uses.
 Every message is rendered even when invalid, so fixing the address in review
 needs no re-render.
 """
@@ -28,30 +28,17 @@ import pyarrow as pa
 
 from comms import actionlog
 from comms import templates as tpl
-from comms.config import default_region
 from comms.errors import CommsError, NotFound
 from comms.messages.selection import selection_where
+from comms.outbox.create import SOURCES
+from comms.rules.recipients import EMPTY_MESSAGE, address_key, check_recipient
 from comms.rules.sms import is_gsm7, sms_info, to_gsm7
-from comms.rules.validation import (
-    DUPLICATE,
-    INVALID_EMAIL,
-    INVALID_PHONE,
-    NO_CONSENT,
-    NO_EMAIL,
-    NO_PHONE,
-    NOT_MOBILE,
-    OPTED_OUT,
-    SMS_KINDS,
-    check_email,
-    check_phone,
-)
+from comms.rules.validation import DUPLICATE
 from comms.store import Store
 from comms.templates import attachments as att
 
-EMPTY_MESSAGE = "empty message"
 CHUNK = 10_000  # clients rendered and inserted at a time
 _SEP = "\x1f"
-SOURCES = ("bulk", "client detail", "cli", "test")
 
 
 @dataclass
@@ -98,40 +85,7 @@ def _load_clients(
 
 def _suppressed(store: Store, channel: str) -> set[str]:
     rows = store.rows("SELECT address FROM suppressions WHERE channel = ?", [channel])
-    return {_address_key(channel, r["address"]) for r in rows if r["address"]}
-
-
-def _address_key(channel: str, address: str) -> str:
-    return address.strip().lower() if channel == "email" else address.strip()
-
-
-# -- address checks -------------------------------------------------------------
-def email_address(raw: Any, valid_flag: Any = None) -> tuple[str, str | None, str | None]:
-    """(address, reason, detail) for an e-mail; trusts the import's valid flag."""
-    text = "" if raw is None or raw != raw else str(raw).strip()
-    if not text:
-        return "", NO_EMAIL, None
-    if valid_flag is True:
-        return text, None, None
-    checked = check_email(text)
-    if checked.ok:
-        return checked.address, None, None
-    return text, INVALID_EMAIL, checked.error
-
-
-def sms_address(raw: Any, kind: Any = None) -> tuple[str, str | None, str | None]:
-    """(E.164, reason, detail) for a phone; trusts the import's mobile kind."""
-    text = "" if raw is None or raw != raw else str(raw).strip()
-    if not text:
-        return "", NO_PHONE, None
-    if isinstance(kind, str) and kind in SMS_KINDS and text.startswith("+"):
-        return text, None, None
-    checked = check_phone(text, default_region())
-    if not checked.ok:
-        return text, INVALID_PHONE, checked.error
-    if not checked.is_mobile:
-        return checked.e164, NOT_MOBILE, f"the number is a {checked.kind.replace('_', ' ')} line"
-    return checked.e164, None, None
+    return {address_key(channel, r["address"]) for r in rows if r["address"]}
 
 
 # -- generation -------------------------------------------------------------------
@@ -373,21 +327,23 @@ def _render_chunk(
             "encoding",
         )
     }
-    consent_col = "consent_email" if channel == "email" else "consent_sms"
+    if channel == "email":
+        address_col, known_col, consent_col = "email", "email_valid", "consent_email"
+    else:
+        address_col, known_col, consent_col = "phone", "phone_kind", "consent_sms"
     needed = frozenset(compiled.fields)
     needs_attributes = not needed <= tpl.NON_ATTRIBUTE_FIELDS
     for values in clients:
         row = dict(zip(names, values, strict=True))
         row["lists"] = row["lists"].split(_SEP) if row["lists"] else None
         row["tags"] = row["tags"].split(_SEP) if row["tags"] else None
-        if channel == "email":
-            address, reason, detail = email_address(row["email"], row["email_valid"])
-        else:
-            address, reason, detail = sms_address(row["phone"], row["phone_kind"])
-        if reason is None and row[consent_col] is False:
-            reason = NO_CONSENT
-        if reason is None and _address_key(channel, address) in suppressed:
-            reason = OPTED_OUT
+        address, reason, detail = check_recipient(
+            channel,
+            row[address_col],
+            row[known_col],
+            consent=row[consent_col],
+            suppressed=suppressed,
+        )
         subject = text = html = None
         try:
             attrs = _attrs(row["attributes"]) if needs_attributes else None
@@ -410,7 +366,7 @@ def _render_chunk(
         if reason is None and text is not None and not text.strip():
             reason = EMPTY_MESSAGE
         if reason is None:
-            key = _address_key(channel, address)
+            key = address_key(channel, address)
             if key in seen:
                 reason = DUPLICATE
             else:

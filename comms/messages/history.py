@@ -16,12 +16,10 @@ from typing import Any
 import pandas as pd
 
 from comms.errors import NotFound
-from comms.rules import sms
+from comms.outbox import STATUSES
+from comms.outbox.create import SOURCES
 from comms.rules.validation import CHANNELS
 from comms.store import Store
-
-STATUSES = ("draft", "invalid", "queued", "sending", "sent", "failed", "cancelled", "interrupted")
-SOURCES = ("bulk", "client detail", "cli", "test")
 
 # Columns of one row of the Communication list (the body is cut to a snippet
 # in SQL so a page never carries megabytes of HTML).
@@ -268,28 +266,6 @@ def attachment_data(store: Store, attachment_id: int) -> tuple[str, str, bytes]:
         raise NotFound(f"Attachment {attachment_id} does not exist.")
     r = rows[0]
     return r["filename"], r["content_type"], bytes(r["data"])
-
-
-def split_segments(text: str) -> list[str]:
-    """The parts an SMS travels in (a character is never split across two parts)."""
-    text = text or ""
-    info = sms.sms_info(text)
-    if info.segments <= 1:
-        return [text] if text else []
-    _, multi = sms.LIMITS[info.encoding]
-    parts, current, used = [], [], 0
-    for ch in text:
-        if info.encoding == sms.GSM7:
-            cost = 2 if ch in sms.GSM7_EXTENSION else 1
-        else:
-            cost = 2 if ord(ch) > 0xFFFF else 1
-        if used + cost > multi:
-            parts.append("".join(current))
-            current, used = [], 0
-        current.append(ch)
-        used += cost
-    parts.append("".join(current))
-    return parts
 
 
 # -- Home page ----------------------------------------------------------------

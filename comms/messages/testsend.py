@@ -20,40 +20,33 @@ from typing import Any
 import duckdb
 
 from comms import actionlog, outbox
-from comms.config import default_region
 from comms.errors import CommsError
 from comms.messages.editor import get_message
-from comms.messages.generate import email_address, sms_address
+from comms.outbox.create import SOURCE_TEST
+from comms.rules.recipients import check_address
 from comms.rules.sms import sms_info
-from comms.rules.validation import NOT_MOBILE, check_email, check_phone
+from comms.rules.validation import CHANNELS
 from comms.store import Store
 
-SOURCE_TEST = "test"
 SUBJECT = "Test message from the client communication desk"
 
 
 def normalise_test_address(channel: str, raw: str) -> str:
     """The normalised address (e-mail) or E.164 mobile number (SMS), or a clear CommsError."""
+    if channel not in CHANNELS:
+        raise CommsError(f"channel: must be 'email' or 'sms', not {channel!r}.")
+    field = "address" if channel == "email" else "phone"
     if not (raw or "").strip():
-        what = (
-            "address: type an e-mail address"
-            if channel == "email"
-            else "phone: type a mobile number"
-        )
-        raise CommsError(f"{what} to send the test message to.")
-    if channel == "email":
-        check = check_email(raw)
-        if not check.ok:
-            raise CommsError(f"address: {check.error} ({raw.strip()!r}).")
-        return check.address
-    if channel == "sms":
-        phone = check_phone(raw, default_region())
-        if not phone.ok:
-            raise CommsError(f"phone: {phone.error} ({raw.strip()!r}).")
-        if not phone.is_mobile:
-            raise CommsError(f"phone: {NOT_MOBILE} ({phone.e164} is {phone.kind}).")
-        return phone.e164
-    raise CommsError(f"channel: must be 'email' or 'sms', not {channel!r}.")
+        what = "type an e-mail address" if channel == "email" else "type a mobile number"
+        raise CommsError(f"{field}: {what} to send the test message to.")
+    address, reason, detail = check_address(channel, raw)
+    if reason is not None:
+        # check_email's / check_phone's text already starts with the reason.
+        problem = detail or reason
+        if not problem.startswith(reason):
+            problem = f"{reason}: {problem}"
+        raise CommsError(f"{field}: {problem} ({raw.strip()!r}).")
+    return address
 
 
 def _bodies(channel: str, backend: str, user: str) -> tuple[str | None, str, str | None]:
@@ -128,10 +121,7 @@ def copy_as_test_message(store: Store, message_id: int, to_address: str) -> int:
     """A copy of a generated message addressed to a tester (source 'test', draft)."""
     msg = get_message(store, message_id)
     channel = msg["channel"]
-    if channel == "email":
-        address, reason, detail = email_address(to_address)
-    else:
-        address, reason, detail = sms_address(to_address)
+    address, reason, detail = check_address(channel, to_address)
     if reason:
         raise CommsError(f"Test address {to_address!r}: {detail or reason}")
 

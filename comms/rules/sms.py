@@ -155,6 +155,23 @@ def sms_info(text: str) -> SmsInfo:
     return SmsInfo(len(text), units, encoding, segments)
 
 
+def split_segments(text: str) -> list[str]:
+    """The parts an SMS travels in (a 2-unit character is never split across two parts)."""
+    text = text or ""
+    info = sms_info(text)
+    if info.segments <= 1:
+        return [text] if text else []
+    _, multi = LIMITS[info.encoding]
+    parts, start, used = [], 0, 0
+    for i, cost in enumerate(_costs(text, info.encoding)):  # the packing of _segments
+        if used + cost > multi:
+            parts.append(text[start:i])
+            start, used = i, 0
+        used += cost
+    parts.append(text[start:])
+    return parts
+
+
 @lru_cache(maxsize=4096)
 def _translit_char(c: str) -> str:
     if c in GSM7_CHARS:

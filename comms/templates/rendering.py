@@ -197,6 +197,7 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+# -- body -> HTML, HTML -> text ------------------------------------------------
 def markdown_to_html(text: str) -> str:
     """Markdown -> HTML with the extensions used everywhere in comms."""
     return md.markdown(text, extensions=MARKDOWN_EXTENSIONS, output_format="html")
@@ -207,19 +208,35 @@ def text_to_html(text: str) -> str:
     return '<div style="white-space: pre-wrap">' + html.escape(text) + "</div>"
 
 
-class _TagStripper:
-    _TAG = re.compile(r"<(script|style)\b.*?</\1>|<[^>]+>", re.S | re.I)
-    _BLOCK = re.compile(r"</?(p|div|br|li|tr|h[1-6]|ul|ol|table|blockquote)\b[^>]*>", re.I)
-
-    def __call__(self, source: str) -> str:
-        text = self._BLOCK.sub("\n", source)
-        text = self._TAG.sub("", text)
-        text = html.unescape(text)
-        text = re.sub(r"[ \t]+", " ", text)
-        return re.sub(r"\n\s*\n+", "\n\n", text).strip()
+_SCRIPT_OR_TAG = re.compile(r"<(script|style)\b.*?</\1>|<[^>]+>", re.S | re.I)
+_BLOCK_TAG = re.compile(r"</?(p|div|br|li|tr|h[1-6]|ul|ol|table|blockquote)\b[^>]*>", re.I)
 
 
-html_to_text = _TagStripper()
+def html_to_text(markup: str) -> str:
+    """A readable plain text of HTML: the text part of an HTML e-mail (blocks become lines)."""
+    text = _BLOCK_TAG.sub("\n", markup)
+    text = _SCRIPT_OR_TAG.sub("", text)
+    text = html.unescape(text)
+    text = re.sub(r"[ \t]+", " ", text)
+    return re.sub(r"\n\s*\n+", "\n\n", text).strip()
+
+
+def body_parts(channel: str, body_format: str | None, body: str) -> tuple[str, str | None]:
+    """(text part, HTML part or None) of a final body: no Jinja, the content is as typed.
+
+    The one rule for a body a person edited (a generated message, a draft):
+    raw HTML keeps its markup and gets a text part; plain text is escaped into
+    HTML; Markdown (the default) is HTML-escaped before conversion, so the
+    message cannot carry markup that the editor showed as text.
+    """
+    if channel == "sms":
+        return body, None
+    if body_format == "html":
+        return html_to_text(body), body
+    if body_format == "text":
+        return body, text_to_html(body)
+    return body, markdown_to_html(html.escape(body, quote=False))
+
 
 _EMPTY_P = re.compile(r"<p>\s*</p>\n?")
 _PART_SEP = "\x00\x1ecomms-part\x1e\x00"

@@ -17,7 +17,7 @@ from streamlit.errors import StreamlitAPIException
 from comms.clients import profile
 from comms.errors import CommsError
 from comms.messages import compose, history
-from comms.rules.sms import max_segments, sms_info, to_gsm7
+from comms.rules.sms import max_segments, sms_info, split_segments, to_gsm7
 from comms.store import Store
 from comms.templates import attachments as att
 from comms.ui import communication as comm_ui
@@ -504,7 +504,7 @@ def _preview(store: Store, client: dict[str, Any], channel: str) -> None:
         if info.encoding != "GSM-7" and not ss.get("cd_sms_gsm7"):
             st.caption("Tip: “Replace diacritics” makes it GSM-7, 160 characters per SMS.")
         with st.expander("Preview for this client"):
-            for i, part in enumerate(history.split_segments(text), start=1):
+            for i, part in enumerate(split_segments(text), start=1):
                 st.caption(f"Segment {i}")
                 st.text(part)
     else:

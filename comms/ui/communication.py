@@ -22,7 +22,7 @@ from comms.config import max_upload_bytes
 from comms.errors import CommsError, NotFound
 from comms.messages import compose, history
 from comms.messages.history import MessageFilter
-from comms.rules.sms import sms_info
+from comms.rules.sms import sms_info, split_segments
 from comms.store import Store
 
 PAGE_SIZE = 50
@@ -438,7 +438,7 @@ def _sms_body(msg: dict) -> None:
     text = msg["body_text"] or ""
     info = sms_info(text)
     st.caption(info.describe())
-    parts = history.split_segments(text)
+    parts = split_segments(text)
     for i, part in enumerate(parts, start=1):
         with st.container(border=True):
             if len(parts) > 1:

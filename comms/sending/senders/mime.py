@@ -14,7 +14,6 @@ and subjects are RFC 2047-encoded, text parts are base64 when not plain ASCII.
 
 from __future__ import annotations
 
-import html
 import re
 import uuid
 from dataclasses import dataclass
@@ -32,10 +31,9 @@ from urllib.parse import quote
 from comms.config import setting
 from comms.sending.senders.base import OutgoingMessage
 from comms.sending.senders.config import DEFAULT_FROM, parse_from
+from comms.templates.rendering import html_to_text
 
 _NEWLINES = re.compile(r"[\r\n\t\v\f\x00]+")
-_TAG = re.compile(r"<[^>]+>")
-_BLOCK_END = re.compile(r"(?i)</(p|div|h[1-6]|li|tr)>|<br\s*/?>")
 
 
 class InvalidMessage(ValueError):
@@ -74,13 +72,6 @@ def recipient(address: str, name: str | None = None) -> Address:
         return Address(display_name=one_line(name), addr_spec=address.strip())
     except (ValueError, IndexError) as exc:
         raise InvalidMessage(f"invalid e-mail address: {address!r} ({exc})") from None
-
-
-def html_to_text(markup: str) -> str:
-    """A readable plain-text part for an HTML-only message."""
-    text = _BLOCK_END.sub("\n", markup)
-    text = html.unescape(_TAG.sub("", text))
-    return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
 
 
 def _unsubscribe(template: str, message: OutgoingMessage) -> str:
