@@ -24,6 +24,7 @@ from comms.actionlog.queries import (
     query_log,
 )
 from comms.store import Store
+from comms.ui.common import CHANNEL_LABELS
 
 TABLE_KEY = "log_table"
 PAGE_SIZES = [50, 100, 200, 500]
@@ -87,12 +88,17 @@ def pager(store: Store, log_filter: LogFilter, total: int) -> tuple[int, int]:
     if st.session_state.get("log_signature") != signature:
         st.session_state["log_signature"] = signature
         st.session_state["log_page"] = 1
-    page = page_col.number_input("Page", min_value=1, max_value=pages, step=1, key="log_page")
+    # No page picker that can only say 1, nor "showing 1–4" of 4.
+    page = (
+        page_col.number_input("Page", min_value=1, max_value=pages, step=1, key="log_page")
+        if pages > 1
+        else 1
+    )
     offset = (int(page) - 1) * page_size
     shown_to = min(offset + page_size, total)
     info_col.markdown(
         f"**{total:,}** matching entr{'y' if total == 1 else 'ies'}"
-        + (f" · showing {offset + 1:,}–{shown_to:,}" if total else "")
+        + (f" · showing {offset + 1:,}–{shown_to:,}" if pages > 1 else "")
     )
     export_col.download_button(
         f"Export {total:,} to CSV",
@@ -167,12 +173,24 @@ def entry_panel(store: Store, entry: dict[str, Any]) -> None:
         if ids:
             noun = "This message" if len(ids) == 1 else f"These {len(ids)} messages"
             st.markdown(f"**{noun} now**")
+            now = messages_now(store, ids)
             st.dataframe(
-                messages_now(store, ids),
+                now.assign(channel=now["channel"].map(CHANNEL_LABELS)),
                 hide_index=True,
                 width="stretch",
                 placeholder="",
                 key="log_entry_messages",
+                # When it was sent before the (often empty) error, which takes the rest.
+                column_order=(
+                    "id",
+                    "status",
+                    "channel",
+                    "client_name",
+                    "to_address",
+                    "sent_at",
+                    "provider_id",
+                    "error",
+                ),
                 column_config={
                     "id": st.column_config.NumberColumn("Message", format="%d"),
                     "status": "Status",

@@ -1,17 +1,43 @@
-"""What every page shares: the store, the sign-in gate, the acting user, the banners."""
+"""What every page shares: the store, the sign-in gate, the acting user, the banners,
+and the words and colours pages use for channels, statuses and body formats."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import streamlit as st
 
 from comms import actionlog
+from comms.rules.validation import CHANNEL_NAMES
 from comms.store import Store, open_store
 from comms.ui import auth
 from comms.ui.widgets import banners
 
 ROOT = Path(__file__).resolve().parent.parent.parent
+
+# "E-mail", "SMS": the in-sentence names, capitalised for labels and column values.
+CHANNEL_LABELS = {c: name[0].upper() + name[1:] for c, name in CHANNEL_NAMES.items()}
+STATUS_COLORS = {
+    "draft": "#9e9e9e",
+    "invalid": "#ff9800",
+    "queued": "#1e88e5",
+    "sending": "#8e24aa",
+    "sent": "#2e7d32",
+    "failed": "#d32f2f",
+    "cancelled": "#616161",
+    "interrupted": "#f57c00",
+}
+FORMAT_LABELS = {
+    "markdown": "Markdown (recommended)",
+    "html": "Raw HTML (advanced)",
+    "text": "Plain text",
+}
+
+
+def md_escape(text: str) -> str:
+    """Client data shown through st.markdown: every Markdown character escaped."""
+    return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~$:])", r"\\\1", str(text))
 
 
 def page_exists(path: str) -> bool:

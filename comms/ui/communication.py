@@ -24,10 +24,10 @@ from comms.messages import compose, history
 from comms.messages.history import MessageFilter
 from comms.rules.sms import sms_info, split_segments
 from comms.store import Store
+from comms.ui.common import CHANNEL_LABELS, STATUS_COLORS
 
 PAGE_SIZE = 50
 TABLE_KEY = "comm_table"
-CHANNEL_LABELS = {"email": "E-mail", "sms": "SMS"}
 STATUS_BADGES = {
     "draft": ("gray", ":material/edit_note:"),
     "invalid": ("orange", ":material/block:"),
@@ -37,16 +37,6 @@ STATUS_BADGES = {
     "failed": ("red", ":material/error:"),
     "cancelled": ("gray", ":material/cancel:"),
     "interrupted": ("orange", ":material/help:"),
-}
-STATUS_COLORS = {
-    "draft": "#9e9e9e",
-    "invalid": "#ff9800",
-    "queued": "#1e88e5",
-    "sending": "#8e24aa",
-    "sent": "#2e7d32",
-    "failed": "#d32f2f",
-    "cancelled": "#616161",
-    "interrupted": "#f57c00",
 }
 FILTER_KEYS = (
     "comm_f_client",
@@ -127,7 +117,9 @@ def filters(store: Store, client_id: int | None) -> MessageFilter:
             format_func=lambda c: "All" if c is None else CHANNEL_LABELS[c],
             key="comm_f_channel",
         )
-        statuses = c3.multiselect("Status", opts["statuses"], key="comm_f_status")
+        statuses = c3.multiselect(
+            "Status", opts["statuses"], key="comm_f_status", placeholder="All"
+        )
         source = c4.selectbox(
             "Source",
             [None, *opts["sources"]],
@@ -214,8 +206,14 @@ def paged_table(store: Store, f: MessageFilter) -> list[int] | None:
         return None
     head, pager = st.columns([4, 1], vertical_alignment="bottom")
     noun = "message" if total == 1 else "messages"
-    head.markdown(f"**{total:,} {noun}**, newest first · {pages:,} page(s) of {PAGE_SIZE}")
-    page = pager.number_input("Page", min_value=1, max_value=pages, step=1, key="comm_page")
+    if pages == 1:  # no page picker that can only say 1
+        head.markdown(f"**{total:,} {noun}**, newest first")
+        page = 1
+    else:
+        head.markdown(
+            f"**{total:,} {noun}**, newest first · {pages:,} page(s) of {PAGE_SIZE} messages"
+        )
+        page = pager.number_input("Page", min_value=1, max_value=pages, step=1, key="comm_page")
     df = history.list_messages(store, f, limit=PAGE_SIZE, offset=(int(page) - 1) * PAGE_SIZE)
     # One client's view: their name in the header, not in every row.
     return message_table(df, key=TABLE_KEY, hide=("Client",) if f.client_id is not None else ())

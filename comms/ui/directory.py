@@ -206,8 +206,10 @@ def actions(sel: Selection) -> None:
         ),
         ("Open client detail", "dir_act_client", one, CLIENT, {"comms_client_id": sel.client_id}),
     )
-    for col, (label, key, why, page, state) in zip(st.columns(len(buttons)), buttons, strict=True):
-        if col.button(label, key=key, disabled=why is not None, help=why):
+    # One row that wraps, so no label is cut short ("Show communication of the sel…").
+    row = st.container(horizontal=True)
+    for label, key, why, page, state in buttons:
+        if row.button(label, key=key, disabled=why is not None, help=why):
             _go(page, state)
 
 

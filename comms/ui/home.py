@@ -12,7 +12,7 @@ import streamlit as st
 from comms.messages import history
 from comms.store import Store
 from comms.ui.client import switch
-from comms.ui.communication import STATUS_COLORS
+from comms.ui.common import STATUS_COLORS
 
 DAYS = 30  # the window of the "sent" and "failed" figures
 
@@ -91,7 +91,8 @@ def batch_chart(batches: pd.DataFrame) -> alt.Chart:
                 title=None,
                 axis=alt.Axis(labelLimit=260, labelOverlap=False),
             ),
-            x=alt.X("sum(messages):Q", title="Messages"),
+            # Whole messages only: Vega's default ticks ran 0, 0.5, 1, 1.5 … on a small batch.
+            x=alt.X("sum(messages):Q", title="Messages", axis=alt.Axis(tickMinStep=1, format="d")),
             color=alt.Color(
                 "status:N",
                 title="Status",
@@ -115,6 +116,7 @@ def recent_batches(store: Store) -> None:
     if batches.empty:
         st.caption("No bulk send yet. Batches appear here with their results.")
         return
+    st.caption("The last bulk sends, newest on top: each bar counts its messages by status now.")
     st.altair_chart(batch_chart(batches), width="stretch")
 
 

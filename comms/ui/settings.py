@@ -17,8 +17,12 @@ from comms.messages.testsend import send_test_message
 from comms.sending.senders.config import ChannelLimits, DispatchConfig, describe_backends
 from comms.store import Store
 from comms.ui import auth
+from comms.ui.common import CHANNEL_LABELS
 
-CHANNELS = {"email": ("E-mail", ":material/mail:"), "sms": ("SMS", ":material/sms:")}
+CHANNELS = {
+    "email": (CHANNEL_LABELS["email"], ":material/mail:"),
+    "sms": (CHANNEL_LABELS["sms"], ":material/sms:"),
+}
 BACKEND_LABELS = {
     "smtp": "SMTP server",
     "twilio": "Twilio",

@@ -10,10 +10,9 @@ import streamlit as st
 from comms import templates as tpl
 from comms.errors import CommsError
 from comms.store import Store
-from comms.ui.communication import CHANNEL_LABELS
+from comms.ui.common import CHANNEL_LABELS, FORMAT_LABELS, md_escape
 from comms.ui.widgets import attachments as attachments_ui
 from comms.ui.widgets.sms_counter import sms_counter
-from comms.ui.wizard import FORMAT_LABELS, md_escape
 
 NEW = 0  # the "new template" choice in the picker
 EDITOR_KEYS = ("tpl_name", "tpl_channel", "tpl_subject", "tpl_format", "tpl_body")
@@ -86,9 +85,9 @@ def picker(store: Store) -> int:
     if st.session_state.get("tpl_select") not in options:
         st.session_state["tpl_select"] = NEW
     chosen = st.selectbox(
-        "Edit",
+        "Template to edit",
         options,
-        format_func=lambda i: "(new template)" if i == NEW else names[i],
+        format_func=lambda i: "(write a new template)" if i == NEW else names[i],
         key="tpl_select",
     )
     if st.session_state.get("tpl_loaded") != chosen:
