@@ -5,6 +5,8 @@ spreadsheets skip before parsing) is read as a formula by Excel and
 LibreOffice; a formula can exfiltrate data or run commands (OWASP "CSV
 injection"). Such text cells get a leading apostrophe, which spreadsheets show
 as plain text. Numbers are left alone: a negative number is not a formula.
+`safe_cell` is the rule for one Python value, `safe_sql` the same rule as SQL
+for exports that DuckDB writes itself.
 
 The file is UTF-8 with a BOM so that Excel shows accented names correctly.
 """
@@ -51,6 +53,12 @@ def safe_cell(value: Any) -> str:
     if text.startswith(FORMULA_PREFIXES):
         return "'" + text
     return text
+
+
+def safe_sql(expr: str) -> str:
+    """SQL for a text expression that no spreadsheet runs as a formula (safe_cell's rule)."""
+    firsts = ", ".join(f"chr({ord(c)})" for c in FORMULA_PREFIXES)
+    return f"CASE WHEN left({expr}, 1) IN ({firsts}) THEN chr(39) || {expr} ELSE {expr} END"
 
 
 def rows_to_csv(

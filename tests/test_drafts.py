@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from comms import outbox
-from comms.clients import profile
+from comms.clients import suppressions
 from comms.errors import CommsError, InvalidTransition, TemplateError
 from comms.messages import compose, history
 from comms.templates.attachments import add_attachment
@@ -78,7 +78,7 @@ def test_compose_refuses_unusable_recipient(store, fields, channel, words):
 
 def test_compose_refuses_suppressed_address(store):
     cid = add_client(store)
-    profile.add_suppression(store, "JANA@example.cz", "bounced list")
+    suppressions.add_suppression(store, "JANA@example.cz", "bounced list")
     with pytest.raises(CommsError, match="opted out"):
         compose.compose(store, client_id=cid, channel="email", subject="s", body="b")
     assert store.scalar("SELECT count(*) FROM messages") == 0

@@ -1,4 +1,4 @@
-"""Client edits with re-validation, opt-out / opt-in, and the suppression list."""
+"""Client edits with re-validation, and opt-out / opt-in per channel."""
 
 from __future__ import annotations
 
@@ -100,53 +100,3 @@ def test_opt_out_needs_a_reason(store):
     with pytest.raises(profile.InvalidField, match="reason"):
         profile.opt_out(store, cid, "email", " ")
     assert profile.load_client(store, cid)["consent_email"] is True
-
-
-def test_parse_address_list_reports_bad_lines():
-    data = (
-        "e-mail\n"
-        "Petr@Example.com\n"
-        "not-an-address@\n"
-        "\n"
-        "+420 602 111 222\n"
-        "602111222\n"
-        "hello\n"
-        "petr@example.com\n"
-    ).encode("cp1250")
-    parsed = profile.parse_address_list(data, region="CZ")
-    assert parsed.header_skipped
-    assert [(a, ch) for _, a, ch in parsed.entries] == [
-        ("Petr@example.com", "email"),
-        ("+420602111222", "sms"),
-    ]
-    assert parsed.duplicates == 2  # 602111222 and petr@example.com again
-    lines = {line: text for line, text, _ in parsed.errors}
-    assert lines == {3: "not-an-address@", 7: "hello"}
-    assert all("invalid" in reason for _, _, reason in parsed.errors)
-
-
-def test_import_csv_first_column_and_idempotent(store):
-    parsed = profile.parse_address_list(b"a@example.com;Ann\nb@example.com;Bob\n")
-    assert profile.import_suppressions(store, parsed, "newsletter bounce") == 2
-    assert profile.import_suppressions(store, parsed, "again") == 0
-    df = profile.list_suppressions(store, channel="email")
-    assert sorted(df["address"]) == ["a@example.com", "b@example.com"]
-    assert set(df["reason"]) == {"newsletter bounce"}
-    assert profile.remove_suppression(store, "a@example.com", "email") == 1
-    assert profile.count_suppressions(store) == 2 - 1
-
-
-def test_binary_upload_is_refused():
-    with pytest.raises(profile.InvalidField, match="not a text file"):
-        profile.parse_address_list(b"\x00\x01\x02PK")
-
-
-def test_add_suppression_by_hand(store):
-    assert profile.add_suppression(store, "+420 603 000 111", "complaint") == (
-        "+420603000111",
-        "sms",
-    )
-    with pytest.raises(profile.InvalidField):
-        profile.add_suppression(store, "x@", "bad")
-    with pytest.raises(profile.InvalidField, match="not an address for email"):
-        profile.add_suppression(store, "+420603000111", "x", channel="email")

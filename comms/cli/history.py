@@ -218,7 +218,7 @@ def cmd_log(args: argparse.Namespace) -> int:
 
 
 def cmd_suppressions_import(args: argparse.Namespace) -> int:
-    from comms.clients import profile
+    from comms.clients import suppressions
     from comms.config import max_upload_bytes
 
     path = Path(args.file)
@@ -226,9 +226,9 @@ def cmd_suppressions_import(args: argparse.Namespace) -> int:
         raise CommsError(f"{args.file} does not exist.")
     if path.stat().st_size > max_upload_bytes():
         raise CommsError(f"{args.file} is larger than {max_upload_bytes():,} bytes.")
-    parsed = profile.parse_address_list(path.read_bytes())
+    parsed = suppressions.parse_address_list(path.read_bytes())
     store = open_store(args.db)
-    added = profile.import_suppressions(store, parsed, args.reason)
+    added = suppressions.import_suppressions(store, parsed, args.reason)
     report = {
         "addresses": len(parsed.entries),
         "added": added,
@@ -249,10 +249,10 @@ def cmd_suppressions_import(args: argparse.Namespace) -> int:
 
 
 def cmd_suppressions_list(args: argparse.Namespace) -> int:
-    from comms.clients import profile
+    from comms.clients import suppressions
 
     store = open_store(args.db)
-    df = profile.list_suppressions(store, channel=args.channel, search=args.search)
+    df = suppressions.list_suppressions(store, channel=args.channel, search=args.search)
     rows = df.to_dict("records")
     if args.json:
         print_json(rows)

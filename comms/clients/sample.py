@@ -1,5 +1,7 @@
-"""Deterministic generator of realistic client lists (the sample file, tests, benchmarks).
+"""The sample client list: a deterministic generator of realistic lists, and loading it.
 
+The generator feeds the committed sample, the tests and the benchmarks;
+`load_sample_if_empty` imports the committed sample into a database with no clients.
 `python -m comms.clients.sample > data/sample_clients.csv` rewrites the committed sample;
 `python -m comms.clients.sample data/sample_clients_messy.xlsx` the messy Excel export.
 """
@@ -10,6 +12,13 @@ import csv
 import io
 import random
 import sys
+from pathlib import Path
+
+from comms import config
+from comms.clients.importing import ImportReport, import_clients
+from comms.store import Store
+
+SAMPLE_CSV = config.ROOT / "data" / "sample_clients.csv"
 
 FIRST = [
     ("Jan", "Novák"),
@@ -230,6 +239,13 @@ def write_messy_xlsx(path: str, n: int = 40, seed: int = 11) -> None:
             ws.append([])
     ws.append(["Total", None, None, None, None, None, "=SUM(G4:G44)"])
     book.save(path)
+
+
+def load_sample_if_empty(store: Store, path: Path = SAMPLE_CSV) -> ImportReport | None:
+    """Import data/sample_clients.csv as list 'Sample' when there are no clients yet."""
+    if store.scalar("SELECT count(*) FROM clients"):
+        return None
+    return import_clients(store, path, list_name="Sample")
 
 
 if __name__ == "__main__":

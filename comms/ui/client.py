@@ -14,7 +14,7 @@ import pandas as pd
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
-from comms.clients import profile
+from comms.clients import profile, search_clients
 from comms.errors import CommsError
 from comms.messages import compose, history
 from comms.rules.sms import max_segments, sms_info, split_segments, to_gsm7
@@ -83,7 +83,7 @@ def client_picker(store: Store) -> None:
     text = st.text_input(
         "Find a client", key="cd_pick_search", placeholder="id, name, e-mail or phone"
     )
-    found = profile.search_clients(store, text)
+    found = search_clients(store, text)
     if found.empty:
         st.warning(
             "No client matches." if text else "There are no clients yet: upload a list first."

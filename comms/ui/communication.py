@@ -17,7 +17,7 @@ import pandas as pd
 import streamlit as st
 
 from comms import outbox
-from comms.clients import profile
+from comms.clients import profile, suppressions
 from comms.config import max_upload_bytes
 from comms.errors import CommsError, NotFound
 from comms.messages import compose, history
@@ -512,7 +512,7 @@ def _upload_preview(store: Store, uploaded: Any, reason: str, nonce: int) -> Non
         st.error(f"{uploaded.name} is too large; the limit is {max_upload_bytes():,} bytes.")
         return
     try:
-        parsed = profile.parse_address_list(data)
+        parsed = suppressions.parse_address_list(data)
     except CommsError as exc:
         st.error(f"{uploaded.name}: {exc}")
         return
@@ -539,7 +539,7 @@ def _upload_preview(store: Store, uploaded: Any, reason: str, nonce: int) -> Non
         )
 
     def add_all() -> None:
-        n = profile.import_suppressions(store, parsed, reason)
+        n = suppressions.import_suppressions(store, parsed, reason)
         st.session_state["supp_flash"] = (
             "success",
             f"{n:,} address(es) added to the suppression list "
@@ -561,7 +561,7 @@ def suppression_panel(store: Store) -> None:
     flash = st.session_state.pop("supp_flash", None)
     if flash:
         getattr(st, flash[0])(flash[1])
-    total = profile.count_suppressions(store)
+    total = suppressions.count_suppressions(store)
     st.caption(
         f"{total:,} address(es). Nobody on this list is sent bulk messages (reason "
         "“opted out”), and one-off messages to them are refused."
@@ -580,14 +580,14 @@ def suppression_panel(store: Store) -> None:
         hand_reason = st.text_input("Reason", value="asked to stop", key="supp_hand_reason")
         if st.button("Add to the list", key="supp_add", disabled=not address.strip()):
             try:
-                norm, channel = profile.add_suppression(store, address, hand_reason)
+                norm, channel = suppressions.add_suppression(store, address, hand_reason)
             except CommsError as exc:
                 st.error(str(exc))
             else:
                 st.session_state["supp_flash"] = ("success", f"{norm} ({channel}) is suppressed.")
                 st.rerun()
     search = st.text_input("Search the list", key="supp_search", placeholder="address")
-    listed = profile.list_suppressions(store, search=search or None, limit=1000)
+    listed = suppressions.list_suppressions(store, search=search or None, limit=1000)
     if listed.empty:
         return
     event = st.dataframe(
@@ -606,7 +606,7 @@ def suppression_panel(store: Store) -> None:
         help="Only when the person asked to receive messages again.",
     ):
         for row in chosen:
-            profile.remove_suppression(store, row["address"], row["channel"])
+            suppressions.remove_suppression(store, row["address"], row["channel"])
         st.session_state["supp_flash"] = ("success", f"Removed {len(chosen)} address(es).")
         st.rerun()
 

@@ -1,0 +1,280 @@
+"""Finding clients: the directory's filter as SQL, counts, pages, selections, lookups.
+
+Filters are SQL over `clients c` (never pandas over the whole table), shared by
+the directory page, the CLI, the wizard and the export through `filter_where`
+and `selection_where`. Text search ignores case and accents on both sides, so
+'novak' finds 'Novák'. `data_version` is the stamp that tells a page its cached
+counts and rows are still current.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import pandas as pd
+
+from comms.rules.validation import SMS_KINDS
+from comms.store import Store
+
+_CORE_COLUMNS = ("name", "first_name", "last_name", "email", "phone", "company", "city")
+
+
+@dataclass
+class ClientFilter:
+    """What the directory filters by; every field None means 'any'."""
+
+    search: str | None = None
+    list: str | None = None
+    tag: str | None = None
+    city: str | None = None
+    attribute: str | None = None
+    attribute_op: str = "equals"  # equals | contains
+    attribute_value: str | None = None
+    has_valid_email: bool | None = None
+    has_mobile: bool | None = None
+    consent_email: bool | None = None
+    consent_sms: bool | None = None
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None) -> ClientFilter:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in (d or {}).items() if k in names})
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def is_empty(self) -> bool:
+        return self == ClientFilter(attribute_op=self.attribute_op)
+
+
+def filter_where(f: ClientFilter) -> tuple[str, list[Any]]:
+    """SQL WHERE text over alias `c` and its parameters ('true' when nothing is filtered)."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    for term in (f.search or "").split():
+        # Each word must appear somewhere. Names, companies and cities repeat, so
+        # DuckDB folds them once per distinct value (dictionary vectors); e-mails
+        # and the attributes text are unique per row, so they use ILIKE, which is
+        # several times cheaper there than lower() + contains().
+        folded = _fold_text(term)
+        parts = [
+            f"contains(strip_accents(lower(coalesce(c.{col}, ''))), ?)"
+            for col in ("name", "company", "city")
+        ]
+        params += [folded] * 3
+        if re.search(r"[%_\\]", folded):  # ESCAPE would lose ILIKE's fast path
+            parts.append("contains(lower(coalesce(c.email, '')), ?)")
+            parts.append("contains(strip_accents(lower(CAST(c.attributes AS VARCHAR))), ?)")
+            params += [folded] * 2
+        else:
+            parts.append("c.email ILIKE ?")
+            parts.append("strip_accents(CAST(c.attributes AS VARCHAR)) ILIKE ?")
+            params += [f"%{folded}%"] * 2
+        digits = re.sub(r"[\s\-/().]", "", term)
+        if digits.lstrip("+").isdigit():
+            parts.append("contains(coalesce(c.phone, ''), ?)")
+            params.append(digits.lstrip("+").lstrip("0") if digits.startswith("00") else digits)
+        clauses.append("(" + " OR ".join(parts) + ")")
+    if f.list:
+        clauses.append("list_contains(c.lists, ?)")
+        params.append(f.list)
+    if f.tag:
+        clauses.append("list_contains(c.tags, ?)")
+        params.append(f.tag)
+    if f.city:
+        clauses.append("lower(c.city) = lower(?)")
+        params.append(f.city)
+    if f.attribute and f.attribute_value not in (None, ""):
+        if f.attribute in _CORE_COLUMNS:
+            expr = f"c.{f.attribute}"
+        else:
+            expr = "json_extract_string(c.attributes, ?)"
+            params.append('$."' + f.attribute.replace('"', "") + '"')
+        if f.attribute_op == "contains":
+            clauses.append(f"contains(strip_accents(lower({expr})), ?)")
+            params.append(_fold_text(str(f.attribute_value)))
+        else:
+            clauses.append(f"lower({expr}) = lower(?)")
+            params.append(str(f.attribute_value))
+    if f.has_valid_email is not None:
+        clauses.append("c.email_valid = ?")
+        params.append(bool(f.has_valid_email))
+    if f.has_mobile is not None:
+        kinds = ", ".join(f"'{k}'" for k in sorted(SMS_KINDS))
+        clauses.append(f"(coalesce(c.phone_kind IN ({kinds}), false)) = ?")
+        params.append(bool(f.has_mobile))
+    if f.consent_email is not None:
+        clauses.append("c.consent_email = ?")
+        params.append(bool(f.consent_email))
+    if f.consent_sms is not None:
+        clauses.append("c.consent_sms = ?")
+        params.append(bool(f.consent_sms))
+    return (" AND ".join(clauses) or "true"), params
+
+
+def _fold_text(text: str) -> str:
+    import unicodedata
+
+    text = unicodedata.normalize("NFKD", text.lower())
+    return "".join(ch for ch in text if not unicodedata.combining(ch))
+
+
+def selection_where(selection: dict[str, Any]) -> tuple[str, list[Any]]:
+    """WHERE over `clients c` for {'client_ids': [...]} or {'filter': {...}, 'count': N}."""
+    if not isinstance(selection, dict):
+        raise ValueError("a selection is a dict with 'client_ids' or 'filter'")
+    if "client_ids" in selection:
+        ids = [int(i) for i in selection["client_ids"] or []]
+        return "list_contains(?::BIGINT[], c.id)", [ids]
+    if "filter" in selection:
+        return filter_where(ClientFilter.from_dict(selection["filter"]))
+    raise ValueError("a selection is a dict with 'client_ids' or 'filter'")
+
+
+LIST_COLUMNS = (
+    "c.id, c.name, c.email, c.phone, c.lists[-1] AS list, c.city, c.company, c.tags, "
+    "c.email_valid, c.phone_kind IN ('mobile', 'fixed_line_or_mobile') AS mobile, "
+    "c.consent_email, c.consent_sms"
+)
+
+
+def count_clients(store: Store, f: ClientFilter | None = None) -> int:
+    """How many clients match the filter."""
+    where, params = filter_where(f or ClientFilter())
+    return int(store.scalar(f"SELECT count(*) FROM clients c WHERE {where}", params))
+
+
+def list_clients(
+    store: Store, f: ClientFilter | None = None, *, limit: int = 2000, offset: int = 0
+) -> pd.DataFrame:
+    """The first `limit` matching clients (by id) with the directory's columns."""
+    where, params = filter_where(f or ClientFilter())
+    return store.df(
+        f"SELECT {LIST_COLUMNS} FROM clients c WHERE {where} ORDER BY c.id LIMIT ? OFFSET ?",
+        [*params, int(limit), int(offset)],
+    )
+
+
+def page_and_count(
+    store: Store, f: ClientFilter | None = None, *, limit: int = 2000
+) -> tuple[int, pd.DataFrame]:
+    """The match count and the first `limit` matching clients, filtering the table once."""
+    f = f or ClientFilter()
+    where, params = filter_where(f)
+    if where == "true":
+        return count_clients(store), list_clients(store, f, limit=limit)
+    df = store.df(
+        f"""WITH m AS MATERIALIZED (SELECT c.id FROM clients c WHERE {where})
+        SELECT (SELECT count(*) FROM m) AS _total, {LIST_COLUMNS}
+        FROM clients c SEMI JOIN (SELECT id FROM m ORDER BY id LIMIT ?) p ON c.id = p.id
+        ORDER BY c.id""",
+        [*params, int(limit)],
+    )
+    if df.empty:
+        return 0, df.drop(columns=["_total"])
+    return int(df["_total"].iloc[0]), df.drop(columns=["_total"])
+
+
+def filter_options(store: Store) -> dict[str, list[str]]:
+    """Distinct lists, tags, cities and attribute keys for the filter widgets."""
+    cur = store.cursor()
+
+    def values(sql: str) -> list[str]:
+        return [r[0] for r in cur.execute(sql).fetchall() if r[0] not in (None, "")]
+
+    return {
+        "lists": values("SELECT DISTINCT unnest(lists) AS v FROM clients ORDER BY v"),
+        "tags": values("SELECT DISTINCT unnest(tags) AS v FROM clients ORDER BY v"),
+        "cities": values("SELECT DISTINCT city AS v FROM clients ORDER BY v"),
+        "attributes": values(
+            "SELECT DISTINCT unnest(json_keys(attributes)) AS v FROM clients ORDER BY v"
+        ),
+    }
+
+
+def _client_dict(row: dict[str, Any]) -> dict[str, Any]:
+    row = dict(row)
+    attrs = row.get("attributes")
+    row["attributes"] = json.loads(attrs) if isinstance(attrs, str) else (attrs or {})
+    row["lists"] = list(row.get("lists") or [])
+    row["tags"] = list(row.get("tags") or [])
+    row["list"] = row["lists"][-1] if row["lists"] else None
+    return row
+
+
+def get_client(store: Store, client_id: int) -> dict[str, Any] | None:
+    """One client as a dict (attributes parsed, `list` = latest list), or None."""
+    rows = store.rows("SELECT * FROM clients WHERE id = ?", [int(client_id)])
+    return _client_dict(rows[0]) if rows else None
+
+
+def clients_for_ids(store: Store, ids: Iterable[int]) -> list[dict[str, Any]]:
+    """Clients by id, in id order (unknown ids are left out)."""
+    ids = [int(i) for i in ids]
+    if not ids:
+        return []
+    rows = store.rows(
+        "SELECT * FROM clients c WHERE list_contains(?::BIGINT[], c.id) ORDER BY c.id", [ids]
+    )
+    return [_client_dict(r) for r in rows]
+
+
+def clients_for_selection(store: Store, selection: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every client of a directory selection (explicit ids or 'all N matching'), by id."""
+    where, params = selection_where(selection)
+    rows = store.rows(f"SELECT * FROM clients c WHERE {where} ORDER BY c.id", params)
+    return [_client_dict(r) for r in rows]
+
+
+def query_clients(
+    store: Store, f: ClientFilter | None = None, *, limit: int | None = None
+) -> list[dict[str, Any]]:
+    """Matching clients as dicts with attributes flattened beside the core fields (CLI)."""
+    where, params = filter_where(f or ClientFilter())
+    sql = f"SELECT * FROM clients c WHERE {where} ORDER BY c.id"
+    if limit is not None:
+        sql += f" LIMIT {int(limit)}"
+    out = []
+    for row in store.rows(sql, params):
+        client = _client_dict(row)
+        attrs = client.pop("attributes")
+        for key in ("created_at", "updated_at"):
+            client[key] = str(client[key]) if client.get(key) is not None else None
+        out.append({**{k: v for k, v in attrs.items() if k not in client}, **client})
+    return out
+
+
+def search_clients(store: Store, text: str | None, *, limit: int = 20) -> pd.DataFrame:
+    """Clients whose id, name, e-mail or phone matches, for a picker (newest first)."""
+    text = (text or "").strip()
+    if not text:
+        return store.df(
+            "SELECT id, name, email, phone, city FROM clients ORDER BY id DESC LIMIT ?",
+            [int(limit)],
+        )
+    like = f"%{text}%"
+    id_match = int(text) if text.isdigit() else -1
+    return store.df(
+        """
+        SELECT id, name, email, phone, city FROM clients
+        WHERE id = ? OR name ILIKE ? OR email ILIKE ? OR phone ILIKE ?
+        ORDER BY (id = ?) DESC, name, id LIMIT ?
+        """,
+        [id_match, like, like, like.replace(" ", ""), id_match, int(limit)],
+    )
+
+
+def data_version(store: Store) -> str:
+    """A stamp that changes whenever clients are added, removed or updated.
+
+    The directory keeps its filter choices and its first page while this stays the same.
+    """
+    return str(
+        store.scalar(
+            "SELECT count(*) || ':' || coalesce(max(updated_at)::VARCHAR, '') FROM clients"
+        )
+    )
