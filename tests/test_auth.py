@@ -119,15 +119,14 @@ def test_signed_in_user_sees_pages_is_logged_and_can_sign_out(store, with_auth):
         store.scalar("SELECT \"user\" FROM action_log WHERE action = 'pause batch'")
         == "ana@example.com"
     )
-    at.button(key="send_1").click().run()  # resumes, then sends through the dispatcher
+    at.button(key="send_1").click().run()  # resumes, then makes it due for the sender
     assert not at.exception
     assert store.rows(
         'SELECT action, "user" FROM action_log'
-        " WHERE action IN ('resume batch', 'send run start', 'send run end') ORDER BY id"
+        " WHERE action IN ('resume batch', 'send now') ORDER BY id"
     ) == [
         {"action": "resume batch", "user": "ana@example.com"},
-        {"action": "send run start", "user": "ana@example.com"},
-        {"action": "send run end", "user": "ana@example.com"},
+        {"action": "send now", "user": "ana@example.com"},
     ]
     at.button(key="sign_out").click().run()
     assert at.user.get("is_logged_in") is False
