@@ -442,3 +442,41 @@ def test_review_search_and_limit(store):
     assert len(generate.review(store, result.batch_id, limit=2)) == 2
     assert generate.review_count(store, result.batch_id) == 3
     assert generate.review_count(store, result.batch_id, "invalid") == 0
+
+
+def test_outbox_create_inserts_in_creation_statuses_and_moves_only_draft_invalid(store):
+    """comms.outbox.create: the one inserter of messages and the editor's one status move."""
+    from comms import outbox
+    from comms.outbox import create
+
+    def insert(rows, **common):
+        return store.write(lambda cur: create.insert_messages(cur, rows, **common))
+
+    with pytest.raises(ValueError, match="status must be one of draft, invalid"):
+        insert([{"body_text": "x", "status": "sent"}], channel="sms", source="cli")
+    with pytest.raises(ValueError, match="source"):
+        insert([{"body_text": "x"}], channel="sms", source="elsewhere", status="draft")
+    aid = tpl.attachments.add_attachment(store, "a.pdf", b"%PDF")
+    ids = insert(
+        [{"to_address": "a@example.com"}, {"to_address": "b@example.com"}],
+        channel="email",
+        source="cli",
+        status="draft",
+        attachment_ids=[aid],
+    )
+    assert len(ids) == 2 and ids == sorted(ids)
+    rows = store.rows("SELECT status, created_by FROM messages ORDER BY id")
+    assert [r["status"] for r in rows] == ["draft", "draft"] and rows[0]["created_by"]
+    assert store.scalar("SELECT count(*) FROM message_attachments WHERE attachment_id = ?", [aid])
+    store.write(lambda cur: create.set_validity(cur, ids, "invalid", "no e-mail"))
+    assert {r["reason"] for r in store.rows("SELECT reason FROM messages")} == {"no e-mail"}
+    store.write(lambda cur: create.set_validity(cur, ids, "draft"))
+    assert outbox.queue(store, message_ids=[ids[0]]) == 1
+    with pytest.raises(InvalidTransition, match=r"\(queued\)"):
+        store.write(lambda cur: create.set_validity(cur, ids, "invalid", "no e-mail"))
+    with pytest.raises(ValueError, match="draft or invalid"):
+        store.write(lambda cur: create.set_validity(cur, [ids[1]], "queued"))
+    assert store.rows("SELECT status, reason FROM messages ORDER BY id") == [
+        {"status": "queued", "reason": None},
+        {"status": "draft", "reason": None},
+    ]

@@ -16,9 +16,9 @@ from typing import Any
 import duckdb
 
 from comms import actionlog, outbox, templates
-from comms.clients.profile import client_address, load_client
+from comms.clients.profile import load_client
 from comms.errors import CommsError, NotFound
-from comms.outbox.create import SOURCE_DETAIL
+from comms.outbox.create import DRAFT, SOURCE_DETAIL, insert_messages
 from comms.rules.recipients import address_key, check_recipient
 from comms.rules.sms import sms_info, to_gsm7
 from comms.rules.validation import (
@@ -174,34 +174,22 @@ def compose(
     files = att.get_attachments(store, attachment_ids)
     att.check_total(files)
 
+    row = {
+        "client_id": int(client_id),
+        "channel": channel,
+        "source": source,
+        "to_address": to_address,
+        "to_name": client.get("name"),
+        "subject": subj,
+        "body_text": text,
+        "body_html": html,
+        "status": DRAFT,
+        "segments": segments,
+        "encoding": encoding,
+    }
+
     def write(cur: duckdb.DuckDBPyConnection) -> int:
-        mid = int(
-            cur.execute(
-                """
-                INSERT INTO messages (client_id, channel, source, to_address, to_name, subject,
-                    body_text, body_html, status, segments, encoding, created_by)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'draft', ?, ?, ?) RETURNING id
-                """,
-                [
-                    int(client_id),
-                    channel,
-                    source,
-                    to_address,
-                    client.get("name"),
-                    subj,
-                    text,
-                    html,
-                    segments,
-                    encoding,
-                    actionlog.current_user(),
-                ],
-            ).fetchone()[0]
-        )
-        if files:
-            cur.executemany(
-                "INSERT INTO message_attachments (message_id, attachment_id) VALUES (?, ?)",
-                [[mid, f.id] for f in files],
-            )
+        (mid,) = insert_messages(cur, [row], attachment_ids=[f.id for f in files])
         actionlog.record(
             cur,
             "compose",
@@ -218,10 +206,10 @@ def compose(
         return mid
 
     mid = store.write(write)
-    status = "draft"
+    status = DRAFT
     if send:
         outbox.queue(store, message_ids=[mid])
-        status = "queued"
+        status = outbox.get_message(store, mid)["status"]
     return Composed(mid, status, channel, to_address, segments, encoding)
 
 
@@ -273,36 +261,43 @@ def edit_draft(
 def copy_to_draft(store: Store, message_id: int, *, source: str = SOURCE_DETAIL) -> int:
     """A new draft with the content and attachments of any message; returns its id.
 
-    The copy goes to the client's current address when the client still has a
-    usable one (it may have been corrected since), else to the original address.
+    A client's message is copied to the client's current address, checked like
+    a composed one (it may have been corrected, or the client may have opted
+    out since): nothing is stored when the client cannot receive it. A message
+    without a client (a test) keeps its address.
     """
     msg = outbox.get_message(store, message_id)
     to_address = msg["to_address"]
     if msg["client_id"] is not None:
         try:
             client = load_client(store, msg["client_id"])
-            to_address = client_address(client, msg["channel"]) or to_address
         except NotFound:
-            pass
+            pass  # the client was deleted: the address as it was
+        else:
+            to_address = recipient(client, msg["channel"])
+    row = {
+        "client_id": msg["client_id"],
+        "channel": msg["channel"],
+        "source": source,
+        "to_address": to_address,
+        "to_name": msg["to_name"],
+        "subject": msg["subject"],
+        "body_text": msg["body_text"],
+        "body_html": msg["body_html"],
+        "status": DRAFT,
+        "segments": msg["segments"],
+        "encoding": msg["encoding"],
+    }
 
     def write(cur: duckdb.DuckDBPyConnection) -> int:
-        new_id = int(
-            cur.execute(
-                """
-                INSERT INTO messages (client_id, channel, source, to_address, to_name, subject,
-                    body_text, body_html, status, segments, encoding, created_by)
-                SELECT client_id, channel, ?, ?, to_name, subject, body_text, body_html,
-                    'draft', segments, encoding, ?
-                FROM messages WHERE id = ? RETURNING id
-                """,
-                [source, to_address, actionlog.current_user(), int(message_id)],
-            ).fetchone()[0]
-        )
-        cur.execute(
-            "INSERT INTO message_attachments (message_id, attachment_id)"
-            " SELECT ?, attachment_id FROM message_attachments WHERE message_id = ?",
-            [new_id, int(message_id)],
-        )
+        files = [
+            r[0]
+            for r in cur.execute(
+                "SELECT attachment_id FROM message_attachments WHERE message_id = ?",
+                [int(message_id)],
+            ).fetchall()
+        ]
+        (new_id,) = insert_messages(cur, [row], attachment_ids=files)
         actionlog.record(
             cur,
             "copy to draft",

@@ -16,13 +16,12 @@ import duckdb
 from comms import actionlog
 from comms import templates as tpl
 from comms.errors import CommsError, InvalidTransition, NotFound
+from comms.outbox.create import DRAFT, EDITABLE, INVALID, set_validity
 from comms.rules.recipients import EMPTY_MESSAGE, address_key, check_recipient
 from comms.rules.sms import sms_info
 from comms.rules.validation import DUPLICATE, missing_field
 from comms.store import Store
 from comms.templates import attachments as att
-
-EDITABLE = ("draft", "invalid")
 
 
 def get_message(store: Store, message_id: int) -> dict[str, Any]:
@@ -76,9 +75,9 @@ def _validate_one(
         # lower() narrows the batch's sendable messages to candidates; address_key decides.
         key = address_key(channel, address)
         others = cur.execute(
-            "SELECT id, to_address FROM messages WHERE batch_id = ? AND id <> ?"
-            " AND status = 'draft' AND NOT excluded AND lower(to_address) = lower(?) ORDER BY id",
-            [msg["batch_id"], msg["id"], address],
+            "SELECT id, to_address FROM messages WHERE batch_id = ? AND id <> ? AND status = ?"
+            " AND NOT excluded AND lower(to_address) = lower(?) ORDER BY id",
+            [msg["batch_id"], msg["id"], DRAFT, address],
         ).fetchall()
         other = next((i for i, a in others if address_key(channel, a) == key), None)
         if other is not None:
@@ -90,10 +89,10 @@ def _refresh_counts(cur: duckdb.DuckDBPyConnection, batch_id: int | None) -> Non
     if batch_id is None:
         return
     cur.execute(
-        "UPDATE batches SET valid = (SELECT count(*) FROM messages WHERE batch_id = ?"
-        " AND status <> 'invalid'), invalid = (SELECT count(*) FROM messages"
-        " WHERE batch_id = ? AND status = 'invalid') WHERE id = ?",
-        [batch_id, batch_id, batch_id],
+        "UPDATE batches SET valid = (SELECT count(*) FROM messages WHERE batch_id = $batch"
+        " AND status <> $invalid), invalid = (SELECT count(*) FROM messages"
+        " WHERE batch_id = $batch AND status = $invalid) WHERE id = $batch",
+        {"batch": batch_id, "invalid": INVALID},
     )
 
 
@@ -141,24 +140,21 @@ def edit_message(
 
     def tx(cur: duckdb.DuckDBPyConnection) -> dict[str, Any]:
         address, reason, detail = _validate_one(cur, msg, raw_address, text, new_subject)
-        status = "invalid" if reason else "draft"
+        status = INVALID if reason else DRAFT
         cur.execute(
             "UPDATE messages SET subject = ?, body_text = ?, body_html = ?, to_address = ?,"
-            " status = ?, reason = ?, error = ?, segments = ?, encoding = ?,"
-            " updated_at = current_timestamp WHERE id = ?",
+            " segments = ?, encoding = ?, updated_at = current_timestamp WHERE id = ?",
             [
                 new_subject if channel == "email" else None,
                 text,
                 html,
                 address or None,
-                status,
-                reason,
-                detail,
                 segments,
                 encoding,
                 message_id,
             ],
         )
+        set_validity(cur, [message_id], status, reason, detail if reason else None)
         _refresh_counts(cur, msg["batch_id"])
         actionlog.record(
             cur,

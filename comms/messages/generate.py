@@ -30,7 +30,8 @@ from comms import actionlog
 from comms import templates as tpl
 from comms.errors import CommsError, NotFound
 from comms.messages.selection import selection_where
-from comms.outbox.create import SOURCES
+from comms.outbox.create import COLUMNS as MESSAGE_COLUMNS
+from comms.outbox.create import DRAFT, EDITABLE, INVALID, SOURCES, insert_messages
 from comms.rules.recipients import EMPTY_MESSAGE, address_key, check_recipient
 from comms.rules.sms import is_gsm7, sms_info, to_gsm7
 from comms.rules.validation import DUPLICATE
@@ -122,20 +123,8 @@ def _spec(
 
 
 def _arrow(rows: dict[str, list[Any]]) -> pa.Table:
-    types = {
-        "client_id": pa.int64(),
-        "to_address": pa.string(),
-        "to_name": pa.string(),
-        "subject": pa.string(),
-        "body_text": pa.string(),
-        "body_html": pa.string(),
-        "status": pa.string(),
-        "reason": pa.string(),
-        "error": pa.string(),
-        "segments": pa.int32(),
-        "encoding": pa.string(),
-    }
-    return pa.table({k: pa.array(rows[k], type=t) for k, t in types.items()})
+    """One chunk's columns as an Arrow table, typed as comms.outbox.create inserts them."""
+    return pa.table({k: pa.array(v, type=MESSAGE_COLUMNS[k]) for k, v in rows.items()})
 
 
 def generate_messages(
@@ -215,25 +204,22 @@ def generate_messages(
             for status, reason, n in zip(
                 rows["status"], rows["reason"], rows["segments"], strict=True
             ):
-                if status == "draft":
+                if status == DRAFT:
                     valid += 1
                     segments += n or 0
                 else:
                     reasons[reason] += 1
             table = _arrow(rows)
             del rows
-            cur.register("_comms_generated", table)
-            try:
-                cur.execute(
-                    "INSERT INTO messages (client_id, channel, source, batch_id, to_address,"
-                    " to_name, subject, body_text, body_html, status, reason, error, segments,"
-                    " encoding, created_by) SELECT client_id, ?, ?, ?, to_address, to_name,"
-                    " subject, body_text, body_html, status, reason, error, segments,"
-                    " encoding, ? FROM _comms_generated",
-                    [spec.channel, source, batch_id, user],
-                )
-            finally:
-                cur.unregister("_comms_generated")
+            insert_messages(
+                cur,
+                table,
+                attachment_ids=attachment_ids,
+                channel=spec.channel,
+                source=source,
+                batch_id=batch_id,
+                created_by=user,
+            )
             del table
             if progress is not None:
                 progress(min(start + CHUNK, total), total)
@@ -246,12 +232,6 @@ def generate_messages(
                 "INSERT INTO batch_attachments (batch_id, attachment_id)"
                 " SELECT ?, unnest(?::BIGINT[])",
                 [batch_id, attachment_ids],
-            )
-            cur.execute(
-                "INSERT INTO message_attachments (message_id, attachment_id)"
-                " SELECT m.id, b.attachment_id FROM messages m"
-                " JOIN batch_attachments b ON b.batch_id = m.batch_id WHERE m.batch_id = ?",
-                [batch_id],
             )
         result = BatchResult(
             batch_id,
@@ -379,7 +359,7 @@ def _render_chunk(
         out["subject"].append(subject)
         out["body_text"].append(text)
         out["body_html"].append(html)
-        out["status"].append("invalid" if reason else "draft")
+        out["status"].append(INVALID if reason else DRAFT)
         out["reason"].append(reason)
         out["error"].append(detail)
         out["segments"].append(segments)
@@ -488,7 +468,7 @@ def reason_counts(store: Store, batch_id: int) -> dict[str, int]:
 
 
 def set_excluded(store: Store, message_ids: Iterable[int], excluded: bool) -> int:
-    """Exclude messages from sending (or include them again); returns how many changed."""
+    """Exclude draft / invalid messages from sending (or include them again); how many changed."""
     ids = [int(i) for i in message_ids]
     if not ids:
         return 0
@@ -496,9 +476,9 @@ def set_excluded(store: Store, message_ids: Iterable[int], excluded: bool) -> in
     def tx(cur: duckdb.DuckDBPyConnection) -> int:
         rows = cur.execute(
             "UPDATE messages SET excluded = ?, updated_at = current_timestamp"
-            " WHERE list_contains(?::BIGINT[], id) AND status IN ('draft', 'invalid')"
+            " WHERE list_contains(?::BIGINT[], id) AND list_contains(?::VARCHAR[], status)"
             " AND excluded <> ? RETURNING id, batch_id",
-            [bool(excluded), ids, bool(excluded)],
+            [bool(excluded), ids, sorted(EDITABLE), bool(excluded)],
         ).fetchall()
         if rows:
             batches = {r[1] for r in rows}

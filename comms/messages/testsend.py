@@ -13,7 +13,6 @@ messages take, and appears in the action log and the Communication list.
 
 from __future__ import annotations
 
-import html
 from datetime import datetime
 from typing import Any
 
@@ -22,11 +21,12 @@ import duckdb
 from comms import actionlog, outbox
 from comms.errors import CommsError
 from comms.messages.editor import get_message
-from comms.outbox.create import SOURCE_TEST
+from comms.outbox.create import DRAFT, SOURCE_TEST, insert_messages
 from comms.rules.recipients import check_address
 from comms.rules.sms import sms_info
 from comms.rules.validation import CHANNELS
 from comms.store import Store
+from comms.templates.rendering import body_parts
 
 SUBJECT = "Test message from the client communication desk"
 
@@ -57,8 +57,7 @@ def _bodies(channel: str, backend: str, user: str) -> tuple[str | None, str, str
         f"This is a test e-mail sent by {user} at {at} from the Settings page, "
         f"through the {backend} backend.\n\nIf you can read it, sending e-mail works."
     )
-    body_html = "".join(f"<p>{html.escape(p)}</p>" for p in text.split("\n\n"))
-    return SUBJECT, text, body_html
+    return SUBJECT, *body_parts(channel, "text", text)
 
 
 def create_backend_test_message(store: Store, channel: str, raw_to: str, *, backend: str) -> int:
@@ -67,26 +66,21 @@ def create_backend_test_message(store: Store, channel: str, raw_to: str, *, back
     user = actionlog.current_user()
     subject, text, body_html = _bodies(channel, backend, user)
     info = sms_info(text) if channel == "sms" else None
+    row = {
+        "channel": channel,
+        "source": SOURCE_TEST,
+        "to_address": to,
+        "subject": subject,
+        "body_text": text,
+        "body_html": body_html,
+        "status": DRAFT,
+        "segments": info.segments if info else None,
+        "encoding": info.encoding if info else None,
+        "created_by": user,
+    }
 
     def write(cur: duckdb.DuckDBPyConnection) -> int:
-        mid = int(
-            cur.execute(
-                "INSERT INTO messages (channel, source, to_address, subject, body_text, body_html,"
-                " status, segments, encoding, created_by)"
-                " VALUES (?, ?, ?, ?, ?, ?, 'draft', ?, ?, ?) RETURNING id",
-                [
-                    channel,
-                    SOURCE_TEST,
-                    to,
-                    subject,
-                    text,
-                    body_html,
-                    info.segments if info else None,
-                    info.encoding if info else None,
-                    user,
-                ],
-            ).fetchone()[0]
-        )
+        (mid,) = insert_messages(cur, [row])
         actionlog.record(
             cur,
             "test message",
@@ -125,27 +119,20 @@ def copy_as_test_message(store: Store, message_id: int, to_address: str) -> int:
     if reason:
         raise CommsError(f"Test address {to_address!r}: {detail or reason}")
 
+    row = {
+        "channel": channel,
+        "source": SOURCE_TEST,
+        "to_address": address,
+        "subject": ("[TEST] " + (msg["subject"] or "")) if channel == "email" else None,
+        "body_text": msg["body_text"],
+        "body_html": msg["body_html"],
+        "status": DRAFT,
+        "segments": msg["segments"],
+        "encoding": msg["encoding"],
+    }
+
     def tx(cur: duckdb.DuckDBPyConnection) -> int:
-        new_id = cur.execute(
-            "INSERT INTO messages (client_id, channel, source, batch_id, to_address, to_name,"
-            " subject, body_text, body_html, status, segments, encoding, created_by)"
-            " VALUES (NULL, ?, 'test', NULL, ?, NULL, ?, ?, ?, 'draft', ?, ?, ?) RETURNING id",
-            [
-                channel,
-                address,
-                ("[TEST] " + (msg["subject"] or "")) if channel == "email" else None,
-                msg["body_text"],
-                msg["body_html"],
-                msg["segments"],
-                msg["encoding"],
-                actionlog.current_user(),
-            ],
-        ).fetchone()[0]
-        cur.execute(
-            "INSERT INTO message_attachments (message_id, attachment_id)"
-            " SELECT ?, attachment_id FROM message_attachments WHERE message_id = ?",
-            [new_id, message_id],
-        )
+        (new_id,) = insert_messages(cur, [row], attachment_ids=[a.id for a in msg["attachments"]])
         actionlog.record(
             cur,
             "test message",

@@ -1,10 +1,194 @@
-"""The only code that creates `messages` rows.
+"""The only code that creates `messages` rows, and the editor's one status move.
 
-SOURCES says where a message came from: a bulk send, a client's detail page,
-the command line, or a test message.
+- `insert_messages`: new messages (and their `message_attachments`) in a
+  creation status, `draft` or `invalid`. Every creator calls it: the bulk
+  generator (an Arrow table per chunk of 10,000, one INSERT ... SELECT each),
+  compose-one-message, the test messages and "copy to draft".
+- `set_validity`: the editor's re-validation, which moves a message only
+  between `draft` and `invalid` (comms.messages.editor); any other status
+  raises InvalidTransition. Every other move of `status` is comms.outbox's.
+
+Both run on the caller's cursor, inside the caller's transaction (the store's
+one writer), so a message, its attachments and its action-log entry land
+together. Neither writes the action log: the caller records what it did.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from comms import actionlog
+from comms.errors import InvalidTransition, NotFound
+from comms.outbox import STATUSES
+from comms.rules.validation import CHANNELS
+
+# Where a message came from.
 SOURCES: tuple[str, ...] = ("bulk", "client detail", "cli", "test")
 SOURCE_BULK, SOURCE_DETAIL, SOURCE_CLI, SOURCE_TEST = SOURCES
+
+
+def _status(name: str) -> str:
+    """A status checked against comms.outbox.STATUSES (a typo fails at import, not in SQL)."""
+    if name not in STATUSES:
+        raise RuntimeError(f"{name!r} is not in comms.outbox.STATUSES")
+    return name
+
+
+DRAFT, INVALID = _status("draft"), _status("invalid")
+# The statuses a message is created in, and the ones the editor may change.
+INITIAL: frozenset[str] = frozenset({DRAFT, INVALID})
+EDITABLE: frozenset[str] = frozenset({DRAFT, INVALID})
+# The editor's re-validation, shaped like comms.outbox.TRANSITIONS
+# (action -> (statuses it may start from, status it leads to)).
+VALIDITY_MOVES: dict[str, tuple[frozenset[str], str]] = {
+    "validate": (EDITABLE, DRAFT),
+    "invalidate": (EDITABLE, INVALID),
+}
+
+# The columns a creator may give, with their Arrow types.
+COLUMNS: dict[str, pa.DataType] = {
+    "client_id": pa.int64(),
+    "channel": pa.string(),
+    "source": pa.string(),
+    "batch_id": pa.int64(),
+    "to_address": pa.string(),
+    "to_name": pa.string(),
+    "subject": pa.string(),
+    "body_text": pa.string(),
+    "body_html": pa.string(),
+    "status": pa.string(),
+    "reason": pa.string(),
+    "error": pa.string(),
+    "segments": pa.int32(),
+    "encoding": pa.string(),
+    "created_by": pa.string(),
+}
+_REQUIRED = ("channel", "source", "status")
+_VIEW = "_comms_new_messages"
+
+
+def _table(rows: pa.Table | Sequence[Mapping[str, Any]]) -> pa.Table:
+    if isinstance(rows, pa.Table):
+        return rows
+    given = {k for row in rows for k in row}
+    unknown = given - set(COLUMNS)
+    if unknown:
+        raise ValueError(f"not columns of a new message: {', '.join(sorted(unknown))}")
+    schema = pa.schema([(k, t) for k, t in COLUMNS.items() if k in given])
+    return pa.Table.from_pylist([dict(r) for r in rows], schema=schema)
+
+
+def _check(table: pa.Table, common: Mapping[str, Any]) -> None:
+    """Refuse unknown columns, a column given twice, and unknown statuses / sources / channels."""
+    names = set(table.column_names)
+    unknown = (names | set(common)) - set(COLUMNS)
+    if unknown:
+        raise ValueError(f"not columns of a new message: {', '.join(sorted(unknown))}")
+    twice = names & set(common)
+    if twice:
+        raise ValueError(f"given per row and for all rows: {', '.join(sorted(twice))}")
+    missing = [k for k in _REQUIRED if k not in names and common.get(k) is None]
+    if missing:
+        raise ValueError(f"a new message needs {', '.join(missing)}")
+    for column, allowed in (("status", INITIAL), ("source", SOURCES), ("channel", CHANNELS)):
+        values = set(pc.unique(table[column]).to_pylist()) if column in names else {common[column]}
+        bad = values - set(allowed)
+        if bad:
+            raise ValueError(
+                f"a new message's {column} must be one of {', '.join(sorted(allowed))},"
+                f" not {', '.join(sorted(map(str, bad)))}"
+            )
+
+
+def insert_messages(
+    cur: duckdb.DuckDBPyConnection,
+    rows: pa.Table | Sequence[Mapping[str, Any]],
+    *,
+    attachment_ids: Iterable[int] = (),
+    **common: Any,
+) -> list[int]:
+    """Insert new messages, each linked to attachment_ids; returns their ids (ascending).
+
+    rows: an Arrow table (the bulk path: typed columns, no Python row objects)
+    or a few dicts. `common` gives the values every row shares (channel, source,
+    batch_id, status ...); a column neither in the rows nor in `common` is NULL,
+    except created_by, which defaults to the acting user.
+    """
+    table = _table(rows)
+    if table.num_rows == 0:
+        return []
+    common = dict(common)
+    if "created_by" not in table.column_names:
+        common.setdefault("created_by", actionlog.current_user())
+    _check(table, common)
+    per_row = list(table.column_names)
+    shared = list(common)
+    values = ", ".join([*per_row, *("?" for _ in shared)])
+    cur.register(_VIEW, table)
+    try:
+        ids = sorted(
+            int(r[0])
+            for r in cur.execute(
+                f"INSERT INTO messages ({', '.join(per_row + shared)})"
+                f" SELECT {values} FROM {_VIEW} RETURNING id",
+                [common[k] for k in shared],
+            ).fetchall()
+        )
+    finally:
+        cur.unregister(_VIEW)
+    files = sorted({int(a) for a in attachment_ids})
+    if files:
+        cur.execute(
+            "INSERT INTO message_attachments (message_id, attachment_id)"
+            " SELECT m, a FROM unnest(?::BIGINT[]) t(m), unnest(?::BIGINT[]) u(a)",
+            [ids, files],
+        )
+    return ids
+
+
+def set_validity(
+    cur: duckdb.DuckDBPyConnection,
+    message_ids: Iterable[int],
+    status: str,
+    reason: str | None = None,
+    error: str | None = None,
+) -> None:
+    """The editor's re-validation: draft / invalid messages -> `status` ('draft' or 'invalid').
+
+    reason and error are the message's named reason and its detail (None for a
+    draft). A message in any other status raises InvalidTransition and nothing moves.
+    """
+    action = next((a for a, (_, to) in VALIDITY_MOVES.items() if to == status), None)
+    if action is None:
+        raise ValueError(f"status must be {DRAFT} or {INVALID}, not {status!r}")
+    allowed, target = VALIDITY_MOVES[action]
+    if (target == INVALID) != (reason is not None):
+        raise ValueError("an invalid message needs its reason, and a draft has none")
+    ids = sorted({int(i) for i in message_ids})
+    if not ids:
+        return
+    found = dict(
+        cur.execute(
+            "SELECT id, status FROM messages WHERE id IN (SELECT unnest(?::BIGINT[]))", [ids]
+        ).fetchall()
+    )
+    missing = [i for i in ids if i not in found]
+    if missing:
+        raise NotFound(f"No message with id {', '.join(map(str, missing[:10]))}.")
+    bad = [(i, found[i]) for i in ids if found[i] not in allowed]
+    if bad:
+        shown = ", ".join(f"{i} ({s})" for i, s in bad[:10])
+        raise InvalidTransition(
+            f"Cannot {action} message {shown}: only {' and '.join(sorted(allowed))} messages "
+            f"can become {target}."
+        )
+    cur.execute(
+        "UPDATE messages SET status = ?, reason = ?, error = ?, updated_at = current_timestamp"
+        " WHERE id IN (SELECT unnest(?::BIGINT[])) AND list_contains(?::VARCHAR[], status)",
+        [target, reason, error, ids, sorted(allowed)],
+    )
