@@ -22,6 +22,7 @@ from comms.clients import (
     page_and_count,
     selection_where,
 )
+from comms.rules.text import fold, fold_sql
 
 SPRING = (
     "Jméno;Příjmení;E-mail;Telefon;Město;Firma;Štítky;Souhlas;Segment;Poznámka\n"
@@ -188,3 +189,39 @@ def test_search_terms_with_like_wildcards_match_literally(store):
     import_clients(store, b"Name;Email\nJan;jan_novak@example.cz\nJana;janxnovak@example.cz\n")
     assert names(store, search="jan_n") == ["Jan"]
     assert names(store, search="JAN_") == ["Jan"]
+
+
+# Words whose folding differs in some way: Czech, German, Polish, Nordic, Greek,
+# Cyrillic, a ligature and a superscript (kept by both sides), Hangul.
+FOLD_WORDS = [
+    "Šťastný Žluťoučký kůň",
+    "ŘEHOŘ Ďáblík",
+    "Straße",
+    "Łódź Żółć",
+    "Ørsted Ångström",
+    "Ελλάδα",
+    "Йошкар-Ола",
+    "ﬁrma x²",
+    "한국어",
+]
+
+
+@pytest.mark.parametrize("word", FOLD_WORDS)
+def test_search_folds_like_the_sql_it_is_compared_with(store, word):
+    assert store.scalar(f"SELECT {fold_sql('?')}", [word]) == fold(word)
+
+
+def test_search_finds_accented_text_with_or_without_its_accents(store):
+    import_clients(
+        store,
+        "Name;Email;Firma;Poznámka\n"
+        "Klient Jedna;jiří@example.cz;Łódź Żółć;\n"
+        "Klient Dva;dva@example.cz;;Ørsted ﬁrma\n".encode(),
+    )
+    for term in ("jiří", "jiri", "JIŘÍ@"):  # the e-mail alone matches
+        assert names(store, search=term) == ["Klient Jedna"], term
+    for term in ("żółć", "zołc", "ŁÓDŹ"):  # 'ł' has no accent to strip: it stays
+        assert names(store, search=term) == ["Klient Jedna"], term
+    assert names(store, search="zolc") == []
+    for term in ("ørsted", "ﬁrma"):  # an attribute value, as typed
+        assert names(store, search=term) == ["Klient Dva"], term

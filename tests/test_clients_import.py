@@ -15,11 +15,11 @@ from comms.clients import (
     export_csv,
     get_client,
     import_clients,
-    load_sample_if_empty,
     preview_import,
     query_clients,
 )
 from comms.clients.reading import MAX_COLUMNS, decode, detect_mapping, read_table, sniff_delimiter
+from comms.clients.sample import load_sample_if_empty
 from comms.errors import ImportFailed
 
 CZECH = "Jméno;Příjmení;E-mail;Telefon;Město\r\nŠárka;Žďárská;sarka@seznam.cz;777 123 456;Šternberk\r\nŤaťána;Šťastná;tatana@email.cz;+420 602 111 222;Žatec\r\n"
@@ -62,6 +62,19 @@ def test_cp1250_and_iso_8859_2_are_told_apart_by_their_distinct_letters():
         decoded, found = decode(text.encode(enc))
         assert found == enc
         assert decoded == text
+
+
+def test_windows_1251_cyrillic_is_read_as_cyrillic(store):
+    text = (
+        "Прізвище;Ім'я;E-mail;City\r\n"
+        "Шевченко;Олена;olena@example.ua;Київ\r\n"
+        "Коваленко;Іван;ivan@example.ua;Львів\r\n"
+        "Бондаренко;Марія;maria@example.ua;Одеса\r\n"
+    )
+    assert decode(text.encode("cp1251")) == (text, "cp1251")
+    report = import_clients(store, text.encode("cp1251"), filename="ua.csv")
+    assert report.encoding == "cp1251" and report.imported == 3
+    assert one(store, email="olena@example.ua")["city"] == "Київ"
 
 
 def test_utf16_unicode_text_from_excel_is_read():
@@ -150,6 +163,13 @@ def test_junk_title_rows_above_the_header_are_skipped_and_row_numbers_kept(store
 def test_czech_and_english_header_synonyms(headers, expected):
     mapping = detect_mapping(headers)
     assert [mapping[h] for h in headers] == expected
+
+
+def test_headers_with_no_break_spaces_and_superscripts(store):
+    text = "E-mail\xa0address;Plocha (m²);Straße\njan@example.cz;80;Hlavní\n"
+    report = import_clients(store, text.encode())
+    assert report.mapping["E-mail\xa0address"] == "email"
+    assert report.keys == {"Plocha (m²)": "plocha_m2", "Straße": "strae"}
 
 
 def test_preview_shows_detection_and_an_explicit_mapping_corrects_it(store):

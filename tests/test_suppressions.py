@@ -41,6 +41,17 @@ def test_import_csv_first_column_and_idempotent(store):
     assert suppressions.count_suppressions(store) == 2 - 1
 
 
+def test_uploads_are_decoded_like_client_lists():
+    text = "Telefonní číslo;Poznámka\n+420 602 111 222;Šťastný\njiří@example.cz;\n"
+    for data in (text.encode("cp1250"), text.encode("utf-16"), text.encode("utf-8-sig")):
+        parsed = suppressions.parse_address_list(data, region="CZ")
+        assert parsed.header_skipped and not parsed.errors
+        assert [(a, ch) for _, a, ch in parsed.entries] == [
+            ("+420602111222", "sms"),
+            ("jiří@example.cz", "email"),
+        ]
+
+
 def test_binary_upload_is_refused():
     with pytest.raises(suppressions.InvalidField, match="not a text file"):
         suppressions.parse_address_list(b"\x00\x01\x02PK")

@@ -9,9 +9,9 @@ from comms.clients import (
     ClientFilter,
     ImportReport,
     import_clients,
-    load_sample_if_empty,
     query_clients,
 )
+from comms.clients.sample import load_sample_if_empty
 from comms.store import open_store
 
 MAX_PROBLEMS_SHOWN = 50

@@ -10,8 +10,9 @@
     suppressions  the list of addresses never sent to, and uploads of it
 
 The names below are the ones other packages use, re-exported so that callers
-write `from comms.clients import import_clients`; profile and suppressions are
-used as modules (`from comms.clients import profile`).
+write `from comms.clients import import_clients`; profile, suppressions and
+sample are used as modules (`from comms.clients import profile`), and sample is
+also a script (`python -m comms.clients.sample`), so this file does not load it.
 """
 
 from comms.clients.export import export_csv
@@ -37,10 +38,8 @@ from comms.clients.queries import (
     search_clients,
     selection_where,
 )
-from comms.clients.sample import SAMPLE_CSV, load_sample_if_empty
 
 __all__ = [
-    "SAMPLE_CSV",
     "ClientFilter",
     "ImportPreview",
     "ImportReport",
@@ -55,7 +54,6 @@ __all__ = [
     "get_client",
     "import_clients",
     "list_clients",
-    "load_sample_if_empty",
     "page_and_count",
     "preview_import",
     "query_clients",

@@ -1,10 +1,13 @@
-"""Reading an uploaded client list: bytes -> header + rows of text, and column mapping.
+"""Reading an uploaded file: bytes -> text -> header + rows, column mapping, bulk checks.
 
-Nothing here touches the database. `read_table` turns CSV / XLSX bytes into a
-`RawTable` (encoding, delimiter and header row detected), `detect_mapping`
-guesses which column is the name, e-mail, phone ... from Czech and English
-header names. A whole file that cannot be read raises ImportFailed with one
-sentence a person can act on.
+Nothing here touches the database. `decode` and `sniff_delimiter` turn bytes
+into text and guess the separator (client lists and suppression lists alike);
+`read_table` turns CSV / XLSX bytes into a `RawTable` (encoding, delimiter and
+header row detected); `detect_mapping` guesses which column is the name,
+e-mail, phone ... from Czech and English header names; `check_values` runs the
+e-mail / phone checks over many values, in worker processes when they are many.
+A whole file that cannot be read raises ImportFailed with one sentence a person
+can act on.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from datetime import date, datetime, time
 from pathlib import Path
 
 from comms.errors import ImportFailed
+from comms.rules.text import fold
 
 # Most columns a list may have: a wider file is almost surely not a client list
 # and would make the mapping editor and the attributes JSON unusable.
@@ -44,7 +48,7 @@ ATTRIBUTE = "attribute"  # keep the column as an attribute (the default)
 IGNORE = "ignore"  # drop the column
 TARGETS = (*FIELDS, ATTRIBUTE, IGNORE)
 
-# Header synonyms, compared after folding (lowercase, no diacritics, no punctuation).
+# Header synonyms, compared as header_words (folded, ASCII words only).
 _SYNONYMS: dict[str, tuple[str, ...]] = {
     "name": (
         "name",
@@ -135,15 +139,18 @@ _SYNONYMS: dict[str, tuple[str, ...]] = {
 _SYNONYM_INDEX = {syn: fld for fld, syns in _SYNONYMS.items() for syn in syns}
 
 
-def fold(text: str) -> str:
-    """Lowercase, strip diacritics, punctuation to single spaces: 'Příjmení:' -> 'prijmeni'."""
-    text = unicodedata.normalize("NFKD", str(text)).encode("ascii", "ignore").decode("ascii")
-    return " ".join(re.sub(r"[^a-z0-9]+", " ", text.lower()).split())
+def header_words(header: str) -> str:
+    """A header as folded ASCII words: 'Příjmení:' -> 'prijmeni', 'Plocha (m²)' -> 'plocha m2'."""
+    # NFKC first: Excel's no-break spaces, superscripts and ligatures become plain
+    # characters; letters without an ASCII form ('ß', 'ł') are dropped.
+    text = fold(unicodedata.normalize("NFKC", str(header)))
+    text = text.encode("ascii", "ignore").decode("ascii")
+    return " ".join(re.sub(r"[^a-z0-9]+", " ", text).split())
 
 
 def attribute_key(header: str) -> str:
     """A header as a template variable name: 'Datum narození' -> 'datum_narozeni'."""
-    key = fold(header).replace(" ", "_")
+    key = header_words(header).replace(" ", "_")
     if not key:
         return "column"
     if key[0].isdigit():
@@ -153,7 +160,7 @@ def attribute_key(header: str) -> str:
 
 def field_for_header(header: str) -> str | None:
     """The field a header names (Czech or English synonym), or None."""
-    return _SYNONYM_INDEX.get(fold(header))
+    return _SYNONYM_INDEX.get(header_words(header))
 
 
 @dataclass
@@ -176,29 +183,62 @@ class RawTable:
 
 # -- bytes -> text -------------------------------------------------------------
 
+
+class NotText(ImportFailed):
+    """The bytes are binary (an image, a program, an old .xls ...), not text at all."""
+
+
 # Bytes that are letters in Windows-1250 (Š Ś Ť Ž Ź š ś ť ž ź) but C1 control codes
 # in ISO-8859-2, and bytes that are Czech letters in ISO-8859-2 (Š Ť Ž š ť ž)
 # but symbols in Windows-1250 (© « ® ą » ľ). The rest of Czech is identical.
 _CP1250_ONLY = bytes([0x8A, 0x8C, 0x8D, 0x8E, 0x8F, 0x9A, 0x9C, 0x9D, 0x9E, 0x9F])
 _ISO_ONLY = bytes([0xA9, 0xAB, 0xAE, 0xB9, 0xBB, 0xBE])
+# How much of a file the binary and code-page checks look at: enough for the header
+# and many rows, and it keeps them at a few milliseconds on a 10 MB file.
+_SNIFF_BYTES = 65536
 
 
 def _count_any(data: bytes, chars: bytes) -> int:
     return sum(data.count(bytes([b])) for b in chars)
 
 
+def _is_windows_cyrillic(data: bytes) -> bool:
+    """Whether non-UTF-8 bytes read better as Windows-1251 (Russian, Ukrainian) than as Czech.
+
+    charset-normalizer judges this well. It is not asked to choose between
+    Windows-1250 and ISO-8859-2: it reads Czech ISO-8859-2 as Windows-1250 and
+    Polish Windows-1250 as Windows-1252, where the byte counts above do not err.
+    """
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(data[:_SNIFF_BYTES], cp_isolation=["cp1250", "iso8859_2", "cp1251"]).best()
+    return best is not None and best.encoding == "cp1251"
+
+
 def decode(data: bytes) -> tuple[str, str]:
-    """Text and encoding name: UTF-8 (BOM or not), UTF-16 with BOM, Windows-1250, ISO-8859-2."""
+    """Text and encoding name: UTF-8 (BOM or not), UTF-16 with BOM, Windows-1250,
+    ISO-8859-2 or Windows-1251; NotText when the bytes are binary."""
     if data.startswith(b"\xef\xbb\xbf"):
-        return _decode_or_fail(data[3:], "utf-8"), "utf-8-sig"
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return _decode_or_fail(data, "utf-16"), "utf-16"  # Excel's "Unicode text"
-    if b"\x00" in data[:65536]:
-        raise ImportFailed("The file is binary, not a CSV or XLSX table.")
+        text, encoding = _decode_or_fail(data[3:], "utf-8"), "utf-8-sig"
+    elif data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        text, encoding = _decode_or_fail(data, "utf-16"), "utf-16"  # Excel's "Unicode text"
+    elif b"\x00" in data[:_SNIFF_BYTES]:
+        raise NotText("The file is binary, not a CSV or XLSX table.")
+    else:
+        text, encoding = _decode_without_bom(data)
+    if _looks_binary(text):
+        raise NotText("The file is binary, not a CSV or XLSX table.")
+    return text, encoding
+
+
+def _decode_without_bom(data: bytes) -> tuple[str, str]:
+    """UTF-8, else the Windows or ISO code page the bytes are most likely written in."""
     try:
         return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
         pass
+    if _is_windows_cyrillic(data):
+        return data.decode("cp1251", errors="replace"), "cp1251"
     cp = _count_any(data, _CP1250_ONLY)
     iso = _count_any(data, _ISO_ONLY)
     order = ["iso-8859-2", "cp1250"] if iso > cp else ["cp1250", "iso-8859-2"]
@@ -221,7 +261,7 @@ def _decode_or_fail(data: bytes, encoding: str) -> str:
 
 
 def _looks_binary(text: str) -> bool:
-    sample = text[:65536]
+    sample = text[:_SNIFF_BYTES]
     if not sample:
         return False
     controls = sum(1 for ch in sample if ord(ch) < 32 and ch not in "\r\n\t")
@@ -362,8 +402,6 @@ def read_table(data: bytes, filename: str | None = None) -> RawTable:
         raise ImportFailed("The file is named .xlsx but is not an Excel workbook.")
     else:
         text, encoding = decode(data)
-        if _looks_binary(text):
-            raise ImportFailed("The file is binary, not a CSV or XLSX table.")
         delimiter = sniff_delimiter(text)
         kind = "csv"
         rows, numbers = _read_csv(text, delimiter)

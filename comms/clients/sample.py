@@ -16,6 +16,7 @@ from pathlib import Path
 
 from comms import config
 from comms.clients.importing import ImportReport, import_clients
+from comms.rules.text import fold
 from comms.store import Store
 
 SAMPLE_CSV = config.ROOT / "data" / "sample_clients.csv"
@@ -109,12 +110,6 @@ HEADERS = [
 ]
 
 
-def _ascii(text: str) -> str:
-    import unicodedata
-
-    return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
-
-
 CZ_MOBILE = ["602", "603", "604", "605", "606", "607", "608", "702", "720", "721", "723", "724"]
 CZ_MOBILE += ["725", "728", "730", "731", "732", "733", "734", "736", "737", "739", "773", "774"]
 CZ_MOBILE += ["775", "776", "777", "778", "779"]
@@ -161,11 +156,11 @@ def rows(n: int = 200, seed: int = 42) -> list[list[str]]:
         city, landline, country = rng.choice(CITIES[:12] * 3 + CITIES[12:])
         r = rng.random()
         if r < 0.04:
-            email = rng.choice(BAD_EMAILS).format(f=_ascii(first), l=_ascii(last))
+            email = rng.choice(BAD_EMAILS).format(f=fold(first), l=fold(last))
         elif r < 0.07:
             email = ""
         else:
-            email = f"{_ascii(first)}.{_ascii(last)}{i}@{rng.choice(DOMAINS)}"
+            email = f"{fold(first)}.{fold(last)}{i}@{rng.choice(DOMAINS)}"
         r = rng.random()
         if r < 0.04:
             phone = rng.choice(BAD_PHONES)

@@ -3,10 +3,11 @@
 Suppressions hold normalised addresses (e-mail as email-validator normalises it,
 phones in E.164) with channel 'email' or 'sms'; generation skips any recipient
 whose address is listed, with the reason `opted out`. An upload holds one
-address per line in its first column. Every change is written in one transaction
-together with its action-log entry; `suppress` and `unsuppress` also serve a
-client's opt-out and opt-in (comms.clients.profile) inside that change's
-transaction.
+address per line in its first column and is decoded like a client list
+(comms.clients.reading: encoding, delimiter). Every change is written in one
+transaction together with its action-log entry; `suppress` and `unsuppress`
+also serve a client's opt-out and opt-in (comms.clients.profile) inside that
+change's transaction.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ import duckdb
 import pandas as pd
 
 from comms import actionlog
+from comms.clients.reading import NotText, decode, sniff_delimiter
 from comms.config import default_region
-from comms.errors import CommsError
+from comms.errors import CommsError, ImportFailed
 from comms.rules.validation import CHANNELS, check_email, check_phone
 from comms.store import Store
 
@@ -176,26 +178,27 @@ class AddressList:
     header_skipped: bool = False
 
 
-def _decode(data: bytes | str) -> str:
+def _text_of(data: bytes | str) -> str:
+    """An uploaded list as text, decoded like a client list; InvalidField when it is not text."""
     if isinstance(data, str):
         return data
-    if b"\x00" in data[:4096]:
-        raise InvalidField("file", "this is not a text file (CSV or TXT with one address per line)")
-    for enc in ("utf-8-sig", "cp1250"):
-        try:
-            return data.decode(enc)
-        except UnicodeDecodeError:
-            continue
-    return data.decode("latin-1")
+    try:
+        return decode(data)[0]
+    except NotText:
+        raise InvalidField(
+            "file", "this is not a text file (CSV or TXT with one address per line)"
+        ) from None
+    except ImportFailed as exc:
+        raise InvalidField("file", str(exc).rstrip(".")) from None
 
 
 def parse_address_list(data: bytes | str, *, region: str | None = None) -> AddressList:
     """Read a CSV/TXT of addresses (first column, one per line) into normalised entries."""
-    text = _decode(data)
+    text = _text_of(data)
     result = AddressList()
     seen: set[tuple[str, str]] = set()
     first_content = True
-    reader = csv.reader(io.StringIO(text), delimiter=_sniff_delimiter(text))
+    reader = csv.reader(io.StringIO(text), delimiter=sniff_delimiter(text))
     for number, cells in enumerate(reader, start=1):
         raw = next((c.strip() for c in cells if c.strip()), "")
         if not raw or raw.startswith("#"):
@@ -218,13 +221,6 @@ def parse_address_list(data: bytes | str, *, region: str | None = None) -> Addre
         seen.add(key)
         result.entries.append((number, address, channel))
     return result
-
-
-def _sniff_delimiter(text: str) -> str:
-    sample = text[:4096]
-    counts = {d: sample.count(d) for d in (";", "\t", ",")}
-    best = max(counts, key=lambda d: counts[d])
-    return best if counts[best] else ","
 
 
 def import_suppressions(store: Store, parsed: AddressList, reason: str) -> int:
