@@ -7,7 +7,7 @@ import pytest
 from comms import outbox
 from comms.clients import suppressions
 from comms.errors import CommsError, InvalidTransition, TemplateError
-from comms.messages import compose, history
+from comms.messages import compose, editor, history
 from comms.templates.attachments import add_attachment
 from tests.seed_history import add_client, add_message
 
@@ -98,7 +98,7 @@ def test_missing_field_and_sandbox_are_clear_errors(store):
 def test_edit_copy_and_send_drafts(store):
     cid = add_client(store)
     res = compose.compose(store, client_id=cid, channel="email", subject="A", body="one")
-    compose.edit_draft(store, res.message_id, subject="B", body="two *words*")
+    editor.edit_message(store, res.message_id, subject="B", body="two *words*")
     msg = history.get_message(store, res.message_id)
     assert (msg["subject"], msg["body_text"]) == ("B", "two *words*")
     assert "<em>words</em>" in msg["body_html"]
@@ -113,4 +113,23 @@ def test_edit_copy_and_send_drafts(store):
     with pytest.raises(InvalidTransition):
         compose.send_drafts(store, [res.message_id])  # already queued
     with pytest.raises(CommsError, match="only drafts"):
-        compose.edit_draft(store, res.message_id, body="x")
+        editor.edit_message(store, res.message_id, body="x")
+
+
+def test_one_editor_revalidates_a_draft_like_a_generated_message(store):
+    """A draft edited to keep a `{{ field }}` is invalid, naming the field; fixed, a draft again."""
+    cid = add_client(store)
+    res = compose.compose(store, client_id=cid, channel="email", subject="Hi", body="Dear Jana")
+    bad = editor.edit_message(store, res.message_id, body="Our shop in {{ city }} has news.")
+    assert (bad["status"], bad["reason"]) == ("invalid", "missing field: city")
+    assert "{{ city }}" in bad["error"]
+    with pytest.raises(InvalidTransition):  # an invalid message cannot be queued
+        compose.send_drafts(store, [res.message_id])
+    good = editor.edit_message(store, res.message_id, body="Our shop in Brno has news.")
+    assert (good["status"], good["reason"], good["error"]) == ("draft", None, None)
+    assert good["body_html"] == "<p>Our shop in Brno has news.</p>"
+    edits = store.rows("SELECT outcome FROM action_log WHERE action = 'edit' ORDER BY id")
+    assert [e["outcome"] for e in edits] == ["invalid", "draft"]
+    sms = compose.compose(store, client_id=cid, channel="sms", body="Hi")
+    empty = editor.edit_message(store, sms.message_id, body="  ")
+    assert (empty["status"], empty["reason"]) == ("invalid", "empty message")

@@ -1,10 +1,12 @@
-"""One message for one client: compose (from a template or blank), edit, copy, send.
+"""One message for one client: compose (from a template or blank), copy to a draft, send.
 
-A composed message is rendered with the client's fields, checked (address,
-consent, suppression list, attachments) and stored as a `draft` with its
-source ('client detail' from the app, 'cli' from the command line). "Send now"
-then hands it to `comms.outbox.queue`, the only place that moves statuses.
-Nothing is stored when any check fails: the caller gets one clear message.
+A composed message is rendered with the client's fields, checked (the
+recipient rule of comms.rules.recipients, attachments) and stored as a `draft`
+through comms.outbox.create with its source ('client detail' from the app,
+'cli' from the command line). "Send now" then hands it to `comms.outbox.queue`,
+the only place that moves statuses. Nothing is stored when any check fails:
+the caller gets one clear message. A draft is changed with the one editor,
+comms.messages.editor.edit_message.
 """
 
 from __future__ import annotations
@@ -211,51 +213,6 @@ def compose(
         outbox.queue(store, message_ids=[mid])
         status = outbox.get_message(store, mid)["status"]
     return Composed(mid, status, channel, to_address, segments, encoding)
-
-
-def edit_draft(
-    store: Store,
-    message_id: int,
-    *,
-    subject: str | None = None,
-    body: str | None = None,
-    body_format: str = "markdown",
-) -> None:
-    """Change a draft's subject and/or text (the HTML is made again from the text)."""
-    msg = outbox.get_message(store, message_id)
-    if msg["status"] != "draft":
-        raise CommsError(f"Message {message_id} is {msg['status']}; only drafts can be edited.")
-    if subject is not None and any(c in subject for c in "\r\n"):
-        raise CommsError("subject: must be one line.")
-    if body is not None and not body.strip():
-        raise CommsError("body: the message is empty.")
-    new_subject = subject if subject is not None else msg["subject"]
-    text = body if body is not None else msg["body_text"]
-    text, html = templates.body_parts(msg["channel"], body_format, text)
-    info = sms_info(text) if msg["channel"] == "sms" else None
-
-    def write(cur: duckdb.DuckDBPyConnection) -> None:
-        cur.execute(
-            "UPDATE messages SET subject = ?, body_text = ?, body_html = ?, segments = ?,"
-            " encoding = ?, updated_at = current_timestamp WHERE id = ? AND status = 'draft'",
-            [
-                new_subject,
-                text,
-                html,
-                info.segments if info else None,
-                info.encoding if info else None,
-                int(message_id),
-            ],
-        )
-        actionlog.record(
-            cur,
-            "edit draft",
-            message_id=int(message_id),
-            client_id=msg["client_id"],
-            batch_id=msg["batch_id"],
-        )
-
-    store.write(write)
 
 
 def copy_to_draft(store: Store, message_id: int, *, source: str = SOURCE_DETAIL) -> int:

@@ -1,9 +1,14 @@
 """THE one editor of a message before it leaves: a generated message or a draft.
 
 `edit_message` changes the subject, body or address of a draft or invalid
-message, re-validates it with the same rules as generation (the recipient:
-address, opt-out, consent; empty text; a `{{ field }}` left in the text, duplicate in its batch)
-and stores it as draft or invalid with the named reason.
+message, whatever made it (a bulk send, the client detail, the CLI), and
+re-validates it with one rule, generation's, in its order: the recipient
+(comms.rules.recipients: address, opt-out, consent), an empty text, a
+`{{ field }}` left in the text (`missing field: field`), and a duplicate
+address in its batch. The edited text is final (it is not rendered again);
+its HTML comes from comms.templates' body_parts. The message then becomes
+draft or invalid with the named reason, through comms.outbox.create's
+set_validity, the only move the editor makes.
 """
 
 from __future__ import annotations

@@ -216,10 +216,10 @@ def filter_options(store: Store) -> dict[str, list]:
 
 
 def get_message(store: Store, message_id: int) -> dict:
-    """One message as it was sent: fields, client, attachments, every attempt."""
+    """One message as sent: its fields, client, batch (and body format), attachments, attempts."""
     rows = store.rows(
         """
-        SELECT m.*, c.name AS client_name, b.name AS batch_name
+        SELECT m.*, c.name AS client_name, b.name AS batch_name, b.body_format
         FROM messages m
         LEFT JOIN clients c ON c.id = m.client_id
         LEFT JOIN batches b ON b.id = m.batch_id

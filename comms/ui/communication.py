@@ -20,7 +20,7 @@ from comms import outbox
 from comms.clients import profile, suppressions
 from comms.config import max_upload_bytes
 from comms.errors import CommsError, NotFound
-from comms.messages import compose, history
+from comms.messages import compose, editor, history
 from comms.messages.history import MessageFilter
 from comms.rules.sms import sms_info, split_segments
 from comms.store import Store
@@ -395,7 +395,7 @@ def message_view(store: Store, message_id: int, *, key: str = "comm_msg") -> Non
             )
         else:
             st.caption("No sending attempt yet.")
-        if msg["status"] == "draft":
+        if msg["status"] in editor.EDITABLE:
             _edit_draft(store, msg, key)
         if msg["client_id"] is not None:
             if st.button("Open client detail", icon=":material/person:", key=f"{key}_open_client"):
@@ -452,12 +452,12 @@ def _edit_draft(store: Store, msg: dict, key: str) -> None:
                 if msg["channel"] == "email"
                 else None
             )
-            body = st.text_area("Text", value=msg["body_text"] or "", height=200)
+            body = st.text_area("Text", value=editor.editable_body(msg), height=200)
             if msg["channel"] == "sms":
                 st.caption(sms_info(body).describe())
             if st.form_submit_button("Save the draft", icon=":material/save:"):
                 try:
-                    compose.edit_draft(store, msg["id"], subject=subject, body=body)
+                    editor.edit_message(store, msg["id"], subject=subject, body=body)
                 except CommsError as exc:
                     st.error(str(exc))
                 else:
