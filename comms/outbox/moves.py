@@ -149,19 +149,52 @@ def _move(
         if ids is not None:
             check_from(cur, action, ids)
         where, scope_params = _scope(ids, batch_id)
-        moved = [
-            r[0]
-            for r in cur.execute(
-                f"UPDATE messages SET status = ?, {sets}, updated_at = ?"
-                f" WHERE {where} AND {status_in(action, only=only)}{extra_where} RETURNING id",
-                [target(action), *params, now(), *scope_params],
-            ).fetchall()
-        ]
-        if moved:
-            _log_bulk(cur, log_as or action, sorted(moved), batch_id, detail)
-        return len(moved)
+        return _update(
+            cur,
+            action,
+            f"{where} AND {status_in(action, only=only)}{extra_where}",
+            scope_params,
+            sets,
+            params,
+            batch_id=batch_id,
+            detail=detail,
+            log_as=log_as,
+        )
 
     return store.write(run)
+
+
+def _update(
+    cur: duckdb.DuckDBPyConnection,
+    action: str,
+    where: str,
+    where_params: list[Any],
+    sets: str,
+    params: list[Any],
+    *,
+    batch_id: int | None,
+    detail: dict[str, Any] | None = None,
+    log_as: str | None = None,
+) -> int:
+    """Move the rows matching `where` to `action`'s target; log them; how many moved.
+
+    The ids are read first and the UPDATE then takes the same WHERE: both run in
+    one transaction of the one writer (W1), so nothing changes in between. Not
+    UPDATE ... RETURNING, which costs DuckDB about 30 us per returned row
+    (3 s for a 100,000-message batch) against a few milliseconds for the read.
+    """
+    moved = [
+        r[0] for r in cur.execute(f"SELECT id FROM messages WHERE {where}", where_params).fetchall()
+    ]
+    if not moved:
+        return 0
+    (count,) = cur.execute(
+        f"UPDATE messages SET status = ?, {sets}, updated_at = ? WHERE {where}",
+        [target(action), *params, now(), *where_params],
+    ).fetchone()
+    assert count == len(moved)  # W1: the rows cannot change between the two statements
+    _log_bulk(cur, log_as or action, sorted(moved), batch_id, detail)
+    return len(moved)
 
 
 def queue(
@@ -207,20 +240,16 @@ def send_now(
             )
             check_from(cur, action, [r["id"] for r in rows])
         where, params = _scope(ids, batch_id)
-        at = now()
-        moved = [
-            r[0]
-            for r in cur.execute(
-                f"UPDATE messages SET status = ?, scheduled_at = ?, next_attempt_at = NULL,"
-                f" reason = CASE WHEN status = 'draft' THEN NULL ELSE reason END,"
-                f" updated_at = ? WHERE {where} AND {status_in(action)} AND NOT excluded"
-                " RETURNING id",
-                [target(action), at, at, *params],
-            ).fetchall()
-        ]
-        if moved:
-            _log_bulk(cur, action, sorted(moved), batch_id)
-        return len(moved)
+        return _update(
+            cur,
+            action,
+            f"{where} AND {status_in(action)} AND NOT excluded",
+            params,
+            "scheduled_at = ?, next_attempt_at = NULL,"
+            " reason = CASE WHEN status = 'draft' THEN NULL ELSE reason END",
+            [now()],
+            batch_id=batch_id,
+        )
 
     return store.write(run)
 
