@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from comms import outbox
 from comms.sending import dispatcher
 from tests.claiming import wait_settled
 
@@ -271,3 +272,41 @@ def test_batch_counts_leave_out_empty_statuses_and_say_why_nothing_is_sendable()
         "No sendable messages: all 7 are invalid (see the reasons in Communication)."
     )
     assert progress_of({})[1] == "No sendable messages."
+
+
+def test_send_now_on_a_100k_draft_batch_returns_at_once_and_leaves_sending_to_the_sender(
+    store, db_path
+):
+    """The journey that once froze the page for 153 s and ended in a conflict error."""
+    n = 100_000
+
+    def fill(cur):
+        cur.execute("INSERT INTO batches (id, channel, name) VALUES (1, 'email', 'Big')")
+        cur.execute(
+            "INSERT INTO messages (channel, source, batch_id, to_address, subject, body_text,"
+            " status) SELECT 'email', 'bulk', 1, 'c' || range || '@example.com', 'Hello',"
+            " 'Hi', 'draft' FROM range(?)",
+            [n],
+        )
+
+    store.write(fill)
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at.session_state["outbox_live"] = False
+    at.run()
+    assert "100,000 draft(s) kept to send later" in card_text(at, 1)
+    at.button(key="send_1").click().run()
+    assert not at.exception
+    assert [s.value for s in at.success] == [
+        "Batch #1: 100,000 message(s) are due now. The background sender is not running in "
+        "this process, so they go out when it runs (or with `comms send`)."
+    ]
+    assert not at.error
+    # the page sent nothing itself: every message is queued and due now, none sending
+    counts = store.rows("SELECT status, count(*) AS n FROM messages GROUP BY ALL")
+    assert counts == [{"status": "queued", "n": n}]
+    assert outbox.due_count(store, batch_id=1) == n
+    entry = store.rows("SELECT detail->>'count' AS n FROM action_log WHERE action = 'send now'")
+    assert entry == [{"n": str(n)}]
+    at.run()
+    assert not at.exception
+    assert "Due now" in card_text(at, 1)
