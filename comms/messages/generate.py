@@ -30,8 +30,9 @@ from comms import actionlog
 from comms import templates as tpl
 from comms.errors import CommsError, NotFound
 from comms.messages.selection import selection_where
+from comms.outbox import SOURCES
 from comms.outbox.create import COLUMNS as MESSAGE_COLUMNS
-from comms.outbox.create import DRAFT, EDITABLE, INVALID, SOURCES, insert_messages
+from comms.outbox.create import DRAFT, EDITABLE, INVALID, insert_messages
 from comms.rules.recipients import EMPTY_MESSAGE, address_key, check_recipient
 from comms.rules.sms import is_gsm7, sms_info, to_gsm7
 from comms.rules.validation import DUPLICATE

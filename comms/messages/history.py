@@ -16,8 +16,7 @@ from typing import Any
 import pandas as pd
 
 from comms.errors import NotFound
-from comms.outbox import STATUSES
-from comms.outbox.create import SOURCES
+from comms.outbox import SOURCES, STATUSES
 from comms.rules.validation import CHANNELS
 from comms.store import Store
 

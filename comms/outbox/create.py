@@ -1,8 +1,8 @@
 """The only code that creates `messages` rows, and the editor's one status move.
 
 - `insert_messages`: new messages (and their `message_attachments`) in a
-  creation status, `draft` or `invalid`. Every creator calls it: the bulk
-  generator (an Arrow table per chunk of 10,000, one INSERT ... SELECT each),
+  creation status (states.INITIAL). Every creator calls it: the bulk generator
+  (an Arrow table per chunk of 10,000, one INSERT ... SELECT each),
   compose-one-message, the test messages and "copy to draft".
 - `set_validity`: the editor's re-validation, which moves a message only
   between `draft` and `invalid` (comms.messages.editor); any other status
@@ -24,31 +24,18 @@ import pyarrow.compute as pc
 
 from comms import actionlog
 from comms.errors import InvalidTransition, NotFound
-from comms.outbox import STATUSES
+from comms.outbox.states import INITIAL, SOURCES, TRANSITIONS, target
 from comms.rules.validation import CHANNELS
 
-# Where a message came from.
-SOURCES: tuple[str, ...] = ("bulk", "client detail", "cli", "test")
+# The sources by name, for the creators that pass one.
 SOURCE_BULK, SOURCE_DETAIL, SOURCE_CLI, SOURCE_TEST = SOURCES
-
-
-def _status(name: str) -> str:
-    """A status checked against comms.outbox.STATUSES (a typo fails at import, not in SQL)."""
-    if name not in STATUSES:
-        raise RuntimeError(f"{name!r} is not in comms.outbox.STATUSES")
-    return name
-
-
-DRAFT, INVALID = _status("draft"), _status("invalid")
-# The statuses a message is created in, and the ones the editor may change.
-INITIAL: frozenset[str] = frozenset({DRAFT, INVALID})
-EDITABLE: frozenset[str] = frozenset({DRAFT, INVALID})
-# The editor's re-validation, shaped like comms.outbox.TRANSITIONS
-# (action -> (statuses it may start from, status it leads to)).
+# The editor's re-validation moves (comms.outbox.states.TRANSITIONS).
 VALIDITY_MOVES: dict[str, tuple[frozenset[str], str]] = {
-    "validate": (EDITABLE, DRAFT),
-    "invalidate": (EDITABLE, INVALID),
+    action: TRANSITIONS[action] for action in ("validate", "invalidate")
 }
+DRAFT, INVALID = target("validate"), target("invalidate")
+# The statuses the editor may change.
+EDITABLE: frozenset[str] = frozenset().union(*(allowed for allowed, _ in VALIDITY_MOVES.values()))
 
 # The columns a creator may give, with their Arrow types.
 COLUMNS: dict[str, pa.DataType] = {
