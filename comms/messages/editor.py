@@ -3,9 +3,9 @@
 `edit_message` changes the subject, body or address of a draft or invalid
 message, whatever made it (a bulk send, the client detail, the CLI), and
 re-validates it with one rule, generation's, in its order: the recipient
-(comms.rules.recipients: address, opt-out, consent), an empty text, a
-`{{ field }}` left in the text (`missing field: field`), and a duplicate
-address in its batch. The edited text is final (it is not rendered again);
+(comms.rules.recipients: address, opt-out, consent), a `{{ field }}` left in
+the text (`missing field: field`), an empty text, and a duplicate address in
+its batch. The edited text is final (it is not rendered again);
 its HTML comes from comms.templates' body_parts. The message then becomes
 draft or invalid with the named reason, through comms.outbox.create's
 set_validity, the only move the editor makes.
@@ -69,13 +69,13 @@ def _validate_one(
     address, reason, detail = check_recipient(
         channel, address, consent=consent, suppressed={address_key(channel, r[0]) for r in rows}
     )
-    if reason is None and not text.strip():
-        reason = EMPTY_MESSAGE
     if reason is None:
         left = tpl.PLACEHOLDER_RE.search(text + " " + (subject or ""))
         if left:
             reason = missing_field(left.group(1))
             detail = f"the text still contains {left.group(0)}: replace it with the value"
+    if reason is None and not text.strip():
+        reason = EMPTY_MESSAGE
     if reason is None and msg.get("batch_id") is not None:
         # lower() narrows the batch's sendable messages to candidates; address_key decides.
         key = address_key(channel, address)
