@@ -1,39 +1,54 @@
-"""Build RFC 5322 e-mails with the stdlib `email` package.
+"""Build RFC 5322 e-mails: the bytes that go to the server, written directly.
 
 multipart/alternative text + HTML, real attachments, a unique Message-ID,
 From with a display name, Reply-To and List-Unsubscribe when configured.
 
-Header injection is impossible by construction: addresses are validated with
-`email.headerregistry.Address` (one address, no CR/LF), every other header
-value has CR/LF and control characters folded into a space (`one_line`), and
-`_set` refuses any value that still carries a line break. The parts are built
-with the `email.mime` classes (compat32), which is several times faster than
-`EmailMessage`'s header registry for thousands of messages; non-ASCII names
-and subjects are RFC 2047-encoded, text parts are base64 when not plain ASCII.
+Header injection is impossible by construction: addresses are validated
+(`recipient`: one address, no CR/LF, `email.headerregistry.Address` for any
+address that is not a plain dot-atom), every other header value has CR/LF and
+control characters folded into a space (`one_line`), `_header` refuses any
+value that still carries a line break, and the structural headers
+(Content-Type, boundaries, encodings) are written only from validated tokens.
+
+The message is serialised here rather than by `email.generator`, which spent
+about 0.2 ms per message (header objects, parameter parsing, policy folding)
+on what is, for nearly every message, the same few lines: the output is the
+one the stdlib wrote with compat32 (headers longer than a line or not ASCII are
+folded and RFC 2047-encoded by `email.header.Header`, as compat32 does; text
+parts are 7bit when plain ASCII, else UTF-8 base64; attachments base64 with an
+RFC 2231 filename when not ASCII), and tests parse it back with the stdlib.
 """
 
 from __future__ import annotations
 
+import os
 import re
-import uuid
+import time
+from binascii import b2a_base64
 from dataclasses import dataclass
-from email import encoders, policy
 from email.header import Header
 from email.headerregistry import Address
 from email.message import Message
-from email.mime.base import MIMEBase
-from email.mime.multipart import MIMEMultipart
-from email.mime.text import MIMEText
-from email.utils import format_datetime, formataddr, localtime, make_msgid
+from email.parser import BytesHeaderParser
+from email.utils import encode_rfc2231, format_datetime, formataddr, localtime, make_msgid
+from email.utils import quote as quote_param
 from functools import lru_cache
 from urllib.parse import quote
 
 from comms.config import setting
-from comms.sending.senders.base import OutgoingMessage
+from comms.sending.senders.base import Attachment, OutgoingMessage
 from comms.sending.senders.config import DEFAULT_FROM, parse_from
 from comms.templates.rendering import html_to_text
 
 _NEWLINES = re.compile(r"[\r\n\t\v\f\x00]+")
+_LINE_END = re.compile(r"\r\n|\r|\n")  # what the stdlib generator turned into CRLF
+# A plain dot-atom address (ASCII, no quoting): written as is, without the header parser.
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_PLAIN_ADDRESS = re.compile(rf"({_ATEXT}(?:\.{_ATEXT})*)@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)")
+_MIME_TYPE = re.compile(r"[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+")
+CRLF = "\r\n"
+MAX_HEADER_LINE = 78  # RFC 5322's "should"; longer values are folded
+BASE64_CHUNK = 57  # bytes per 76-character base64 line
 
 
 class InvalidMessage(ValueError):
@@ -58,18 +73,39 @@ class EmailIdentity:
         )
 
 
+@dataclass(frozen=True)
+class Email:
+    """One e-mail ready for DATA: CRLF line ends, not yet dot-stuffed."""
+
+    message_id: str  # the Message-ID header, "<...>"
+    to: str  # the recipient's addr-spec: the envelope's RCPT TO
+    data: bytes
+
+    def headers(self) -> Message:
+        """The header block parsed back by the stdlib (for tests and inspection)."""
+        return BytesHeaderParser().parsebytes(self.data)
+
+    def __getitem__(self, name: str) -> str | None:
+        """A header's value, as `email.message.Message[name]` gives it."""
+        return self.headers()[name]
+
+
 def one_line(value: str | None) -> str:
     """A header-safe single line: CR, LF and other control breaks become one space."""
     return _NEWLINES.sub(" ", value or "").strip()
 
 
-@lru_cache(maxsize=256)  # build_email and the SMTP envelope ask for the same address
+@lru_cache(maxsize=256)
 def recipient(address: str, name: str | None = None) -> Address:
     """The To address; a value that is not exactly one address raises InvalidMessage."""
     if not address or _NEWLINES.search(address) or any(c in address for c in '<>,;" '):
         raise InvalidMessage(f"invalid e-mail address: {address!r}")
+    address = address.strip()
+    plain = _PLAIN_ADDRESS.fullmatch(address)
+    if plain:  # what the parser would return for it, at a tenth of the cost
+        return Address(display_name=one_line(name), username=plain[1], domain=plain[2])
     try:
-        return Address(display_name=one_line(name), addr_spec=address.strip())
+        return Address(display_name=one_line(name), addr_spec=address)
     except (ValueError, IndexError) as exc:
         raise InvalidMessage(f"invalid e-mail address: {address!r} ({exc})") from None
 
@@ -84,34 +120,19 @@ def _unsubscribe(template: str, message: OutgoingMessage) -> str:
     return ", ".join(p if p.startswith("<") else f"<{p}>" for p in parts)
 
 
-class _SmtpPolicy(type(policy.compat32)):  # type: ignore[misc]
-    """compat32 with CRLF, writing a short one-line ASCII header without folding machinery.
+def _header(name: str, value: str | Header) -> str:
+    """One header line (CRLF-terminated), refusing any value that could start a new one.
 
-    compat32 builds an email.header.Header per header to fold it; a header that
-    fits on one line comes out unchanged, so it is written directly (same bytes).
+    A short ASCII value is written as is; anything else is folded (and
+    RFC 2047-encoded when not ASCII) by email.header.Header, as compat32 does.
     """
-
-    def fold_binary(self, name: str, value: object) -> bytes:
-        if (
-            isinstance(value, str)
-            and value.isascii()
-            and len(name) + 2 + len(value) <= (self.max_line_length or 78)
-            and not _NEWLINES.search(value)
-            and "  " not in value
-        ):
-            return f"{name}: {value}{self.linesep}".encode("ascii")
-        return super().fold_binary(name, value)
-
-
-# Bytes for the SMTP DATA phase: CRLF line ends, as smtplib.send_message would write.
-SMTP_POLICY = _SmtpPolicy(linesep="\r\n")
-
-
-def _set(msg: Message, name: str, value: str | Header) -> None:
-    """Set a header, refusing any value that could start a new header line."""
-    if isinstance(value, str) and _NEWLINES.search(value):
-        raise InvalidMessage(f"{name} must be one line")
-    msg[name] = value
+    if isinstance(value, str):
+        if _NEWLINES.search(value):
+            raise InvalidMessage(f"{name} must be one line")
+        if value.isascii() and len(name) + 2 + len(value) <= MAX_HEADER_LINE and "  " not in value:
+            return f"{name}: {value}{CRLF}"
+        value = Header(value, header_name=name)
+    return f"{name}: {value.encode(linesep=CRLF, maxlinelen=MAX_HEADER_LINE)}{CRLF}"
 
 
 def _text_header(value: str) -> str | Header:
@@ -126,29 +147,85 @@ def _address(addr: Address) -> str:
 
 @lru_cache(maxsize=16)
 def _identity_headers(identity: EmailIdentity) -> tuple[str, str, str | None]:
-    """(From header, its domain, Reply-To header), parsed once per configuration."""
+    """(From header line, its domain, Reply-To header line), built once per configuration."""
     sender = parse_from(identity.from_address)
     reply_to = (
-        _address(parse_from(identity.reply_to, "COMMS_REPLY_TO")) if identity.reply_to else None
+        _header("Reply-To", _address(parse_from(identity.reply_to, "COMMS_REPLY_TO")))
+        if identity.reply_to
+        else None
     )
-    return _address(sender), sender.domain, reply_to
+    return _header("From", _address(sender)), sender.domain, reply_to
+
+
+_date: tuple[int, str] = (-1, "")  # (a second, its Date header line): formatted once a second
+
+
+def _date_header() -> str:
+    global _date
+    second = int(time.time())
+    if _date[0] != second:
+        _date = (second, _header("Date", format_datetime(localtime())))
+    return _date[1]
 
 
 def _boundary(*texts: str | None) -> str:
     """A multipart boundary that occurs in none of the texts."""
     while True:
-        boundary = f"=_{uuid.uuid4().hex}"
+        boundary = f"=_{os.urandom(16).hex()}"
         if not any(t and boundary in t for t in texts):
             return boundary
 
 
-def _text_part(text: str, subtype: str) -> MIMEText:
-    if text.isascii() and all(len(line) <= 998 for line in text.splitlines()):
-        return MIMEText(text, subtype, "us-ascii")
-    return MIMEText(text, subtype, "utf-8")  # base64: 7-bit safe through any relay
+def _base64_lines(data: bytes) -> str:
+    """base64 in 76-character CRLF-terminated lines, as email.encoders writes it."""
+    return "".join(
+        b2a_base64(data[i : i + BASE64_CHUNK], newline=False).decode("ascii") + CRLF
+        for i in range(0, len(data), BASE64_CHUNK)
+    )
 
 
-def build_email(message: OutgoingMessage, identity: EmailIdentity) -> Message:
+# An entity (the whole message or one part) is its header lines + CRLF + its body.
+
+
+def _text_part(text: str, subtype: str) -> str:
+    lines = _LINE_END.split(text)
+    if text.isascii() and all(len(line) <= 998 for line in lines):
+        return (
+            f'Content-Type: text/{subtype}; charset="us-ascii"{CRLF}'
+            f"Content-Transfer-Encoding: 7bit{CRLF}{CRLF}{CRLF.join(lines)}"
+        )
+    # base64: 7-bit safe through any relay
+    return (
+        f'Content-Type: text/{subtype}; charset="utf-8"{CRLF}'
+        f"Content-Transfer-Encoding: base64{CRLF}{CRLF}{_base64_lines(text.encode('utf-8'))}"
+    )
+
+
+def _attachment_part(att: Attachment) -> str:
+    ctype = att.content_type if _MIME_TYPE.fullmatch(att.content_type or "") else ""
+    name = one_line(att.filename) or "attachment"
+    if name.isascii():
+        filename = f'filename="{quote_param(name)}"'
+    else:
+        filename = f"filename*={encode_rfc2231(name, 'utf-8', '')}"
+    return (
+        f"Content-Type: {ctype or 'application/octet-stream'}{CRLF}"
+        f"Content-Transfer-Encoding: base64{CRLF}"
+        f"{_header('Content-Disposition', f'attachment; {filename}')}{CRLF}"
+        f"{_base64_lines(att.data)}"
+    )
+
+
+def _multipart(subtype: str, parts: list[str], *texts: str | None) -> str:
+    boundary = _boundary(*texts)
+    delimiter = f"{CRLF}--{boundary}{CRLF}"
+    return (
+        f'Content-Type: multipart/{subtype};{CRLF} boundary="{boundary}"{CRLF}{CRLF}'
+        f"--{boundary}{CRLF}{delimiter.join(parts)}{CRLF}--{boundary}--{CRLF}"
+    )
+
+
+def build_email(message: OutgoingMessage, identity: EmailIdentity) -> Email:
     """The complete e-mail for one message, with a fresh Message-ID.
 
     Raises InvalidMessage for a recipient that is not exactly one valid address.
@@ -158,45 +235,33 @@ def build_email(message: OutgoingMessage, identity: EmailIdentity) -> Message:
     text = message.body_text
     if not text and message.body_html:
         text = html_to_text(message.body_html)
-    body: Message = _text_part(text or "", "plain")
+    body = _text_part(text or "", "plain")
     if message.body_html:
-        # Our own random boundary, checked with a plain substring test: the stdlib's
-        # generator would otherwise compile a regex per message to pick one.
-        alternative = MIMEMultipart("alternative", boundary=_boundary(text, message.body_html))
-        alternative.attach(body)
-        alternative.attach(_text_part(message.body_html, "html"))
-        body = alternative
+        alternative = [body, _text_part(message.body_html, "html")]
+        body = _multipart("alternative", alternative, text, message.body_html)
     if message.attachments:
-        mixed = MIMEMultipart("mixed")
-        mixed.attach(body)
-        for att in message.attachments:
-            maintype, _, subtype = (att.content_type or "").partition("/")
-            part = MIMEBase(maintype or "application", subtype or "octet-stream")
-            part.set_payload(att.data)
-            encoders.encode_base64(part)
-            name = one_line(att.filename) or "attachment"
-            filename = name if name.isascii() else ("utf-8", "", name)
-            part.add_header("Content-Disposition", "attachment", filename=filename)
-            mixed.attach(part)
-        body = mixed
-    msg = body
-    _set(msg, "From", from_header)
-    _set(msg, "To", _address(to))
-    _set(msg, "Subject", _text_header(message.subject or ""))
-    _set(msg, "Date", format_datetime(localtime()))
-    _set(msg, "Message-ID", make_msgid(idstring=f"m{message.id}", domain=domain or None))
+        # base64 never contains "=_", so only the texts can collide with the boundary
+        parts = [body, *(_attachment_part(a) for a in message.attachments)]
+        body = _multipart("mixed", parts, text, message.body_html)
+    msgid = make_msgid(idstring=f"m{message.id}", domain=domain or None)
+    head = [
+        from_header,
+        _header("To", _address(to)),
+        _header("Subject", _text_header(message.subject or "")),
+        _date_header(),
+        _header("Message-ID", msgid),
+    ]
     if reply_to:
-        _set(msg, "Reply-To", reply_to)
+        head.append(reply_to)
     if identity.list_unsubscribe:
         value = _unsubscribe(identity.list_unsubscribe, message)
-        _set(msg, "List-Unsubscribe", value)
+        head.append(_header("List-Unsubscribe", value))
         if "<https://" in value or "<http://" in value:
-            _set(msg, "List-Unsubscribe-Post", "List-Unsubscribe=One-Click")
-    if "MIME-Version" not in msg:
-        _set(msg, "MIME-Version", "1.0")
-    return msg
+            head.append(_header("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
+    head.append(f"MIME-Version: 1.0{CRLF}")
+    return Email(msgid, to.addr_spec, ("".join(head) + body).encode("ascii"))
 
 
-def as_smtp_bytes(msg: Message) -> bytes:
+def as_smtp_bytes(email: Email) -> bytes:
     """The message as bytes with CRLF line ends, ready for DATA."""
-    return msg.as_bytes(policy=SMTP_POLICY)
+    return email.data

@@ -16,6 +16,13 @@ How a failure maps to an Outcome (the server's text is kept):
   the server's reply: the server may have queued it, so it is `interrupted`
   (never resent automatically). This is the one ambiguous message a broken
   connection can cost.
+
+A server that offers PIPELINING (RFC 2920; every mainstream relay does) gets
+MAIL FROM, RCPT TO and DATA in one write and their three replies are read
+after it: two round trips per message instead of four, which is most of the
+client's CPU on a fast relay (a system call, a wake-up and a reply parse per
+round trip). The content still goes only after the server's 354, and a
+refused MAIL or RCPT is reported exactly as without pipelining.
 """
 
 from __future__ import annotations
@@ -27,15 +34,10 @@ import yagmail
 
 from comms.sending.senders.base import BaseSender, Outcome, OutgoingMessage
 from comms.sending.senders.config import SmtpConfig, parse_from
-from comms.sending.senders.mime import (
-    EmailIdentity,
-    InvalidMessage,
-    as_smtp_bytes,
-    build_email,
-    recipient,
-)
+from comms.sending.senders.mime import EmailIdentity, InvalidMessage, build_email
 
 CRLF = b"\r\n"
+DATA = ("DATA", "DATA\r\n", (354,))  # (step, command line, the replies that mean go on)
 
 
 class _Stage:
@@ -147,22 +149,51 @@ class SmtpSender(BaseSender):
         return f"cannot connect to {self.where}: {type(exc).__name__}: {exc}"
 
     # -- sending ---------------------------------------------------------------------
-    def _envelope(self, rcpt: str, data: bytes) -> None:
-        """MAIL FROM and RCPT TO: nothing of the message is delivered by these."""
+    def _envelope(self, rcpt: str, data: bytes) -> list[tuple[str, str, tuple[int, ...]]]:
+        """MAIL FROM and RCPT TO as (step, command line, success codes): they deliver nothing."""
         assert self._yag is not None
         conn = self._yag.smtp
         conn.ehlo_or_helo_if_needed()
-        options = [f"SIZE={len(data)}"] if conn.has_extn("size") else []
+        size = f" SIZE={len(data)}" if conn.has_extn("size") else ""
         # smtplib's mail()/rcpt() re-parse each address (quoteaddr); ours are already
         # validated single addr-specs (mime.recipient / parse_from), so write them as is.
-        conn.putcmd("mail", f"FROM:<{self.envelope_from}>{''.join(' ' + o for o in options)}")
-        code, resp = conn.getreply()
-        if code != 250:
-            raise SmtpReply("MAIL FROM", code, _text(resp))
-        conn.putcmd("rcpt", f"TO:<{rcpt}>")
-        code, resp = conn.getreply()
-        if code not in (250, 251):
-            raise SmtpReply("RCPT TO", code, _text(resp))
+        return [
+            ("MAIL FROM", f"MAIL FROM:<{self.envelope_from}>{size}\r\n", (250,)),
+            ("RCPT TO", f"RCPT TO:<{rcpt}>\r\n", (250, 251)),
+        ]
+
+    def _commands(self, steps: list[tuple[str, str, tuple[int, ...]]]) -> None:
+        """Send the commands and check their replies; SmtpReply names the first refusal.
+
+        With PIPELINING they go in one write and every reply is read after it
+        (a 421 ends the reading: the server is closing). A DATA that the server
+        accepted after refusing MAIL or RCPT is closed at once with an empty
+        data phase, so nothing is delivered and the connection stays usable.
+        """
+        assert self._yag is not None
+        conn = self._yag.smtp
+        if len(steps) == 1 or not conn.has_extn("pipelining"):
+            for step, line, ok in steps:
+                conn.send(line)
+                code, resp = conn.getreply()
+                if code not in ok:
+                    raise SmtpReply(step, code, _text(resp))
+            return
+        conn.send("".join(line for _, line, _ in steps))
+        refused: SmtpReply | None = None
+        for step, _, ok in steps:
+            code, resp = conn.getreply()
+            if code in ok:
+                continue
+            refused = refused or SmtpReply(step, code, _text(resp))
+            if code == 421:
+                break
+        if refused is None:
+            return
+        if steps[-1] is DATA and code == 354:  # the server went on regardless: end it empty
+            conn.send(b"." + CRLF)
+            conn.getreply()
+        raise refused
 
     def _transaction(
         self, rcpt: str, data: bytes, stage: list[str], envelope_sent: bool = False
@@ -171,12 +202,7 @@ class SmtpSender(BaseSender):
         assert self._yag is not None
         conn = self._yag.smtp
         stage[0] = _Stage.ENVELOPE
-        if not envelope_sent:
-            self._envelope(rcpt, data)
-        conn.putcmd("data")
-        code, resp = conn.getreply()
-        if code != 354:
-            raise SmtpReply("DATA", code, _text(resp))
+        self._commands([DATA] if envelope_sent else [*self._envelope(rcpt, data), DATA])
         payload = smtplib._quote_periods(data)  # dot-stuffing, as smtplib.data() does
         if not payload.endswith(CRLF):
             payload += CRLF
@@ -208,13 +234,11 @@ class SmtpSender(BaseSender):
             return False
         try:
             email = build_email(message, self.identity)
-            rcpt = recipient(message.to_address, message.to_name).addr_spec
         except (InvalidMessage, ValueError):
             return False  # send() reports it
-        data = as_smtp_bytes(email)
-        prepared = _Prepared(message.id, str(email["Message-ID"]), rcpt, data)
+        prepared = _Prepared(message.id, email.message_id, email.to, email.data)
         try:
-            self._envelope(rcpt, data)
+            self._commands(self._envelope(email.to, email.data))
         except SmtpReply as exc:
             prepared.refused = exc
         except (smtplib.SMTPServerDisconnected, OSError):
@@ -242,11 +266,9 @@ class SmtpSender(BaseSender):
         else:
             try:
                 email = build_email(message, self.identity)
-                rcpt = recipient(message.to_address, message.to_name).addr_spec
             except (InvalidMessage, ValueError) as exc:
                 return Outcome.permanent(str(exc))
-            msgid = str(email["Message-ID"])
-            data = as_smtp_bytes(email)
+            msgid, rcpt, data = email.message_id, email.to, email.data
         stage = [_Stage.ENVELOPE]
         for attempt in (1, 2):
             if not self.connected:
