@@ -193,7 +193,6 @@ def test_attachments_step_only_for_email(store, channel):
 
 
 def test_send_a_test_through_the_outbox_folder(store, db_path):
-    pytest.importorskip("comms.sending.dispatcher")
     at = app(store)
     for _ in range(5):
         next_button(at).click().run()

@@ -21,14 +21,13 @@ from comms.rules.sms import max_segments, sms_info, split_segments, to_gsm7
 from comms.store import Store
 from comms.templates import attachments as att
 from comms.ui import communication as comm_ui
-from comms.ui.common import page_exists
+from comms.ui.common import FORMAT_LABELS
 from comms.ui.widgets import attachments as attachments_ui
 
 CLIENT_PAGE = "pages/client.py"
 COMM_PAGE = "pages/communication.py"
 FLASH = "cd_flash"
 HISTORY_ROWS = 500
-FORMAT_LABELS = {"markdown": "Markdown", "html": "HTML", "text": "Plain text"}
 
 
 # -- navigation helpers (for every page that shows a client) ---------------------------
@@ -145,7 +144,6 @@ def header(client: dict[str, Any]) -> None:
             "Show communication",
             icon=":material/forum:",
             key="cd_show_comm",
-            disabled=not page_exists(COMM_PAGE),
         ):
             show_communication(client["id"])
         st.button(

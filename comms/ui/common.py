@@ -40,14 +40,6 @@ def md_escape(text: str) -> str:
     return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~$:])", r"\\\1", str(text))
 
 
-def page_exists(path: str) -> bool:
-    """Left only for comms/ui/client.py and comms/ui/wizard.py, which still call it.
-
-    Every page exists; delete this once those two stop asking.
-    """
-    return (ROOT / path).is_file()
-
-
 def get_store() -> Store:
     """The process-wide store ($COMMS_DB or data/comms.duckdb)."""
     _through_app_entry()

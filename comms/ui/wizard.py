@@ -7,29 +7,24 @@ review and finish steps only read and call comms.messages.generate / comms.outbo
 
 from __future__ import annotations
 
-import importlib.util
-import re
 from datetime import datetime, timedelta
 from typing import Any
 
 import streamlit as st
 
+from comms import outbox
 from comms import templates as tpl
 from comms.errors import CommsError
 from comms.messages import editor, generate, selection, testsend
 from comms.rules.sms import max_segments, to_gsm7
+from comms.sending import dispatcher
 from comms.store import Store
 from comms.templates import attachments as att
-from comms.ui.common import page_exists
+from comms.ui.common import FORMAT_LABELS, md_escape
 from comms.ui.communication import CHANNEL_LABELS
 from comms.ui.widgets import attachments as attachments_ui
 from comms.ui.widgets.sms_counter import sms_counter
 
-FORMAT_LABELS = {
-    "markdown": "Markdown (recommended)",
-    "html": "Raw HTML (advanced)",
-    "text": "Plain text",
-}
 STEPS = ("Template", "Content", "Attachments", "Generate", "Review", "Finish")
 BLANK = "(blank message)"
 STATUS_FILTERS = {"All": None, "Ready (draft)": "draft", "Invalid": "invalid"}
@@ -75,11 +70,6 @@ def _prev(step: int, channel: str) -> int:
     return order[max(order.index(step) - 1, 0)]
 
 
-def md_escape(text: str) -> str:
-    """Client data shown through st.markdown: every Markdown character escaped."""
-    return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~$:])", r"\\\1", str(text))
-
-
 def _link(where: Any, label: str, page: str, icon: str, key: str) -> None:
     # A button + switch_page rather than st.page_link, which refuses pages that the
     # navigation has not registered (a page run on its own, as in AppTest).
@@ -111,8 +101,7 @@ def no_selection(store: Store) -> None:
         "“all N matching” after filtering) and press **Send e-mail** or **Send SMS**.",
         icon=":material/group:",
     )
-    if page_exists("pages/directory.py"):
-        _link(st, "Go to Clients", "pages/directory.py", ":material/group:", "wiz_go_clients")
+    _link(st, "Go to Clients", "pages/directory.py", ":material/group:", "wiz_go_clients")
     lists = selection.list_names(store)
     total = selection.client_count(store)
     if not total:
@@ -160,8 +149,7 @@ def render(store: Store) -> None:
 
     top, change = st.columns([4, 1], vertical_alignment="center")
     top.markdown(f"**{CHANNEL_LABELS[channel]}** to **{md_escape(description)}**")
-    if page_exists("pages/directory.py"):
-        _link(change, "Change recipients", "pages/directory.py", ":material/group:", "wiz_change")
+    _link(change, "Change recipients", "pages/directory.py", ":material/group:", "wiz_change")
     if count == 0:
         st.warning("The selection holds no clients any more. Choose recipients in Clients.")
         return
@@ -654,10 +642,6 @@ def message_panel(store: Store, message_id: int) -> None:
 
 
 # -- 6. finish ------------------------------------------------------------------------------
-def _dispatcher_available() -> bool:
-    return importlib.util.find_spec("comms.sending.dispatcher") is not None
-
-
 def step_finish(store: Store) -> None:
     batch_id = _state("batch_id")
     info = generate.batch_info(store, batch_id)
@@ -666,14 +650,13 @@ def step_finish(store: Store) -> None:
     if done:
         st.success(done, icon=":material/check_circle:")
         c1, c2 = st.columns(2)
-        if page_exists("pages/communication.py"):
-            _link(
-                c1,
-                "See them in Communication",
-                "pages/communication.py",
-                ":material/forum:",
-                "wiz_comm",
-            )
+        _link(
+            c1,
+            "See them in Communication",
+            "pages/communication.py",
+            ":material/forum:",
+            "wiz_comm",
+        )
         if c2.button("Start a new send", icon=":material/restart_alt:", key="wiz_restart"):
             st.session_state.pop("comms_selection", None)
             reset()
@@ -742,21 +725,19 @@ def step_finish(store: Store) -> None:
         _go(4)
         st.rerun()
     if row.button("Discard this batch", icon=":material/delete:", key="wiz_discard"):
-        from comms import outbox
-
         moved = outbox.cancel(store, batch_id=batch_id)
         _set("done", f"Batch {batch_id} discarded: {moved} drafts cancelled.")
         st.rerun()
 
 
 def _queue(store: Store, batch_id: int, when: datetime | None) -> None:
-    from comms import outbox
-
     try:
         n = outbox.queue(store, batch_id=batch_id, scheduled_at=when)
     except CommsError as exc:
         st.error(str(exc))
         return
+    if when is None:
+        dispatcher.wake(store)  # due now: the background sender need not wait for its poll
     if when is None:
         _set("done", f"{n} messages queued to send now.")
     else:
@@ -766,9 +747,6 @@ def _queue(store: Store, batch_id: int, when: datetime | None) -> None:
 
 def _send_test(store: Store, batch_id: int, channel: str) -> None:
     with st.expander("Send a test"):
-        available = _dispatcher_available()
-        if not available:
-            st.caption("Sending is not set up in this version yet, so tests cannot be sent.")
         sample = generate.first_sendable(store, batch_id)
         label = "Send the first ready message to" + (
             " (e-mail)" if channel == "email" else " (phone)"
@@ -776,13 +754,10 @@ def _send_test(store: Store, batch_id: int, channel: str) -> None:
         address = st.text_input(label, key="wiz_test_address")
         if st.button(
             "Send a test",
-            disabled=not available or sample is None,
+            disabled=sample is None,
             key="wiz_send_test",
             icon=":material/science:",
         ):
-            from comms import outbox
-            from comms.sending import dispatcher
-
             try:
                 test_id = testsend.copy_as_test_message(store, sample, address)
                 outbox.queue(store, message_ids=[test_id])
