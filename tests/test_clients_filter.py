@@ -13,12 +13,14 @@ from comms.clients import (
     clients_for_ids,
     clients_for_selection,
     count_clients,
+    data_version,
     export_csv,
     filter_options,
     filter_where,
     get_client,
     import_clients,
     list_clients,
+    options,
     page_and_count,
     selection_where,
 )
@@ -225,3 +227,78 @@ def test_search_finds_accented_text_with_or_without_its_accents(store):
     assert names(store, search="zolc") == []
     for term in ("ørsted", "ﬁrma"):  # an attribute value, as typed
         assert names(store, search=term) == ["Klient Dva"], term
+
+
+def options_in_the_table(store) -> dict[str, list[str]]:
+    """The filter choices read straight from every client, as the directory once did."""
+
+    def values(sql: str) -> list[str]:
+        return [r["v"] for r in store.rows(sql) if r["v"] not in (None, "")]
+
+    return {
+        "lists": values("SELECT DISTINCT unnest(lists) AS v FROM clients ORDER BY v"),
+        "tags": values("SELECT DISTINCT unnest(tags) AS v FROM clients ORDER BY v"),
+        "cities": values("SELECT DISTINCT city AS v FROM clients ORDER BY v"),
+        "attributes": values(
+            "SELECT DISTINCT unnest(json_keys(attributes)) AS v FROM clients ORDER BY v"
+        ),
+    }
+
+
+def kept_counts_are_current(store) -> bool:
+    """Whether filter_options answers from the counts its writes kept (no recount)."""
+    kept = options._kept(store)
+    return kept.counts is not None and kept.stamp == data_version(store)
+
+
+def test_filter_options_stay_right_after_import_edit_and_opt_out(seeded, monkeypatch):
+    from comms import actionlog
+    from comms.clients import profile
+    from tests.seed_history import add_client
+
+    assert filter_options(seeded) == options_in_the_table(seeded)  # counted once
+    petr = int(list_clients(seeded, ClientFilter(search="petr"))["id"].iloc[0])
+    sarka = int(list_clients(seeded, ClientFilter(search="sarka"))["id"].iloc[0])
+    steps = [
+        # a new list, tag, city and attribute; an update that moves a client's city
+        lambda: import_clients(
+            seeded,
+            "Name;Email;City;Tags;Zdroj\n"
+            "Nová Klientka;nova@example.cz;Zlín;jaro 2025;web\n"
+            "Petr Dvořák;petr@example.cz;Kolín;;\n".encode(),
+            list_name="Web",
+        ),
+        # the only client in Plzeň moves; one of the two 'vip' clients drops the tag
+        lambda: profile.update_client(seeded, sarka, {"city": "Ostrava", "tags": "nový"}),
+        # the last 'poznamka' attribute goes, and the last 'Kolín'
+        lambda: profile.update_client(seeded, petr, {"attributes": {}, "city": "Praha"}),
+        lambda: profile.opt_out(seeded, petr, "email", "asked by phone"),
+        lambda: profile.opt_in(seeded, petr, "email"),
+        lambda: profile.update_client(seeded, petr, {"name": "Petr D."}),  # no choice changes
+    ]
+    for step in steps:
+        step()
+        assert kept_counts_are_current(seeded)
+        assert filter_options(seeded) == options_in_the_table(seeded)
+    opts = filter_options(seeded)
+    assert "Plzeň" not in opts["cities"] and "Kolín" not in opts["cities"]
+    assert "Zlín" in opts["cities"] and "Ostrava" in opts["cities"]
+    assert opts["lists"] == ["Jaro", "Podzim", "Web"]
+    assert opts["tags"] == ["jaro 2025", "newsletter", "nový", "vip"]
+    assert "zdroj" in opts["attributes"]
+
+    # A write that fails writes nothing, and the choices stay those of the table.
+    monkeypatch.setattr(actionlog, "record", lambda *a, **k: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        import_clients(seeded, b"Name;Email;City\nX;x@example.cz;Cheb\n", list_name="Nic")
+    with pytest.raises(ZeroDivisionError):
+        profile.update_client(seeded, petr, {"city": "Cheb"})
+    monkeypatch.undo()
+    assert filter_options(seeded) == options_in_the_table(seeded)
+
+    # A write around write_clients (raw SQL) is noticed by the stamp and recounted.
+    add_client(seeded, name="Raw", email="raw@example.cz", city="Tábor", tags=["raw"])
+    assert not kept_counts_are_current(seeded)
+    assert filter_options(seeded) == options_in_the_table(seeded)
+    assert "Tábor" in filter_options(seeded)["cities"]
+    assert kept_counts_are_current(seeded)

@@ -4,6 +4,8 @@
                   column mapping; bulk e-mail / phone checks in worker processes
     importing     one upload -> clients: normalise, dedupe, merge, write all or nothing
     queries       the directory's filter as SQL; counts, pages, selections, lookups
+    options       the filter choices (lists, tags, cities, attribute keys), kept
+                  current by every write to clients (write_clients)
     export        the filtered clients as a formula-safe CSV file
     sample        the generated sample list, loaded into an empty database
     profile       one client: edits with re-validation, opt-out / opt-in per channel
@@ -23,13 +25,13 @@ from comms.clients.importing import (
     import_clients,
     preview_import,
 )
+from comms.clients.options import filter_options
 from comms.clients.queries import (
     ClientFilter,
     clients_for_ids,
     clients_for_selection,
     count_clients,
     data_version,
-    filter_options,
     filter_where,
     get_client,
     list_clients,

@@ -6,7 +6,8 @@ consent words read, every other column kept as an attribute. Rows that share a
 valid e-mail (else a valid phone) merge into one client, within the file and
 with the clients already stored. Then one transaction registers two frames and
 runs one UPDATE ... FROM and one INSERT ... SELECT, plus the 'import' action-log
-entry: a failure anywhere writes nothing.
+entry: a failure anywhere writes nothing. The filter choices follow the rows it
+updated and inserted (comms.clients.options).
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import numpy as np
 import pandas as pd
 
 from comms import actionlog, config
+from comms.clients.options import Change, write_clients
 from comms.clients.reading import (
     ATTRIBUTE,
     FIELDS,
@@ -387,7 +390,11 @@ SELECT name, first_name, last_name, email, coalesce(email_valid::BOOLEAN, false)
        coalesce(consent_email::BOOLEAN, true), coalesce(consent_sms::BOOLEAN, true),
        attributes::JSON
 FROM imp_ins ORDER BY row
+RETURNING id
 """
+# The stored clients an import changed and the ones it added (for the filter choices).
+_UPDATED = "c.id IN (SELECT id FROM imp_upd)"
+_INSERTED = "c.id IN (SELECT id FROM imp_new)"
 
 _CORE = [
     "row",
@@ -483,7 +490,7 @@ def import_clients(
         skipped += len(dup_problems)
     report.problems = sorted(problems, key=lambda p: p["row"])
 
-    def write(cur) -> None:
+    def write(cur: duckdb.DuckDBPyConnection, change: Change) -> None:
         nonlocal frame
         imported = updated = 0
         if len(frame):
@@ -514,12 +521,17 @@ def import_clients(
             ins = frame[~matched].drop(columns=["id"]).reset_index(drop=True)
             if len(upd):
                 cur.register("imp_upd", _db_frame(upd, attr_keys))
+                change.remove(_UPDATED)
                 cur.execute(_UPDATE_SQL, {"list": list_name})
+                change.add(_UPDATED)
                 cur.unregister("imp_upd")
             if len(ins):
                 cur.register("imp_ins", _db_frame(ins, attr_keys))
-                cur.execute(_INSERT_SQL, {"list": list_name})
+                new_ids = cur.execute(_INSERT_SQL, {"list": list_name}).df()
                 cur.unregister("imp_ins")
+                cur.register("imp_new", new_ids)
+                change.add(_INSERTED)
+                cur.unregister("imp_new")
             imported, updated = len(ins), len(upd)
             report.skipped = skipped + len(more)
         else:
@@ -541,5 +553,5 @@ def import_clients(
             },
         )
 
-    store.write(write)
+    write_clients(store, write)
     return report

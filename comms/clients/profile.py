@@ -4,7 +4,8 @@ An edit is normalised and checked field by field (`validate_changes`) before
 anything is written; an e-mail that another client already has is refused.
 Opting out withdraws the client's consent for a channel and lists its address
 on the suppression list (comms.clients.suppressions); opting in undoes both.
-Every change is written in one transaction together with its action-log entry.
+Every change is written in one transaction together with its action-log entry,
+through comms.clients.options.write_clients so that the filter choices follow.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 import duckdb
 
 from comms import actionlog
+from comms.clients.options import Change, write_clients
 from comms.clients.suppressions import (
     InvalidField,
     check_channel,
@@ -169,7 +171,7 @@ def update_client(
     """Validate and save edits to one client; returns {field: [old, new]} of what changed."""
     values = validate_changes(changes, region=region)
 
-    def write(cur: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+    def write(cur: duckdb.DuckDBPyConnection, change: Change) -> dict[str, Any]:
         before = _client_row(cur, client_id)
         if values.get("email"):
             other = cur.execute(
@@ -197,14 +199,16 @@ def update_client(
             return {}
         cols = [k for k in values if k in diff or k in ("email_valid", "email_error", "phone_kind")]
         assignments = ", ".join(f"{c} = ?" for c in cols)
+        change.remove("c.id = ?", [int(client_id)])
         cur.execute(
             f"UPDATE clients SET {assignments}, updated_at = current_timestamp WHERE id = ?",
             [values[c] for c in cols] + [int(client_id)],
         )
+        change.add("c.id = ?", [int(client_id)])
         actionlog.record(cur, "client edited", client_id=int(client_id), detail={"changed": diff})
         return diff
 
-    return store.write(write)
+    return write_clients(store, write)
 
 
 # -- consent ---------------------------------------------------------------------
@@ -230,7 +234,7 @@ def opt_out(store: Store, client_id: int, channel: str, reason: str) -> dict[str
     if not reason:
         raise InvalidField("reason", "say why the client is opted out")
 
-    def write(cur: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+    def write(cur: duckdb.DuckDBPyConnection, _: Change) -> dict[str, Any]:
         address = _set_consent(cur, client_id, channel, False)
         added = suppress(cur, [(address, channel)], reason) if address else 0
         actionlog.record(
@@ -241,14 +245,14 @@ def opt_out(store: Store, client_id: int, channel: str, reason: str) -> dict[str
         )
         return {"channel": channel, "address": address, "suppressed": bool(address), "new": added}
 
-    return store.write(write)
+    return write_clients(store, write)
 
 
 def opt_in(store: Store, client_id: int, channel: str) -> dict[str, Any]:
     """Give consent back for a channel and remove the client's address from the list."""
     check_channel(channel)
 
-    def write(cur: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+    def write(cur: duckdb.DuckDBPyConnection, _: Change) -> dict[str, Any]:
         address = _set_consent(cur, client_id, channel, True)
         if address:
             unsuppress(cur, address, channel)
@@ -257,4 +261,4 @@ def opt_in(store: Store, client_id: int, channel: str) -> dict[str, Any]:
         )
         return {"channel": channel, "address": address}
 
-    return store.write(write)
+    return write_clients(store, write)

@@ -179,23 +179,6 @@ def page_and_count(
     return int(df["_total"].iloc[0]), df.drop(columns=["_total"])
 
 
-def filter_options(store: Store) -> dict[str, list[str]]:
-    """Distinct lists, tags, cities and attribute keys for the filter widgets."""
-    cur = store.cursor()
-
-    def values(sql: str) -> list[str]:
-        return [r[0] for r in cur.execute(sql).fetchall() if r[0] not in (None, "")]
-
-    return {
-        "lists": values("SELECT DISTINCT unnest(lists) AS v FROM clients ORDER BY v"),
-        "tags": values("SELECT DISTINCT unnest(tags) AS v FROM clients ORDER BY v"),
-        "cities": values("SELECT DISTINCT city AS v FROM clients ORDER BY v"),
-        "attributes": values(
-            "SELECT DISTINCT unnest(json_keys(attributes)) AS v FROM clients ORDER BY v"
-        ),
-    }
-
-
 def _client_dict(row: dict[str, Any]) -> dict[str, Any]:
     row = dict(row)
     attrs = row.get("attributes")
@@ -268,13 +251,14 @@ def search_clients(store: Store, text: str | None, *, limit: int = 20) -> pd.Dat
     )
 
 
+# Every write to clients sets updated_at (an insert by its default), so the stamp
+# moves with each write: a new count, or a later newest change.
+DATA_VERSION_SQL = "SELECT count(*) || ':' || coalesce(max(updated_at)::VARCHAR, '') FROM clients"
+
+
 def data_version(store: Store) -> str:
     """A stamp that changes whenever clients are added, removed or updated.
 
     The directory keeps its filter choices and its first page while this stays the same.
     """
-    return str(
-        store.scalar(
-            "SELECT count(*) || ':' || coalesce(max(updated_at)::VARCHAR, '') FROM clients"
-        )
-    )
+    return str(store.scalar(DATA_VERSION_SQL))
