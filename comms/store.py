@@ -181,6 +181,11 @@ MIGRATIONS: list[str] = [
     """
     CREATE INDEX IF NOT EXISTS messages_client_idx ON messages (client_id);
     """,
+    # 3: exclusion is a status of its own (comms.outbox.states), not a flag beside `draft`
+    """
+    UPDATE messages SET status = 'excluded', excluded = false
+    WHERE excluded AND status IN ('draft', 'invalid');
+    """,
 ]
 
 _LOCK_RE = re.compile(r"Conflicting lock is held in (?P<proc>.+?) \(PID (?P<pid>\d+)\)")

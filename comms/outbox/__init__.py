@@ -24,6 +24,8 @@ from comms.outbox.claims import (
 )
 from comms.outbox.moves import (
     cancel,
+    exclude,
+    include,
     pause,
     queue,
     reschedule,
@@ -36,6 +38,7 @@ from comms.outbox.queries import batch_progress, due_count, get_message, progres
 from comms.outbox.states import (
     DEFAULT_BACKOFF_SECONDS,
     DEFAULT_MAX_ATTEMPTS,
+    FINAL,
     PROCESS_TOKEN,
     REASON_NOT_SENDABLE,
     REASON_REJECTED,
@@ -56,6 +59,7 @@ from comms.outbox.states import (
 __all__ = [
     "DEFAULT_BACKOFF_SECONDS",
     "DEFAULT_MAX_ATTEMPTS",
+    "FINAL",
     "PROCESS_TOKEN",
     "REASON_NOT_SENDABLE",
     "REASON_REJECTED",
@@ -71,6 +75,8 @@ __all__ = [
     "attachment_ids",
     "batch_progress",
     "cancel",
+    "exclude",
+    "include",
     "due_count",
     "get_message",
     "local_time",

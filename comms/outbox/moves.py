@@ -42,6 +42,8 @@ _VERBS = {
     "resolve sent": "mark as sent",
     "resolve resend": "send again",
     "resolve cancel": "cancel",
+    "exclude": "exclude",
+    "include": "include again",
 }
 _SHOWN = 10  # ids named in a refusal
 
@@ -326,6 +328,16 @@ def resolve_interrupted(store: Store, message_ids: Iterable[int], decision: str)
         detail={"decision": decision},
         log_as="resolve interrupted",
     )
+
+
+def exclude(store: Store, message_ids: Iterable[int]) -> int:
+    """Drafts and invalid messages -> excluded: out of their batch's work, never sent."""
+    return _move(store, "exclude", message_ids, None, "claimed_by = NULL", [])
+
+
+def include(store: Store, message_ids: Iterable[int]) -> int:
+    """Excluded -> draft again; the caller re-validates it (comms.messages.editor)."""
+    return _move(store, "include", message_ids, None, "claimed_by = NULL", [])
 
 
 def pause(store: Store, batch_id: int) -> None:

@@ -22,6 +22,11 @@ STATUSES: tuple[str, ...] = (
     "failed",  # permanent error, or transient errors exhausted; reason + server text
     "cancelled",  # a person withdrew it
     "interrupted",  # was `sending` when its process died or the link dropped: delivery unknown
+    "excluded",  # a person took it out of its batch before sending; never sent
+    # what became of a sent message (delivery reports, bounces): reachable only from sent
+    "delivered",  # the carrier confirmed delivery (SMS)
+    "undelivered",  # the carrier gave up (SMS), with its error code
+    "bounced",  # the recipient's server refused it after accepting the hand-off (e-mail)
 )
 
 # action -> (statuses it may start from, status it leads to)
@@ -35,6 +40,8 @@ TRANSITIONS: dict[str, tuple[frozenset[str], str]] = {
     "resolve sent": (frozenset({"interrupted"}), "sent"),
     "resolve resend": (frozenset({"interrupted"}), "queued"),
     "resolve cancel": (frozenset({"interrupted"}), "cancelled"),
+    "exclude": (frozenset({"draft", "invalid"}), "excluded"),
+    "include": (frozenset({"excluded"}), "draft"),  # the editor then re-validates it
     # the editor's re-validation of a generated message or a draft
     "invalidate": (frozenset({"draft", "invalid"}), "invalid"),
     "validate": (frozenset({"draft", "invalid"}), "draft"),
@@ -44,7 +51,16 @@ TRANSITIONS: dict[str, tuple[frozenset[str], str]] = {
     "fail": (frozenset({"sending"}), "failed"),
     "defer": (frozenset({"sending"}), "queued"),  # transient error, attempts left
     "interrupt": (frozenset({"sending"}), "interrupted"),
+    # what the recipient's side reported later; a late report never moves a status back
+    "deliver": (frozenset({"sent"}), "delivered"),
+    "undeliver": (frozenset({"sent"}), "undelivered"),
+    "bounce": (frozenset({"sent", "delivered"}), "bounced"),
 }
+
+# Statuses after which nothing more happens to a message (Outbox: "finished").
+FINAL: frozenset[str] = frozenset(
+    {"sent", "failed", "cancelled", "excluded", "delivered", "undelivered", "bounced"}
+)
 
 # Statuses a message is created in (comms.outbox.create).
 INITIAL: frozenset[str] = frozenset({"draft", "invalid", "queued"})
