@@ -532,30 +532,30 @@ def _check_chunk(kind: str, values: list[str], region: str) -> list:
     return [check_phone(v, region) for v in values]
 
 
-def _worker() -> None:
-    """Worker process: JSON {kind: values, 'region': r} on stdin -> JSON results on stdout."""
-    import json
-    import sys
-    from dataclasses import astuple
-
-    job = json.load(sys.stdin)
-    region = job.pop("region")
-    out = {
-        kind: [astuple(r) for r in _check_chunk(kind, vals, region)] for kind, vals in job.items()
-    }
-    json.dump(out, sys.stdout)
+# A worker is a fresh interpreter that imports only comms.rules.validation (about
+# 20 MB): importing this module there would load the comms.clients package, and with
+# it pandas and DuckDB (about 120 MB). multiprocessing's spawn would re-run the
+# parent's __main__, which in Streamlit (and AppTest) is a page script; fork is
+# unsafe in the app's threaded process.
+_WORKER = """
+import json, sys
+from dataclasses import astuple
+from comms.rules.validation import check_email, check_phone
+job = json.load(sys.stdin)
+region = job.pop("region")
+check = {"email": check_email, "phone": lambda v: check_phone(v, region)}
+json.dump({kind: [astuple(check[kind](v)) for v in vals] for kind, vals in job.items()}, sys.stdout)
+"""
 
 
 def _run_worker(job: dict) -> dict:
+    """One worker process: JSON {kind: values, 'region': r} on stdin -> JSON results on stdout."""
     import json
     import subprocess
     import sys
 
-    # A fresh interpreter running only this module's worker: multiprocessing's
-    # spawn would re-run the parent's __main__, which in Streamlit (and AppTest)
-    # is a page script; fork is unsafe in the app's threaded process.
     proc = subprocess.run(
-        [sys.executable, "-c", "from comms.clients.reading import _worker; _worker()"],
+        [sys.executable, "-c", _WORKER],
         input=json.dumps(job),
         capture_output=True,
         text=True,
