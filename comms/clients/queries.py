@@ -24,11 +24,12 @@ from comms.store import Store
 _CORE_COLUMNS = ("name", "first_name", "last_name", "email", "phone", "company", "city")
 _SEARCHED = ("name", "company", "city")  # searched with the e-mail, attributes and phone
 _EMPTY = "''"
-# Accents stripped only from e-mails that have any (strlen counts bytes, length
-# characters): the same as strip_accents(c.email), at the cost of ILIKE alone,
-# where stripping a million ASCII e-mails would add about 30 ms per search word.
-_EMAIL_UNACCENTED = (
-    "(CASE WHEN strlen(c.email) = length(c.email) THEN c.email ELSE strip_accents(c.email) END)"
+# An e-mail matches a folded word the way fold_sql(c.email) would, but accents are
+# stripped only from e-mails that have non-ASCII letters (strlen counts bytes,
+# length characters): at a million clients a search word costs about 10 ms more CPU
+# than with ILIKE alone, where stripping every e-mail costs about 30 ms more.
+_EMAIL_MATCHES = (
+    "(c.email ILIKE ? OR (strlen(c.email) <> length(c.email) AND strip_accents(c.email) ILIKE ?))"
 )
 
 
@@ -78,9 +79,9 @@ def filter_where(f: ClientFilter) -> tuple[str, list[Any]]:
             parts.append(f"contains({fold_sql('CAST(c.attributes AS VARCHAR)')}, ?)")
             params += [folded] * 2
         else:
-            parts.append(f"{_EMAIL_UNACCENTED} ILIKE ?")
+            parts.append(_EMAIL_MATCHES)
             parts.append("strip_accents(CAST(c.attributes AS VARCHAR)) ILIKE ?")
-            params += [f"%{folded}%"] * 2
+            params += [f"%{folded}%"] * 3
         digits = re.sub(r"[\s\-/().]", "", term)
         if digits.lstrip("+").isdigit():
             parts.append("contains(coalesce(c.phone, ''), ?)")

@@ -532,11 +532,12 @@ def _check_chunk(kind: str, values: list[str], region: str) -> list:
     return [check_phone(v, region) for v in values]
 
 
-# A worker is a fresh interpreter that imports only comms.rules.validation (about
-# 20 MB): importing this module there would load the comms.clients package, and with
-# it pandas and DuckDB (about 120 MB). multiprocessing's spawn would re-run the
-# parent's __main__, which in Streamlit (and AppTest) is a page script; fork is
-# unsafe in the app's threaded process.
+# A worker is a fresh interpreter that imports only comms.rules.validation: importing
+# this module there would load the comms.clients package, and with it pandas and
+# DuckDB (bench_import: 164 MB per worker that way, 60 MB this way, for 50,000
+# values each). multiprocessing's spawn would re-run the parent's __main__, which
+# in Streamlit (and AppTest) is a page script; fork is unsafe in the app's
+# threaded process.
 _WORKER = """
 import json, sys
 from dataclasses import astuple
