@@ -186,6 +186,11 @@ MIGRATIONS: list[str] = [
     UPDATE messages SET status = 'excluded', excluded = false
     WHERE excluded AND status IN ('draft', 'invalid');
     """,
+    # 4: a send run's per-message outcomes live in message_attempts, named by the run's id;
+    # the action log keeps one line per run (not one per message: 26k rows for 26k sends)
+    """
+    ALTER TABLE message_attempts ADD COLUMN IF NOT EXISTS run_id VARCHAR;
+    """,
 ]
 
 _LOCK_RE = re.compile(r"Conflicting lock is held in (?P<proc>.+?) \(PID (?P<pid>\d+)\)")

@@ -320,7 +320,8 @@ def test_two_runs_at_once_never_send_a_message_twice(store: Store, sink: SmtpSin
 
 
 def test_send_run_records_the_person_who_started_it(store: Store, sink: SmtpSink) -> None:
-    """Per-message entries are written by worker threads: they must still name the user."""
+    """A run is one line per action, named after the person; its per-message outcomes
+    (written by the committer thread) are its message_attempts rows, under its run id."""
     from comms import actionlog
 
     batch_id, ids = seed(store, 3)
@@ -331,8 +332,20 @@ def test_send_run_records_the_person_who_started_it(store: Store, sink: SmtpSink
     finally:
         actionlog.set_user(None)
     assert statuses(store, ids) == ["sent"] * 3
-    per_message = store.rows(
-        'SELECT "user" FROM action_log WHERE message_id IS NOT NULL AND action <> ?', ["queue"]
+    lines = store.rows(
+        """SELECT action, "user", detail->>'run' AS run, detail->>'sent' AS sent"""
+        " FROM action_log WHERE action LIKE 'send run%' ORDER BY id"
     )
-    assert per_message, "the run wrote no per-message entries"
-    assert {r["user"] for r in per_message} == {"alice@example.com"}
+    assert [(r["action"], r["user"]) for r in lines] == [
+        ("send run start", "alice@example.com"),
+        ("send run end", "alice@example.com"),
+    ]
+    assert lines[0]["run"] == lines[1]["run"] and lines[1]["sent"] == "3"
+    per_message = store.rows(
+        "SELECT message_id, outcome, run_id FROM message_attempts ORDER BY message_id"
+    )
+    assert [(r["message_id"], r["outcome"]) for r in per_message] == [(i, "sent") for i in ids]
+    assert {r["run_id"] for r in per_message} == {lines[0]["run"]}
+    assert not store.rows(
+        "SELECT * FROM action_log WHERE message_id IS NOT NULL AND action <> 'queue'"
+    )

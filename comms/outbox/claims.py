@@ -54,12 +54,12 @@ _MESSAGE_COLUMNS_M = (
     " m.updated_at"
 )
 
-# outcome kind -> (move, action-log action, action-log outcome)
-_OUTCOMES: dict[str, tuple[str, str, str]] = {
-    "sent": ("sent", "send", "ok"),
-    "deferred": ("defer", "send deferred", "transient"),
-    "failed": ("fail", "send failed", "failed"),
-    "interrupted": ("interrupt", "interrupted", "interrupted"),
+# what became of a message -> the move that records it
+_OUTCOMES: dict[str, str] = {
+    "sent": "sent",
+    "deferred": "defer",
+    "failed": "fail",
+    "interrupted": "interrupt",
 }
 OUTCOME_KINDS = ("sent", "transient", "permanent", "interrupted")  # what a sender reports
 
@@ -229,23 +229,9 @@ def _claim_and_mark_sent(
     for res in sent:
         if res.attempts is None and res.message_id not in known:
             raise NotFound(f"No message with id {res.message_id}.")
-        attempts, batch_id, client_id = (
-            (res.attempts, res.batch_id, res.client_id)
-            if res.attempts is not None
-            else known[res.message_id]
-        )
+        attempts = res.attempts if res.attempts is not None else known[res.message_id][0]
         statuses[res.message_id] = target("sent")
         trail.add(res.message_id, attempts, "sent", res.provider_id)
-        trail.log.append(
-            {
-                "action": "send",
-                "outcome": "ok",
-                "batch_id": batch_id,
-                "message_id": res.message_id,
-                "client_id": client_id,
-                "detail": {"attempt": attempts, "provider_id": res.provider_id},
-            }
-        )
     return statuses, won
 
 
@@ -329,7 +315,7 @@ def _record(
         [
             at,
             [p[0] for p in plan],
-            [target(_OUTCOMES[p[1]][0]) for p in plan],
+            [target(_OUTCOMES[p[1]]) for p in plan],
             [p[2] for p in plan],
             [p[3] for p in plan],
             [by_id[p[0]].provider_id for p in plan],
@@ -337,33 +323,23 @@ def _record(
         ],
     )
     new_status: dict[int, str] = {}
-    for message_id, kind, reason, error, next_at in plan:
+    for message_id, kind, _reason, error, _next_at in plan:
         res, row = by_id[message_id], rows[message_id]
-        move, action, outcome = _OUTCOMES[kind]
-        new_status[message_id] = target(move)
-        detail: dict[str, Any] = {"attempt": row["attempts"], "error": error}
-        if next_at is not None:
-            detail["retry_in_seconds"] = round((next_at - at).total_seconds(), 3)
-        if kind == "failed":
-            detail["reason"] = reason
+        new_status[message_id] = target(_OUTCOMES[kind])
         trail.add(message_id, row["attempts"], res.status, res.provider_id or error)
-        trail.log.append(
-            {
-                "action": action,
-                "outcome": outcome,
-                "batch_id": row["batch_id"],
-                "message_id": message_id,
-                "client_id": row["client_id"],
-                "detail": detail,
-            }
-        )
     return new_status
 
 
 class _Trail:
-    """message_attempts rows and action-log entries of one commit, written in two statements."""
+    """message_attempts rows and action-log entries of one commit, written in two statements.
 
-    def __init__(self) -> None:
+    Per-message outcomes of a send run go to message_attempts only, stamped with
+    the run's id; the action log gets one line per run (comms.sending.dispatcher's
+    'send run start' / 'send run end', whose detail names the same `run`).
+    """
+
+    def __init__(self, run_id: str | None = None) -> None:
+        self.run_id = run_id
         self.attempts: dict[str, list[Any]] = {k: [] for k in ("id", "n", "outcome", "detail")}
         self.log: list[dict[str, Any]] = []
 
@@ -374,11 +350,11 @@ class _Trail:
     def write(self, cur: duckdb.DuckDBPyConnection, at: datetime) -> None:
         if self.attempts["id"]:
             cur.execute(
-                "INSERT INTO message_attempts (message_id, attempt, ts, outcome, detail)"
+                "INSERT INTO message_attempts (message_id, attempt, ts, outcome, detail, run_id)"
                 " SELECT unnest(?::BIGINT[]), unnest(?::INTEGER[]), ?, unnest(?::VARCHAR[]),"
-                " unnest(?::VARCHAR[])",
+                " unnest(?::VARCHAR[]), ?",
                 [self.attempts["id"], self.attempts["n"], at, self.attempts["outcome"],
-                 self.attempts["detail"]],
+                 self.attempts["detail"], self.run_id],
             )  # fmt: skip
         actionlog.record_many(cur, self.log, at=at)
 
@@ -444,6 +420,7 @@ def record_and_claim_many(
     policy: RetryPolicy = DEFAULT_POLICY,
     cache: ClaimCache | None = None,
     preferred: dict[str, dict] | None = None,
+    run_id: str | None = None,
 ) -> tuple[dict[int, str], dict[str, dict | None]]:
     """Record finished messages and claim the next one per worker, in ONE transaction.
 
@@ -464,7 +441,7 @@ def record_and_claim_many(
 
     def run(cur: duckdb.DuckDBPyConnection) -> tuple[dict[int, str], dict[str, dict | None]]:
         at = now()
-        trail = _Trail()
+        trail = _Trail(run_id)
         statuses = _record(cur, [r for r in results if r.status != "sent"], policy, at, trail)
         sent = [r for r in results if r.status == "sent"]
         got: dict[str, dict | None] = {w: None for w, _ in claims}

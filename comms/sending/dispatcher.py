@@ -143,8 +143,8 @@ class _Committer:
     # it the workers split into two cohorts that alternate commits of half size.
     GATHER_SECONDS = 0.004
 
-    def __init__(self, store: Store, policy: RetryPolicy) -> None:
-        self.store, self.policy = store, policy
+    def __init__(self, store: Store, policy: RetryPolicy, run_id: str | None = None) -> None:
+        self.store, self.policy, self.run_id = store, policy, run_id
         self.workers = 0  # live workers: a commit is "full" when all of them are in it
         self.cache = outbox.ClaimCache()  # due rows read ahead: claims need no SELECT
         self._lock = threading.Lock()
@@ -221,6 +221,7 @@ class _Committer:
                     policy=self.policy,
                     cache=self.cache,
                     preferred={r.worker: r.preferred for r in group if r.worker and r.preferred},
+                    run_id=self.run_id,
                 )
             except BaseException as exc:  # I3: nobody in this group goes on
                 for r in group:
@@ -444,20 +445,20 @@ def run_once(
     if not run.total:
         run.result.duration = time.monotonic() - started
         return run.result
-    token = uuid.uuid4().hex[:6]
+    token = uuid.uuid4().hex[:12]  # the run's id: its log lines and its message_attempts rows
     store.write(
         lambda cur: actionlog.record(
             cur,
             "send run start",
             batch_id=batch_id,
-            detail={"due": due, "message_ids": list(ids or ())[:50] or None},
+            detail={"run": token, "due": due, "message_ids": list(ids or ())[:50] or None},
         )
     )
     limiters = {c: TokenBucket(cfg.limits(c).per_second, cfg.limits(c).per_minute) for c in scopes}
     attachments = _Attachments(
         store, any(outbox.scope_has_attachments(store, sc) for sc in scopes.values())
     )
-    committer = _Committer(store, policy)
+    committer = _Committer(store, policy, token)
     try:
         while not stop.is_set():
             threads = []
@@ -498,9 +499,9 @@ def run_once(
             lambda cur: actionlog.record(
                 cur,
                 "send run end",
-                outcome="error" if r.errors else "ok",
+                outcome="error" if r.errors else ("failed" if r.failed or r.interrupted else "ok"),
                 batch_id=batch_id,
-                detail=r.to_dict(),
+                detail={"run": token, **r.to_dict()},
             )
         )
     return run.result
