@@ -1,4 +1,7 @@
-"""Sender settings from the environment or `.streamlit/secrets.toml` ([smtp], [twilio], [sending]).
+"""Sender settings from the environment or `.streamlit/secrets.toml`.
+
+Sections: [smtp], [twilio], [sending], and [feedback] (what closes the loop after
+sending: public URL, unsubscribe key, bounce address and mailbox).
 
 Each backend's settings are an immutable record validated at construction:
 a malformed value fails there, naming the setting. Secrets (password, auth
@@ -9,7 +12,7 @@ else and never a secret.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.headerregistry import Address
 from email.utils import parseaddr
 from pathlib import Path
@@ -181,6 +184,146 @@ class TwilioConfig:
             "from": self.sms_from,
             "messaging_service": self.uses_messaging_service,
             "api_base": self.api_base,
+        }
+
+
+IMAP_SECURITY = ("ssl", "starttls", "none")
+IMAP_PORTS = {"ssl": 993, "starttls": 143, "none": 143}
+
+
+def _public_url(raw: Any) -> str | None:
+    """COMMS_PUBLIC_URL without its trailing slash; None when unset."""
+    if not raw:
+        return None
+    url = str(raw).strip().rstrip("/")
+    if _has_newline(url) or not url.startswith(("http://", "https://")) or " " in url:
+        raise ConfigError(
+            "COMMS_PUBLIC_URL must be the app's base URL, starting with https:// (or http://)."
+        )
+    return url
+
+
+@dataclass(frozen=True)
+class ImapConfig:
+    """The mailbox that receives bounces, complaints and mailto unsubscribes."""
+
+    host: str
+    user: str
+    password: str = field(repr=False)
+    port: int = 993
+    security: str = "ssl"  # ssl | starttls | none
+    folder: str = "INBOX"
+    move_to: str | None = None  # processed mail is moved here (else flagged where it is)
+    interval: float = 300.0  # seconds between the background reader's fetches
+
+    def __post_init__(self) -> None:
+        if self.security not in IMAP_SECURITY:
+            raise ConfigError(
+                f"COMMS_BOUNCE_IMAP_SECURITY must be one of {', '.join(IMAP_SECURITY)}."
+            )
+        if not self.user or not self.password:
+            raise ConfigError(
+                "COMMS_BOUNCE_IMAP_HOST is set: COMMS_BOUNCE_IMAP_USER and"
+                " COMMS_BOUNCE_IMAP_PASSWORD are needed too."
+            )
+        if not 0 < int(self.port) < 65536:
+            raise ConfigError("COMMS_BOUNCE_IMAP_PORT must be a port number.")
+
+    @classmethod
+    def from_settings(cls) -> ImapConfig | None:
+        """The bounce mailbox, or None when COMMS_BOUNCE_IMAP_HOST is not set."""
+        host = setting("COMMS_BOUNCE_IMAP_HOST", "feedback", "imap_host")
+        if not host:
+            return None
+        security = str(setting("COMMS_BOUNCE_IMAP_SECURITY", "feedback", "imap_security", "ssl"))
+        security = security.lower()
+        return cls(
+            host=str(host),
+            user=str(setting("COMMS_BOUNCE_IMAP_USER", "feedback", "imap_user", "")),
+            password=str(setting("COMMS_BOUNCE_IMAP_PASSWORD", "feedback", "imap_password", "")),
+            port=_int(
+                "COMMS_BOUNCE_IMAP_PORT", "feedback", "imap_port", IMAP_PORTS.get(security, 993), 1
+            ),
+            security=security,
+            folder=str(setting("COMMS_BOUNCE_IMAP_FOLDER", "feedback", "imap_folder", "INBOX")),
+            move_to=setting("COMMS_BOUNCE_IMAP_MOVE_TO", "feedback", "imap_move_to"),
+            interval=_float("COMMS_BOUNCE_IMAP_INTERVAL", "feedback", "imap_interval", 300.0),
+        )
+
+    def describe(self) -> dict[str, Any]:
+        """Everything but the password."""
+        return {
+            "server": f"{self.host}:{self.port}",
+            "security": self.security,
+            "user": self.user,
+            "folder": self.folder,
+            "move_to": self.move_to,
+        }
+
+
+@dataclass(frozen=True)
+class FeedbackConfig:
+    """What closes the loop after sending: public URL, signing key, bounce address, limits.
+
+    `unsubscribe_key` is a secret (configured, else the key file beside the
+    database: comms.feedback.keys); it is never described.
+    """
+
+    public_url: str | None = None  # where recipients and Twilio reach the app
+    unsubscribe_key: str | None = field(default=None, repr=False)
+    bounce_address: str | None = None  # bounces@example.cz: VERP bounces+<id>-<sig>@...
+    soft_bounce_limit: int = 3  # soft bounces in a row for one address count as a hard one
+    imap: ImapConfig | None = None
+
+    def __post_init__(self) -> None:
+        if self.unsubscribe_key is not None and len(self.unsubscribe_key) < 16:
+            raise ConfigError("COMMS_UNSUBSCRIBE_KEY must be at least 16 characters long.")
+        if self.bounce_address:
+            addr = parse_from(self.bounce_address, "COMMS_BOUNCE_ADDRESS")
+            if addr.display_name or "+" in addr.username:
+                raise ConfigError(
+                    "COMMS_BOUNCE_ADDRESS must be a plain address without '+' (comms adds"
+                    " +<message>-<signature> to it)."
+                )
+        if self.soft_bounce_limit < 1:
+            raise ConfigError("COMMS_SOFT_BOUNCE_LIMIT must be at least 1.")
+
+    @property
+    def status_callback(self) -> str | None:
+        """The URL Twilio reports each SMS's status to (None without a public URL)."""
+        return f"{self.public_url}/hooks/twilio/status" if self.public_url else None
+
+    @property
+    def inbound_url(self) -> str | None:
+        """The URL Twilio forwards replies to (set it on the number in Twilio's console)."""
+        return f"{self.public_url}/hooks/twilio/inbound" if self.public_url else None
+
+    @classmethod
+    def from_settings(cls) -> FeedbackConfig:
+        """COMMS_PUBLIC_URL, COMMS_UNSUBSCRIBE_KEY, COMMS_BOUNCE_ADDRESS, COMMS_SOFT_BOUNCE_LIMIT,
+        COMMS_BOUNCE_IMAP_* (env, else [feedback] in secrets.toml)."""
+        key = setting("COMMS_UNSUBSCRIBE_KEY", "feedback", "unsubscribe_key")
+        bounce = setting("COMMS_BOUNCE_ADDRESS", "feedback", "bounce_address")
+        return cls(
+            public_url=_public_url(setting("COMMS_PUBLIC_URL", "feedback", "public_url")),
+            unsubscribe_key=str(key) if key else None,
+            bounce_address=str(bounce).strip() if bounce else None,
+            soft_bounce_limit=_int(
+                "COMMS_SOFT_BOUNCE_LIMIT", "feedback", "soft_bounce_limit", 3, 1
+            ),
+            imap=ImapConfig.from_settings(),
+        )
+
+    def describe(self) -> dict[str, Any]:
+        """Everything but the key (only whether one is configured or the key file is used)."""
+        return {
+            "public_url": self.public_url,
+            "unsubscribe_key": "configured" if self.unsubscribe_key else "key file",
+            "bounce_address": self.bounce_address,
+            "soft_bounce_limit": self.soft_bounce_limit,
+            "imap": self.imap.describe() if self.imap else None,
+            "status_callback": self.status_callback,
+            "inbound_url": self.inbound_url,
         }
 
 

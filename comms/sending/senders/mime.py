@@ -1,7 +1,14 @@
 """Build RFC 5322 e-mails: the bytes that go to the server, written directly.
 
 multipart/alternative text + HTML, real attachments, a unique Message-ID,
-From with a display name, Reply-To and List-Unsubscribe when configured.
+From with a display name, Reply-To, and what closes the loop after sending
+(comms.feedback.links): List-Unsubscribe with its one-click URL and mailto:,
+the message's own `{{ unsubscribe_url }}` in its bodies, and a VERP envelope
+sender when COMMS_BOUNCE_ADDRESS is set.
+
+International addresses: the domain goes out in its ASCII (IDNA) form; a
+non-ASCII local part makes the message need SMTPUTF8 (`Email.smtputf8`), and
+its headers are then written as UTF-8 (RFC 6532).
 
 Header injection is impossible by construction: addresses are validated
 (`recipient`: one address, no CR/LF, `email.headerregistry.Address` for any
@@ -25,7 +32,7 @@ import os
 import re
 import time
 from binascii import b2a_base64
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.header import Header
 from email.headerregistry import Address
 from email.message import Message
@@ -36,8 +43,10 @@ from functools import lru_cache
 from urllib.parse import quote
 
 from comms.config import setting
+from comms.feedback import links
+from comms.feedback.keys import signing_key
 from comms.sending.senders.base import Attachment, OutgoingMessage
-from comms.sending.senders.config import DEFAULT_FROM, parse_from
+from comms.sending.senders.config import DEFAULT_FROM, FeedbackConfig, SmtpConfig, parse_from
 from comms.templates.rendering import html_to_text
 
 _NEWLINES = re.compile(r"[\r\n\t\v\f\x00]+")
@@ -62,14 +71,35 @@ class EmailIdentity:
     from_address: str = DEFAULT_FROM
     reply_to: str | None = None
     list_unsubscribe: str | None = None  # "<https://...{client_id}>, <mailto:...>" or a bare URL
+    # The loop after sending (comms.feedback): without a key, no token is made.
+    public_url: str | None = None  # the one-click link PUBLIC_URL/u/<token>
+    bounce_address: str | None = None  # VERP envelope sender and the mailto: target
+    key: bytes | None = field(default=None, repr=False)  # signs the tokens; a secret
 
     @classmethod
     def from_settings(cls) -> EmailIdentity:
-        """COMMS_FROM, COMMS_REPLY_TO, COMMS_LIST_UNSUBSCRIBE (env or [smtp])."""
+        """COMMS_FROM, COMMS_REPLY_TO, COMMS_LIST_UNSUBSCRIBE (env or [smtp]) and the feedback."""
         return cls(
             from_address=str(setting("COMMS_FROM", "smtp", "from", DEFAULT_FROM)),
             reply_to=setting("COMMS_REPLY_TO", "smtp", "reply_to"),
             list_unsubscribe=setting("COMMS_LIST_UNSUBSCRIBE", "smtp", "list_unsubscribe"),
+        ).with_feedback()
+
+    @classmethod
+    def for_smtp(cls, config: SmtpConfig) -> EmailIdentity:
+        """The relay's identity (its From, Reply-To, List-Unsubscribe) and the feedback."""
+        return cls(config.from_address, config.reply_to, config.list_unsubscribe).with_feedback()
+
+    def with_feedback(self) -> EmailIdentity:
+        """This identity with COMMS_PUBLIC_URL, COMMS_BOUNCE_ADDRESS and the signing key."""
+        feedback = FeedbackConfig.from_settings()
+        return EmailIdentity(
+            self.from_address,
+            self.reply_to,
+            self.list_unsubscribe,
+            public_url=feedback.public_url,
+            bounce_address=feedback.bounce_address,
+            key=signing_key(),
         )
 
 
@@ -80,6 +110,8 @@ class Email:
     message_id: str  # the Message-ID header, "<...>"
     to: str  # the recipient's addr-spec: the envelope's RCPT TO
     data: bytes
+    mail_from: str | None = None  # the envelope sender (VERP) when not the From address
+    smtputf8: bool = False  # the recipient's local part is not ASCII: needs SMTPUTF8
 
     def headers(self) -> Message:
         """The header block parsed back by the stdlib (for tests and inspection)."""
@@ -104,10 +136,25 @@ def recipient(address: str, name: str | None = None) -> Address:
     plain = _PLAIN_ADDRESS.fullmatch(address)
     if plain:  # what the parser would return for it, at a tenth of the cost
         return Address(display_name=one_line(name), username=plain[1], domain=plain[2])
+    if not address.isascii():
+        return _international(address, name)
     try:
         return Address(display_name=one_line(name), addr_spec=address)
     except (ValueError, IndexError) as exc:
         raise InvalidMessage(f"invalid e-mail address: {address!r} ({exc})") from None
+
+
+def _international(address: str, name: str | None) -> Address:
+    """A non-ASCII address with its domain in ASCII (IDNA) form, as email-validator gives it."""
+    from email_validator import EmailNotValidError, validate_email
+
+    try:
+        checked = validate_email(address, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise InvalidMessage(f"invalid e-mail address: {address!r} ({exc})") from None
+    return Address(
+        display_name=one_line(name), username=checked.local_part, domain=checked.ascii_domain
+    )
 
 
 def _unsubscribe(template: str, message: OutgoingMessage) -> str:
@@ -145,16 +192,51 @@ def _address(addr: Address) -> str:
     return formataddr((addr.display_name, addr.addr_spec), charset="utf-8")
 
 
+def _utf8_to_header(addr: Address) -> str:
+    """The To line of an SMTPUTF8 message: the name RFC 2047-encoded, the address as UTF-8."""
+    value = f"<{addr.addr_spec}>"
+    if addr.display_name:
+        value = formataddr((addr.display_name, "x@x"), charset="utf-8")[: -len("<x@x>")] + value
+    if _NEWLINES.search(value):
+        raise InvalidMessage("To must be one line")
+    return f"To: {value}{CRLF}"
+
+
+def _loop_links(
+    message: OutgoingMessage, identity: EmailIdentity, sender: Address
+) -> tuple[str | None, bool, str | None]:
+    """(List-Unsubscribe value, one-click?, the link `{{ unsubscribe_url }}` becomes)."""
+    if identity.list_unsubscribe:  # configured by hand: used as written
+        value = _unsubscribe(identity.list_unsubscribe, message)
+        return value, "<https://" in value or "<http://" in value, None
+    if identity.key is None:
+        return None, False, None
+    mailbox = identity.bounce_address or (
+        parse_from(identity.reply_to, "COMMS_REPLY_TO").addr_spec
+        if identity.reply_to
+        else sender.addr_spec
+    )
+    value, one_click = links.list_unsubscribe(
+        message.id, identity.key, public_url=identity.public_url, mailto=mailbox
+    )
+    link = (
+        links.unsubscribe_url(identity.public_url, identity.key, message.id)
+        if identity.public_url
+        else links.unsubscribe_mailto(mailbox, identity.key, message.id)
+    )
+    return value, one_click, link
+
+
 @lru_cache(maxsize=16)
-def _identity_headers(identity: EmailIdentity) -> tuple[str, str, str | None]:
-    """(From header line, its domain, Reply-To header line), built once per configuration."""
+def _identity_headers(identity: EmailIdentity) -> tuple[str, Address, str | None]:
+    """(From header line, the From address, Reply-To header line), once per configuration."""
     sender = parse_from(identity.from_address)
     reply_to = (
         _header("Reply-To", _address(parse_from(identity.reply_to, "COMMS_REPLY_TO")))
         if identity.reply_to
         else None
     )
-    return _header("From", _address(sender)), sender.domain, reply_to
+    return _header("From", _address(sender)), sender, reply_to
 
 
 _date: tuple[int, str] = (-1, "")  # (a second, its Date header line): formatted once a second
@@ -230,36 +312,45 @@ def build_email(message: OutgoingMessage, identity: EmailIdentity) -> Email:
 
     Raises InvalidMessage for a recipient that is not exactly one valid address.
     """
-    from_header, domain, reply_to = _identity_headers(identity)
+    from_header, sender, reply_to = _identity_headers(identity)
+    domain = sender.domain
     to = recipient(message.to_address, message.to_name)
-    text = message.body_text
-    if not text and message.body_html:
-        text = html_to_text(message.body_html)
+    unsubscribe, one_click, link = _loop_links(message, identity, sender)
+    text = links.fill_unsubscribe(message.body_text, link)
+    html = links.fill_unsubscribe(message.body_html, link)
+    if not text and html:
+        text = html_to_text(html)
     body = _text_part(text or "", "plain")
-    if message.body_html:
-        alternative = [body, _text_part(message.body_html, "html")]
-        body = _multipart("alternative", alternative, text, message.body_html)
+    if html:
+        alternative = [body, _text_part(html, "html")]
+        body = _multipart("alternative", alternative, text, html)
     if message.attachments:
         # base64 never contains "=_", so only the texts can collide with the boundary
         parts = [body, *(_attachment_part(a) for a in message.attachments)]
-        body = _multipart("mixed", parts, text, message.body_html)
+        body = _multipart("mixed", parts, text, html)
     msgid = make_msgid(idstring=f"m{message.id}", domain=domain or None)
+    smtputf8 = not to.username.isascii()
     head = [
         from_header,
-        _header("To", _address(to)),
+        _utf8_to_header(to) if smtputf8 else _header("To", _address(to)),
         _header("Subject", _text_header(message.subject or "")),
         _date_header(),
         _header("Message-ID", msgid),
     ]
     if reply_to:
         head.append(reply_to)
-    if identity.list_unsubscribe:
-        value = _unsubscribe(identity.list_unsubscribe, message)
-        head.append(_header("List-Unsubscribe", value))
-        if "<https://" in value or "<http://" in value:
+    if unsubscribe:
+        head.append(_header("List-Unsubscribe", unsubscribe))
+        if one_click:
             head.append(_header("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
     head.append(f"MIME-Version: 1.0{CRLF}")
-    return Email(msgid, to.addr_spec, ("".join(head) + body).encode("ascii"))
+    mail_from = (
+        links.verp_address(identity.bounce_address, identity.key, message.id)
+        if identity.bounce_address and identity.key
+        else None
+    )
+    data = ("".join(head) + body).encode("utf-8" if smtputf8 else "ascii")
+    return Email(msgid, to.addr_spec, data, mail_from=mail_from, smtputf8=smtputf8)
 
 
 def as_smtp_bytes(email: Email) -> bytes:

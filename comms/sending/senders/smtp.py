@@ -23,6 +23,11 @@ after it: two round trips per message instead of four, which is most of the
 client's CPU on a fast relay (a system call, a wake-up and a reply parse per
 round trip). The content still goes only after the server's 354, and a
 refused MAIL or RCPT is reported exactly as without pipelining.
+
+The envelope sender is the message's VERP address when it has one
+(COMMS_BOUNCE_ADDRESS), else the From address. A recipient whose local part is
+not ASCII goes out with SMTPUTF8 when the server offers it; a server that does
+not is a permanent failure naming the reason (nothing is sent).
 """
 
 from __future__ import annotations
@@ -68,6 +73,8 @@ class _Prepared:
     msgid: str
     rcpt: str
     data: bytes
+    mail_from: str | None = None  # VERP envelope sender
+    smtputf8: bool = False
     refused: SmtpReply | None = None  # the server refused MAIL or RCPT
 
 
@@ -81,9 +88,7 @@ class SmtpSender(BaseSender):
     def __init__(self, config: SmtpConfig, identity: EmailIdentity | None = None) -> None:
         super().__init__()
         self.config = config
-        self.identity = identity or EmailIdentity(
-            config.from_address, config.reply_to, config.list_unsubscribe
-        )
+        self.identity = identity or EmailIdentity.for_smtp(config)
         self.envelope_from = parse_from(self.identity.from_address).addr_spec
         self._yag: yagmail.SMTP | None = None
         self._prepared: _Prepared | None = None
@@ -149,16 +154,27 @@ class SmtpSender(BaseSender):
         return f"cannot connect to {self.where}: {type(exc).__name__}: {exc}"
 
     # -- sending ---------------------------------------------------------------------
-    def _envelope(self, rcpt: str, data: bytes) -> list[tuple[str, str, tuple[int, ...]]]:
+    def _envelope(
+        self, rcpt: str, data: bytes, mail_from: str | None = None, smtputf8: bool = False
+    ) -> list[tuple[str, str, tuple[int, ...]]]:
         """MAIL FROM and RCPT TO as (step, command line, success codes): they deliver nothing."""
         assert self._yag is not None
         conn = self._yag.smtp
         conn.ehlo_or_helo_if_needed()
         size = f" SIZE={len(data)}" if conn.has_extn("size") else ""
+        if smtputf8:
+            if not conn.has_extn("smtputf8"):
+                raise SmtpReply(
+                    "MAIL FROM",
+                    553,
+                    "the server does not offer SMTPUTF8, which an address with non-ASCII"
+                    " letters before the @ needs",
+                )
+            size += " SMTPUTF8" + (" BODY=8BITMIME" if conn.has_extn("8bitmime") else "")
         # smtplib's mail()/rcpt() re-parse each address (quoteaddr); ours are already
         # validated single addr-specs (mime.recipient / parse_from), so write them as is.
         return [
-            ("MAIL FROM", f"MAIL FROM:<{self.envelope_from}>{size}\r\n", (250,)),
+            ("MAIL FROM", f"MAIL FROM:<{mail_from or self.envelope_from}>{size}\r\n", (250,)),
             ("RCPT TO", f"RCPT TO:<{rcpt}>\r\n", (250, 251)),
         ]
 
@@ -196,13 +212,22 @@ class SmtpSender(BaseSender):
         raise refused
 
     def _transaction(
-        self, rcpt: str, data: bytes, stage: list[str], envelope_sent: bool = False
+        self,
+        rcpt: str,
+        data: bytes,
+        stage: list[str],
+        envelope_sent: bool = False,
+        mail_from: str | None = None,
+        smtputf8: bool = False,
     ) -> None:
         """MAIL, RCPT, DATA, body, end-of-data; `stage` records how far it got."""
         assert self._yag is not None
         conn = self._yag.smtp
         stage[0] = _Stage.ENVELOPE
-        self._commands([DATA] if envelope_sent else [*self._envelope(rcpt, data), DATA])
+        if envelope_sent:
+            self._commands([DATA])
+        else:
+            self._commands([*self._envelope(rcpt, data, mail_from, smtputf8), DATA])
         payload = smtplib._quote_periods(data)  # dot-stuffing, as smtplib.data() does
         if not payload.endswith(CRLF):
             payload += CRLF
@@ -236,9 +261,11 @@ class SmtpSender(BaseSender):
             email = build_email(message, self.identity)
         except (InvalidMessage, ValueError):
             return False  # send() reports it
-        prepared = _Prepared(message.id, email.message_id, email.to, email.data)
+        prepared = _Prepared(
+            message.id, email.message_id, email.to, email.data, email.mail_from, email.smtputf8
+        )
         try:
-            self._commands(self._envelope(email.to, email.data))
+            self._commands(self._envelope(email.to, email.data, email.mail_from, email.smtputf8))
         except SmtpReply as exc:
             prepared.refused = exc
         except (smtplib.SMTPServerDisconnected, OSError):
@@ -263,12 +290,14 @@ class SmtpSender(BaseSender):
             return self._refused(prepared.refused)
         if prepared is not None:
             msgid, rcpt, data = prepared.msgid, prepared.rcpt, prepared.data
+            mail_from, smtputf8 = prepared.mail_from, prepared.smtputf8
         else:
             try:
                 email = build_email(message, self.identity)
             except (InvalidMessage, ValueError) as exc:
                 return Outcome.permanent(str(exc))
             msgid, rcpt, data = email.message_id, email.to, email.data
+            mail_from, smtputf8 = email.mail_from, email.smtputf8
         stage = [_Stage.ENVELOPE]
         for attempt in (1, 2):
             if not self.connected:
@@ -278,7 +307,14 @@ class SmtpSender(BaseSender):
                     self.open_failed = True
                     return Outcome.transient(self.describe_error(exc))
             try:
-                self._transaction(rcpt, data, stage, envelope_sent=prepared is not None)
+                self._transaction(
+                    rcpt,
+                    data,
+                    stage,
+                    envelope_sent=prepared is not None,
+                    mail_from=mail_from,
+                    smtputf8=smtputf8,
+                )
                 return Outcome.sent(msgid)
             except SmtpReply as exc:
                 return self._refused(exc)
