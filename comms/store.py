@@ -191,6 +191,43 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE message_attempts ADD COLUMN IF NOT EXISTS run_id VARCHAR;
     """,
+    # 5: what came back after sending (comms.feedback): delivery reports, bounces,
+    # complaints and unsubscribes per message; SMS replies; when to poll Twilio next
+    """
+    CREATE SEQUENCE IF NOT EXISTS feedback_event_id_seq START 1;
+    CREATE TABLE IF NOT EXISTS feedback_events (
+        id          BIGINT DEFAULT nextval('feedback_event_id_seq') NOT NULL,
+        ts          TIMESTAMP NOT NULL DEFAULT current_timestamp,
+        kind        VARCHAR NOT NULL,  -- delivered | undelivered | bounced | soft bounce | ...
+        message_id  BIGINT,
+        client_id   BIGINT,
+        batch_id    BIGINT,
+        channel     VARCHAR,
+        address     VARCHAR,
+        code        VARCHAR,           -- 5.1.1, Twilio's 30003, ...
+        detail      VARCHAR,           -- the diagnostic or the code's meaning
+        source      VARCHAR NOT NULL,  -- twilio callback | twilio poll | imap | file | web | mailto
+        dedupe_key  VARCHAR            -- one report seen twice is applied once
+    );
+    CREATE INDEX IF NOT EXISTS feedback_events_message_idx ON feedback_events (message_id);
+    CREATE SEQUENCE IF NOT EXISTS inbound_id_seq START 1;
+    CREATE TABLE IF NOT EXISTS inbound_messages (
+        id           BIGINT DEFAULT nextval('inbound_id_seq') NOT NULL,
+        received_at  TIMESTAMP NOT NULL DEFAULT current_timestamp,
+        channel      VARCHAR NOT NULL,
+        client_id    BIGINT,
+        from_address VARCHAR,
+        to_address   VARCHAR,
+        body         VARCHAR,
+        provider_id  VARCHAR,          -- Twilio's MessageSid
+        keyword      VARCHAR           -- stop | start | NULL
+    );
+    CREATE TABLE IF NOT EXISTS sms_polls (
+        message_id BIGINT NOT NULL,
+        polls      INTEGER NOT NULL DEFAULT 0,
+        next_at    TIMESTAMP
+    );
+    """,
 ]
 
 _LOCK_RE = re.compile(r"Conflicting lock is held in (?P<proc>.+?) \(PID (?P<pid>\d+)\)")
