@@ -9,16 +9,22 @@ its batch. The edited text is final (it is not rendered again);
 its HTML comes from comms.templates' body_parts. The message then becomes
 draft or invalid with the named reason, through comms.outbox.create's
 set_validity, the only move the editor makes.
+
+`revalidate` runs the same rule over messages as they stand (after an
+exclusion freed an address, say), and `include` brings excluded messages back
+into their batch's work (comms.outbox.include) and re-validates them in the
+same transaction, so an included message is never a sendable draft that
+the rule would refuse.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Container, Iterable, Mapping
 from typing import Any
 
 import duckdb
 
-from comms import actionlog
+from comms import actionlog, outbox
 from comms import templates as tpl
 from comms.errors import CommsError, InvalidTransition, NotFound
 from comms.outbox.create import DRAFT, EDITABLE, INVALID, set_validity
@@ -56,8 +62,14 @@ def _validate_one(
     address: str,
     text: str,
     subject: str | None = None,
+    suppressed: Container[str] | None = None,
+    pending: Container[int] = (),
 ) -> tuple[str, str | None, str | None]:
-    """(address, reason, detail) for an edited message: generation's rules, in its order."""
+    """(address, reason, detail) for an edited message: generation's rules, in its order.
+
+    `suppressed` (address_keys of the channel's suppression list) is read when not given;
+    messages in `pending` (re-validated after this one) do not make it a duplicate.
+    """
     channel = msg["channel"]
     consent = True
     if msg.get("client_id") is not None:
@@ -65,9 +77,10 @@ def _validate_one(
             f"SELECT consent_{channel} FROM clients WHERE id = ?", [msg["client_id"]]
         ).fetchone()
         consent = row is None or row[0] is not False
-    rows = cur.execute("SELECT address FROM suppressions WHERE channel = ?", [channel]).fetchall()
+    if suppressed is None:
+        suppressed = _suppressed(cur, channel)
     address, reason, detail = check_recipient(
-        channel, address, consent=consent, suppressed={address_key(channel, r[0]) for r in rows}
+        channel, address, consent=consent, suppressed=suppressed
     )
     if reason is None:
         left = tpl.PLACEHOLDER_RE.search(text + " " + (subject or ""))
@@ -84,10 +97,17 @@ def _validate_one(
             " AND NOT excluded AND lower(to_address) = lower(?) ORDER BY id",
             [msg["batch_id"], msg["id"], DRAFT, address],
         ).fetchall()
-        other = next((i for i, a in others if address_key(channel, a) == key), None)
+        other = next(
+            (i for i, a in others if i not in pending and address_key(channel, a) == key), None
+        )
         if other is not None:
             reason, detail = DUPLICATE, f"message {other} goes to the same address"
     return address, reason, detail
+
+
+def _suppressed(cur: duckdb.DuckDBPyConnection, channel: str) -> set[str]:
+    rows = cur.execute("SELECT address FROM suppressions WHERE channel = ?", [channel]).fetchall()
+    return {address_key(channel, r[0]) for r in rows if r[0]}
 
 
 def _refresh_counts(cur: duckdb.DuckDBPyConnection, batch_id: int | None) -> None:
@@ -180,3 +200,101 @@ def edit_message(
 
     store.write(tx)
     return get_message(store, message_id)
+
+
+def _revalidate_in(cur: duckdb.DuckDBPyConnection, ids: list[int]) -> dict[str, int]:
+    """Re-validate draft / invalid messages as they stand, in id order; {status: count}."""
+    from comms.store import dicts
+
+    rows = dicts(
+        cur,
+        "SELECT id, channel, client_id, batch_id, to_address, subject, body_text, status"
+        " FROM messages WHERE id IN (SELECT unnest(?::BIGINT[])) ORDER BY id",
+        [ids],
+    )
+    suppressed: dict[str, set[str]] = {}
+    counts = {DRAFT: 0, INVALID: 0}
+    # Generation's order: of two messages to one address the earlier one is the draft,
+    # so a message is compared with the others already decided, not the ones after it.
+    pending = {m["id"] for m in rows}
+    for msg in rows:
+        pending.discard(msg["id"])
+        if msg["status"] not in EDITABLE:
+            continue
+        channel = msg["channel"]
+        if channel not in suppressed:
+            suppressed[channel] = _suppressed(cur, channel)
+        address, reason, detail = _validate_one(
+            cur,
+            msg,
+            msg["to_address"] or "",
+            msg["body_text"] or "",
+            msg["subject"],
+            suppressed[channel],
+            pending,
+        )
+        status = INVALID if reason else DRAFT
+        set_validity(cur, [msg["id"]], status, reason, detail if reason else None)
+        counts[status] += 1
+    for batch_id in sorted({m["batch_id"] for m in rows if m["batch_id"] is not None}):
+        _refresh_counts(cur, batch_id)
+    return counts
+
+
+def revalidate(store: Store, message_ids: Iterable[int]) -> dict[str, int]:
+    """Apply the rule again to draft / invalid messages as they are; {status: count}.
+
+    For a change around them, not in them: an exclusion that freed an address
+    (a `duplicate` may now be the first), consent or the suppression list edited.
+    """
+    ids = sorted({int(i) for i in message_ids})
+    if not ids:
+        return {DRAFT: 0, INVALID: 0}
+
+    def tx(cur: duckdb.DuckDBPyConnection) -> dict[str, int]:
+        counts = _revalidate_in(cur, ids)
+        actionlog.record(
+            cur, "revalidate", detail={"count": len(ids), **counts, "message_ids": ids[:50]}
+        )
+        return counts
+
+    return store.write(tx)
+
+
+def include(store: Store, message_ids: Iterable[int]) -> dict[str, int]:
+    """Excluded messages back into their batch's work, re-validated; {status: count}.
+
+    One transaction: comms.outbox.include makes them drafts, the rule then
+    decides draft or invalid, before anything else can queue them.
+    """
+    ids = sorted({int(i) for i in message_ids})
+    if not ids:
+        return {DRAFT: 0, INVALID: 0}
+    with store.transaction() as cur:
+        outbox.include(store, ids)
+        return _revalidate_in(cur, ids)
+
+
+def exclude(store: Store, message_ids: Iterable[int]) -> int:
+    """Draft / invalid messages out of their batch's work (comms.outbox.exclude); how many.
+
+    A `duplicate` of an excluded message's address is re-validated in the same
+    transaction: with the earlier message gone it may be the one to send.
+    """
+    ids = sorted({int(i) for i in message_ids})
+    if not ids:
+        return 0
+    with store.transaction() as cur:
+        moved = outbox.exclude(store, ids)
+        freed = [
+            r[0]
+            for r in cur.execute(
+                "SELECT DISTINCT d.id FROM messages x JOIN messages d"
+                " ON d.batch_id = x.batch_id AND lower(d.to_address) = lower(x.to_address)"
+                " WHERE x.id IN (SELECT unnest(?::BIGINT[])) AND d.status = ? AND d.reason = ?",
+                [ids, INVALID, DUPLICATE],
+            ).fetchall()
+        ]
+        if freed:
+            _revalidate_in(cur, freed)
+        return moved

@@ -1,10 +1,12 @@
 """What every page shares: the store, the sign-in gate, the acting user, the banners,
-and the words and colours pages use for channels, statuses and body formats."""
+the words and colours pages use for channels, statuses and body formats, the one
+number format, and the button that asks before it destroys anything."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import streamlit as st
 
@@ -27,12 +29,67 @@ STATUS_COLORS = {
     "failed": "#d32f2f",
     "cancelled": "#616161",
     "interrupted": "#f57c00",
+    "excluded": "#bdbdbd",
+    "delivered": "#1b5e20",
+    "undelivered": "#c62828",
+    "bounced": "#b71c1c",
 }
 FORMAT_LABELS = {
     "markdown": "Markdown (recommended)",
     "html": "Raw HTML (advanced)",
     "text": "Plain text",
 }
+
+
+def number(value: Any, digits: int = 0) -> str:
+    """THE way a page writes a number: thousands separated ("98,000"); "—" for none.
+
+    One helper so the Czech / English issue can make every figure locale-aware at once.
+    """
+    if value is None or (isinstance(value, float) and value != value):
+        return "—"
+    if digits:
+        return f"{float(value):,.{digits}f}"
+    return f"{int(round(float(value))):,}"
+
+
+def counted(n: Any, noun: str, plural: str | None = None) -> str:
+    """ "1 message", "98,000 messages": the number through number(), the noun agreeing."""
+    word = noun if int(n or 0) == 1 else (plural or noun + "s")
+    return f"{number(n)} {word}"
+
+
+def confirmed_action(
+    key: str,
+    label: str,
+    *,
+    question: str,
+    confirm_label: str,
+    container: Any = None,
+    disabled: bool = False,
+    icon: str | None = None,
+    help: str | None = None,
+    keep_label: str = "Keep them",
+) -> bool:
+    """A button that asks first: True only in the run where the person confirmed.
+
+    Every destructive action of the app goes through it, its question naming the count.
+    """
+    where = container if container is not None else st
+    flag = f"confirm_{key}"
+    if where.button(label, key=key, disabled=disabled, icon=icon, help=help):
+        st.session_state[flag] = True
+    if not st.session_state.get(flag) or disabled:
+        return False
+    st.warning(question, icon=":material/warning:")
+    row = st.container(horizontal=True)
+    if row.button(confirm_label, key=f"{key}_yes", type="primary"):
+        st.session_state[flag] = False
+        return True
+    if row.button(keep_label, key=f"{key}_no"):
+        st.session_state[flag] = False
+        st.rerun()
+    return False
 
 
 def md_escape(text: str) -> str:

@@ -1,8 +1,13 @@
-"""The bulk send wizard: template, content, attachments, generate, review, finish.
+"""The bulk send wizard: template, content, attachments, recipients, review, finish.
 
-State lives in st.session_state under `wiz_*` keys, so every step survives
-reruns; the batch itself lives in the database from "Generate" on, so the
-review and finish steps only read and call comms.messages.generate / comms.outbox.
+Until "Generate", the send being prepared lives in st.session_state under
+`wiz_*` keys (the selection handed over by Clients, the template and text, the
+attachments, the recipients dropped). From "Generate" on, the batch in the
+database IS the wizard's state: the URL carries it (`?batch=N`, and
+`&step=finish` on the last step), and the step shown is derived from the
+batch's messages (comms.messages.batches.stage), so a reload, a bookmark or
+Outbox's "Review" lands on the same step. Every write goes through
+comms.messages (generate, editor, recipients, batches) and comms.outbox.
 """
 
 from __future__ import annotations
@@ -10,25 +15,50 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+import pandas as pd
 import streamlit as st
 
 from comms import outbox
 from comms import templates as tpl
-from comms.errors import CommsError
-from comms.messages import editor, generate, selection, testsend
+from comms.errors import CommsError, NotFound
+from comms.messages import batches, editor, generate, recipients, selection, testsend
 from comms.rules.sms import max_segments, to_gsm7
 from comms.sending import dispatcher
 from comms.store import Store
 from comms.templates import attachments as att
-from comms.ui.common import FORMAT_LABELS, md_escape
-from comms.ui.communication import CHANNEL_LABELS
+from comms.ui.common import (
+    CHANNEL_LABELS,
+    FORMAT_LABELS,
+    confirmed_action,
+    counted,
+    md_escape,
+    number,
+)
 from comms.ui.widgets import attachments as attachments_ui
 from comms.ui.widgets.sms_counter import sms_counter
+from comms.ui.widgets.tables import clear_picked, id_table
 
-STEPS = ("Template", "Content", "Attachments", "Generate", "Review", "Finish")
-BLANK = "(blank message)"
-STATUS_FILTERS = {"All": None, "Ready (draft)": "draft", "Invalid": "invalid"}
+STEPS = ("Template", "Content", "Attachments", "Recipients", "Review", "Finish")
+TEMPLATE, CONTENT, ATTACHMENTS, RECIPIENTS, REVIEW, FINISH = range(len(STEPS))
+BLANK = 0  # the template picker's "blank message" (template ids start at 1)
+BLANK_LABEL = "(blank message)"
+STATUS_FILTERS = {
+    "All": None,
+    "Ready (draft)": "draft",
+    "Invalid": "invalid",
+    "Excluded": "excluded",
+}
+RECIPIENT_VIEWS = {
+    "All": "all",
+    "With a problem": "problems",
+    "Passing every check": "ok",
+    "Dropped": "dropped",
+}
 REVIEW_ROWS = 500  # rows drawn in the review table (a batch can hold 100,000)
+RECIPIENT_ROWS = 200  # rows per page of the recipients list
+RECIPIENT_TABLE = "wiz_rcpt_table"
+DONE_KEY = "wiz_done"  # {batch id: what the last action on it did}, this session only
+MOVING = ("queued", "sending")  # a message on its way: panels showing it refresh
 
 
 # -- state ------------------------------------------------------------------------
@@ -41,7 +71,7 @@ def _set(key: str, value: Any) -> None:
 
 
 def reset() -> None:
-    """Forget the wizard's progress (the generated batch stays in the database)."""
+    """Forget the send being prepared (a generated batch stays in the database)."""
     for key in [k for k in st.session_state if str(k).startswith("wiz_")]:
         del st.session_state[key]
 
@@ -50,13 +80,50 @@ def _go(step: int) -> None:
     _set("step", step)
 
 
+def batch_in_url() -> int | None:
+    """The batch the URL names (?batch=N), if any."""
+    raw = st.query_params.get("batch")
+    return int(raw) if raw is not None and str(raw).strip().isdigit() else None
+
+
+def open_batch(batch_id: int, *, finish: bool = False) -> None:
+    """Show batch_id from now on: the URL carries it, so a reload lands here too."""
+    _set("at_batch", True)
+    st.query_params["batch"] = str(int(batch_id))
+    if finish:
+        st.query_params["step"] = "finish"
+    elif "step" in st.query_params:
+        del st.query_params["step"]
+
+
+def close_batch() -> None:
+    """Back to preparing a send (the URL no longer names a batch)."""
+    _set("at_batch", False)
+    for param in ("batch", "step"):
+        if param in st.query_params:
+            del st.query_params[param]
+
+
+def _done(batch_id: int) -> str | None:
+    return (st.session_state.get(DONE_KEY) or {}).get(int(batch_id))
+
+
+def _set_done(batch_id: int, text: str | None) -> None:
+    done = dict(st.session_state.get(DONE_KEY) or {})
+    if text is None:
+        done.pop(int(batch_id), None)
+    else:
+        done[int(batch_id)] = text
+    st.session_state[DONE_KEY] = done
+
+
 def _steps_for(channel: str) -> list[int]:
     # SMS has no attachments step.
-    return [i for i in range(len(STEPS)) if not (channel == "sms" and STEPS[i] == "Attachments")]
+    return [i for i in range(len(STEPS)) if not (channel == "sms" and i == ATTACHMENTS)]
 
 
 def _heading(step: int, channel: str, text: str) -> None:
-    """The step's heading, numbered as in the progress line (SMS has no step 3)."""
+    """The step's heading, numbered as in the progress line (SMS has no attachments step)."""
     st.subheader(f"{_steps_for(channel).index(step) + 1}. {text}")
 
 
@@ -70,11 +137,11 @@ def _prev(step: int, channel: str) -> int:
     return order[max(order.index(step) - 1, 0)]
 
 
-def _link(where: Any, label: str, page: str, icon: str, key: str) -> None:
+def _link(where: Any, label: str, page: str, icon: str, key: str, **params: str) -> None:
     # A button + switch_page rather than st.page_link, which refuses pages that the
     # navigation has not registered (a page run on its own, as in AppTest).
     if where.button(label, icon=icon, key=key):
-        st.switch_page(page)
+        st.switch_page(page, query_params=params or None)
 
 
 # -- selection ----------------------------------------------------------------------
@@ -85,13 +152,18 @@ def _selection() -> dict | None:
     return None
 
 
+def _wanted_channel() -> str:
+    wanted = st.session_state.get("comms_wizard_channel")
+    return wanted if wanted in CHANNEL_LABELS else "email"
+
+
 def _describe_selection(store: Store, sel: dict) -> tuple[int, str]:
     n = selection.selection_count(store, sel)
     if "client_ids" in sel:
-        return n, f"{n} selected client{'s' if n != 1 else ''}"
+        return n, f"{counted(n, 'selected client')}"
     flt = {k: v for k, v in (sel.get("filter") or {}).items() if v not in (None, "", "equals")}
     what = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in flt.items()) or "every client"
-    return n, f"all {n} matching clients ({what})"
+    return n, f"all {counted(n, 'matching client')} ({what})"
 
 
 def no_selection(store: Store) -> None:
@@ -130,22 +202,33 @@ def no_selection(store: Store) -> None:
 
 # -- the page -------------------------------------------------------------------------
 def render(store: Store) -> None:
-    """Draw the whole wizard for the current selection."""
+    """Draw the wizard: the batch the URL names, else the send being prepared."""
+    batch_id = batch_in_url()
     sel = _selection()
+    if (
+        batch_id is None
+        and _state("batch_id") is not None
+        and _state("at_batch", True)
+        and _same_send(sel)
+    ):
+        # Back on the page (from the menu) after generating: the batch, not step 1.
+        batch_id = int(_state("batch_id"))
+        open_batch(batch_id, finish=bool(_state("at_finish")))
+    if batch_id is not None:
+        render_batch(store, batch_id)
+        return
     if sel is None:
         no_selection(store)
         return
     count, description = _describe_selection(store, sel)
-    wanted = st.session_state.get("comms_wizard_channel")
-    wanted = wanted if wanted in CHANNEL_LABELS else "email"
-    if _state("selection") != sel or _state("origin_channel") != wanted:
+    if not _same_send(sel):
         # A new selection (or channel) from the directory starts a new send.
         reset()
         _set("selection", sel)
-        _set("origin_channel", wanted)
-        _set("channel", wanted)
+        _set("origin_channel", _wanted_channel())
+        _set("channel", _wanted_channel())
     channel = _state("channel", "email")
-    step = _state("step", 0)
+    step = min(_state("step", TEMPLATE), RECIPIENTS)
 
     top, change = st.columns([4, 1], vertical_alignment="center")
     top.markdown(f"**{CHANNEL_LABELS[channel]}** to **{md_escape(description)}**")
@@ -155,18 +238,23 @@ def render(store: Store) -> None:
         return
     _progress_header(step, channel)
 
-    if step == 0:
+    if step == TEMPLATE:
         step_template(store, channel)
-    elif step == 1:
+    elif step == CONTENT:
         step_content(store, channel, sel)
-    elif step == 2:
+    elif step == ATTACHMENTS:
         step_attachments(store)
-    elif step == 3:
-        step_generate(store, channel, sel, count)
-    elif step == 4:
-        step_review(store)
     else:
-        step_finish(store)
+        step_recipients(store, channel, sel)
+
+
+def _same_send(sel: dict | None) -> bool:
+    """Whether the session's send being prepared is for this selection and channel."""
+    return (
+        sel is not None
+        and _state("selection") == sel
+        and _state("origin_channel") == _wanted_channel()
+    )
 
 
 def _progress_header(step: int, channel: str) -> None:
@@ -181,7 +269,14 @@ def _progress_header(step: int, channel: str) -> None:
     st.markdown(" → ".join(labels))
 
 
-def _nav(step: int, channel: str, *, next_label: str = "Next", can_next: bool = True) -> bool:
+def _nav(
+    step: int,
+    channel: str,
+    *,
+    next_label: str = "Next",
+    can_next: bool = True,
+    why_not: str | None = None,
+) -> bool:
     """Back / Next buttons; returns True when Next was pressed."""
     # One row sized to the labels: fixed columns cut "Generate 1,234 messages" short.
     row = st.container(horizontal=True)
@@ -193,6 +288,7 @@ def _nav(step: int, channel: str, *, next_label: str = "Next", can_next: bool = 
         type="primary",
         icon=":material/arrow_forward:",
         disabled=not can_next,
+        help=None if can_next else why_not,
         key=f"wiz_next_{step}",
     )
 
@@ -231,10 +327,12 @@ def step_template(store: Store, channel: str) -> None:
         _set("channel", chosen)
         st.rerun()
     templates = tpl.list_templates(store, channel)
-    options: list[int | None] = [None, *[int(t["id"]) for t in templates]]
+    # BLANK, not None: a None value reads as "nothing chosen" ("Choose an option").
+    options: list[int] = [BLANK, *[int(t["id"]) for t in templates]]
     names = {int(t["id"]): t["name"] for t in templates}
     current = _state("template_id")
-    template_id = st.selectbox(
+    current = BLANK if current is None else current
+    picked = st.selectbox(
         "Template",
         options,
         index=(
@@ -242,9 +340,10 @@ def step_template(store: Store, channel: str) -> None:
             if "wiz_template_id" in st.session_state and current in options
             else (1 if templates else 0)
         ),
-        format_func=lambda i: BLANK if i is None else names[i],
+        format_func=lambda i: BLANK_LABEL if i == BLANK else names.get(i, f"template {i}"),
         key="wiz_template_select",
     )
+    template_id = None if picked in (None, BLANK) else int(picked)
     if not templates:
         st.caption(
             f"No {CHANNEL_LABELS[channel]} templates yet: start blank or create one in Templates."
@@ -257,20 +356,15 @@ def step_template(store: Store, channel: str) -> None:
             st.code(t.body, language=None, wrap_lines=True)
             if t.attachments:
                 st.caption("Attachments: " + ", ".join(a.filename for a in t.attachments))
-    if _nav(0, channel):
+    if _nav(TEMPLATE, channel):
         _set("template_id", template_id)
         if _state("loaded_template") != (channel, template_id):
             _load_template(store, template_id, channel)
-        _go(1)
+        _go(CONTENT)
         st.rerun()
 
 
 # -- 2. content ---------------------------------------------------------------------------
-def _preview_client(store: Store, sel: dict) -> dict | None:
-    cid = selection.first_client_id(store, sel)
-    return tpl.sample_client(store, cid) if cid is not None else None
-
-
 def _compiled(channel: str) -> tuple[tpl.CompiledTemplate | None, str | None]:
     try:
         return (
@@ -281,6 +375,32 @@ def _compiled(channel: str) -> tuple[tpl.CompiledTemplate | None, str | None]:
         )
     except CommsError as exc:
         return None, str(exc)
+
+
+def _preview_picker(store: Store, sel: dict) -> dict | None:
+    """Which recipient to preview for: the first, or any one found by name / address."""
+    search = st.text_input(
+        "Preview for",
+        key="wiz_preview_search",
+        placeholder="find a recipient: name, e-mail or phone",
+    )
+    found = recipients.preview_clients(store, sel, search, limit=50)
+    if not found:
+        st.caption("No selected client matches." if search else "No recipient to preview.")
+        return None
+    labels = {
+        int(c["id"]): f"{c['name'] or '(no name)'} · {c['email'] or c['phone'] or 'no address'}"
+        for c in found
+    }
+    ids = list(labels)
+    chosen = st.selectbox(
+        "Recipient",
+        ids,
+        format_func=labels.get,
+        key="wiz_preview_client",
+        label_visibility="collapsed",
+    )
+    return tpl.sample_client(store, int(chosen if chosen in labels else ids[0]))
 
 
 def step_content(store: Store, channel: str, sel: dict) -> None:
@@ -311,7 +431,8 @@ def step_content(store: Store, channel: str, sel: dict) -> None:
         _set("body", body)
         if channel == "sms":
             gsm7 = st.toggle(
-                "Replace diacritics (GSM-7: 160 characters per segment instead of 70)",
+                "Replace diacritics and typographic marks (GSM-7: 160 characters per segment "
+                "instead of 70)",
                 value=bool(_state("gsm7", False)),
                 key="wiz_gsm7_in",
             )
@@ -327,14 +448,14 @@ def step_content(store: Store, channel: str, sel: dict) -> None:
                 st.warning(
                     "Some recipients lack a field; their messages will be marked "
                     "“missing field” for you to fix or exclude: "
-                    + ", ".join(f"`{f}` empty for {n}" for f, n in lacking.items())
+                    + ", ".join(f"`{f}` empty for {number(n)}" for f, n in lacking.items())
                     + ". Tip: `{{ city | default('') }}` makes a field optional.",
                     icon=":material/warning:",
                 )
     with right:
-        client = _preview_client(store, sel) if compiled is not None else None
+        client = _preview_picker(store, sel) if compiled is not None else None
         if client is not None:
-            st.markdown(f"**Preview for {md_escape(client.get('name') or 'the first client')}**")
+            st.markdown(f"**Preview for {md_escape(client.get('name') or 'this client')}**")
             with st.container(border=True):
                 try:
                     r = tpl.render_preview(compiled, tpl.context_for(client))
@@ -360,8 +481,8 @@ def step_content(store: Store, channel: str, sel: dict) -> None:
         if c2.button("Save as a new template", key="wiz_save_new"):
             _save_template(store, channel, save_name, None)
 
-    if _nav(1, channel, can_next=error is None and bool(body.strip())):
-        _go(_next(1, channel))
+    if _nav(CONTENT, channel, can_next=error is None and bool(body.strip())):
+        _go(_next(CONTENT, channel))
         st.rerun()
 
 
@@ -393,46 +514,224 @@ def step_attachments(store: Store) -> None:
     files = att.get_attachments(store, ids)
     limit = att.max_message_bytes()
     total = att.total_size(files)
+    flash = _state("attach_flash")
+    if flash:
+        st.success(flash, icon=":material/attach_file:")
+        _set("attach_flash", None)
     attachments_ui.usage_caption(files, "Every message carries these files.")
     removed = attachments_ui.file_rows(files, key_prefix="wiz_rm")
     if removed is not None:
         _set("attachment_ids", [i for i in ids if i != removed])
         st.rerun()
+    # A file is attached as soon as it is picked: no second button to forget.
     uploads = attachments_ui.uploader("Add files", key=f"wiz_upload_{_state('upload_round', 0)}")
-    if uploads and st.button("Attach", icon=":material/upload:", key="wiz_attach"):
+    refused = False
+    if uploads:
         new = total + sum(u.size for u in uploads)
         if new > limit:
+            refused = True
             st.error(
                 f"These files would make {att.human_size(new)} per message; the limit is "
-                f"{att.human_size(limit)} (COMMS_MAX_ATTACHMENT_MB)."
+                f"{att.human_size(limit)} (COMMS_MAX_ATTACHMENT_MB). Remove some of them "
+                "from the box above.",
+                icon=":material/error:",
             )
         else:
             try:
                 added = [att.add_attachment(store, u.name, u.getvalue()) for u in uploads]
             except CommsError as exc:
-                st.error(str(exc))
+                refused = True
+                st.error(str(exc), icon=":material/error:")
             else:
+                batches.record_attachments_added(store, att.get_attachments(store, added))
                 _set("attachment_ids", list(dict.fromkeys([*ids, *added])))
                 _set("upload_round", _state("upload_round", 0) + 1)
+                _set("attach_flash", "Attached: " + ", ".join(u.name for u in uploads) + ".")
                 st.rerun()
-    if _nav(2, "email"):
-        _go(3)
+    if _nav(
+        ATTACHMENTS,
+        "email",
+        can_next=not refused,
+        why_not="Remove the files that cannot be attached first.",
+    ):
+        _go(RECIPIENTS)
         st.rerun()
 
 
-# -- 4. generate ---------------------------------------------------------------------------
-def step_generate(store: Store, channel: str, sel: dict, count: int) -> None:
-    _heading(3, channel, "Generate")
-    c1, c2, c3 = st.columns(3)
-    c1.metric("Recipients", f"{count:,}")
-    c2.metric("Channel", CHANNEL_LABELS[channel])
-    if channel == "email":
-        c3.metric("Attachments", len(_state("attachment_ids") or []))
-    else:
-        c3.metric("Diacritics", "replaced" if _state("gsm7") else "kept")
+# -- 4. recipients and generate -------------------------------------------------------------
+def _mark(ok: Any) -> str:
+    return "✓" if bool(ok) else "✗"
+
+
+def _recipient_rows(df: pd.DataFrame, channel: str) -> pd.DataFrame:
+    """The recipients page as shown: text marks, not checkboxes (nothing here is editable)."""
+    out = pd.DataFrame(
+        {
+            "Name": df["name"].fillna("").astype(str),
+            "E-mail" if channel == "email" else "Phone": df["address"].fillna("").astype(str),
+        }
+    )
+    for col, label, _ in recipients.CHECKS[channel]:
+        out[label] = df[col].map(_mark)
+    out["Problem"] = df["reason"].fillna("").astype(str)
+    out["Dropped"] = df["dropped"].map(lambda d: "dropped" if d else "")
+    return out
+
+
+def _earlier_sends(store: Store, channel: str, sel: dict) -> None:
+    """Warn when the same template already went to some of these clients."""
+    earlier = batches.earlier_sends(
+        store,
+        sel,
+        channel=channel,
+        template_id=_state("template_id"),
+        body=_state("body") or "",
+        subject=_state("subject") if channel == "email" else None,
+        exclude_batch=_state("batch_id"),
+    )
+    what = f"template “{_state('template_name')}”" if _state("template_name") else "this text"
+    for b in earlier:
+        name = f" ({b['name']})" if b.get("name") else ""
+        when = pd.Timestamp(b["created_at"]).strftime("%Y-%m-%d %H:%M")
+        if b["went_out"]:
+            st.warning(
+                f"You already sent {what} to {number(b['clients'])} of these clients: batch "
+                f"#{b['id']}{name} of {when} ({number(b['went_out'])} sent or queued). "
+                "Generating again sends it to them a second time.",
+                icon=":material/content_copy:",
+            )
+        else:
+            st.warning(
+                f"Batch #{b['id']}{name} of {when} already holds {what} for "
+                f"{number(b['clients'])} of these clients, kept as "
+                f"{counted(b['drafts'], 'draft')}. Review it instead of generating again?",
+                icon=":material/content_copy:",
+            )
+            if st.button(f"Review batch #{b['id']}", key=f"wiz_earlier_{b['id']}"):
+                open_batch(int(b["id"]))
+                st.rerun()
+
+
+def step_recipients(store: Store, channel: str, sel: dict) -> None:
+    _heading(RECIPIENTS, channel, "Recipients")
+    dropped = [int(i) for i in _state("dropped") or []]
+    counts = recipients.recipient_counts(store, sel, channel, dropped)
+    c = st.columns(4)
+    c[0].metric("Selected", number(counts.total))
+    c[1].metric("Pass every check", number(counts.ok))
+    c[2].metric("With a problem", number(counts.with_problem))
+    c[3].metric("Dropped", number(counts.dropped))
+    address = "e-mail address" if channel == "email" else "phone number (a mobile)"
     st.caption(
-        "One message per recipient is rendered and checked (address, opt-out, consent, "
-        "duplicates, missing fields). Nothing is sent in this step."
+        f"Each recipient's {address} is checked, then the suppression list, consent and "
+        "duplicates. A recipient with a problem is generated as invalid with that reason, "
+        "unless you drop it; problems of the text (a missing field) show at review."
+    )
+    if counts.reasons:
+        st.markdown(
+            "**Problems found:** "
+            + " · ".join(f"{reason} **{number(n)}**" for reason, n in counts.reasons.items())
+        )
+    _earlier_sends(store, channel, sel)
+
+    f1, f2 = st.columns([3, 2])
+    view = f1.radio("Show", list(RECIPIENT_VIEWS), horizontal=True, key="wiz_rcpt_view")
+    search = f2.text_input("Find a recipient", key="wiz_rcpt_search", placeholder="name or address")
+    filtered = recipients.recipient_page(
+        store, sel, channel, dropped, show=RECIPIENT_VIEWS[view], search=search, limit=1
+    )[0]
+    pages = max(1, -(-filtered // RECIPIENT_ROWS))
+    page = 1
+    if pages > 1:
+        page = st.pagination(pages, key="wiz_rcpt_page", max_visible_pages=7)
+    page = min(int(page or 1), pages)
+    _, df = recipients.recipient_page(
+        store,
+        sel,
+        channel,
+        dropped,
+        show=RECIPIENT_VIEWS[view],
+        search=search,
+        limit=RECIPIENT_ROWS,
+        offset=(page - 1) * RECIPIENT_ROWS,
+    )
+    if df.empty:
+        st.caption("No recipient matches." if search or view != "All" else "No recipients.")
+        picked: list[int] = []
+    else:
+        first = (page - 1) * RECIPIENT_ROWS
+        shown = f"{number(first + 1)}–{number(first + len(df))}"
+        st.caption(
+            f"{shown} of {counted(filtered, 'recipient')}. Tick rows to drop or restore them."
+        )
+        picked = id_table(
+            _recipient_rows(df, channel),
+            [int(i) for i in df["id"]],
+            key=RECIPIENT_TABLE,
+            keep_hidden=True,  # a selection survives paging and the filters
+            hide_index=True,
+            width="stretch",
+            placeholder="",
+        )
+    picked_dropped = [i for i in picked if i in set(dropped)]
+    picked_kept = [i for i in picked if i not in set(dropped)]
+    row = st.container(horizontal=True)
+    if row.button(
+        f"Drop {number(len(picked_kept))} selected" if picked_kept else "Drop selected",
+        key="wiz_rcpt_drop",
+        icon=":material/person_remove:",
+        disabled=not picked_kept,
+    ):
+        _set("dropped", sorted({*dropped, *picked_kept}))
+        clear_picked(RECIPIENT_TABLE)
+        st.rerun()
+    if row.button(
+        f"Restore {number(len(picked_dropped))} selected" if picked_dropped else "Restore selected",
+        key="wiz_rcpt_restore",
+        icon=":material/person_add:",
+        disabled=not picked_dropped,
+    ):
+        _set("dropped", sorted(set(dropped) - set(picked_dropped)))
+        clear_picked(RECIPIENT_TABLE)
+        st.rerun()
+    if row.button(
+        f"Drop all {number(counts.with_problem)} with a problem",
+        key="wiz_rcpt_drop_problems",
+        icon=":material/filter_alt_off:",
+        disabled=not counts.with_problem,
+    ):
+        _set(
+            "dropped",
+            sorted({*dropped, *recipients.ids_with_problem(store, sel, channel, dropped)}),
+        )
+        st.rerun()
+    if row.button(
+        f"Restore all {number(counts.dropped)} dropped",
+        key="wiz_rcpt_restore_all",
+        icon=":material/undo:",
+        disabled=not counts.dropped,
+    ):
+        _set("dropped", [])
+        st.rerun()
+    _generate(store, channel, sel, counts)
+
+
+def _generate(store: Store, channel: str, sel: dict, counts: recipients.RecipientCounts) -> None:
+    st.divider()
+    c1, c2 = st.columns(2)
+    if channel == "email":
+        c1.metric("Attachments", number(len(_state("attachment_ids") or [])))
+    else:
+        c1.metric("Diacritics", "replaced" if _state("gsm7") else "kept")
+    c2.metric("Messages to generate", number(counts.kept))
+    st.caption(
+        "One message per recipient is rendered and checked. Nothing is sent in this step."
+        + (
+            f" The {counted(counts.dropped, 'dropped recipient')} are generated as excluded "
+            "(you can bring them back at review)."
+            if counts.dropped
+            else ""
+        )
     )
     previous = _state("batch_id")
     if previous is not None:
@@ -442,63 +741,146 @@ def step_generate(store: Store, channel: str, sel: dict, count: int) -> None:
             icon=":material/info:",
         )
         if st.button(f"Back to batch {previous} without regenerating", key="wiz_to_review"):
-            _go(4)
+            open_batch(int(previous))
             st.rerun()
-    if _nav(3, channel, next_label=f"Generate {count:,} messages"):
-        bar = st.progress(0.0, text="Rendering messages…")
+    if not _nav(
+        RECIPIENTS,
+        channel,
+        next_label=f"Generate {counted(counts.kept, 'message')}",
+        can_next=counts.kept > 0,
+        why_not="Every recipient is dropped.",
+    ):
+        return
+    bar = st.progress(0.0, text="Rendering messages…")
 
-        def progress(done: int, total: int) -> None:
-            bar.progress(done / max(total, 1), text=f"Rendered {done:,} of {total:,}")
+    def progress(done: int, total: int) -> None:
+        bar.progress(done / max(total, 1), text=f"Rendered {number(done)} of {number(total)}")
 
-        try:
-            result = generate.generate_messages(
-                store,
-                selection=sel,
-                template_id=_state("template_id"),
-                channel=channel,
-                subject=_state("subject") if channel == "email" else None,
-                body=_state("body") or "",
-                body_format=_state("format") if channel == "email" else "text",
-                attachment_ids=(_state("attachment_ids") or []) if channel == "email" else [],
-                gsm7=bool(_state("gsm7")) if channel == "sms" else False,
-                progress=progress,
-            )
-        except CommsError as exc:
-            bar.empty()
-            st.error(str(exc), icon=":material/error:")
-            return
-        if previous is not None:
-            from comms import outbox
+    try:
+        result = generate.generate_messages(
+            store,
+            selection=sel,
+            template_id=_state("template_id"),
+            channel=channel,
+            subject=_state("subject") if channel == "email" else None,
+            body=_state("body") or "",
+            body_format=_state("format") if channel == "email" else "text",
+            attachment_ids=(_state("attachment_ids") or []) if channel == "email" else [],
+            gsm7=bool(_state("gsm7")) if channel == "sms" else False,
+            progress=progress,
+        )
+        recipients.drop_from_batch(store, result.batch_id, _state("dropped") or [])
+    except CommsError as exc:
+        bar.empty()
+        st.error(str(exc), icon=":material/error:")
+        return
+    if previous is not None:
+        outbox.cancel(store, batch_id=previous)
+    _set("batch_id", result.batch_id)
+    _set("at_finish", False)
+    st.session_state.pop("wiz_open_select", None)
+    open_batch(result.batch_id)
+    st.rerun()
 
-            outbox.cancel(store, batch_id=previous)
-        _set("batch_id", result.batch_id)
-        st.session_state.pop("wiz_open_select", None)
-        _go(4)
-        st.rerun()
+
+# -- the generated batch ---------------------------------------------------------------------
+def render_batch(store: Store, batch_id: int) -> None:
+    """A generated batch: review, finish, or what became of it, as its messages say."""
+    _apply_exclusions(store)  # before the counts: they include what the ticks did
+    try:
+        info = generate.batch_info(store, batch_id)
+    except NotFound:
+        st.error(f"Batch {batch_id} does not exist.", icon=":material/error:")
+        if st.button("Prepare a new send", key="wiz_missing_new"):
+            close_batch()
+            st.rerun()
+        return
+    info["excluded"] = int(info["by_status"].get("excluded", 0))
+    channel = info["channel"]
+    name = f": {md_escape(info['name'])}" if info.get("name") else ""
+    created = pd.Timestamp(info["created_at"]).strftime("%Y-%m-%d %H:%M")
+    by = f" by {md_escape(info['created_by'])}" if info.get("created_by") else ""
+    st.markdown(
+        f"**{CHANNEL_LABELS[channel]}** · batch **#{batch_id}**{name} · "
+        f"{counted(info['total'], 'recipient')} · generated {created}{by}"
+    )
+    done = _done(batch_id)
+    if done or batches.stage(info["by_status"]) == batches.DONE:
+        _progress_header(len(STEPS), channel)
+        step_done(store, info, done)
+        return
+    at_finish = st.query_params.get("step") == "finish"
+    _progress_header(FINISH if at_finish else REVIEW, channel)
+    if at_finish:
+        step_finish(store, info)
+    else:
+        step_review(store, info)
 
 
-# -- 5. review -----------------------------------------------------------------------------
 def _counts(store: Store, batch_id: int, info: dict) -> None:
     c = st.columns(4)
-    c[0].metric("Messages", info["total"])
-    c[1].metric("Ready to send", info["sendable"])
-    c[2].metric("Invalid", info["by_status"].get("invalid", 0))
-    c[3].metric("Excluded", info["excluded"])
+    c[0].metric("Messages", number(info["total"]))
+    c[1].metric("Ready to send", number(info["sendable"]))
+    c[2].metric("Invalid", number(info["by_status"].get("invalid", 0)))
+    c[3].metric("Excluded", number(info["excluded"]))
     reasons = generate.reason_counts(store, batch_id)
     if reasons:
         st.markdown(
             "**Why messages cannot be sent:** "
-            + " · ".join(f"{reason} **{n}**" for reason, n in reasons.items())
+            + " · ".join(f"{reason} **{number(n)}**" for reason, n in reasons.items())
         )
     if info["channel"] == "sms":
-        st.caption(f"SMS segments to send: {info['sendable_segments']}")
+        st.caption(f"SMS segments to send: {number(info['sendable_segments'])}")
 
 
-def step_review(store: Store) -> None:
-    batch_id = _state("batch_id")
-    info = generate.batch_info(store, batch_id)
-    _heading(4, info["channel"], f"Review batch {batch_id}")
+def _review_key(batch_id: int) -> str:
+    return f"wiz_review_{batch_id}_{_state('review_round', 0)}"
+
+
+def _apply_exclusions(store: Store) -> None:
+    """The review table's Exclude ticks of the last run: exclude or include those messages.
+
+    Positions are mapped to the ids drawn then; the table is then drawn afresh under a
+    new key, from the database, so a tick shows the message's status, not a pending edit.
+    """
+    drawn_key, drawn = st.session_state.get("wiz_review_drawn") or (None, [])
+    edits = (st.session_state.get(drawn_key) or {}).get("edited_rows") if drawn_key else None
+    if not edits:
+        return
+    out, back = [], []
+    for row, change in edits.items():
+        r = int(row)
+        if "exclude" in change and 0 <= r < len(drawn):
+            (out if change["exclude"] else back).append(drawn[r])
+    try:
+        excluded = editor.exclude(store, out) if out else 0
+        included = editor.include(store, back) if back else {}
+    except CommsError as exc:
+        _set("review_flash", ("error", str(exc)))
+    else:
+        parts = []
+        if excluded:
+            parts.append(f"{counted(excluded, 'message')} excluded")
+        if included:
+            n = sum(included.values())
+            bad = included.get("invalid", 0)
+            parts.append(
+                f"{counted(n, 'message')} included again"
+                + (f" ({number(bad)} still invalid)" if bad else "")
+            )
+        if parts:
+            _set("review_flash", ("success", "; ".join(parts) + "."))
+    _set("review_round", _state("review_round", 0) + 1)
+
+
+def step_review(store: Store, info: dict) -> None:
+    batch_id = int(info["id"])
+    _heading(REVIEW, info["channel"], f"Review batch {batch_id}")
     _counts(store, batch_id, info)
+    flash = _state("review_flash")
+    if flash:
+        getattr(st, flash[0])(flash[1])
+        _set("review_flash", None)
     c1, c2 = st.columns([2, 3])
     status = c1.radio("Show", list(STATUS_FILTERS), horizontal=True, key="wiz_review_filter")
     search = c2.text_input(
@@ -510,23 +892,30 @@ def step_review(store: Store) -> None:
     if len(table) == REVIEW_ROWS:
         total = generate.review_count(store, batch_id, STATUS_FILTERS[status], search=search)
         st.caption(
-            f"Showing the first {REVIEW_ROWS:,} of {total:,} messages; "
+            f"Showing the first {number(REVIEW_ROWS)} of {counted(total, 'message')}; "
             "find a recipient or filter by status to see others."
         )
     table["reason"] = table["reason"].fillna("")
     table["subject"] = table["subject"].fillna("")
-    # Status, reason and the exclusion first: the long text columns scroll off the right.
+    table["exclude"] = table["status"] == "excluded"
+    # The exclusion, status and reason first: the long text columns scroll off the right.
     detail = "segments" if info["channel"] == "sms" else "subject"
-    columns = ["recipient", "address", "status", "reason", "excluded", detail, "first_line"]
-    event = st.dataframe(
-        table.set_index("id")[columns],
+    columns = ["exclude", "recipient", "address", "status", "reason", detail, "first_line"]
+    ids = [int(i) for i in table["id"]]
+    key = _review_key(batch_id)
+    st.session_state["wiz_review_drawn"] = (key, ids)
+    st.data_editor(
+        table[columns],
+        key=key,
+        hide_index=True,
         width="stretch",
         height=min(400, 38 + 35 * max(len(table), 1)),
-        on_select="rerun",
-        selection_mode="single-row",
-        key="wiz_review_table",
+        disabled=[c for c in columns if c != "exclude"],
         column_config={
-            "id": st.column_config.NumberColumn("Message", format="%d"),
+            "exclude": st.column_config.CheckboxColumn(
+                "Exclude",
+                help="Tick to take the message out of this send; untick to bring it back.",
+            ),
             "recipient": "Recipient",
             "address": "Address",
             "subject": "Subject",
@@ -534,20 +923,9 @@ def step_review(store: Store) -> None:
             "segments": st.column_config.NumberColumn("Segments", format="%d"),
             "status": "Status",
             "reason": "Why not sendable",
-            "excluded": st.column_config.CheckboxColumn("Excluded"),
         },
         placeholder="",
     )
-    ids = [int(i) for i in table["id"]]
-    picked = None
-    # A row clicked in the table opens that message (once per click: the selectbox
-    # below stays the person's choice afterwards).
-    rows = getattr(getattr(event, "selection", None), "rows", None) if event is not None else None
-    if rows:
-        picked = ids[rows[0]] if rows[0] < len(ids) else None
-    if picked is not None and picked != _state("last_pick"):
-        _set("last_pick", picked)
-        st.session_state["wiz_open_select"] = picked
     if st.session_state.get("wiz_open_select") not in ids:
         st.session_state.pop("wiz_open_select", None)
     labels = {
@@ -565,14 +943,27 @@ def step_review(store: Store) -> None:
         )
         if opened is not None:
             message_panel(store, int(opened))
-    if _nav(4, info["channel"], next_label="Continue to sending"):
-        _go(5)
+    row = st.container(horizontal=True)
+    if _state("batch_id") == batch_id and _selection() is not None:
+        if row.button("Back to recipients", icon=":material/arrow_back:", key="wiz_back_review"):
+            close_batch()
+            _go(RECIPIENTS)
+            st.rerun()
+    if row.button(
+        "Continue to sending",
+        type="primary",
+        icon=":material/arrow_forward:",
+        key="wiz_next_review",
+    ):
+        _set("at_finish", True)
+        open_batch(batch_id, finish=True)
         st.rerun()
 
 
 def message_panel(store: Store, message_id: int) -> None:
     """One message as the recipient will see it, with edit and exclude."""
     msg = editor.get_message(store, message_id)
+    excluded = msg["status"] == "excluded"
     with st.container(border=True):
         st.markdown(
             f"**To:** {md_escape(msg['to_name'] or '')} · {md_escape(msg['to_address'] or '—')}"
@@ -580,8 +971,11 @@ def message_panel(store: Store, message_id: int) -> None:
         if msg["status"] == "invalid":
             detail = f" — {msg['error']}" if msg.get("error") else ""
             st.error(f"Cannot be sent: {msg['reason']}{detail}", icon=":material/block:")
-        if msg["excluded"]:
-            st.info("Excluded: this message will not be sent.", icon=":material/remove_circle:")
+        if excluded:
+            st.info(
+                "Excluded: this message will not be sent. Include it again to edit it.",
+                icon=":material/remove_circle:",
+            )
         if msg["channel"] == "email":
             st.markdown(f"**Subject:** {md_escape(msg['subject'] or '')}")
             st.html(msg["body_html"] or "")
@@ -595,6 +989,12 @@ def message_panel(store: Store, message_id: int) -> None:
         else:
             st.text(msg["body_text"] or "")
             sms_counter(msg["body_text"] or "", label="This message")
+        if excluded:
+            if st.button(
+                "Include again", key=f"wiz_include_{message_id}", icon=":material/add_circle:"
+            ):
+                _include_one(store, message_id)
+            return
         if msg["status"] not in editor.EDITABLE:
             st.caption(f"This message is {msg['status']}; it can no longer be edited.")
             return
@@ -622,51 +1022,49 @@ def message_panel(store: Store, message_id: int) -> None:
                     st.session_state["wiz_flash"] = (
                         f"Message #{message_id} saved but still invalid: {updated['reason']}."
                     )
+                _set("review_round", _state("review_round", 0) + 1)
                 st.rerun()
         flash = st.session_state.pop("wiz_flash", None)
         if flash:
             st.success(flash, icon=":material/check:")
-        if msg["excluded"]:
-            if st.button(
-                "Include again", key=f"wiz_include_{message_id}", icon=":material/add_circle:"
-            ):
-                generate.set_excluded(store, [message_id], False)
-                st.rerun()
-        elif st.button(
+        if st.button(
             "Exclude from this send",
             key=f"wiz_exclude_{message_id}",
             icon=":material/remove_circle:",
         ):
-            generate.set_excluded(store, [message_id], True)
+            try:
+                editor.exclude(store, [message_id])
+            except CommsError as exc:
+                st.error(str(exc))
+                return
+            _set("review_round", _state("review_round", 0) + 1)
             st.rerun()
+
+
+def _include_one(store: Store, message_id: int) -> None:
+    try:
+        counts = editor.include(store, [message_id])
+    except CommsError as exc:
+        st.error(str(exc))
+        return
+    if counts.get("invalid"):
+        st.session_state["wiz_flash"] = f"Message #{message_id} is back, but invalid."
+    _set("review_round", _state("review_round", 0) + 1)
+    st.rerun()
 
 
 # -- 6. finish ------------------------------------------------------------------------------
-def step_finish(store: Store) -> None:
-    batch_id = _state("batch_id")
-    info = generate.batch_info(store, batch_id)
-    _heading(5, info["channel"], "Finish")
-    done = _state("done")
-    if done:
-        st.success(done, icon=":material/check_circle:")
-        c1, c2 = st.columns(2)
-        _link(
-            c1,
-            "See them in Communication",
-            "pages/communication.py",
-            ":material/forum:",
-            "wiz_comm",
-        )
-        if c2.button("Start a new send", icon=":material/restart_alt:", key="wiz_restart"):
-            st.session_state.pop("comms_selection", None)
-            reset()
-            st.rerun()
-        return
+def step_finish(store: Store, info: dict) -> None:
+    batch_id = int(info["id"])
+    _heading(FINISH, info["channel"], "Finish")
     n = info["sendable"]
-    extra = f" ({info['sendable_segments']} SMS segments)" if info["channel"] == "sms" else ""
+    extra = (
+        f" ({number(info['sendable_segments'])} SMS segments)" if info["channel"] == "sms" else ""
+    )
     st.markdown(
-        f"**{n}** of {info['total']} messages {'is' if n == 1 else 'are'} ready to send"
-        f"{extra}. Invalid and excluded messages stay behind as they are."
+        f"**{number(n)}** of {counted(info['total'], 'message')} "
+        f"{'is' if n == 1 else 'are'} ready to send{extra}. Invalid and excluded messages "
+        "stay behind as they are."
     )
     if n == 0:
         st.warning(
@@ -708,25 +1106,39 @@ def step_finish(store: Store) -> None:
                 _queue(store, batch_id, when)
     with c3.container(border=True):
         st.markdown("**Keep for later**")
-        st.caption("Leave them as drafts; send them later from Communication.")
+        st.caption("Leave them as drafts; send them later from Outbox or Communication.")
         if st.button(
             "Keep for later", disabled=n == 0, key="wiz_keep", icon=":material/inventory_2:"
         ):
-            _set(
-                "done",
-                f"{n} messages kept as drafts in batch {batch_id}. Send them later from Communication.",
+            batches.record_kept(store, batch_id, n)
+            _set_done(
+                batch_id,
+                f"{counted(n, 'message')} kept as drafts in batch {batch_id}. Send them later "
+                "from Outbox (its Review button brings you back here) or Communication.",
             )
             st.rerun()
 
     _send_test(store, batch_id, info["channel"])
     st.divider()
     row = st.container(horizontal=True)
-    if row.button("Back to review", icon=":material/arrow_back:", key="wiz_back_5"):
-        _go(4)
+    if row.button("Back to review", icon=":material/arrow_back:", key="wiz_back_finish"):
+        _set("at_finish", False)
+        open_batch(batch_id)
         st.rerun()
-    if row.button("Discard this batch", icon=":material/delete:", key="wiz_discard"):
+    drafts = int(info["by_status"].get("draft", 0))
+    if confirmed_action(
+        "wiz_discard",
+        "Discard this batch",
+        question=f"Discard batch {batch_id}? Its {counted(drafts, 'draft')} will be cancelled "
+        "and never sent (they stay in Communication as cancelled).",
+        confirm_label=f"Yes, discard {counted(drafts, 'draft')}",
+        keep_label="Keep the batch",
+        container=row,
+        disabled=drafts == 0,
+        icon=":material/delete:",
+    ):
         moved = outbox.cancel(store, batch_id=batch_id)
-        _set("done", f"Batch {batch_id} discarded: {moved} drafts cancelled.")
+        _set_done(batch_id, f"Batch {batch_id} discarded: {counted(moved, 'draft')} cancelled.")
         st.rerun()
 
 
@@ -738,15 +1150,53 @@ def _queue(store: Store, batch_id: int, when: datetime | None) -> None:
         return
     if when is None:
         dispatcher.wake(store)  # due now: the background sender need not wait for its poll
-    if when is None:
-        _set("done", f"{n} messages queued to send now.")
+        _set_done(batch_id, f"{counted(n, 'message')} queued to send now.")
     else:
-        _set("done", f"{n} messages scheduled for {when:%Y-%m-%d %H:%M}.")
+        _set_done(batch_id, f"{counted(n, 'message')} scheduled for {when:%Y-%m-%d %H:%M}.")
     st.rerun()
 
 
+def _summary(by_status: dict[str, int]) -> str:
+    parts = [f"{number(by_status[s])} {s}" for s in outbox.STATUSES if by_status.get(s)]
+    return ", ".join(parts) or "no messages"
+
+
+def step_done(store: Store, info: dict, done: str | None) -> None:
+    """What became of the batch, and the ways on."""
+    batch_id = int(info["id"])
+    by_status = info["by_status"]
+    if done:
+        st.success(done, icon=":material/check_circle:")
+    elif not any(by_status.get(s) for s in batches.WENT_OUT):
+        st.info(
+            f"Batch {batch_id} was discarded: nothing of it was sent ({_summary(by_status)}).",
+            icon=":material/delete:",
+        )
+    else:
+        st.info(
+            f"Batch {batch_id} has left the wizard: {_summary(by_status)}. Follow it in Outbox.",
+            icon=":material/outbox:",
+        )
+    row = st.container(horizontal=True)
+    _link(row, "Follow it in Outbox", "pages/outbox.py", ":material/outbox:", "wiz_outbox")
+    if row.button("See them in Communication", icon=":material/forum:", key="wiz_comm"):
+        st.session_state["comm_f_batch"] = batch_id
+        st.session_state.pop("comms_comm_client_id", None)
+        st.switch_page("pages/communication.py")
+    if by_status.get("draft"):
+        if row.button("Back to the sending options", icon=":material/undo:", key="wiz_reopen"):
+            _set_done(batch_id, None)
+            open_batch(batch_id, finish=True)
+            st.rerun()
+    if row.button("Start a new send", icon=":material/restart_alt:", key="wiz_restart"):
+        st.session_state.pop("comms_selection", None)
+        reset()
+        close_batch()
+        st.rerun()
+
+
 def _send_test(store: Store, batch_id: int, channel: str) -> None:
-    with st.expander("Send a test"):
+    with st.expander("Send a test", expanded=_state("test_id") is not None):
         sample = generate.first_sendable(store, batch_id)
         label = "Send the first ready message to" + (
             " (e-mail)" if channel == "email" else " (phone)"
@@ -760,16 +1210,39 @@ def _send_test(store: Store, batch_id: int, channel: str) -> None:
         ):
             try:
                 test_id = testsend.copy_as_test_message(store, sample, address)
-                outbox.queue(store, message_ids=[test_id])
-                outcome = dispatcher.send_now(store, [test_id])
+                outbox.send_now(store, message_ids=[test_id])
             except CommsError as exc:
                 st.error(str(exc))
                 return
-            row = next((m for m in outcome.get("messages", []) if m["id"] == test_id), {})
-            if row.get("status") == "sent":
-                st.success(f"Test sent to {address} (message #{test_id}).", icon=":material/check:")
-            else:
-                st.warning(
-                    f"Test message #{test_id} is {row.get('status', 'not sent')}: "
-                    f"{row.get('error') or 'see Outbox'}."
-                )
+            # The page never sends: the background sender does, woken for it.
+            dispatcher.wake(store)
+            _set("test_id", test_id)
+        if _state("test_id") is not None:
+            test_status(store, int(_state("test_id")))
+
+
+def test_status(store: Store, message_id: int) -> None:
+    """Where the test message stands, refreshed every 2 s until it has its outcome."""
+    moving = outbox.get_message(store, message_id)["status"] in MOVING
+    st.fragment(_test_status, run_every=2 if moving else None)(store, message_id, moving)
+
+
+def _test_status(store: Store, message_id: int, ticking: bool) -> None:
+    msg = outbox.get_message(store, message_id)
+    to = msg["to_address"]
+    if msg["status"] in MOVING:
+        st.info(
+            f"Test message #{message_id} to {to} is {msg['status']}: the background sender "
+            "sends it within seconds.",
+            icon=":material/hourglass_top:",
+        )
+        return
+    if ticking:
+        st.rerun()  # settled: one full run stops the timer
+    if msg["status"] in ("sent", "delivered"):
+        st.success(f"Test sent to {to} (message #{message_id}).", icon=":material/check:")
+    else:
+        st.warning(
+            f"Test message #{message_id} is {msg['status']}: "
+            f"{msg.get('error') or msg.get('reason') or 'see Outbox'}."
+        )

@@ -1,0 +1,110 @@
+"""Tables whose selection is a set of ids, never row positions.
+
+st.dataframe reports a selection as positions in the table as the browser
+last drew it. Between that drawing and the click the list may change (a
+message was sent, a new one arrived, another page of the directory is shown),
+so a position alone could make an action hit a different row. `id_table`
+therefore keeps, per table key:
+
+- `<key>__drawn`: the ids in the order they were drawn in the previous run,
+  which is what the browser's positions refer to;
+- `<key>__picked`: the selected ids.
+
+Each run maps the browser's positions to ids through `__drawn`, updates
+`__picked`, then draws the new rows with the picked ids' new positions set as
+the table's selection, so what is highlighted is always what an action hits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+
+def _drawn_key(key: str) -> str:
+    return f"{key}__drawn"
+
+
+def _picked_key(key: str) -> str:
+    return f"{key}__picked"
+
+
+def picked_ids(key: str) -> list[int]:
+    """The ids selected in table `key` (as of the last run that drew it)."""
+    return list(st.session_state.get(_picked_key(key)) or [])
+
+
+def set_picked(key: str, ids: Sequence[int]) -> None:
+    """Replace the table's selection (drawn so on its next run)."""
+    st.session_state[_picked_key(key)] = [int(i) for i in ids]
+
+
+def clear_picked(key: str) -> None:
+    """Select nothing in table `key` (a callback, or before the table is drawn)."""
+    set_picked(key, [])
+
+
+def id_table(
+    df: pd.DataFrame,
+    ids: Sequence[int],
+    *,
+    key: str,
+    multi: bool = True,
+    keep_hidden: bool = False,
+    **dataframe_args: Any,
+) -> list[int]:
+    """Draw `df` (row i is the row of ids[i]) with row selection; the selected ids.
+
+    keep_hidden: ids selected earlier but not drawn now stay selected (the
+    directory's selection survives paging and filters); otherwise the selection
+    is what this run shows.
+    """
+    ids = [int(i) for i in ids]
+    drawn = list(st.session_state.get(_drawn_key(key)) or [])
+    picked = picked_ids(key)
+    state = st.session_state.get(key)
+    rows = _rows_of(state)
+    if state is not None and drawn:
+        clicked = [drawn[r] for r in rows if 0 <= r < len(drawn)]
+        shown_before = set(drawn)
+        if multi:
+            picked = [i for i in picked if i not in shown_before] + clicked
+        else:
+            # One row: the click made in the table, else the earlier pick.
+            picked = clicked[:1] if clicked or set(picked) <= shown_before else picked
+    present = set(ids)
+    if not keep_hidden:
+        picked = [i for i in picked if i in present]
+    picked = list(dict.fromkeys(picked))
+    if not multi:
+        picked = picked[-1:]
+    position = {i: n for n, i in enumerate(ids)}
+    wanted = sorted(position[i] for i in picked if i in position)
+    if wanted != sorted(rows):
+        st.session_state[key] = {"selection": {"rows": wanted, "columns": [], "cells": []}}
+    st.session_state[_picked_key(key)] = picked
+    st.session_state[_drawn_key(key)] = ids
+    st.dataframe(
+        df,
+        key=key,
+        on_select="rerun",
+        selection_mode="multi-row" if multi else "single-row",
+        **dataframe_args,
+    )
+    return picked
+
+
+def _rows_of(state: Any) -> list[int]:
+    """The row positions in a dataframe's selection state (any shape it comes in)."""
+    if state is None:
+        return []
+    selection = state.get("selection") if hasattr(state, "get") else None
+    if selection is None:
+        selection = getattr(state, "selection", None)
+    if selection is None:
+        return []
+    rows = selection.get("rows") if hasattr(selection, "get") else getattr(selection, "rows", [])
+    return [int(r) for r in rows or []]
