@@ -310,3 +310,101 @@ def test_send_now_on_a_100k_draft_batch_returns_at_once_and_leaves_sending_to_th
     at.run()
     assert not at.exception
     assert "Due now" in card_text(at, 1)
+
+
+@pytest.fixture
+def navigation_only(monkeypatch):
+    """Keep st.navigation mode across AppTest runs of app.py (see tests/test_auth.py)."""
+    from streamlit.runtime.pages_manager import PagesManager
+
+    original = PagesManager.__init__
+
+    def init(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(PagesManager, "__init__", init)
+
+
+def drafts_batch(store, *statuses):
+    """Batch 9: one message per status given (client 1), nothing moved lately."""
+
+    def fill(cur):
+        cur.execute("INSERT INTO clients (id, name) VALUES (1, 'Jana')")
+        cur.execute("INSERT INTO batches (id, channel, name) VALUES (9, 'email', 'Kept')")
+        for n, status in enumerate(statuses, start=900):
+            cur.execute(
+                "INSERT INTO messages (id, client_id, channel, source, batch_id, to_address,"
+                " subject, body_text, status) VALUES (?, 1, 'email', 'bulk', 9,"
+                " 'jana@example.com', 'Hi', 'Hi', ?)",
+                [n, status],
+            )
+
+    store.write(fill)
+
+
+def test_excluded_messages_are_out_of_the_batch_work(store):
+    drafts_batch(store, "draft", "excluded", "invalid")
+    at = AppTest.from_file(PAGE, default_timeout=30)
+    at.session_state["outbox_live"] = False
+    at.run()
+    text = card_text(at, 9)
+    assert "0 of 1 sent, 1 to go" in text  # the excluded and invalid ones are not work
+    assert ":gray-badge[excluded 1]" in text and ":gray-badge[invalid 1]" in text
+    assert "1 draft(s) kept to send later" in text
+    at.button(key="send_9").click().run()
+    assert any("Batch #9: 1 message(s) are due now" in s.value for s in at.success)
+    assert status_of(store, 900, 901, 902) == ["queued", "excluded", "invalid"]
+    at.run()
+    assert "1 draft(s) kept" not in card_text(at, 9)
+
+
+def test_a_discarded_batch_is_not_called_finished(store):
+    drafts_batch(store, "cancelled", "cancelled", "invalid")
+    store.write(lambda cur: cur.execute("UPDATE messages SET updated_at = now()"))
+    at = AppTest.from_file(PAGE, default_timeout=30).run()
+    text = card_text(at, 9)
+    assert "Discarded: 2 messages cancelled, nothing sent." in text
+    assert "finished" not in text
+
+
+def test_review_is_offered_for_a_batch_not_yet_sent(store, navigation_only):
+    seed(store)
+    store.write(lambda cur: cur.execute("DELETE FROM clients WHERE id = 1"))
+    drafts_batch(store, "draft", "invalid")
+    at = AppTest.from_file(PAGE, default_timeout=30).run()
+    assert at.button(key="review_9").label == "Review"
+    assert not any(b.key == "review_1" for b in at.button)  # batch 1 is sending
+    # From the app: Review opens the batch in Bulk send, at its review step.
+    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=30).run()
+    app.switch_page("pages/outbox.py").run()
+    app.button(key="review_9").click().run()
+    assert not app.exception
+    assert app.query_params["batch"] == "9"
+    assert any(s.value.endswith("Review batch 9") for s in app.subheader)
+
+
+def test_a_sending_batch_shows_its_rate_and_time_left(store):
+    drafts_batch(store, *["queued"] * 40, *["sent"] * 20)
+    store.write(
+        lambda cur: cur.execute(
+            "INSERT INTO message_attempts (message_id, attempt, ts, outcome)"
+            " SELECT id, 1, now() - INTERVAL 10 SECOND, 'sent' FROM messages"
+            " WHERE batch_id = 9 AND status = 'sent'"
+        )
+    )
+    at = AppTest.from_file(PAGE, default_timeout=30)
+    at.session_state["outbox_live"] = False
+    at.run()
+    text = card_text(at, 9)
+    # 20 sent over the last 10 s: 2 per second, 40 to go: about 20 s
+    assert "20 of 60 sent, 40 to go · 2.0/s · about 20 s left" in text
+
+
+def test_numbers_have_thousands_separators(store):
+    drafts_batch(store, *["draft"] * 1200)
+    at = AppTest.from_file(PAGE, default_timeout=30)
+    at.session_state["outbox_live"] = False
+    at.run()
+    assert "1,200 draft(s) kept" in card_text(at, 9)
+    assert ":gray-badge[draft 1,200]" in card_text(at, 9)

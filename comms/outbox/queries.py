@@ -139,3 +139,36 @@ def get_message(store: Store, message_id: int) -> dict:
     if not rows:
         raise NotFound(f"No message with id {message_id}.")
     return rows[0]
+
+
+def batch_rates(
+    store: Store, batch_ids: Iterable[int], *, window_seconds: float = 60.0
+) -> dict[int, float]:
+    """Per batch: messages per second handed to the server lately (sent or failed).
+
+    Counted from message_attempts over the last window_seconds, or since the
+    batch's first attempt in it when that is later (a batch that started 5 s
+    ago with 500 sent goes at 100/s, not 500/60). Batches with no attempt in
+    the window are left out.
+    """
+    ids = ids_of(batch_ids)
+    if not ids:
+        return {}
+    at = now()
+    since = at - timedelta(seconds=window_seconds)
+    rows = (
+        store.cursor()
+        .execute(
+            "SELECT m.batch_id, count(*), min(a.ts) FROM message_attempts a"
+            " JOIN messages m ON m.id = a.message_id"
+            " WHERE a.ts >= ? AND m.batch_id IN (SELECT unnest(?::BIGINT[]))"
+            " GROUP BY m.batch_id",
+            [since, ids],
+        )
+        .fetchall()
+    )
+    rates: dict[int, float] = {}
+    for batch_id, n, first in rows:
+        span = max((at - first).total_seconds(), 1.0)
+        rates[int(batch_id)] = int(n) / span
+    return rates

@@ -18,6 +18,7 @@ from comms import outbox
 from comms.errors import CommsError
 from comms.outbox.queries import (
     batch_messages,
+    batch_rates,
     loose_messages,
     recently_moved_batches,
     scheduled_count,
@@ -25,6 +26,8 @@ from comms.outbox.queries import (
 )
 from comms.sending import dispatcher
 from comms.store import Store
+from comms.ui.common import confirmed_action, counted, number
+from comms.ui.widgets.tables import id_table
 
 # Counts shown for every batch, in this order, with their badge colours.
 SHOWN_STATUSES: tuple[tuple[str, str], ...] = (
@@ -32,11 +35,20 @@ SHOWN_STATUSES: tuple[tuple[str, str], ...] = (
     ("queued", "blue"),
     ("sending", "violet"),
     ("sent", "green"),
+    ("delivered", "green"),
+    ("undelivered", "red"),
+    ("bounced", "red"),
     ("failed", "red"),
     ("cancelled", "gray"),
     ("interrupted", "orange"),
 )
+# Out of the batch's work: never sent, not counted in its progress.
+OUT_OF_WORK: tuple[tuple[str, str], ...] = (("invalid", "gray"), ("excluded", "gray"))
+WENT_OUT = ("sent", "delivered", "undelivered", "bounced")  # handed to the server
+FINISHED = (*WENT_OUT, "failed", "cancelled")
 ACTIVE = ("draft", "queued", "sending", "failed", "interrupted")
+# A batch can be reviewed in the wizard while it has messages a person may still change.
+REVIEWABLE = ("draft", "invalid", "excluded")
 INTERRUPTED_HELP = (
     "These messages were being handed to the server when the app stopped or the "
     "connection dropped. **Nobody can know whether they arrived**, so they are never "
@@ -77,61 +89,52 @@ def _relative(seconds: float) -> str:
 def counts_markdown(counts: dict[str, int]) -> str:
     """Counts by status as coloured badges; statuses with no message are left out."""
     parts = []
-    for status, colour in SHOWN_STATUSES:
+    for status, colour in (*SHOWN_STATUSES, *OUT_OF_WORK):
         n = int(counts.get(status, 0) or 0)
         if n:  # eight badges, mostly "0", hid the two that matter
-            parts.append(f":{colour}-badge[{status} {n:,}]")
-    if counts.get("invalid"):
-        parts.append(f":gray-badge[invalid {int(counts['invalid']):,}]")
+            parts.append(f":{colour}-badge[{status} {number(n)}]")
     return " ".join(parts)
 
 
-def progress_of(counts: dict[str, int]) -> tuple[float, str]:
-    """Share of sendable messages that are finished, and a sentence saying so."""
-    sendable = sum(int(counts.get(s, 0) or 0) for s, _ in SHOWN_STATUSES)
-    finished = sum(int(counts.get(s, 0) or 0) for s in ("sent", "failed", "cancelled"))
-    sent = int(counts.get("sent", 0) or 0)
+def _n(counts: dict[str, int], *statuses: str) -> int:
+    return sum(int(counts.get(s, 0) or 0) for s in statuses)
+
+
+def progress_of(
+    counts: dict[str, int], rate: float | None = None, due: int | None = None
+) -> tuple[float, str]:
+    """Share of the batch's work that is finished, and a sentence saying so.
+
+    Invalid and excluded messages are out of the work. `rate` (messages per
+    second lately) and `due` (how many are still to be handed over) add the
+    speed and an estimate of the time left.
+    """
+    sendable = _n(counts, *(s for s, _ in SHOWN_STATUSES))
+    finished = _n(counts, *FINISHED)
+    sent = _n(counts, *WENT_OUT)
     if sendable == 0:
-        invalid = int(counts.get("invalid", 0) or 0)
-        why = f": all {invalid:,} are invalid (see the reasons in Communication)" if invalid else ""
+        out = _n(counts, "invalid", "excluded")
+        why = ""
+        if out:
+            why = f": all {number(out)} are invalid or excluded (see the reasons in Communication)"
+            if not counts.get("excluded"):
+                why = f": all {number(out)} are invalid (see the reasons in Communication)"
         return 0.0, f"No sendable messages{why}."
     to_go = sendable - finished
-    text = f"{sent:,} of {sendable:,} sent"
+    cancelled = _n(counts, "cancelled")
+    if not to_go and cancelled == sendable:
+        return 1.0, f"Discarded: {counted(cancelled, 'message')} cancelled, nothing sent."
+    text = f"{number(sent)} of {number(sendable)} sent"
     if counts.get("failed"):
-        text += f", {int(counts['failed']):,} failed"
-    text += f", {to_go:,} to go" if to_go else ", finished"
+        text += f", {number(counts['failed'])} failed"
+    if cancelled:
+        text += f", {number(cancelled)} cancelled"
+    text += f", {number(to_go)} to go" if to_go else ", finished"
+    if to_go and rate:
+        text += f" · {number(rate, 1) if rate < 10 else number(rate)}/s"
+        left = (due if due is not None else to_go) / rate
+        text += f" · about {_relative(left)} left"
     return finished / sendable, text
-
-
-# -- confirmation of destructive actions -------------------------------------------
-
-
-def confirmed_action(
-    key: str,
-    label: str,
-    *,
-    question: str,
-    confirm_label: str,
-    container: Any,
-    disabled: bool = False,
-    icon: str | None = None,
-    help: str | None = None,
-) -> bool:
-    """A button that asks first: True only in the run where the person confirmed."""
-    flag = f"confirm_{key}"
-    if container.button(label, key=key, disabled=disabled, icon=icon, help=help):
-        st.session_state[flag] = True
-    if not st.session_state.get(flag):
-        return False
-    st.warning(question, icon=":material/warning:")
-    yes, no = st.columns([1, 3])
-    if yes.button(confirm_label, key=f"{key}_yes", type="primary"):
-        st.session_state[flag] = False
-        return True
-    if no.button("Keep them", key=f"{key}_no"):
-        st.session_state[flag] = False
-        st.rerun()
-    return False
 
 
 def flash(message: str, kind: str = "success") -> None:
@@ -169,9 +172,9 @@ def send_soon(
     if not moved:
         return "Nothing to send: no draft or queued message is left."
     if dispatcher.wake(store):
-        return f"{moved:,} message(s) are going out now; progress shows below."
+        return f"{number(moved)} message(s) are going out now; progress shows below."
     return (
-        f"{moved:,} message(s) are due now. The background sender is not running in this "
+        f"{number(moved)} message(s) are due now. The background sender is not running in this "
         "process, so they go out when it runs (or with `comms send`)."
     )
 
@@ -222,11 +225,16 @@ def _render_body(store: Store, ticking: bool) -> None:
             "No batch is waiting or sending."
             + ("" if show_all or not batches else " Finished batches are hidden.")
         )
+    rates = batch_rates(
+        store, [b["batch_id"] for b in shown if b.get("sending") or b.get("queued")]
+    )
     for batch in shown:
-        render_batch(store, batch)
+        render_batch(store, batch, rates.get(int(batch["batch_id"])))
     hidden = len(batches if show_all else active) - len(shown)
     if hidden > 0:
-        st.caption(f"{hidden:,} older batch(es) not shown; see Communication for every message.")
+        st.caption(
+            f"{number(hidden)} older batch(es) not shown; see Communication for every message."
+        )
     render_loose(store)
     if ticking and not moving(store):
         st.rerun()  # everything settled: one full run stops the timer
@@ -239,24 +247,24 @@ def render_overview(store: Store) -> dict[str, int]:
     cols = st.columns(5)
     cols[0].metric(
         "Due now",
-        f"{outbox.due_count(store):,}",
+        number(outbox.due_count(store)),
         help="Queued, due and not paused: the dispatcher sends these next.",
     )
-    cols[1].metric("Scheduled", f"{later:,}")
-    cols[2].metric("Sending", f"{counts['sending']:,}")
-    cols[3].metric("Failed", f"{counts['failed']:,}")
-    cols[4].metric("Interrupted", f"{counts['interrupted']:,}")
+    cols[1].metric("Scheduled", number(later))
+    cols[2].metric("Sending", number(counts["sending"]))
+    cols[3].metric("Failed", number(counts["failed"]))
+    cols[4].metric("Interrupted", number(counts["interrupted"]))
     if counts["interrupted"]:
         st.warning(
-            f"{counts['interrupted']:,} message(s) were interrupted mid-send: delivery is "
+            f"{number(counts['interrupted'])} message(s) were interrupted mid-send: delivery is "
             "unknown. Decide about them below (batch cards and single messages).",
             icon=":material/help:",
         )
     return counts
 
 
-def render_batch(store: Store, b: dict[str, Any]) -> None:
-    """One batch: title, progress, counts, schedule and its actions."""
+def render_batch(store: Store, b: dict[str, Any], rate: float | None = None) -> None:
+    """One batch: title, progress (with its speed and time left), counts, schedule, actions."""
     bid = int(b["batch_id"])
     counts = {s: int(b.get(s) or 0) for s in outbox.STATUSES}
     with st.container(border=True, key=f"batch_card_{bid}"):
@@ -271,17 +279,18 @@ def render_batch(store: Store, b: dict[str, Any]) -> None:
         )
         if b.get("paused"):
             tag.markdown(":orange-badge[:material/pause: Paused]")
-        fraction, text = progress_of(counts)
+        due = counts["sending"] + counts["queued"] - scheduled_count(store, bid) if rate else None
+        fraction, text = progress_of(counts, rate, due)
         st.progress(fraction, text=text)
         st.markdown(counts_markdown(counts))
         _schedule_line(store, b, counts)
         _batch_actions(store, bid, counts, bool(b.get("paused")))
         if counts["interrupted"]:
-            with st.expander(f"Resolve {counts['interrupted']:,} interrupted", expanded=True):
+            with st.expander(f"Resolve {number(counts['interrupted'])} interrupted", expanded=True):
                 ids = batch_messages(store, bid, ("interrupted",))
                 render_resolution(store, ids, key=f"resolve_{bid}")
         if counts["failed"]:
-            with st.expander(f"Why {counts['failed']:,} failed"):
+            with st.expander(f"Why {number(counts['failed'])} failed"):
                 failed = batch_messages(store, bid, ("failed",))
                 st.dataframe(
                     failed[["id", "client", "to_address", "attempts", "error"]],
@@ -295,7 +304,10 @@ def render_batch(store: Store, b: dict[str, Any]) -> None:
 def _schedule_line(store: Store, b: dict[str, Any], counts: dict[str, int]) -> None:
     if not counts["queued"]:
         if counts["draft"]:
-            st.caption(f"{counts['draft']:,} draft(s) kept to send later: Send now queues them.")
+            st.caption(
+                f"{number(counts['draft'])} draft(s) kept to send later: Send now queues them, "
+                "Review opens them in Bulk send."
+            )
         return
     later = scheduled_count(store, int(b["batch_id"]))
     if b.get("paused"):
@@ -304,7 +316,7 @@ def _schedule_line(store: Store, b: dict[str, Any], counts: dict[str, int]) -> N
         st.caption(f":material/schedule: Scheduled for {when(b.get('next_due_at'))}.")
     elif later:
         st.caption(
-            f":material/schedule: {counts['queued'] - later:,} due now, {later:,} scheduled "
+            f":material/schedule: {number(counts['queued'] - later)} due now, {number(later)} scheduled "
             f"(next {when(b.get('next_due_at'))})."
         )
     else:
@@ -312,8 +324,20 @@ def _schedule_line(store: Store, b: dict[str, Any], counts: dict[str, int]) -> N
 
 
 def _batch_actions(store: Store, bid: int, counts: dict[str, int], paused: bool) -> None:
-    c1, c2, c3, c4, c5 = st.columns(5)
+    # One row that wraps: five fixed columns cut "Cancel unsent" and "In action log" short.
+    row = st.container(horizontal=True)
+    c1 = c2 = c3 = c4 = c5 = row
     sendable = counts["draft"] + counts["queued"]
+    if any(counts.get(s) for s in REVIEWABLE) and not any(
+        counts.get(s) for s in ("queued", "sending", *FINISHED)
+    ):
+        if row.button(
+            "Review",
+            key=f"review_{bid}",
+            icon=":material/rate_review:",
+            help="Open the batch in Bulk send: see, edit or exclude its messages, then send.",
+        ):
+            st.switch_page("pages/wizard.py", query_params={"batch": str(bid)})
     if c1.button(
         "Send now",
         key=f"send_{bid}",
@@ -343,27 +367,30 @@ def _batch_actions(store: Store, bid: int, counts: dict[str, int], paused: bool)
     ):
         run_action(
             lambda: (
-                f"{outbox.retry(store, batch_id=bid):,} failed message(s) of batch "
+                f"{number(outbox.retry(store, batch_id=bid))} failed message(s) of batch "
                 f"#{bid} queued again."
             )
         )
-    with c5:
-        if st.button("In action log", key=f"log_{bid}", icon=":material/history:"):
-            st.switch_page("pages/action_log.py", query_params={"batch": str(bid)})
     unsent = counts["queued"] + counts["draft"]
-    if confirmed_action(
+    cancel = confirmed_action(
         f"cancel_{bid}",
         "Cancel unsent",  # drafts too, not only queued ones
-        question=f"Cancel {unsent:,} unsent message(s) of batch #{bid} "
-        f"({counts['queued']:,} queued, {counts['draft']:,} draft)? They will not be sent; "
-        "messages already sent are not affected.",
+        question=f"Cancel {number(unsent)} unsent message(s) of batch #{bid} "
+        f"({number(counts['queued'])} queued, {number(counts['draft'])} draft)? They will not "
+        "be sent; messages already sent are not affected.",
         confirm_label="Yes, cancel them",
         container=c4,
         disabled=unsent == 0,
         icon=":material/cancel:",
-    ):
+    )
+    if c5.button("In action log", key=f"log_{bid}", icon=":material/history:"):
+        st.switch_page("pages/action_log.py", query_params={"batch": str(bid)})
+    if cancel:
         run_action(
-            lambda: f"{outbox.cancel(store, batch_id=bid):,} message(s) of batch #{bid} cancelled."
+            lambda: (
+                f"{number(outbox.cancel(store, batch_id=bid))} message(s) of batch #{bid} "
+                "cancelled."
+            )
         )
 
 
@@ -405,13 +432,13 @@ def render_resolution(store: Store, interrupted: pd.DataFrame, *, key: str) -> N
             key=f"{key}_sure",
         )
     if st.button(
-        f"Apply to {len(chosen):,} message(s)",
+        f"Apply to {number(len(chosen))} message(s)",
         key=f"{key}_apply",
         disabled=not chosen or decision is None or not sure,
     ):
         run_action(
             lambda: (
-                f"{outbox.resolve_interrupted(store, chosen, decision):,} interrupted "
+                f"{number(outbox.resolve_interrupted(store, chosen, decision))} interrupted "
                 f"message(s): {RESOLUTION_LABELS[decision].split(' (')[0].lower()}."
             )
         )
@@ -430,7 +457,10 @@ def render_loose(store: Store) -> None:
             for t, s in zip(df["due_at"], df["status"], strict=True)
         ]
     )
-    event = st.dataframe(
+    # The selection is ids (comms.ui.widgets.tables): the list may change between the
+    # drawing and the click (a message sent, a new one failed); a message that left the
+    # list is no longer picked, and no position can point at another message.
+    chosen = id_table(
         shown[
             [
                 "id",
@@ -445,62 +475,57 @@ def render_loose(store: Store) -> None:
                 "source",
             ]
         ],
+        [int(i) for i in df["id"]],
+        key="loose_table",
         hide_index=True,
         width="stretch",
-        on_select="rerun",
-        selection_mode="multi-row",
-        key="loose_table",
         column_config=COLUMNS,
         placeholder="",
     )
-    rows = event.selection.rows if event is not None else []
-    # The selection is positions in the table as last drawn; the list may have changed
-    # since (a message sent, a new one failed), so positions map to the ids drawn then,
-    # and those ids to their rows now. A message that left the list is no longer picked.
-    drawn = st.session_state.get("loose_table_ids") or []
-    chosen = {drawn[i] for i in rows if i < len(drawn)}
-    st.session_state["loose_table_ids"] = [int(i) for i in df["id"]]
     picked = df[df["id"].isin(chosen)]
     by_status = {
         s: [int(i) for i in picked.loc[picked["status"] == s, "id"]] for s in outbox.STATUSES
     }
-    st.caption(f"{len(picked):,} selected." if rows else "Select messages to act on them.")
-    c1, c2, c3 = st.columns(3)
-    if c1.button(
-        f"Send {len(by_status['queued']):,} now",
+    st.caption(f"{number(len(picked))} selected." if chosen else "Select messages to act on them.")
+    row = st.container(horizontal=True)
+    if row.button(
+        f"Send {number(len(by_status['queued']))} now",
         key="loose_send",
         icon=":material/send:",
         type="primary",
         disabled=not by_status["queued"],
     ):
         run_action(lambda: send_soon(store, message_ids=by_status["queued"]))
-    if c2.button(
-        f"Retry {len(by_status['failed']):,} failed",
+    if row.button(
+        f"Retry {number(len(by_status['failed']))} failed",
         key="loose_retry",
         icon=":material/replay:",
         disabled=not by_status["failed"],
     ):
         run_action(
             lambda: (
-                f"{outbox.retry(store, message_ids=by_status['failed']):,} message(s) queued again."
+                f"{number(outbox.retry(store, message_ids=by_status['failed']))} message(s) "
+                "queued again."
             )
         )
     if confirmed_action(
         "loose_cancel",
-        f"Cancel {len(by_status['queued']):,} queued",
-        question=f"Cancel {len(by_status['queued']):,} queued message(s)? They will not be sent.",
+        f"Cancel {number(len(by_status['queued']))} queued",
+        question=f"Cancel {number(len(by_status['queued']))} queued message(s)? They will not "
+        "be sent.",
         confirm_label="Yes, cancel them",
-        container=c3,
+        container=row,
         disabled=not by_status["queued"],
         icon=":material/cancel:",
     ):
         run_action(
             lambda: (
-                f"{outbox.cancel(store, message_ids=by_status['queued']):,} message(s) cancelled."
+                f"{number(outbox.cancel(store, message_ids=by_status['queued']))} message(s) "
+                "cancelled."
             )
         )
     # Every interrupted single message waits for a decision, selected or not.
     interrupted = df[df["status"] == "interrupted"]
     if not interrupted.empty:
-        with st.expander(f"Resolve {len(interrupted):,} interrupted", expanded=True):
+        with st.expander(f"Resolve {number(len(interrupted))} interrupted", expanded=True):
             render_resolution(store, interrupted, key="loose_resolve")
