@@ -25,7 +25,9 @@ that is each side's fixed cost (process start + imports + setup), and
 the two sides; figures are medians over --runs. The sink (a minimal asyncio
 SMTP server by default, or tests/servers.py's aiosmtpd one) runs in its own
 process, so its CPU is never counted; it must receive exactly N messages on
-each side, with N distinct Message-IDs.
+each side, with N distinct Message-IDs. The environment reaches `comms send`,
+so e.g. COMMS_SMTP_CONNECTIONS=16 times another number of connections. The
+fast sink offers PIPELINING, as mainstream relays do; aiosmtpd does not.
 """
 
 from __future__ import annotations
@@ -378,7 +380,11 @@ def main() -> None:
                 flush=True,
             )
 
-        print(f"\nCPU = user + sys of the whole command (/usr/bin/time), median of {args.runs}")
+        print(
+            f"\nchecked: every run's sink received exactly {n:,} messages from each side"
+            f" ({n:,} distinct Message-IDs from comms) and 0 from the 0-message runs"
+        )
+        print(f"CPU = user + sys of the whole command (/usr/bin/time), median of {args.runs}")
         summary = {}
         for side in sides:
             full, fixed = results[(side, n)], results[(side, 0)]
