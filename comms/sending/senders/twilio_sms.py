@@ -4,6 +4,12 @@ The API base URL is configurable (COMMS_TWILIO_API_BASE) by setting the
 `api` domain's `base_url`, which is where twilio 9 builds every Messages URL
 from, so tests and proxies can point it at another server.
 
+With COMMS_PUBLIC_URL set, each SMS asks Twilio for status callbacks
+(StatusCallback = PUBLIC_URL/hooks/twilio/status, comms.web); `fetch_status`
+reads one message's status back (GET Messages/{Sid}.json) for polling
+without one (comms.feedback.twilio). `{{ unsubscribe_url }}` in a body
+becomes the message's own link (comms.feedback.links).
+
 Errors: HTTP 429 and 5xx are transient; other 4xx are permanent and keep
 Twilio's code and message (21211: invalid 'To' number). A request that may
 have reached Twilio without an answer (read timeout, connection reset after
@@ -20,8 +26,10 @@ from twilio.base.exceptions import TwilioException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
+from comms.feedback import links
+from comms.feedback.keys import signing_key
 from comms.sending.senders.base import BaseSender, Outcome, OutgoingMessage
-from comms.sending.senders.config import TwilioConfig
+from comms.sending.senders.config import FeedbackConfig, TwilioConfig
 
 # twilio's HTTP client logs every request's form (numbers, message text) at INFO;
 # ours says nothing below WARNING, so personal data never lands in a log.
@@ -39,9 +47,10 @@ class TwilioSender(BaseSender):
     channel = "sms"
     backend = "twilio"
 
-    def __init__(self, config: TwilioConfig) -> None:
+    def __init__(self, config: TwilioConfig, feedback: FeedbackConfig | None = None) -> None:
         super().__init__()
         self.config = config
+        self.feedback = feedback or FeedbackConfig.from_settings()
         self._client: Client | None = None
         self._http: TwilioHttpClient | None = None
 
@@ -60,7 +69,17 @@ class TwilioSender(BaseSender):
 
     def _send(self, message: OutgoingMessage) -> Outcome:
         assert self._client is not None
-        params = {"to": message.to_address, "body": message.body_text or ""}
+        body = message.body_text or ""
+        if links.UNSUBSCRIBE_URL in body:
+            link = (
+                links.unsubscribe_url(self.feedback.public_url, signing_key(), message.id)
+                if self.feedback.public_url
+                else None
+            )
+            body = links.fill_unsubscribe(body, link) or ""
+        params = {"to": message.to_address, "body": body}
+        if self.feedback.status_callback:
+            params["status_callback"] = self.feedback.status_callback
         if self.config.uses_messaging_service:
             params["messaging_service_sid"] = self.config.sms_from
         else:
@@ -87,3 +106,15 @@ class TwilioSender(BaseSender):
             self.close()
             return Outcome.interrupted(f"no answer from {self.config.api_base}: {exc}")
         return Outcome.sent(created.sid)
+
+    def fetch_status(self, sid: str) -> dict[str, object]:
+        """One message's status as Twilio has it now: {status, error_code, error_message}."""
+        if not self.connected:
+            self.open()
+        assert self._client is not None
+        fetched = self._client.messages(sid).fetch()
+        return {
+            "status": fetched.status,
+            "error_code": fetched.error_code,
+            "error_message": fetched.error_message,
+        }
