@@ -13,12 +13,19 @@ after N messages, or to delay its RCPT and end-of-data replies::
 `TwilioServer`: a threaded HTTP server speaking Twilio's Messages API
 (POST /2010-04-01/Accounts/{sid}/Messages.json, basic auth, form body) that
 answers like Twilio (201 + JSON with an SM... SID) and records every message;
-per number it can reply 21211 / 429 / 500::
+per number it can reply 21211 / 429 / 500. It also answers GET
+/2010-04-01/Accounts/{sid}/Messages/{Sid}.json with the message's current
+status (polling), and plays Twilio's side of the webhooks: a status callback to
+the StatusCallback URL a message was sent with, and an inbound reply, each
+signed with X-Twilio-Signature by the twilio package's RequestValidator::
 
     with TwilioServer() as tw:
         tw.program("+420601000001", (429, 20429, "Too Many Requests"))  # once
         tw.always("+15005550001", (400, 21211, "The 'To' number is not valid."))
         env = tw.env()  # TWILIO_ACCOUNT_SID / AUTH_TOKEN / COMMS_SMS_FROM / COMMS_TWILIO_API_BASE
+        tw.set_status(sid, "undelivered", 30003)  # what GET Messages/{sid}.json says now
+        tw.status_callback(sid, "delivered")  # POST, signed, to the message's StatusCallback
+        tw.inbound(url, "+420601000001", "STOP")  # POST a reply, signed, to url
 
 Both can also run as a separate process (so a benchmark's sink does not share
 the GIL, or a test's sink survives a killed client)::
@@ -51,10 +58,12 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlencode
+from urllib.request import Request, urlopen
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
+from twilio.request_validator import RequestValidator
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -312,6 +321,45 @@ class _TwilioHandler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def _authorised(self) -> bool:
+        owner = self.server.owner
+        expected = (
+            "Basic " + base64.b64encode(f"{owner.account_sid}:{owner.auth_token}".encode()).decode()
+        )
+        if self.headers.get("Authorization") == expected:
+            return True
+        self._reply(
+            401,
+            {
+                "code": 20003,
+                "message": "Authenticate",
+                "more_info": "https://www.twilio.com/docs/errors/20003",
+                "status": 401,
+            },
+        )
+        return False  # fmt: skip
+
+    def do_GET(self) -> None:  # noqa: N802
+        owner = self.server.owner
+        prefix = MESSAGES_PATH.format(sid=owner.account_sid)[: -len(".json")] + "/"
+        if not (self.path.startswith(prefix) and self.path.endswith(".json")):
+            self._reply(404, {"code": 20404, "message": "The requested resource was not found",
+                              "status": 404})  # fmt: skip
+            return
+        if not self._authorised():
+            return
+        msg_sid = self.path[len(prefix) : -len(".json")]
+        with owner.lock:
+            owner.fetches.append(msg_sid)
+            resource = owner.resources.get(msg_sid)
+            resource = dict(resource) if resource else None
+        if resource is None:
+            self._reply(404, {"code": 20404, "message": f"Message {msg_sid} was not found",
+                              "more_info": "https://www.twilio.com/docs/errors/20404",
+                              "status": 404})  # fmt: skip
+            return
+        self._reply(200, resource)
+
     def do_POST(self) -> None:  # noqa: N802
         owner = self.server.owner
         length = int(self.headers.get("Content-Length") or 0)
@@ -361,7 +409,7 @@ class _TwilioHandler(BaseHTTPRequestHandler):
         owner._record_attempt(to, form, 201, msg_sid)
         body = form.get("Body", "")
         now = time.strftime("%a, %d %b %Y %H:%M:%S +0000", time.gmtime())
-        self._reply(201, {
+        resource = {
             "account_sid": sid, "api_version": "2010-04-01", "body": body,
             "date_created": now, "date_sent": None, "date_updated": now,
             "direction": "outbound-api", "error_code": None, "error_message": None,
@@ -370,7 +418,11 @@ class _TwilioHandler(BaseHTTPRequestHandler):
             "sid": msg_sid, "status": "accepted" if form.get("MessagingServiceSid") else "queued",
             "subresource_uris": {"media": f"/2010-04-01/Accounts/{sid}/Messages/{msg_sid}/Media.json"},
             "to": to, "uri": f"/2010-04-01/Accounts/{sid}/Messages/{msg_sid}.json",
-        })  # fmt: skip
+        }  # fmt: skip
+        with owner.lock:
+            owner.resources[msg_sid] = resource
+            owner.callbacks[msg_sid] = form.get("StatusCallback")
+        self._reply(201, resource)
 
 
 class _TwilioHTTPServer(ThreadingHTTPServer):
@@ -398,6 +450,9 @@ class TwilioServer:
         self._programmed: dict[str, deque[Reply]] = defaultdict(deque)
         self._always: dict[str, Reply] = {}
         self.attempts: list[dict[str, Any]] = []  # every request, with its HTTP status
+        self.resources: dict[str, dict[str, Any]] = {}  # SID -> the Message resource as now
+        self.callbacks: dict[str, str | None] = {}  # SID -> the StatusCallback it was sent with
+        self.fetches: list[str] = []  # SIDs asked for with GET Messages/{Sid}.json
         self._log = open(log_path, "a", buffering=1 << 16) if log_path else None
         self._thread: threading.Thread | None = None
 
@@ -441,6 +496,92 @@ class TwilioServer:
         """Answer every request for `to` with this error reply."""
         with self.lock:
             self._always[to] = reply
+
+    # -- after sending: status, polling, webhooks ------------------------------------------
+
+    def set_status(
+        self, sid: str, status: str, error_code: int | None = None, error_message: str | None = None
+    ) -> None:
+        """What GET Messages/{sid}.json answers from now on."""
+        with self.lock:
+            self.resources[sid].update(
+                status=status, error_code=error_code, error_message=error_message
+            )
+
+    def signed_post(
+        self,
+        url: str,
+        params: dict[str, str],
+        *,
+        post_to: str | None = None,
+        token: str | None = None,
+    ) -> tuple[int, str]:
+        """POST params to post_to (default: url), signed for url as Twilio signs webhooks.
+
+        A proxy in front of the app is played by giving post_to: Twilio signs the
+        public URL it was given, the request arrives at another host. `token`
+        signs with another auth token (a forgery). Returns (HTTP status, body).
+        """
+        signature = RequestValidator(token or self.auth_token).compute_signature(url, params)
+        request = Request(
+            post_to or url,
+            data=urlencode(params).encode(),
+            headers={"X-Twilio-Signature": signature,
+                     "Content-Type": "application/x-www-form-urlencoded"},
+            method="POST",
+        )  # fmt: skip
+        try:
+            with urlopen(request, timeout=30) as resp:
+                return resp.status, resp.read().decode()
+        except OSError as exc:  # urllib's HTTPError carries the refusal's status
+            code = getattr(exc, "code", None)
+            if code is None:
+                raise
+            return int(code), exc.read().decode() if hasattr(exc, "read") else ""
+
+    def status_callback(
+        self,
+        sid: str,
+        status: str,
+        error_code: int | None = None,
+        *,
+        post_to: str | None = None,
+        token: str | None = None,
+    ) -> tuple[int, str]:
+        """Twilio's status callback for a sent message, to the StatusCallback it was given."""
+        with self.lock:
+            url = self.callbacks.get(sid)
+            resource = dict(self.resources[sid])
+        if not url:
+            raise AssertionError(f"message {sid} was sent without a StatusCallback")
+        self.set_status(sid, status, error_code)
+        params = {
+            "AccountSid": self.account_sid, "ApiVersion": "2010-04-01",
+            "From": resource.get("from") or "", "To": resource["to"],
+            "MessageSid": sid, "SmsSid": sid, "MessageStatus": status, "SmsStatus": status,
+        }  # fmt: skip
+        if error_code is not None:
+            params["ErrorCode"] = str(error_code)
+        return self.signed_post(url, params, post_to=post_to, token=token)
+
+    def inbound(
+        self,
+        url: str,
+        from_: str,
+        body: str,
+        *,
+        to: str = "+15005550006",
+        post_to: str | None = None,
+        token: str | None = None,
+    ) -> tuple[int, str]:
+        """An inbound SMS forwarded to the app's webhook, as Twilio sends it."""
+        sid = "SM" + uuid.uuid4().hex
+        params = {
+            "AccountSid": self.account_sid, "ApiVersion": "2010-04-01", "MessageSid": sid,
+            "SmsSid": sid, "SmsMessageSid": sid, "From": from_, "To": to, "Body": body,
+            "NumMedia": "0", "NumSegments": "1",
+        }  # fmt: skip
+        return self.signed_post(url, params, post_to=post_to, token=token)
 
     def _next_reply(self, to: str) -> Reply | None:
         with self.lock:

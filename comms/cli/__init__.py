@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "comms.cli.templates",
     "comms.cli.sending",
     "comms.cli.history",
+    "comms.cli.feedback",
 )
 
 

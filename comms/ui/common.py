@@ -135,13 +135,18 @@ def start_app() -> None:
 def start_dispatcher() -> None:
     """The background sender thread, once per process, in a real server only.
 
-    Not under AppTest (its Runtime is a mock), nor when COMMS_DISPATCHER=off.
+    The app's lifespan (comms.web) starts it with the server; a page view starts
+    it only when the lifespan could not (the database was held by another
+    process then). Not under AppTest (its Runtime is a mock), nor when
+    COMMS_DISPATCHER=off.
     """
     import os
 
     from streamlit.runtime import Runtime
 
-    if os.environ.get("COMMS_DISPATCHER", "on").lower() == "off":
+    from comms.web import lifespan_started
+
+    if lifespan_started() or os.environ.get("COMMS_DISPATCHER", "on").lower() == "off":
         return
     if type(Runtime._instance) is not Runtime:
         return
