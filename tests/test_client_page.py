@@ -181,3 +181,52 @@ def test_email_with_template_attachment_and_upload(store, client_id):
     assert msg["status"] == "queued"
     names = [a["filename"] for a in history.get_message(store, msg["id"])["attachments"]]
     assert sorted(names) == ["price list.csv", "terms.pdf"]
+
+
+def test_template_picker_says_blank_message_after_sending(store, client_id):
+    """After Save draft the picker shows "Blank message", never "Choose an option"."""
+    add_template(store, "Hi", "email", "Hello {{ name }}", subject="Hi")
+    at = ok(page(client_id))
+    picker = at.selectbox(key="cd_email_template")
+    assert picker.format_func(picker.value) == "Blank message"
+    at.text_input(key="cd_email_subject").set_value("Note")
+    at.text_area(key="cd_email_body").set_value("Dear {{ name }}")
+    ok(at.button(key="cd_save_draft").click().run())
+    picker = at.selectbox(key="cd_email_template")
+    assert picker.value is not None
+    assert picker.format_func(picker.value) == "Blank message"
+
+
+def test_history_follows_a_message_sent_after_it_was_drawn(store, client_id):
+    """The defect: the detail showed "queued" and "Cancel 1 queued" for a message already
+    sent, and the button failed with "Cannot cancel message 14 (sent)"."""
+    queued = add_message(store, client_id, subject="On its way", status="queued")
+    at = ok(page(client_id))
+    at.session_state["cd_history"] = {"selection": {"rows": [0], "columns": [], "cells": []}}
+    ok(at.run())
+    assert at.button(key="cd_act_cancel").label == "Cancel 1 queued"
+    # The background sender sends it between the drawing and the click.
+    store.write(
+        lambda cur: cur.execute(
+            "UPDATE messages SET status = 'sent', sent_at = now() WHERE id = ?", [queued]
+        )
+    )
+    ok(at.button(key="cd_act_cancel").click().run())
+    assert not at.error
+    assert f"message {queued} is sent now: left as it is" in at.warning[0].value
+    assert history.get_message(store, queued)["status"] == "sent"
+    # and the panel shows what it is now
+    assert at.dataframe(key="cd_history").value["Status"].tolist()[0] == "sent"
+    assert at.button(key="cd_act_cancel").disabled
+
+
+def test_a_new_message_does_not_shift_the_selection(store, client_id):
+    at = ok(page(client_id))
+    old = history.client_history(store, client_id)[0]["id"]
+    at.session_state["cd_history"] = {"selection": {"rows": [0], "columns": [], "cells": []}}
+    ok(at.run())
+    assert any(f"E-mail {old}:" in m.value for m in at.markdown)
+    add_message(store, client_id, subject="Newer one")  # drawn above it from now on
+    ok(at.run())
+    assert any(f"E-mail {old}:" in m.value for m in at.markdown)  # still the one picked
+    assert at.session_state["cd_history"]["selection"]["rows"] == [1]

@@ -286,3 +286,32 @@ def test_invalid_message_says_why_it_cannot_be_sent_without_blaming_a_server(sto
     # nothing to send, retry or cancel: the buttons say what they do, not "0 draft(s)"
     assert at.button(key="comm_send_drafts").label == "Send drafts"
     assert at.button(key="comm_retry").label == "Retry failed"
+
+
+def test_a_message_sent_after_a_retry_shows_no_old_failure(store):
+    cid = add_client(store)
+    mid = add_message(
+        store, cid, subject="Retried", status="sent", reason="rejected by server", error=None
+    )
+    at = run(AppTest.from_file(PAGE, default_timeout=60))
+    assert at.dataframe[0].value["Reason / error"].tolist() == [""]
+    at.session_state["comm_table"] = {"selection": {"rows": [0], "columns": [], "cells": []}}
+    run(at)
+    shown = " ".join(m.value for m in at.markdown)
+    assert f"E-mail {mid}: Retried" in shown and "rejected by server" not in shown
+    assert not at.error
+
+
+def test_source_column_is_wide_enough_for_client_detail(data):
+    at = run(AppTest.from_file(PAGE, default_timeout=60))
+    config = at.dataframe[0].proto.columns
+    assert '"Source"' in config and '"medium"' in config.split('"Source"')[1][:80]
+
+
+def test_count_on_its_way(store):
+    cid = add_client(store)
+    add_message(store, cid, status="queued")  # due now
+    add_message(store, cid, status="queued", scheduled_at=dt.datetime.now() + dt.timedelta(days=1))
+    add_message(store, cid, status="sent")
+    assert history.count_on_its_way(store, history.MessageFilter(client_id=cid)) == 1
+    assert history.on_its_way(history.client_history_df(store, cid))

@@ -26,7 +26,7 @@ LIST_COLUMNS = """
     m.id, m.created_at, m.client_id, m.channel, m.status, m.source, m.batch_id,
     m.to_address, m.to_name, m.subject,
     left(coalesce(m.body_text, ''), 120) AS snippet,
-    m.reason, m.error, m.attempts, m.segments, m.scheduled_at, m.sent_at
+    m.reason, m.error, m.attempts, m.segments, m.scheduled_at, m.next_attempt_at, m.sent_at
 """
 
 
@@ -34,7 +34,8 @@ LIST_COLUMNS = """
 # sending bookkeeping, so one client's rows stay small when materialised.
 SCOPE_COLUMNS = (
     "id, created_at, client_id, channel, status, source, batch_id, to_address, to_name,"
-    " subject, body_text, reason, error, attempts, segments, scheduled_at, sent_at"
+    " subject, body_text, reason, error, attempts, segments, scheduled_at, next_attempt_at,"
+    " sent_at"
 )
 
 
@@ -243,6 +244,38 @@ def get_message(store: Store, message_id: int) -> dict:
         [int(message_id)],
     )
     return msg
+
+
+ON_ITS_WAY_SECONDS = 60  # a queued message due within this long is "on its way"
+
+
+def on_its_way(df: pd.DataFrame) -> bool:
+    """Whether a page of list_messages rows holds a message about to change by itself:
+    one being sent, or queued and due within ON_ITS_WAY_SECONDS (not scheduled for later)."""
+    if df.empty:
+        return False
+    if (df["status"] == "sending").any():
+        return True
+    queued = df[df["status"] == "queued"]
+    if queued.empty:
+        return False
+    due = queued["next_attempt_at"].fillna(queued["scheduled_at"])
+    soon = pd.Timestamp(dt.datetime.now() + dt.timedelta(seconds=ON_ITS_WAY_SECONDS))
+    return bool((due.isna() | (due <= soon)).any())
+
+
+def count_on_its_way(store: Store, f: MessageFilter | None = None) -> int:
+    """How many messages matching the filter are on its way (see on_its_way)."""
+    f = f or MessageFilter()
+    where, params = filter_where(f)
+    prefix, source, pre = _scope(f)
+    soon = dt.datetime.now() + dt.timedelta(seconds=ON_ITS_WAY_SECONDS)
+    sql = (
+        f"{prefix} hits AS (SELECT 1 FROM {source} WHERE {where} AND (m.status = 'sending'"
+        " OR (m.status = 'queued' AND coalesce(m.next_attempt_at, m.scheduled_at, ?) <= ?)))"
+        " SELECT count(*) FROM hits"
+    )
+    return int(store.scalar(sql, [*pre, *params, soon, soon]) or 0)
 
 
 def statuses_of(store: Store, ids: Sequence[int]) -> dict[int, str]:

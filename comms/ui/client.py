@@ -21,13 +21,16 @@ from comms.rules.sms import max_segments, sms_info, split_segments, to_gsm7
 from comms.store import Store
 from comms.templates import attachments as att
 from comms.ui import communication as comm_ui
-from comms.ui.common import FORMAT_LABELS
+from comms.ui.common import FORMAT_LABELS, number
 from comms.ui.widgets import attachments as attachments_ui
+from comms.ui.widgets.tables import id_table
 
 CLIENT_PAGE = "pages/client.py"
 COMM_PAGE = "pages/communication.py"
 FLASH = "cd_flash"
 HISTORY_ROWS = 500
+HISTORY_KEY = "cd_history"
+BLANK = 0  # the template picker's "blank message": a None value reads "Choose an option"
 
 
 # -- navigation helpers (for every page that shows a client) ---------------------------
@@ -88,11 +91,11 @@ def client_picker(store: Store) -> None:
             "No client matches." if text else "There are no clients yet: upload a list first."
         )
         return
-    event = st.dataframe(
+    picked = id_table(
         found,
+        [int(i) for i in found["id"]],
         key="cd_pick_table",
-        on_select="rerun",
-        selection_mode="single-row",
+        multi=False,
         hide_index=True,
         placeholder="",
         column_config={
@@ -103,9 +106,8 @@ def client_picker(store: Store) -> None:
             "city": "City",
         },
     )
-    rows = event.selection.rows
-    if st.button("Open client detail", type="primary", disabled=not rows, key="cd_pick_open"):
-        st.session_state["comms_client_id"] = int(found.iloc[rows[0]]["id"])
+    if st.button("Open client detail", type="primary", disabled=not picked, key="cd_pick_open"):
+        st.session_state["comms_client_id"] = int(picked[0])
         st.rerun()
 
 
@@ -330,7 +332,7 @@ def opt_out_panel(store: Store, client: dict[str, Any]) -> None:
 def _fill_from_template(store: Store, channel: str) -> None:
     """Template picked: copy its subject, body, format and attachments into the inputs."""
     tid = st.session_state.get(f"cd_{channel}_template")
-    if tid is None:
+    if tid in (None, BLANK):
         return
     tpl = compose.get_template(store, template_id=tid)
     st.session_state[f"cd_{channel}_body"] = tpl["body"]
@@ -345,7 +347,7 @@ def _clear_compose(channel: str) -> None:
     # Widgets get empty values set, not their keys deleted: a deleted key resets the
     # value on the server only, and the browser kept showing the text just sent.
     ss = st.session_state
-    ss[f"cd_{channel}_template"] = None
+    ss[f"cd_{channel}_template"] = BLANK
     ss[f"cd_{channel}_body"] = ""
     if channel == "email":
         ss["cd_email_subject"] = ""
@@ -370,7 +372,7 @@ def _submit(store: Store, client_id: int, channel: str, send: bool) -> None:
             subject=ss.get("cd_email_subject") if channel == "email" else None,
             body=ss.get(f"cd_{channel}_body") or "",
             body_format=ss.get("cd_email_format", "markdown") if channel == "email" else "text",
-            template_id=ss.get(f"cd_{channel}_template"),
+            template_id=ss.get(f"cd_{channel}_template") or None,
             attachment_ids=attachment_ids,
             gsm7=bool(ss.get("cd_sms_gsm7")) if channel == "sms" else False,
             send=send,
@@ -385,7 +387,8 @@ def _submit(store: Store, client_id: int, channel: str, send: bool) -> None:
         "the communication below.",
     )
     _clear_compose(channel)
-    comm_ui.clear_selection("cd_history")  # the new message shifts every row by one
+    # The new message is at the top of the client's list: it is the one to look at.
+    comm_ui.clear_selection(HISTORY_KEY)
 
 
 def compose_panel(store: Store, client: dict[str, Any]) -> None:
@@ -407,8 +410,8 @@ def compose_panel(store: Store, client: dict[str, Any]) -> None:
     options = {t["id"]: t["name"] for t in compose.list_templates(store, channel)}
     st.selectbox(
         "Template",
-        [None, *options],
-        format_func=lambda t: "Blank message" if t is None else options.get(t, f"template {t}"),
+        [BLANK, *options],
+        format_func=lambda t: "Blank message" if t == BLANK else options.get(t, f"template {t}"),
         key=f"cd_{channel}_template",
         on_change=_fill_from_template,
         args=(store, channel),
@@ -515,19 +518,29 @@ def _preview(store: Store, client: dict[str, Any], channel: str) -> None:
 
 
 def client_messages(store: Store, client_id: int) -> None:
-    """The client's messages, newest first; select one to see it as sent."""
+    """The client's messages, newest first; select one to see it as sent.
+
+    A live panel (comms.ui.communication.live): while one of them is on its way it
+    follows it, so a message just sent never shows "queued" with a Cancel button.
+    """
+    flt = history.MessageFilter(client_id=client_id)
+    comm_ui.live(store, flt, _client_messages, store, client_id)
+
+
+def _client_messages(store: Store, client_id: int, ticking: bool) -> None:
     total = history.count_messages(store, history.MessageFilter(client_id=client_id))
     df = history.client_history_df(store, client_id, limit=HISTORY_ROWS)
-    st.subheader(f"Communication ({total:,})")
+    st.subheader(f"Communication ({number(total)})")
     if df.empty:
         st.caption("Nothing sent to this client yet.")
         return
     if total > len(df):
         st.caption(
-            f"The newest {len(df):,} are shown; **Show communication** lists and filters all."
+            f"The newest {number(len(df))} are shown; **Show communication** lists and filters all."
         )
     # Every row is this client's, and the address is in the header: no Client / To.
-    ids = comm_ui.message_table(df, key="cd_history", hide=("Client", "To", "Attempts"))
-    comm_ui.actions(store, ids, key="cd_act", table_key="cd_history")
+    ids = comm_ui.message_table(df, key=HISTORY_KEY, hide=("Client", "To", "Attempts"))
+    comm_ui.actions(store, ids, key="cd_act", table_key=HISTORY_KEY)
     if len(ids) == 1:
         comm_ui.message_view(store, ids[0], key="cd_msg")
+    comm_ui.settled(df, ticking)

@@ -3,6 +3,11 @@ sent, the actions on a selection, and a client's timeline.
 
 Queries live in comms.messages.history; every status change goes through comms.outbox
 (via comms.messages.compose for drafts). Only one page of messages is ever loaded.
+
+Panels never go stale: a selection is ids, not row positions
+(comms.ui.widgets.tables), an action reads the selected messages' statuses when
+it is clicked (a message sent meanwhile is named and left alone), and while a
+shown message is queued or sending the list refreshes itself until it settles.
 """
 
 from __future__ import annotations
@@ -24,10 +29,16 @@ from comms.messages import compose, editor, history
 from comms.messages.history import MessageFilter
 from comms.rules.sms import sms_info, split_segments
 from comms.store import Store
-from comms.ui.common import CHANNEL_LABELS, STATUS_COLORS
+from comms.ui.common import CHANNEL_LABELS, STATUS_COLORS, counted, number
+from comms.ui.widgets.tables import clear_picked, id_table
 
 PAGE_SIZE = 50
 TABLE_KEY = "comm_table"
+LIVE_SECONDS = 2  # how often a panel showing a message on its way refreshes
+MOVING = frozenset({"queued", "sending"})
+# Statuses whose reason / error says something about the message as it is now. A
+# message sent after a retry keeps the old failure's text in its row; it is not shown.
+REASON_SHOWN = frozenset({"invalid", "failed", "interrupted", "undelivered", "bounced"})
 STATUS_BADGES = {
     "draft": ("gray", ":material/edit_note:"),
     "invalid": ("orange", ":material/block:"),
@@ -37,6 +48,10 @@ STATUS_BADGES = {
     "failed": ("red", ":material/error:"),
     "cancelled": ("gray", ":material/cancel:"),
     "interrupted": ("orange", ":material/help:"),
+    "excluded": ("gray", ":material/remove_circle:"),
+    "delivered": ("green", ":material/done_all:"),
+    "undelivered": ("red", ":material/sms_failed:"),
+    "bounced": ("red", ":material/unsubscribe:"),
 }
 FILTER_KEYS = (
     "comm_f_client",
@@ -161,6 +176,16 @@ def reset_filters() -> None:
 # -- the table ----------------------------------------------------------------------
 
 
+def shown_reason(status: str, reason: Any, error: Any) -> str:
+    """The reason / error a person should see for a message in this status ('' for none)."""
+    if status not in REASON_SHOWN:
+        return ""
+    for value in (reason, error):
+        if value is not None and value == value and str(value):
+            return str(value)
+    return ""
+
+
 def _display(df: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame(
         {
@@ -174,22 +199,43 @@ def _display(df: pd.DataFrame) -> pd.DataFrame:
             "Subject / text": df["subject"].fillna(df["snippet"].str.replace("\n", " ")),
             "Sent": df["sent_at"],
             "Attempts": df["attempts"],
-            "Reason / error": df["reason"].fillna(df["error"]),
+            "Reason / error": [
+                shown_reason(st_, r, e)
+                for st_, r, e in zip(df["status"], df["reason"], df["error"], strict=True)
+            ],
         }
     )
     return out
 
 
-def paged_table(store: Store, f: MessageFilter) -> list[int] | None:
+# -- panels that follow their messages ---------------------------------------------
+
+
+def live(store: Store, f: MessageFilter, fn: Any, *args: Any) -> None:
+    """Draw fn(*args, ticking) as a panel that reruns every LIVE_SECONDS while a message
+    it lists is on its way (history.count_on_its_way), so it never shows "queued" for a
+    message sent seconds ago, nor offers to cancel it (the Outbox's pattern)."""
+    ticking = history.count_on_its_way(store, f) > 0
+    st.fragment(fn, run_every=LIVE_SECONDS if ticking else None)(*args, ticking)
+
+
+def settled(df: pd.DataFrame, ticking: bool) -> None:
+    """At the end of a live panel: once nothing it shows is on its way, one full run
+    stops its timer."""
+    if ticking and not history.on_its_way(df):
+        st.rerun()
+
+
+def paged_table(store: Store, f: MessageFilter, ticking: bool = False) -> list[int] | None:
     """Count, page picker and the table; the selected rows' ids (None: nothing listed)."""
     total = history.count_messages(store, f)
     pages = max(1, -(-total // PAGE_SIZE))
     signature = json.dumps(f.to_dict(), default=str, sort_keys=True)
     if st.session_state.get("comm_signature") != signature:
-        # New filters: back to page 1 and no selection (row positions would point elsewhere).
+        # New filters: back to page 1 and no selection.
         st.session_state["comm_signature"] = signature
         st.session_state["comm_page"] = 1
-        st.session_state[TABLE_KEY] = {"selection": {"rows": [], "columns": []}}
+        clear_picked(TABLE_KEY)
     if st.session_state.get("comm_page", 1) > pages:
         st.session_state["comm_page"] = pages
     if total == 0:
@@ -207,14 +253,16 @@ def paged_table(store: Store, f: MessageFilter) -> list[int] | None:
     head, pager = st.columns([4, 1], vertical_alignment="bottom")
     noun = "message" if total == 1 else "messages"
     if pages == 1:  # no page picker that can only say 1
-        head.markdown(f"**{total:,} {noun}**, newest first")
+        head.markdown(f"**{number(total)} {noun}**, newest first")
         page = 1
     else:
         head.markdown(
-            f"**{total:,} {noun}**, newest first · {pages:,} page(s) of {PAGE_SIZE} messages"
+            f"**{number(total)} {noun}**, newest first · {number(pages)} page(s) of "
+            f"{PAGE_SIZE} messages"
         )
         page = pager.number_input("Page", min_value=1, max_value=pages, step=1, key="comm_page")
     df = history.list_messages(store, f, limit=PAGE_SIZE, offset=(int(page) - 1) * PAGE_SIZE)
+    st.session_state["comm_page_rows"] = df
     # One client's view: their name in the header, not in every row.
     return message_table(df, key=TABLE_KEY, hide=("Client",) if f.client_id is not None else ())
 
@@ -222,41 +270,61 @@ def paged_table(store: Store, f: MessageFilter) -> list[int] | None:
 def message_table(df: pd.DataFrame, *, key: str, hide: Sequence[str] = ()) -> list[int]:
     """Messages (as history.list_messages returns them) with multi-row selection.
 
-    `hide` names display columns to leave out; returns the selected messages' ids.
+    `hide` names display columns to leave out; returns the selected messages' ids
+    (mapped from the rows as drawn, so a new message at the top shifts nothing).
     """
-    event = st.dataframe(
+    return id_table(
         _display(df).drop(columns=list(hide)),
+        [int(i) for i in df["id"]],
         key=key,
-        on_select="rerun",
-        selection_mode="multi-row",
         hide_index=True,
         column_config={
             "ID": st.column_config.NumberColumn(format="%d", width="small"),
             "Created": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
             "Sent": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
             "Attempts": st.column_config.NumberColumn(width="small"),
+            "Source": st.column_config.TextColumn(width="medium"),  # "client detail" whole
+            "Status": st.column_config.TextColumn(width="small"),
         },
         placeholder="",  # a draft has no "Sent", a sent message no "Reason / error"
     )
-    return [int(df.iloc[r]["id"]) for r in event.selection.rows if r < len(df)]
 
 
 # -- actions ------------------------------------------------------------------------
 
 
 def clear_selection(table_key: str) -> None:
-    """Forget a table's selected rows (positions change when rows are added)."""
-    st.session_state[table_key] = {"selection": {"rows": [], "columns": []}}
+    """Forget a table's selected messages."""
+    clear_picked(table_key)
 
 
-def _act(flash_key: str, label: str, fn, *args) -> None:
-    """Run one action (a button callback) and keep its outcome for the next run."""
+def _act(
+    store: Store,
+    flash_key: str,
+    label: str,
+    fn,
+    ids: Sequence[int],
+    allowed: frozenset[str],
+) -> None:
+    """Run one action on the selected messages that can still take it (a button callback).
+
+    The statuses are read now, at the click, not when the buttons were drawn: a
+    message the background sender sent meanwhile is named and left alone instead
+    of failing the whole action ("Cannot cancel message 14 (sent)").
+    """
+    now = history.statuses_of(store, ids)
+    able = [i for i in ids if now.get(i) in allowed]
+    moved_on = [f"{i} is {now[i]} now" for i in ids if i in now and now[i] not in allowed]
+    note = f" (message {', '.join(moved_on)}: left as it is)" if moved_on else ""
+    if not able:
+        st.session_state[flash_key] = ("warning", f"{label}: nothing to do{note}.")
+        return
     try:
-        n = fn(*args)
+        n = fn(able)
     except CommsError as exc:
         st.session_state[flash_key] = ("error", f"{label}: {exc}")
     else:
-        st.session_state[flash_key] = ("success", f"{label}: {n} message(s).")
+        st.session_state[flash_key] = ("success", f"{label}: {counted(n, 'message')}{note}.")
 
 
 def _copy(store: Store, message_id: int, flash_key: str, table_key: str) -> None:
@@ -274,7 +342,20 @@ def _copy(store: Store, message_id: int, flash_key: str, table_key: str) -> None
 
 def _counted(verb: str, n: int, noun: str, none: str) -> str:
     """A button label: "Send 2 draft(s)", or "Send drafts" (disabled), never "Send 0 …"."""
-    return f"{verb} {n} {noun}" if n else f"{verb} {none}"
+    return f"{verb} {number(n)} {noun}" if n else f"{verb} {none}"
+
+
+def _woken(store: Store, n: int) -> int:
+    """After a move that made messages due now: wake the background sender (never send here)."""
+    if n:
+        from comms.sending import dispatcher
+
+        dispatcher.wake(store)
+    return n
+
+
+def _send_drafts(store: Store, ids: Sequence[int]) -> int:
+    return _woken(store, compose.send_drafts(store, ids))
 
 
 def actions(
@@ -292,35 +373,57 @@ def actions(
     for mid, status in history.statuses_of(store, ids).items():
         by.setdefault(status, []).append(mid)
     drafts_ids, failed, queued = by.get("draft", []), by.get("failed", []), by.get("queued", [])
-    c1, c2, c3, c4 = st.columns(4)
-    c1.button(
+    # One wrapping row: four fixed columns cut "Copy into a new draft" short.
+    row = st.container(horizontal=True)
+    row.button(
         _counted("Send", len(drafts_ids), "draft(s)", "drafts"),
         icon=":material/send:",
         type="primary",
         disabled=not drafts_ids,
         key=f"{key}_send_drafts",
         on_click=_act,
-        args=(flash_key, "Queued to send now", compose.send_drafts, store, drafts_ids),
-        help="Queue the selected drafts; the dispatcher sends them within seconds.",
+        args=(
+            store,
+            flash_key,
+            "Queued to send now",
+            lambda ids: _send_drafts(store, ids),
+            drafts_ids,
+            frozenset({"draft"}),
+        ),
+        help="Queue the selected drafts; the background sender sends them within seconds.",
     )
-    c2.button(
+    row.button(
         _counted("Retry", len(failed), "failed", "failed"),
         icon=":material/replay:",
         disabled=not failed,
         key=f"{key}_retry",
         on_click=_act,
-        args=(flash_key, "Queued again", lambda: outbox.retry(store, message_ids=failed)),
+        args=(
+            store,
+            flash_key,
+            "Queued again",
+            lambda ids: _woken(store, outbox.retry(store, message_ids=ids)),
+            failed,
+            frozenset({"failed"}),
+        ),
     )
-    c3.button(
+    row.button(
         _counted("Cancel", len(queued), "queued", "queued"),
         icon=":material/cancel_schedule_send:",
         disabled=not queued,
         key=f"{key}_cancel",
         on_click=_act,
-        args=(flash_key, "Cancelled", lambda: outbox.cancel(store, message_ids=queued)),
+        args=(
+            store,
+            flash_key,
+            "Cancelled",
+            lambda ids: outbox.cancel(store, message_ids=ids),
+            queued,
+            frozenset({"queued"}),
+        ),
         help="Queued messages that have not left yet are cancelled.",
     )
-    c4.button(
+    row.button(
         "Copy into a new draft",
         icon=":material/content_copy:",
         key=f"{key}_copy",
@@ -359,6 +462,7 @@ def message_view(store: Store, message_id: int, *, key: str = "comm_msg") -> Non
             if msg["client_id"] is not None
             else None
         )
+        reason = shown_reason(msg["status"], msg.get("reason"), None)
         facts = (
             ("To", f"{msg.get('to_name') or ''} <{msg['to_address'] or '—'}>"),
             ("Client", client),
@@ -369,7 +473,7 @@ def message_view(store: Store, message_id: int, *, key: str = "comm_msg") -> Non
             ("Sent", _when(msg["sent_at"])),
             ("Provider id", msg["provider_id"]),
             ("Attempts", msg["attempts"]),
-            ("Reason", msg.get("reason")),
+            ("Reason", reason or None),
         )
         # What has not happened (no batch, not scheduled, not sent) is left out, not "—".
         meta = {k: v for k, v in facts if v not in (None, "", "—")}
@@ -377,8 +481,15 @@ def message_view(store: Store, message_id: int, *, key: str = "comm_msg") -> Non
         if msg.get("error") and msg["status"] == "invalid":
             # An invalid message never reached a server: the error is ours (render, address).
             st.warning(f"Cannot be sent: {msg['error']}", icon=":material/block:")
-        elif msg.get("error"):
+        elif msg.get("error") and msg["status"] in REASON_SHOWN:
             st.error(f"Last error: {msg['error']}", icon=":material/error:")
+        elif msg.get("error") and msg["status"] == "queued" and msg.get("next_attempt_at"):
+            # Deferred after a temporary error; a retried message (attempts from 0) is not.
+            st.info(
+                f"The last attempt failed for now ({msg['error']}); it is tried again at "
+                f"{_when(msg['next_attempt_at'])}.",
+                icon=":material/schedule:",
+            )
         if msg["channel"] == "email":
             _email_body(store, msg, key)
         else:
@@ -636,6 +747,20 @@ def client_header(store: Store, client_id: int) -> bool:
     return True
 
 
+def _list_panel(store: Store, flt: MessageFilter, ticking: bool) -> None:
+    """The list, the actions on its selection and the selected message (a live panel)."""
+    selected = paged_table(store, flt, ticking)
+    if selected is not None:  # no "select messages…" hint under an empty list
+        actions(store, selected)
+        if len(selected) == 1:
+            message_view(store, selected[0])
+        elif len(selected) > 1:
+            st.caption(
+                f"{number(len(selected))} messages selected; select one to see it as it was sent."
+            )
+        settled(st.session_state.pop("comm_page_rows"), ticking)
+
+
 def render(store: Store) -> None:
     """The whole Communication page: every message, or one client's."""
     st.title("Communication")
@@ -646,13 +771,7 @@ def render(store: Store) -> None:
         st.caption("Every message from bulk sends, client details and the command line.")
     flt = filters(store, client_id)
     st.button("Clear filters", icon=":material/filter_alt_off:", on_click=reset_filters)
-    selected = paged_table(store, flt)
-    if selected is not None:  # no "select messages…" hint under an empty list
-        actions(store, selected)
-        if len(selected) == 1:
-            message_view(store, selected[0])
-        elif len(selected) > 1:
-            st.caption(f"{len(selected)} messages selected; select one to see it as it was sent.")
+    live(store, flt, _list_panel, store, flt)
     st.divider()
     with st.expander("Suppression list (opted-out addresses)", icon=":material/block:"):
         suppression_panel(store)

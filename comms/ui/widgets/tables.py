@@ -43,8 +43,13 @@ def set_picked(key: str, ids: Sequence[int]) -> None:
 
 
 def clear_picked(key: str) -> None:
-    """Select nothing in table `key` (a callback, or before the table is drawn)."""
+    """Select nothing in table `key` (a callback, or before the table is drawn).
+
+    The browser's selection of the last drawing is forgotten too: it is not
+    mapped on the next run, and the table is drawn with nothing selected.
+    """
     set_picked(key, [])
+    st.session_state.pop(_drawn_key(key), None)
 
 
 def id_table(
