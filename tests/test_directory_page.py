@@ -48,7 +48,7 @@ def buttons(at: AppTest) -> dict[str, tuple[bool, str]]:
 
 def select_rows(at: AppTest, rows: list[int]) -> AppTest:
     """AppTest cannot click rows: set the keyed dataframe's selection state instead."""
-    at.session_state[at.dataframe[0].key] = {"selection": {"rows": rows}}
+    at.session_state[directory.TABLE_KEY] = {"selection": {"rows": rows}}
     return run(at)
 
 
@@ -103,7 +103,7 @@ def test_filters_narrow_the_table_in_duckdb(at):
 def test_two_rows_selected_enable_the_bulk_actions(at):
     assert all(disabled for disabled, _ in buttons(at).values())
     select_rows(at, [0, 2])
-    assert at.caption[-1].value == "Selected: 2 client(s)"
+    assert at.caption[-1].value == "Selected: 2 clients"
     state = buttons(at)
     assert state["dir_act_email"][0] is False
     assert state["dir_act_sms"][0] is False
@@ -144,7 +144,7 @@ def test_select_all_matching_hands_over_the_filter(at):
     run(at)
     at.toggle[0].set_value(True)
     run(at)
-    assert at.caption[-1].value == "Selected: 2 client(s)"
+    assert at.caption[-1].value == "Selected: 2 clients"
     at.button(key="dir_act_sms").click()
     run(at)
     assert at.session_state["comms_wizard_channel"] == "sms"
@@ -152,14 +152,25 @@ def test_select_all_matching_hands_over_the_filter(at):
     assert sel == {"filter": ClientFilter(search="praha").to_dict(), "count": 2}
 
 
-def test_changing_the_filter_clears_the_selection(at):
-    select_rows(at, [0, 1])
-    assert at.caption[-1].value == "Selected: 2 client(s)"
-    old_key = at.dataframe[0].key
-    at.text_input(key="dir_search").set_value("a")
+def selected_caption(at: AppTest) -> str:
+    return next(c.value for c in at.caption if c.value.startswith(("Selected", "Nothing")))
+
+
+def test_a_selection_survives_a_new_filter_until_cleared(at):
+    select_rows(at, [0, 1])  # Jan (Praha), Eva (Brno)
+    assert selected_caption(at) == "Selected: 2 clients"
+    at.text_input(key="dir_search").set_value("praha")
     run(at)
-    assert at.dataframe[0].key != old_key
-    assert at.caption[-1].value == "Nothing selected."
+    # Eva is filtered out but still selected; Jan is still ticked in the table.
+    assert selected_caption(at) == "Selected: 2 clients (1 not on this page)"
+    assert at.session_state[directory.TABLE_KEY]["selection"]["rows"] == [0]
+    at.button(key="dir_act_email").click()
+    run(at)
+    assert len(at.session_state["comms_selection"]["client_ids"]) == 2
+    at.button(key="dir_clear_selection").click()
+    run(at)
+    assert selected_caption(at) == "Nothing selected."
+    assert all(disabled for disabled, _ in buttons(at).values())
 
 
 def test_import_report_is_shown_with_problem_rows(seeded, at):
@@ -200,7 +211,7 @@ def test_upload_shows_detection_and_mapping_then_imports(at, seeded):
     mapping = at.data_editor[0].value
     assert mapping["column"].tolist() == ["Kontaktní osoba", "E-mail", "Mobil"]
     assert mapping["maps to"].tolist() == ["attribute", "email", "phone"]
-    assert mapping["template variable"].tolist() == ["kontaktni_osoba", "", ""]
+    assert mapping["template variable"].tolist() == ["kontaktni_osoba", "email", "phone"]
     assert (
         at.text_input(key=next(k for k in _keys(at) if k.startswith("dir_list_name_"))).value
         == "crm"
@@ -231,3 +242,57 @@ def test_upload_of_a_bad_file_shows_one_error_and_imports_nothing(at, seeded):
     assert at.error[0].value == "The file is binary, not a CSV or XLSX table."
     assert not [b for b in at.button if (b.key or "").startswith("dir_import_")]
     assert seeded.scalar("SELECT count(*) FROM clients") == 4
+
+
+def test_pages_past_the_first_come_from_the_server_and_keep_the_selection(seeded, monkeypatch):
+    monkeypatch.setattr(directory, "PAGE_ROWS", 3)
+    at = run(AppTest.from_file(PAGE, default_timeout=30))
+    assert heading(at) == "**4 matching clients** (showing 1–3)"
+    assert at.dataframe[0].value["name"].tolist() == ["Jan Novák", "Eva Malá", "Petr Dvořák"]
+    select_rows(at, [0])  # Jan, on page 1
+    at.pagination[0].select(2)
+    run(at)
+    assert heading(at) == "**4 matching clients** (showing 4–4)"
+    assert at.dataframe[0].value["name"].tolist() == ["John Smith"]
+    select_rows(at, [0])  # John, on page 2
+    assert selected_caption(at) == "Selected: 2 clients (1 not on this page)"
+    at.pagination[0].select(1)
+    run(at)
+    assert at.session_state[directory.TABLE_KEY]["selection"]["rows"] == [0]  # Jan still ticked
+    at.button(key="dir_act_sms").click()
+    run(at)
+    jan, john = (
+        seeded.scalar("SELECT id FROM clients WHERE name = ?", [n])
+        for n in ("Jan Novák", "John Smith")
+    )
+    assert sorted(at.session_state["comms_selection"]["client_ids"]) == sorted([jan, john])
+
+
+def test_a_new_filter_starts_at_its_first_page(seeded, monkeypatch):
+    monkeypatch.setattr(directory, "PAGE_ROWS", 3)
+    at = run(AppTest.from_file(PAGE, default_timeout=30))
+    at.pagination[0].select(2)
+    run(at)
+    at.text_input(key="dir_search").set_value("praha")
+    run(at)
+    assert heading(at) == "**2 matching clients**"
+    assert not at.pagination
+
+
+def test_template_variable_follows_a_remapped_column(at, seeded):
+    upload(at, "crm.csv", MESSY)
+    editor_key = "dir_mapping_" + hashlib.sha1(MESSY).hexdigest()[:10]
+    at.session_state[editor_key] = {
+        "edited_rows": {0: {"maps to": "name"}},
+        "added_rows": [],
+        "deleted_rows": [],
+    }
+    run(at)
+    mapping = at.data_editor[0].value
+    assert mapping["maps to"].tolist() == ["name", "email", "phone"]
+    assert mapping["template variable"].tolist() == ["name", "email", "phone"]
+
+
+def test_action_labels_are_whole(at):
+    labels = [b.label for b in at.button if (b.key or "").startswith("dir_act_")]
+    assert "Show communication of the selected client" in labels

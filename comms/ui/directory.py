@@ -1,4 +1,10 @@
-"""Widgets of the Clients directory: filters, the client table with selection, actions, upload."""
+"""Widgets of the Clients directory: filters, the client table with selection, actions, upload.
+
+The table shows one server-side page of the matching clients at a time
+(comms.clients.list_clients with an offset); the selection is a set of client
+ids (comms.ui.widgets.tables.id_table) that survives paging, new filters and
+imports until the person clears it.
+"""
 
 from __future__ import annotations
 
@@ -23,15 +29,22 @@ from comms.clients import (
     page_and_count,
     preview_import,
 )
-from comms.clients.reading import TARGETS
+from comms.clients.importing import _attribute_keys
+from comms.clients.queries import list_clients
+from comms.clients.reading import ATTRIBUTE, TARGETS
 from comms.errors import ImportFailed
 from comms.store import Store
+from comms.templates import NON_ATTRIBUTE_FIELDS
+from comms.ui.common import counted, number
+from comms.ui.widgets.tables import clear_picked, drawn_ids, id_table
 
-PAGE_ROWS = 2000  # rows drawn in the table; "select all N matching" covers the rest
+PAGE_ROWS = 2000  # rows per server-side page; "select all N matching" covers every page
+TABLE_KEY = "dir_table"
+PAGE_KEY = "dir_page_no"
 ANY, YES, NO = "Any", "Yes", "No"
 WIZARD, COMMUNICATION, CLIENT = "pages/wizard.py", "pages/communication.py", "pages/client.py"
 REPORT_KEY = "dir_import_report"
-VERSION_KEY = "dir_data_version"  # bumped by an import, so row positions start afresh
+VERSION_KEY = "dir_data_version"  # bumped by an import: filter choices are read again
 
 
 def _tri(label: str, key: str) -> bool | None:
@@ -88,10 +101,10 @@ def filter_panel(store: Store) -> ClientFilter:
     )
 
 
-def table_key(f: ClientFilter, version: int = 0) -> str:
-    """The table's widget key: a new filter (or new data) means a new, empty selection."""
-    blob = json.dumps([f.to_dict(), version], sort_keys=True, default=str)
-    return "dir_table_" + hashlib.sha1(blob.encode()).hexdigest()[:12]
+def filter_key(f: ClientFilter) -> str:
+    """A short stamp of a filter (the toggle "select all N matching" is per filter)."""
+    blob = json.dumps(f.to_dict(), sort_keys=True, default=str)
+    return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
 
 def _display(df: pd.DataFrame) -> pd.DataFrame:
@@ -103,16 +116,28 @@ def _display(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _page(store: Store, f: ClientFilter, key: str) -> tuple[int, pd.DataFrame]:
-    """Count and first rows, reused while neither the filter nor the data changed:
-    ticking a row reruns the page and must not filter a million clients again."""
+def _count(store: Store, f: ClientFilter, key: str) -> int:
+    """The match count, reused while neither the filter nor the data changed: ticking a
+    row must not filter a million clients again. The first page comes with it."""
+    stamp = data_version(store)
+    cached = st.session_state.get("dir_count")
+    if cached and cached[0] == (key, stamp):
+        return cached[1]
+    total, first = page_and_count(store, f, limit=PAGE_ROWS)
+    st.session_state["dir_count"] = ((key, stamp), total)
+    st.session_state["dir_page"] = ((key, stamp, 1), first)
+    return total
+
+
+def _page(store: Store, f: ClientFilter, key: str, page: int) -> pd.DataFrame:
+    """One server-side page of the matching clients (by id), kept while nothing changed."""
     stamp = data_version(store)
     cached = st.session_state.get("dir_page")
-    if cached and cached[0] == (key, stamp):
-        return cached[1], cached[2]
-    total, df = page_and_count(store, f, limit=PAGE_ROWS)
-    st.session_state["dir_page"] = ((key, stamp), total, df)
-    return total, df
+    if cached and cached[0] == (key, stamp, page):
+        return cached[1]
+    df = list_clients(store, f, limit=PAGE_ROWS, offset=(page - 1) * PAGE_ROWS)
+    st.session_state["dir_page"] = ((key, stamp, page), df)
+    return df
 
 
 @dataclass
@@ -125,23 +150,36 @@ class Selection:
 
 
 def client_table(store: Store, f: ClientFilter) -> Selection:
-    """Count, the first rows with multi-row selection, and 'select all N matching'."""
-    version = st.session_state.get(VERSION_KEY, 0)
-    key = table_key(f, version)
-    total, df = _page(store, f, key)
-    shown = f" (showing the first {len(df):,})" if total > len(df) else ""
-    st.markdown(f"**{total:,} matching client{'' if total == 1 else 's'}**{shown}")
+    """Count, one page of rows with multi-row selection, and 'select all N matching'."""
+    key = filter_key(f)
+    total = _count(store, f, key)
+    pages = max(1, -(-total // PAGE_ROWS))
+    if st.session_state.get("dir_page_filter") != key:
+        st.session_state["dir_page_filter"] = key
+        st.session_state[PAGE_KEY] = 1  # a new filter starts at its first page
+    head, pager = st.columns([3, 2], vertical_alignment="center")
+    page = 1
+    if pages > 1:
+        with pager:
+            page = int(st.pagination(pages, key=PAGE_KEY, max_visible_pages=5) or 1)
+        page = min(max(page, 1), pages)
+    df = _page(store, f, key, page)
+    shown = ""
+    if pages > 1:
+        first = (page - 1) * PAGE_ROWS
+        shown = f" (showing {number(first + 1)}–{number(first + len(df))})"
+    head.markdown(f"**{counted(total, 'matching client')}**{shown}")
     select_all = st.toggle(
-        f"Select all {total:,} matching client{'' if total == 1 else 's'}",
+        f"Select all {counted(total, 'matching client')}",
         key="dir_all_" + key,
         disabled=total == 0,
-        help="Use the whole filtered list, including rows not drawn in the table.",
+        help="Use the whole filtered list, including rows on other pages.",
     )
-    event = st.dataframe(
+    ids = id_table(
         _display(df),
-        key=key,
-        on_select="rerun",
-        selection_mode="multi-row",
+        [int(i) for i in df["id"]],
+        key=TABLE_KEY,
+        keep_hidden=True,  # ticked on another page or under another filter: still ticked
         hide_index=True,
         width="stretch",
         column_config={
@@ -157,13 +195,34 @@ def client_table(store: Store, f: ClientFilter) -> Selection:
             "consent": st.column_config.CheckboxColumn("Consent"),
         },
     )
-    rows = [r for r in event.selection.rows if 0 <= r < len(df)]
     if select_all and total:
         return Selection({"filter": f.to_dict(), "count": total}, total, None)
-    ids = [int(df["id"].iloc[r]) for r in rows]
     if not ids:
         return Selection(None, 0, None)
     return Selection({"client_ids": ids}, len(ids), ids[0] if len(ids) == 1 else None)
+
+
+def selection_line(sel: Selection, shown_ids: list[int] | None = None) -> None:
+    """ "N selected" (with how many are on other pages or filtered out) and a clear button."""
+    row = st.container(horizontal=True, vertical_alignment="center")
+    if not sel.count:
+        row.caption("Nothing selected.")
+        return
+    hidden = ""
+    if sel.payload and "client_ids" in sel.payload and shown_ids is not None:
+        elsewhere = len(set(sel.payload["client_ids"]) - set(shown_ids))
+        if elsewhere:
+            hidden = f" ({number(elsewhere)} not on this page)"
+    row.caption(f"Selected: {counted(sel.count, 'client')}{hidden}")
+    if sel.payload and "client_ids" in sel.payload:
+        row.button(
+            "Clear selection",
+            key="dir_clear_selection",
+            icon=":material/deselect:",
+            type="tertiary",
+            on_click=clear_picked,
+            args=(TABLE_KEY,),
+        )
 
 
 def _go(page: str, state: dict[str, Any]) -> None:
@@ -177,7 +236,6 @@ def _go(page: str, state: dict[str, Any]) -> None:
 
 def actions(sel: Selection) -> None:
     """The four actions on the selection, each enabled only when the selection fits it."""
-    st.caption(f"Selected: {sel.count:,} client(s)" if sel.count else "Nothing selected.")
     some = None if sel.count else "Select at least one client first."
     one = None if sel.client_id is not None else "Select exactly one client (tick one row)."
     wizard = {"comms_selection": sel.payload}
@@ -225,16 +283,29 @@ def download(store: Store, f: ClientFilter) -> None:
     )
 
 
-def _mapping_frame(preview: Any) -> pd.DataFrame:
+def template_variables(mapping: dict[str, str]) -> dict[str, str]:
+    """Header -> the {{ variable }} its values will be in templates, for this mapping:
+    the field it fills, or the attribute key the import gives it ("" for none)."""
+    keys = _attribute_keys(mapping)
+    return {
+        h: keys.get(h, "")
+        if target == ATTRIBUTE
+        else (target if target in NON_ATTRIBUTE_FIELDS else "")
+        for h, target in mapping.items()
+    }
+
+
+def _mapping_frame(preview: Any, mapping: dict[str, str]) -> pd.DataFrame:
     examples = []
     for h in preview.headers:
         values = [v for v in preview.sample[h].tolist() if v]
         examples.append(values[0] if values else "")
+    variables = template_variables(mapping)
     return pd.DataFrame(
         {
             "column": preview.headers,
-            "maps to": [preview.mapping[h] for h in preview.headers],
-            "template variable": [preview.keys.get(h, "") for h in preview.headers],
+            "maps to": [mapping[h] for h in preview.headers],
+            "template variable": [variables[h] for h in preview.headers],
             "example": examples,
         }
     )
@@ -267,12 +338,18 @@ def _upload_form(store: Store, filename: str, data: bytes) -> None:
             st.error(str(exc))
             return
         st.session_state["dir_preview"] = (file_key, preview)
-    detected = f"{preview.kind.upper()}, {preview.rows:,} rows, header on row {preview.header_row}"
+    detected = (
+        f"{preview.kind.upper()}, {number(preview.rows)} rows, header on row {preview.header_row}"
+    )
     if preview.kind == "csv":
         detected += f", encoding {preview.encoding}, delimiter: {preview.delimiter_name}"
     st.caption("Detected: " + detected)
+    # The mapping as the person set it; the frame is drawn from it, so the template
+    # variable column follows a remapped column (it kept the old name before).
+    mapping_key = "dir_mapping_now_" + file_key
+    current = st.session_state.get(mapping_key) or dict(preview.mapping)
     edited = st.data_editor(
-        _mapping_frame(preview),
+        _mapping_frame(preview, current),
         key="dir_mapping_" + file_key,
         hide_index=True,
         disabled=["column", "template variable", "example"],
@@ -284,6 +361,9 @@ def _upload_form(store: Store, filename: str, data: bytes) -> None:
         width="stretch",
     )
     mapping = dict(zip(edited["column"], edited["maps to"], strict=True))
+    if mapping != current:
+        st.session_state[mapping_key] = mapping
+        st.rerun()
     c1, c2 = st.columns([3, 1])
     list_name = c1.text_input(
         "List name", value=default_list_name(filename), key="dir_list_name_" + file_key
@@ -318,8 +398,8 @@ def show_report() -> None:
     if not report:
         return
     st.success(
-        f"List '{report['list_name']}': {report['imported']:,} imported, "
-        f"{report['updated']:,} updated, {report['skipped']:,} skipped."
+        f"List '{report['list_name']}': {number(report['imported'])} imported, "
+        f"{number(report['updated'])} updated, {number(report['skipped'])} skipped."
     )
     if st.button("Hide the import report", key="dir_hide_report", type="tertiary"):
         del st.session_state[REPORT_KEY]
@@ -327,7 +407,7 @@ def show_report() -> None:
     problems = report["problems"]
     if problems:
         st.warning(
-            f"{len(problems):,} problem row(s): clients with a bad e-mail or phone are "
+            f"{number(len(problems))} problem row(s): clients with a bad e-mail or phone are "
             "imported and flagged; empty rows are skipped."
         )
         st.dataframe(
@@ -348,5 +428,6 @@ def render(store: Store) -> None:
         return
     f = filter_panel(store)
     sel = client_table(store, f)
+    selection_line(sel, drawn_ids(TABLE_KEY))
     actions(sel)
     download(store, f)

@@ -37,6 +37,11 @@ def picked_ids(key: str) -> list[int]:
     return list(st.session_state.get(_picked_key(key)) or [])
 
 
+def drawn_ids(key: str) -> list[int]:
+    """The ids of table `key` as last drawn, in their order."""
+    return list(st.session_state.get(_drawn_key(key)) or [])
+
+
 def set_picked(key: str, ids: Sequence[int]) -> None:
     """Replace the table's selection (drawn so on its next run)."""
     st.session_state[_picked_key(key)] = [int(i) for i in ids]
