@@ -91,6 +91,7 @@ def comms_env(work: Path, db: Path, extra: dict[str, str] | None = None) -> dict
     return {
         **os.environ,
         "COMMS_SECRETS": str(work / "none.toml"),
+        "COMMS_UNSUBSCRIBE_KEY": "bench-" + "0" * 58,  # configured, as in production
         "COMMS_DB": str(db),
         "PYTHONPATH": str(ROOT),
         **(extra or {}),

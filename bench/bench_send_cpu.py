@@ -269,7 +269,10 @@ def timed(cmd: list[str], env: dict[str, str], cwd: Path, work: Path) -> dict:
         text=True,
     )
     if proc.returncode != 0:
-        raise SystemExit(f"{shlex.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
+        raise SystemExit(
+            f"{shlex.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-2000:]}"
+            f"\n{proc.stderr[-2000:]}"
+        )
     wall, user, system = (float(x) for x in out_file.read_text().split()[-3:])
     return {"wall": wall, "cpu": user + system, "stdout": proc.stdout}
 
@@ -282,6 +285,9 @@ def comms_env(work: Path, port: int) -> dict[str, str]:
         "COMMS_SMTP_SECURITY": "none",
         "COMMS_FROM": EMAIL_FROM,
         "COMMS_SECRETS": str(work / "no-secrets.toml"),
+        # A configured unsubscribe key (as in production): every message still carries its
+        # signed List-Unsubscribe, and no key file is made beside each fresh database.
+        "COMMS_UNSUBSCRIBE_KEY": "bench-" + "0" * 58,
         "PYTHONPATH": str(ROOT),
     }
 
