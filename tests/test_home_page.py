@@ -90,3 +90,57 @@ def test_show_failed_messages_opens_the_filtered_list(store, navigation_only):
     assert at.title[0].value == "Communication"
     assert at.multiselect(key="comm_f_status").value == ["failed"]
     assert at.dataframe[0].value["Subject / text"].tolist() == ["Bounced"]
+
+
+def test_excluded_messages_are_not_drafts_and_figures_have_separators(store):
+    cid = add_client(store)
+    add_template(store, "t", "email", "hi", subject="s")
+    add_message(store, cid, status="draft", sent_at=None)
+    add_message(store, cid, status="excluded", sent_at=None)
+    store.write(
+        lambda cur: cur.execute("INSERT INTO clients (name) SELECT 'c' || i FROM range(1500) t(i)")
+    )
+    at = run()
+    assert metrics(at)["Drafts"] == "1"
+    assert metrics(at)["Clients"] == "1,501"
+
+
+def banner_app():
+    from comms.ui.widgets.banners import demo_banner
+
+    demo_banner()
+
+
+def test_demo_banner_tells_the_truth_per_channel(store, monkeypatch, db_path):
+    folder = Path(db_path).parent / "outbox"
+    at = AppTest.from_function(banner_app, default_timeout=30).run()
+    assert at.info[0].value.startswith(
+        f"Demo mode: nothing leaves this machine — messages are written to {folder}"
+    )
+    # E-mail through a real SMTP server, SMS still in demo mode: no "nothing leaves".
+    monkeypatch.setenv("COMMS_SMTP_HOST", "mail.example.com")
+    at = AppTest.from_function(banner_app, default_timeout=30).run()
+    text = at.info[0].value
+    assert "nothing leaves this machine" not in text
+    assert f"Demo mode (SMS only): SMS messages are written to {folder} and not sent" in text
+    assert "E-mail really goes out through SMTP (mail.example.com:" in text
+
+
+def test_demo_banner_warns_about_settings_that_do_not_work(store, monkeypatch):
+    monkeypatch.setenv("COMMS_SMTP_HOST", "mail.example.com")
+    monkeypatch.setenv("COMMS_SMTP_SECURITY", "carrier-pigeon")
+    at = AppTest.from_function(banner_app, default_timeout=30).run()
+    assert "E-mail really goes out" not in " ".join(i.value for i in at.info)
+    assert at.warning[0].value.startswith("E-mail is set to go out through SMTP, but its settings")
+
+
+def test_sms_hint_names_the_real_cause():
+    from comms.ui.widgets.sms_counter import ucs2_hint
+
+    assert ucs2_hint("Plain text") is None
+    dots = ucs2_hint("Wait for it…")
+    assert "because of …" in dots and "… → ..." in dots and "diacritics" not in dots
+    letters = ucs2_hint("Dobrý den")
+    assert "ý → y" in letters
+    emoji = ucs2_hint("Hi 😀")
+    assert "😀 has no GSM-7 form" in emoji

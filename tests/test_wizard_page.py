@@ -579,3 +579,12 @@ def test_a_batch_kept_as_drafts_is_offered_for_review(store):
     assert any(f"Batch #{first}" in w.value and "2 drafts" in w.value for w in again.warning)
     again.button(key=f"wiz_earlier_{first}").click().run()
     assert int(again.query_params["batch"]) == first
+
+
+def test_sms_hint_blames_the_ellipsis_not_diacritics(store):
+    at = app(store, channel="sms")
+    next_button(at).click().run()
+    at.text_area(key="wiz_body_in").input("Please wait…").run()
+    hint = next(c.value for c in at.caption if "UCS-2 (70" in c.value)
+    assert "because of …" in hint and "… → ..." in hint
+    assert "diacritics" not in hint

@@ -23,6 +23,7 @@ from comms.templates import attachments as att
 from comms.ui import communication as comm_ui
 from comms.ui.common import FORMAT_LABELS, number
 from comms.ui.widgets import attachments as attachments_ui
+from comms.ui.widgets.sms_counter import ucs2_hint
 from comms.ui.widgets.tables import id_table
 
 CLIENT_PAGE = "pages/client.py"
@@ -453,9 +454,10 @@ def compose_panel(store: Store, client: dict[str, Any]) -> None:
             "leave the field or press Ctrl+Enter.",
         )
         st.checkbox(
-            "Replace diacritics",
+            "Replace diacritics and typographic marks",
             key="cd_sms_gsm7",
-            help="Write Czech letters without accents (ř → r) so more fits in one SMS.",
+            help="Write Czech letters without accents (ř → r) and typographic marks plainly "
+            '(… → ..., „ → ") so more fits in one SMS.',
         )
     _preview(store, client, channel)
     row = st.container(horizontal=True)
@@ -502,8 +504,9 @@ def _preview(store: Store, client: dict[str, Any], channel: str) -> None:
             st.warning(f"{line}: more than {max_segments()} segments costs more.")
         else:
             st.caption(line)
-        if info.encoding != "GSM-7" and not ss.get("cd_sms_gsm7"):
-            st.caption("Tip: “Replace diacritics” makes it GSM-7, 160 characters per SMS.")
+        hint = ucs2_hint(text) if not ss.get("cd_sms_gsm7") else None
+        if hint:
+            st.caption(hint + " “Replace diacritics and typographic marks” does that.")
         with st.expander("Preview for this client"):
             for i, part in enumerate(split_segments(text), start=1):
                 st.caption(f"Segment {i}")

@@ -12,7 +12,7 @@ import streamlit as st
 from comms.messages import history
 from comms.store import Store
 from comms.ui.client import switch
-from comms.ui.common import STATUS_COLORS
+from comms.ui.common import STATUS_COLORS, number
 
 DAYS = 30  # the window of the "sent" and "failed" figures
 
@@ -31,11 +31,12 @@ def go(label: str, page: str, key: str, *, primary: bool = True) -> None:
 def metrics(stats: history.HomeStats) -> None:
     """The five figures in one row."""
     m = st.columns(5)
-    m[0].metric("Clients", f"{stats.clients:,}")
-    m[1].metric(f"Sent, last {stats.days} days", f"{stats.sent:,}")
-    m[2].metric(f"Failed, last {stats.days} days", f"{stats.failed:,}")
-    m[3].metric("Waiting to send", f"{stats.queued:,}")
-    m[4].metric("Drafts", f"{stats.drafts:,}")
+    m[0].metric("Clients", number(stats.clients))
+    m[1].metric(f"Sent, last {stats.days} days", number(stats.sent))
+    m[2].metric(f"Failed, last {stats.days} days", number(stats.failed))
+    m[3].metric("Waiting to send", number(stats.queued))
+    # Drafts only: an excluded message is out of its batch's work, not waiting in it.
+    m[4].metric("Drafts", number(stats.drafts))
 
 
 def next_step(stats: history.HomeStats) -> None:
@@ -63,7 +64,8 @@ def next_step(stats: history.HomeStats) -> None:
                 go("Go to Communication", "pages/communication.py", "home_go_comm", primary=False)
         if stats.failed:
             st.warning(
-                f"{stats.failed:,} message(s) failed in the last {stats.days} days: see them in "
+                f"{number(stats.failed)} message(s) failed in the last {stats.days} days: see "
+                "them in "
                 "**Communication** to retry them."
             )
             if st.button(

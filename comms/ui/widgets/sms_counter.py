@@ -4,7 +4,30 @@ from __future__ import annotations
 
 import streamlit as st
 
-from comms.rules.sms import GSM7, SmsInfo, is_gsm7, max_segments, sms_info
+from comms.rules.sms import GSM7, SmsInfo, is_gsm7, max_segments, sms_info, to_gsm7
+
+
+def ucs2_hint(text: str) -> str | None:
+    """Why a text is UCS-2, naming its characters and what each would become in GSM-7.
+
+    "ř → r" for a letter with diacritics, "… → ..." for a typographic mark, "😀 → ?"
+    for a character with no GSM-7 form: the hint names the real cause, not always
+    "diacritics".
+    """
+    odd = list(dict.fromkeys(c for c in text if not is_gsm7(c)))
+    if not odd:
+        return None
+    shown = odd[:8]
+    more = f" and {len(odd) - len(shown)} more" if len(odd) > len(shown) else ""
+    pairs = ", ".join(f"{c} → {to_gsm7(c) or '(dropped)'}" for c in shown)
+    lossy = [c for c in shown if to_gsm7(c) == "?"]
+    tail = (
+        f"; {' '.join(lossy)} {'has' if len(lossy) == 1 else 'have'} no GSM-7 form" if lossy else ""
+    )
+    return (
+        f"UCS-2 (70 characters per segment) because of {' '.join(shown)}{more}. Replaced "
+        f"({pairs}{more}) it would be GSM-7: 160 characters per segment{tail}."
+    )
 
 
 def sms_counter(text: str, *, label: str = "") -> SmsInfo:
@@ -18,19 +41,16 @@ def sms_counter(text: str, *, label: str = "") -> SmsInfo:
         f"**{info.segments}** segment{'s' if info.segments != 1 else ''} "
         f"({info.units}/{limit} {'septets' if info.encoding == GSM7 else 'units'})"
     )
-    if info.encoding != GSM7 and text:
-        odd = sorted({c for c in text if not is_gsm7(c)})[:12]
-        st.caption(
-            "UCS-2 because of: "
-            + " ".join(repr(c)[1:-1] for c in odd)
-            # Not naming a control: the Templates page has none, the send screens do.
-            + " — without diacritics (ř → r) it would be GSM-7: 160 characters per segment."
-        )
+    hint = ucs2_hint(text) if info.encoding != GSM7 and text else None
+    if hint:
+        # Not naming a control: the Templates page has none, the send screens do.
+        st.caption(hint)
     cap = max_segments()
     if info.segments > cap:
         st.warning(
             f"{prefix}{info.segments} segments: more than {cap} (COMMS_SMS_MAX_SEGMENTS). "
-            "Each segment is billed as one SMS; shorten the text or replace diacritics.",
+            "Each segment is billed as one SMS; shorten the text"
+            + (" or replace the characters that make it UCS-2." if hint else "."),
             icon=":material/warning:",
         )
     return info
