@@ -182,6 +182,16 @@ def _header(name: str, value: str | Header) -> str:
     return f"{name}: {value.encode(linesep=CRLF, maxlinelen=MAX_HEADER_LINE)}{CRLF}"
 
 
+def _list_header(name: str, value: str) -> str:
+    """A header of <...> items (List-Unsubscribe): one line when it fits, else one item per
+    line, so that no URL is ever folded inside."""
+    if _NEWLINES.search(value) or not value.isascii():
+        raise InvalidMessage(f"{name} must be one ASCII line")
+    if len(name) + 2 + len(value) <= MAX_HEADER_LINE:
+        return f"{name}: {value}{CRLF}"
+    return f"{name}: " + f",{CRLF} ".join(p.strip() for p in value.split(",")) + CRLF
+
+
 def _text_header(value: str) -> str | Header:
     value = one_line(value)
     return value if value.isascii() else Header(value, "utf-8")
@@ -340,7 +350,7 @@ def build_email(message: OutgoingMessage, identity: EmailIdentity) -> Email:
     if reply_to:
         head.append(reply_to)
     if unsubscribe:
-        head.append(_header("List-Unsubscribe", unsubscribe))
+        head.append(_list_header("List-Unsubscribe", unsubscribe))
         if one_click:
             head.append(_header("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
     head.append(f"MIME-Version: 1.0{CRLF}")
