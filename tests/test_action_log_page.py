@@ -237,3 +237,90 @@ def test_links_with_query_params_prefill_the_filters_each_time(store):
     at.run()
     assert at.text_input(key="log_client").value == "1"
     assert list(table(at)["action"]) == ["send"]
+
+
+def seed_run(store, n_sent=2, n_failed=1, run="run0001"):
+    """One send run as the dispatcher records it: a 'send run end' line naming the run,
+    and each message's outcome in message_attempts under the run's id."""
+
+    def fill(cur):
+        cur.execute("INSERT INTO clients (id, name) VALUES (5, 'Olga')")
+        cur.execute("INSERT INTO batches (id, channel) VALUES (8, 'email')")
+        total = n_sent + n_failed
+        cur.execute(
+            "INSERT INTO messages (id, client_id, channel, source, batch_id, status, to_address)"
+            " SELECT 100 + i, 5, 'email', 'bulk', 8, CASE WHEN i < ? THEN 'sent' ELSE 'failed'"
+            " END, 'o' || i || '@example.com' FROM range(?) t(i)",
+            [n_sent, total],
+        )
+        cur.execute(
+            "INSERT INTO message_attempts (message_id, attempt, outcome, detail, run_id)"
+            " SELECT 100 + i, 1, CASE WHEN i < ? THEN 'sent' ELSE 'permanent' END,"
+            " CASE WHEN i < ? THEN '<m' || i || '@x>' ELSE '550 no such user' END, ?"
+            " FROM range(?) t(i)",
+            [n_sent, n_sent, run, total],
+        )
+        actionlog.record(
+            cur,
+            "send run end",
+            batch_id=8,
+            outcome="failed" if n_failed else "ok",
+            detail={"run": run, "sent": n_sent, "failed": n_failed},
+        )
+
+    store.write(fill)
+
+
+def outcome_table(at):
+    return next(d.value for d in at.dataframe if "attempt" in d.value.columns)
+
+
+def open_entry(at, action):
+    rows = table(at)
+    row = rows.index[rows["action"] == action][0]
+    at.session_state["log_table"] = {"selection": {"rows": [int(row)], "columns": [], "cells": []}}
+    return at.run()
+
+
+def test_a_send_run_is_one_line_with_its_per_message_outcomes(store):
+    seed_run(store)
+    at = AppTest.from_file(PAGE, default_timeout=30).run()
+    assert table(at)["action"].tolist() == ["send run end"]  # one line, not one per message
+    open_entry(at, "send run end")
+    assert not at.exception
+    heading = next(m.value for m in at.markdown if "Per-message outcomes" in m.value)
+    assert heading == ("**Per-message outcomes (3)**: sent **2** · refused by the server **1**")
+    outcomes = outcome_table(at)
+    assert outcomes["message_id"].tolist() == [100, 101, 102]
+    assert outcomes["outcome"].tolist() == ["sent", "sent", "permanent"]
+    assert outcomes["detail"].tolist()[2] == "550 no such user"
+    assert outcomes["status"].tolist() == ["sent", "sent", "failed"]
+    assert outcomes["client_name"].tolist() == ["Olga"] * 3
+    key = next(w.key for w in at.multiselect if w.key.startswith("log_outcome_filter_"))
+    at.multiselect(key=key).set_value(["permanent"]).run()
+    assert outcome_table(at)["message_id"].tolist() == [102]
+
+
+def test_a_long_run_pages_its_outcomes(store):
+    seed_run(store, n_sent=1200, n_failed=0)
+    at = AppTest.from_file(PAGE, default_timeout=30).run()
+    open_entry(at, "send run end")
+    assert len(outcome_table(at)) == 500
+    assert any("1–500 of 1,200 messages" in c.value for c in at.caption)
+    at.pagination[0].select(3)
+    at.run()
+    assert len(outcome_table(at)) == 200
+
+
+def test_an_older_per_message_send_entry_opens_its_outcome(app, store):
+    store.write(
+        lambda cur: cur.execute(
+            "INSERT INTO message_attempts (message_id, attempt, ts, outcome, detail)"
+            " SELECT 10, 1, ts, 'sent', '<a@x>' FROM action_log WHERE action = 'send'"
+        )
+    )
+    app.run()
+    open_entry(app, "send")
+    outcomes = outcome_table(app)
+    assert outcomes["message_id"].tolist() == [10]
+    assert outcomes["detail"].tolist() == ["<a@x>"]

@@ -286,3 +286,99 @@ def messages_now(store: Store, message_ids: list[int]) -> pd.DataFrame:
         """,
         [list(message_ids)],
     )
+
+
+# -- per-message outcomes of a send run ----------------------------------------------
+
+# Per-message entries the dispatcher wrote before send runs kept their outcomes in
+# message_attempts (one action-log line per message then, one per run now).
+PER_MESSAGE_SEND_ACTIONS = ("send", "send failed", "send deferred", "interrupted")
+# column -> its SQL over message_attempts a, messages m, clients c
+OUTCOME_COLUMNS = {
+    "message_id": "a.message_id",
+    "attempt": "a.attempt",
+    "ts": "a.ts",
+    "outcome": "a.outcome",
+    "detail": "a.detail",
+    "status": "m.status",
+    "channel": "m.channel",
+    "batch_id": "m.batch_id",
+    "client_id": "m.client_id",
+    "client_name": "c.name",
+    "to_address": "m.to_address",
+}
+
+
+def _outcomes_scope(entry: dict[str, Any]) -> tuple[str, list[Any]] | None:
+    """WHERE over message_attempts a for the per-message outcomes an entry stands for.
+
+    - a run entry ('send run start' / 'send run end', or any entry whose detail
+      names "run"): every attempt stamped with that run id (message_attempts.run_id);
+    - an older per-message send entry (PER_MESSAGE_SEND_ACTIONS with a message_id):
+      that message's attempt written with the entry (same timestamp), or, when none
+      matches, all of the message's attempts.
+    None for an entry that stands for no send outcome.
+    """
+    run = (entry.get("detail") or {}).get("run")
+    if run:
+        return "a.run_id = ?", [str(run)]
+    if entry.get("action") in PER_MESSAGE_SEND_ACTIONS and entry.get("message_id") is not None:
+        return (
+            "a.message_id = ? AND (a.ts = ? OR NOT EXISTS (SELECT 1 FROM message_attempts x"
+            " WHERE x.message_id = ? AND x.ts = ?))",
+            [int(entry["message_id"]), entry["ts"], int(entry["message_id"]), entry["ts"]],
+        )
+    return None
+
+
+def has_outcomes(entry: dict[str, Any]) -> bool:
+    """Whether an entry stands for per-message send outcomes (entry_outcomes reads them)."""
+    return _outcomes_scope(entry) is not None
+
+
+def outcome_counts(store: Store, entry: dict[str, Any]) -> dict[str, int]:
+    """{outcome: messages} of the entry's send outcomes (sent, transient, permanent, ...)."""
+    scope = _outcomes_scope(entry)
+    if scope is None:
+        return {}
+    where, params = scope
+    rows = store.rows(
+        f"SELECT a.outcome, count(*) AS n FROM message_attempts a WHERE {where}"
+        " GROUP BY a.outcome ORDER BY n DESC, a.outcome",
+        params,
+    )
+    return {r["outcome"]: int(r["n"]) for r in rows}
+
+
+def entry_outcomes(
+    store: Store,
+    entry: dict[str, Any],
+    *,
+    outcomes: list[str] | None = None,
+    limit: int = 500,
+    offset: int = 0,
+) -> pd.DataFrame:
+    """One page of the entry's per-message outcomes, each joined to its message as it is now.
+
+    Columns: message_id, attempt, ts, outcome, detail (the provider id or the
+    server's text), status, channel, batch_id, client_id, client_name, to_address.
+    """
+    scope = _outcomes_scope(entry)
+    if scope is None:
+        return pd.DataFrame(columns=list(OUTCOME_COLUMNS))
+    where, params = scope
+    if outcomes:
+        where += " AND a.outcome IN (SELECT unnest(?::VARCHAR[]))"
+        params = [*params, list(outcomes)]
+    return store.df(
+        f"""
+        SELECT {", ".join(f"{sql} AS {name}" for name, sql in OUTCOME_COLUMNS.items())}
+        FROM message_attempts a
+        JOIN messages m ON m.id = a.message_id
+        LEFT JOIN clients c ON c.id = m.client_id
+        WHERE {where}
+        ORDER BY a.ts, a.message_id, a.attempt
+        LIMIT ? OFFSET ?
+        """,
+        [*params, int(limit), int(offset)],
+    )

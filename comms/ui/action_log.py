@@ -1,6 +1,8 @@
 """The Action log page: filters, the paged table, export, and one entry in full.
 
-Every query is in comms.actionlog.queries; this module only reads widgets and draws.
+One line per action with its counts; a send run's per-message outcomes (kept in
+message_attempts under the run's id) open from its line. Every query is in
+comms.actionlog.queries; this module only reads widgets and draws.
 """
 
 from __future__ import annotations
@@ -17,17 +19,28 @@ from comms.actionlog.queries import (
     count_log,
     detail_rows,
     entry_message_ids,
+    entry_outcomes,
     export_log_csv,
     filter_options,
     get_entry,
+    has_outcomes,
     messages_now,
+    outcome_counts,
     query_log,
 )
 from comms.store import Store
-from comms.ui.common import CHANNEL_LABELS
+from comms.ui.common import CHANNEL_LABELS, counted, number
+from comms.ui.widgets.tables import id_table
 
 TABLE_KEY = "log_table"
 PAGE_SIZES = [50, 100, 200, 500]
+OUTCOME_ROWS = 500  # per-message outcomes drawn per page
+OUTCOME_LABELS = {
+    "sent": "sent",
+    "transient": "temporary error (tried again)",
+    "permanent": "refused by the server",
+    "interrupted": "interrupted (delivery unknown)",
+}
 
 
 def apply_links() -> None:
@@ -97,11 +110,11 @@ def pager(store: Store, log_filter: LogFilter, total: int) -> tuple[int, int]:
     offset = (int(page) - 1) * page_size
     shown_to = min(offset + page_size, total)
     info_col.markdown(
-        f"**{total:,}** matching entr{'y' if total == 1 else 'ies'}"
-        + (f" · showing {offset + 1:,}–{shown_to:,}" if pages > 1 else "")
+        f"**{number(total)}** matching entr{'y' if total == 1 else 'ies'}"
+        + (f" · showing {number(offset + 1)}–{number(shown_to)}" if pages > 1 else "")
     )
     export_col.download_button(
-        f"Export {total:,} to CSV",
+        f"Export {number(total)} to CSV",
         # Built only when clicked, so a long log does not slow every rerun.
         data=lambda: export_log_csv(store, log_filter),
         file_name=f"action-log-{date.today().isoformat()}.csv",
@@ -118,14 +131,14 @@ def pager(store: Store, log_filter: LogFilter, total: int) -> tuple[int, int]:
 
 def log_table(df: pd.DataFrame) -> int | None:
     """One page of entries with single-row selection; the selected entry's id."""
-    event = st.dataframe(
+    picked = id_table(
         df[list(TABLE_COLUMNS)],
+        [int(i) for i in df["id"]],
+        key=TABLE_KEY,
+        multi=False,
         hide_index=True,
         width="stretch",
         placeholder="",  # an entry about no batch / message / client shows blank cells
-        on_select="rerun",
-        selection_mode="single-row",
-        key=TABLE_KEY,
         column_config={
             "ts": st.column_config.DatetimeColumn("When", format="YYYY-MM-DD HH:mm:ss"),
             "user": "Who",
@@ -138,8 +151,7 @@ def log_table(df: pd.DataFrame) -> int | None:
             "summary": st.column_config.TextColumn("Details", width="large"),
         },
     )
-    rows = [r for r in (event.selection.rows if event is not None else []) if r < len(df)]
-    return int(df.iloc[rows[0]]["id"]) if rows else None
+    return picked[0] if picked else None
 
 
 def _only_batch(batch_id: int) -> None:
@@ -169,9 +181,10 @@ def entry_panel(store: Store, entry: dict[str, Any]) -> None:
             )
             with st.expander("As recorded (JSON)"):
                 st.json(entry["detail"], expanded=2)
-        ids = entry_message_ids(entry)
+        shown = run_outcomes(store, entry) if has_outcomes(entry) else 0
+        ids = [] if shown else entry_message_ids(entry)
         if ids:
-            noun = "This message" if len(ids) == 1 else f"These {len(ids)} messages"
+            noun = "This message" if len(ids) == 1 else f"These {number(len(ids))} messages"
             st.markdown(f"**{noun} now**")
             now = messages_now(store, ids)
             st.dataframe(
@@ -205,6 +218,79 @@ def entry_panel(store: Store, entry: dict[str, Any]) -> None:
                 },
             )
         entry_actions(entry)
+
+
+def run_outcomes(store: Store, entry: dict[str, Any]) -> int:
+    """What became of each message of a send run (or of an older per-message send entry):
+    its attempt's outcome and the message as it is now, a page at a time; how many."""
+    counts = outcome_counts(store, entry)
+    total = sum(counts.values())
+    if not total and not (entry.get("detail") or {}).get("run"):
+        return 0  # an older entry without its attempt: the message as it is now instead
+    st.markdown(
+        f"**Per-message outcomes ({number(total)})**"
+        + (
+            ": "
+            + " · ".join(f"{OUTCOME_LABELS.get(o, o)} **{number(n)}**" for o, n in counts.items())
+            if counts
+            else ""
+        )
+    )
+    if not total:
+        st.caption("No message was handed to a server in this run.")
+        return 0
+    chosen = st.multiselect(
+        "Outcome",
+        list(counts),
+        format_func=lambda o: OUTCOME_LABELS.get(o, o),
+        key=f"log_outcome_filter_{entry['id']}",
+        placeholder="all",
+    )
+    shown = sum(counts[o] for o in chosen) if chosen else total
+    pages = max(1, -(-shown // OUTCOME_ROWS))
+    page = 1
+    if pages > 1:
+        page = int(st.pagination(pages, key=f"log_outcome_page_{entry['id']}") or 1)
+    df = entry_outcomes(
+        store,
+        entry,
+        outcomes=chosen or None,
+        limit=OUTCOME_ROWS,
+        offset=(min(page, pages) - 1) * OUTCOME_ROWS,
+    )
+    if pages > 1:
+        first = (page - 1) * OUTCOME_ROWS
+        st.caption(f"{number(first + 1)}–{number(first + len(df))} of {counted(shown, 'message')}")
+    st.dataframe(
+        df.assign(channel=df["channel"].map(CHANNEL_LABELS)),
+        hide_index=True,
+        width="stretch",
+        placeholder="",
+        key="log_entry_outcomes",
+        column_order=(
+            "message_id",
+            "outcome",
+            "detail",
+            "status",
+            "channel",
+            "client_name",
+            "to_address",
+            "attempt",
+            "ts",
+        ),
+        column_config={
+            "message_id": st.column_config.NumberColumn("Message", format="%d"),
+            "outcome": "Outcome",
+            "detail": st.column_config.TextColumn("Provider id / server's answer", width="large"),
+            "status": "Status now",
+            "channel": "Channel",
+            "client_name": "Client",
+            "to_address": "To",
+            "attempt": st.column_config.NumberColumn("Attempt", format="%d"),
+            "ts": st.column_config.DatetimeColumn("When", format="YYYY-MM-DD HH:mm:ss"),
+        },
+    )
+    return total
 
 
 def entry_actions(entry: dict[str, Any]) -> None:
