@@ -170,16 +170,37 @@ def _unsubscribe(template: str, message: OutgoingMessage) -> str:
 def _header(name: str, value: str | Header) -> str:
     """One header line (CRLF-terminated), refusing any value that could start a new one.
 
-    A short ASCII value is written as is; anything else is folded (and
-    RFC 2047-encoded when not ASCII) by email.header.Header, as compat32 does.
+    An ASCII value is written as is, folded at its spaces when longer than a
+    line (`_fold`); anything else is folded and RFC 2047-encoded by
+    email.header.Header, as compat32 does.
     """
     if isinstance(value, str):
         if _NEWLINES.search(value):
             raise InvalidMessage(f"{name} must be one line")
-        if value.isascii() and len(name) + 2 + len(value) <= MAX_HEADER_LINE and "  " not in value:
-            return f"{name}: {value}{CRLF}"
+        if value.isascii() and "  " not in value:
+            if len(name) + 2 + len(value) <= MAX_HEADER_LINE:
+                return f"{name}: {value}{CRLF}"
+            return _fold(name, value)
         value = Header(value, header_name=name)
     return f"{name}: {value.encode(linesep=CRLF, maxlinelen=MAX_HEADER_LINE)}{CRLF}"
+
+
+def _fold(name: str, value: str) -> str:
+    """A long ASCII header folded before its spaces (RFC 5322 folding: unfolds to the value).
+
+    e.g. List-Unsubscribe's "<https://...>, <mailto:...>"; a word longer than a
+    line stays whole (a line may have up to 998 characters).
+    """
+    lines, line = [], f"{name}:"
+    for word in value.split(" "):
+        # the first word stays beside the name: a value folded right after "Name:" reads
+        # back with a leading space in some parsers (the stdlib's among them)
+        if len(line) + 1 + len(word) > MAX_HEADER_LINE and line != f"{name}:":
+            lines.append(line)
+            line = ""
+        line += " " + word
+    lines.append(line)
+    return CRLF.join(lines) + CRLF
 
 
 def _list_header(name: str, value: str) -> str:
