@@ -23,7 +23,7 @@ LIST = (
 
 @pytest.fixture
 def seeded(store):
-    import_clients(store, LIST.encode(), list_name="Jaro")
+    import_clients(store, LIST.encode(), list_name="Jaro", consent="email,sms")
     return store
 
 
@@ -174,7 +174,9 @@ def test_a_selection_survives_a_new_filter_until_cleared(at):
 
 
 def test_import_report_is_shown_with_problem_rows(seeded, at):
-    report = import_clients(seeded, b"Name;Email\nZora;zora@\n;\n", list_name="Nove")
+    report = import_clients(
+        seeded, b"Name;Email\nZora;zora@\n;\n", list_name="Nove", consent="email,sms"
+    )
     at.session_state[directory.REPORT_KEY] = report.to_dict()
     run(at)
     assert at.success[0].value == "List 'Nove': 1 imported, 0 updated, 1 skipped."
@@ -199,7 +201,21 @@ MESSY = (
 
 def upload(at: AppTest, name: str, data: bytes) -> AppTest:
     at.file_uploader(key="dir_upload").set_value((name, data, "text/csv"))
-    return run(at)
+    run(at)
+    return state_consent(at)
+
+
+def state_consent(at: AppTest) -> AppTest:
+    """A file without consent columns needs the uploader to state consent: choose
+    e-mail and SMS in the upload panel's consent control (the importer's), when it is there."""
+    for widget in [*at.radio, *at.selectbox, *at.get("button_group")]:
+        if "consent" not in (getattr(widget, "label", "") or "").lower():
+            continue
+        both = [o for o in widget.options if "sms" in str(o).lower() and "mail" in str(o).lower()]
+        if both and widget.value != both[0]:
+            widget.set_value(both[0])
+            return run(at)
+    return at
 
 
 def test_upload_shows_detection_and_mapping_then_imports(at, seeded):

@@ -530,7 +530,7 @@ def _email_body(store: Store, msg: dict, key: str) -> None:
         for a in msg["attachments"]:
             cols = st.columns([3, 1, 1], vertical_alignment="center")
             cols[0].markdown(f":material/attach_file: {a['filename']}")
-            cols[1].caption(f"{a['content_type']}, {a['size']:,} B")
+            cols[1].caption(f"{a['content_type']}, {number(a['size'])} B")
             name, ctype, data = history.attachment_data(store, a["id"])
             cols[2].download_button(
                 "Download",
@@ -620,7 +620,7 @@ def _upload_preview(store: Store, uploaded: Any, reason: str, nonce: int) -> Non
 
     data = uploaded.getvalue()
     if len(data) > max_upload_bytes():
-        st.error(f"{uploaded.name} is too large; the limit is {max_upload_bytes():,} bytes.")
+        st.error(f"{uploaded.name} is too large; the limit is {number(max_upload_bytes())} bytes.")
         return
     try:
         parsed = suppressions.parse_address_list(data)
@@ -629,17 +629,17 @@ def _upload_preview(store: Store, uploaded: Any, reason: str, nonce: int) -> Non
         return
     emails = sum(1 for _, _, ch in parsed.entries if ch == "email")
     notes = [
-        f"{len(parsed.entries):,} address(es): {emails:,} e-mail, "
-        f"{len(parsed.entries) - emails:,} phone"
+        f"{number(len(parsed.entries))} address(es): {number(emails)} e-mail, "
+        f"{number(len(parsed.entries) - emails)} phone"
     ]
     if parsed.duplicates:
-        notes.append(f"{parsed.duplicates:,} repeated line(s) counted once")
+        notes.append(f"{number(parsed.duplicates)} repeated line(s) counted once")
     if parsed.header_skipped:
         notes.append("the header line was skipped")
     st.markdown("; ".join(notes) + ".")
     if parsed.errors:
         st.warning(
-            f"{len(parsed.errors):,} line(s) are not an e-mail or phone number and "
+            f"{number(len(parsed.errors))} line(s) are not an e-mail or phone number and "
             "will be left out:"
         )
         st.dataframe(
@@ -653,13 +653,13 @@ def _upload_preview(store: Store, uploaded: Any, reason: str, nonce: int) -> Non
         n = suppressions.import_suppressions(store, parsed, reason)
         st.session_state["supp_flash"] = (
             "success",
-            f"{n:,} address(es) added to the suppression list "
-            f"({len(parsed.entries) - n:,} were already on it).",
+            f"{number(n)} address(es) added to the suppression list "
+            f"({number(len(parsed.entries) - n)} were already on it).",
         )
         st.session_state["supp_nonce"] = nonce + 1
 
     st.button(
-        f"Add {len(parsed.entries):,} address(es)",
+        f"Add {number(len(parsed.entries))} address(es)",
         type="primary",
         disabled=not parsed.entries,
         key="supp_import",
@@ -674,7 +674,7 @@ def suppression_panel(store: Store) -> None:
         getattr(st, flash[0])(flash[1])
     total = suppressions.count_suppressions(store)
     st.caption(
-        f"{total:,} address(es). Nobody on this list is sent bulk messages (reason "
+        f"{number(total)} address(es). Nobody on this list is sent bulk messages (reason "
         "“opted out”), and one-off messages to them are refused."
     )
     up, hand = st.columns(2)
@@ -701,24 +701,25 @@ def suppression_panel(store: Store) -> None:
     listed = suppressions.list_suppressions(store, search=search or None, limit=1000)
     if listed.empty:
         return
-    event = st.dataframe(
+    chosen = id_table(
         listed,
-        hide_index=True,
+        list(zip(listed["address"], listed["channel"], strict=True)),
         key="supp_table",
-        on_select="rerun",
-        selection_mode="multi-row",
+        hide_index=True,
         placeholder="",
     )
-    chosen = [listed.iloc[r] for r in event.selection.rows if r < len(listed)]
     if st.button(
-        f"Remove {len(chosen)} selected",
+        f"Remove {number(len(chosen))} selected",
         disabled=not chosen,
         key="supp_remove",
         help="Only when the person asked to receive messages again.",
     ):
-        for row in chosen:
-            suppressions.remove_suppression(store, row["address"], row["channel"])
-        st.session_state["supp_flash"] = ("success", f"Removed {len(chosen)} address(es).")
+        for address, channel in chosen:
+            suppressions.remove_suppression(store, address, channel)
+        st.session_state["supp_flash"] = (
+            "success",
+            f"Removed {counted(len(chosen), 'address', 'addresses')}.",
+        )
         st.rerun()
 
 

@@ -17,7 +17,7 @@ the table's selection, so what is highlighted is always what an action hits.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from typing import Any
 
 import pandas as pd
@@ -32,19 +32,19 @@ def _picked_key(key: str) -> str:
     return f"{key}__picked"
 
 
-def picked_ids(key: str) -> list[int]:
+def picked_ids(key: str) -> list[Any]:
     """The ids selected in table `key` (as of the last run that drew it)."""
     return list(st.session_state.get(_picked_key(key)) or [])
 
 
-def drawn_ids(key: str) -> list[int]:
+def drawn_ids(key: str) -> list[Any]:
     """The ids of table `key` as last drawn, in their order."""
     return list(st.session_state.get(_drawn_key(key)) or [])
 
 
-def set_picked(key: str, ids: Sequence[int]) -> None:
+def set_picked(key: str, ids: Sequence[Hashable]) -> None:
     """Replace the table's selection (drawn so on its next run)."""
-    st.session_state[_picked_key(key)] = [int(i) for i in ids]
+    st.session_state[_picked_key(key)] = [_plain(i) for i in ids]
 
 
 def clear_picked(key: str) -> None:
@@ -57,22 +57,30 @@ def clear_picked(key: str) -> None:
     st.session_state.pop(_drawn_key(key), None)
 
 
+def _plain(value: Any) -> Any:
+    """An id as plain Python (numpy integers become int; tuples stay tuples of plain values)."""
+    if isinstance(value, tuple):
+        return tuple(_plain(v) for v in value)
+    return value.item() if hasattr(value, "item") else value
+
+
 def id_table(
     df: pd.DataFrame,
-    ids: Sequence[int],
+    ids: Sequence[Hashable],
     *,
     key: str,
     multi: bool = True,
     keep_hidden: bool = False,
     **dataframe_args: Any,
-) -> list[int]:
+) -> list[Any]:
     """Draw `df` (row i is the row of ids[i]) with row selection; the selected ids.
 
-    keep_hidden: ids selected earlier but not drawn now stay selected (the
+    An id is anything hashable: a message id, or (address, channel) for the
+    suppression list. keep_hidden: ids selected earlier but not drawn now stay selected (the
     directory's selection survives paging and filters); otherwise the selection
     is what this run shows.
     """
-    ids = [int(i) for i in ids]
+    ids = [_plain(i) for i in ids]
     drawn = list(st.session_state.get(_drawn_key(key)) or [])
     picked = picked_ids(key)
     state = st.session_state.get(key)
