@@ -4,9 +4,10 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 PORT    ?= 8501
+HOST    ?= 127.0.0.1
 SRC     := $(wildcard comms pages tests bench app.py)
 
-.PHONY: run test lint format bench install chromium clean
+.PHONY: run test lint format bench install chromium dovecot clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -24,11 +25,20 @@ chromium:
 	  echo "installing Debian chromium for the browser tests"; \
 	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
 
+# The IMAP tests (tests/test_feedback_imap.py) start a dovecot of their own on a free
+# port of 127.0.0.1, with the throwaway user and configuration in tests/dovecot/.
+dovecot:
+	@command -v /usr/sbin/dovecot >/dev/null 2>&1 || { \
+	  echo "installing Debian dovecot-imapd for the IMAP tests"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+	    --no-install-recommends dovecot-imapd; }
+
+# The app with its routes (unsubscribe links, Twilio callbacks) and background sender.
 run: install
 	$(BIN)/python -m comms init
-	$(BIN)/streamlit run app.py --server.port $(PORT)
+	$(BIN)/python -m comms serve --port $(PORT) --host $(HOST)
 
-test: install chromium
+test: install chromium dovecot
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 lint: install

@@ -18,6 +18,7 @@ import hmac
 import os
 import re
 import secrets
+import tempfile
 from pathlib import Path
 
 from comms import store as store_module
@@ -50,19 +51,27 @@ def key_path(db_path: str | os.PathLike[str] | None = None) -> Path:
 
 
 def _read_or_create(path: Path) -> bytes:
-    """The key file's bytes, creating it (0600, exclusively) when it does not exist yet."""
+    """The key file's bytes, creating it (0600) when it does not exist yet.
+
+    The new key is written to a temporary file first and then linked into
+    place, which fails if another thread or process was first: nobody ever
+    reads a half-written key file, and everybody ends up with the same key.
+    """
     try:
         data = path.read_bytes().strip()
     except FileNotFoundError:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fresh = secrets.token_hex(KEY_BYTES).encode()
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".key-")  # mode 0600
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:  # another process made it first: use theirs
-            return _read_or_create(path)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(fresh + b"\n")
-        return fresh
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(secrets.token_hex(KEY_BYTES).encode() + b"\n")
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                pass  # another one was first: use theirs
+        finally:
+            os.unlink(tmp)
+        data = path.read_bytes().strip()
     if len(data) < 32:
         raise ConfigError(
             f"The key file {path} is damaged (too short): delete it to make a new one."
