@@ -199,6 +199,7 @@ class SmtpSink:
         log_path: Path | None = None,
         tls_context: Any = None,
         ssl_context: Any = None,
+        smtputf8: bool = True,
     ) -> None:
         self.port = port or free_port()
         self.lock = threading.Lock()
@@ -208,6 +209,8 @@ class SmtpSink:
         self.users = users
         self.handler = _SinkHandler(self.state, self.lock)
         kwargs: dict[str, Any] = {"data_size_limit": 50 * 1024 * 1024}
+        # SMTPUTF8 (RFC 6531, addresses with non-ASCII local parts): offered unless told not to
+        kwargs["enable_SMTPUTF8"] = smtputf8
         if users is not None:
             kwargs.update(authenticator=self._authenticate, auth_require_tls=False)
         if tls_context is not None:

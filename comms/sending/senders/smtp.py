@@ -171,6 +171,7 @@ class SmtpSender(BaseSender):
                     " letters before the @ needs",
                 )
             size += " SMTPUTF8" + (" BODY=8BITMIME" if conn.has_extn("8bitmime") else "")
+        conn.command_encoding = "utf-8" if smtputf8 else "ascii"  # as smtplib.sendmail does
         # smtplib's mail()/rcpt() re-parse each address (quoteaddr); ours are already
         # validated single addr-specs (mime.recipient / parse_from), so write them as is.
         return [

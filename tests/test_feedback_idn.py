@@ -1,0 +1,65 @@
+"""International addresses on the way out: an IDN domain goes in its ASCII form, a non-ASCII
+local part needs SMTPUTF8 (and fails with a named reason where the server lacks it), and
+demo mode writes both instead of marking them interrupted."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from servers import SmtpSink
+from test_feedback_delivery import message, queue_messages, send_all
+
+from comms.store import Store
+
+IDN = "háček.cz".encode("idna").decode()  # xn--hek-ela4t.cz
+
+
+def _configure(sink: SmtpSink, monkeypatch: pytest.MonkeyPatch) -> None:
+    for k, v in sink.env().items():
+        monkeypatch.setenv(k, v)
+
+
+def test_an_idn_domain_goes_out_in_ascii_form(store: Store, monkeypatch) -> None:
+    with SmtpSink() as sink:
+        _configure(sink, monkeypatch)
+        (mid,) = queue_messages(store, "email", [(None, "jana@háček.cz")])
+        send_all(store, "email")
+        (got,) = sink.received
+    assert message(store, mid)["status"] == "sent"
+    assert got.rcpt_tos == ["jana@xn--hek-ela4t.cz"]
+    assert "jana@xn--hek-ela4t.cz" in got.parsed()["To"]
+
+
+def test_a_non_ascii_local_part_uses_smtputf8_when_offered(store: Store, monkeypatch) -> None:
+    with SmtpSink() as sink:  # offers SMTPUTF8, as aiosmtpd does by default
+        _configure(sink, monkeypatch)
+        (mid,) = queue_messages(store, "email", [(None, "jána@háček.cz")])
+        send_all(store, "email")
+        (got,) = sink.received
+    assert message(store, mid)["status"] == "sent"
+    assert got.rcpt_tos == ["jána@xn--hek-ela4t.cz"]
+    assert "<jána@xn--hek-ela4t.cz>" in got.data.decode("utf-8")  # RFC 6532: raw UTF-8
+
+
+def test_without_smtputf8_it_fails_with_a_named_reason_and_nothing_is_sent(
+    store: Store, monkeypatch
+) -> None:
+    with SmtpSink(smtputf8=False) as sink:
+        _configure(sink, monkeypatch)
+        (mid, ok) = queue_messages(store, "email", [(None, "jána@example.cz"), (None, "a@b.cz")])
+        send_all(store, "email")
+        assert sink.recipients() == ["a@b.cz"]  # the next message still goes out
+    row = message(store, mid)
+    assert row["status"] == "failed" and "does not offer SMTPUTF8" in row["error"]
+    assert message(store, ok)["status"] == "sent"
+
+
+def test_demo_mode_writes_international_addresses(store: Store, tmp_path: Path) -> None:
+    ids = queue_messages(store, "email", [(None, "jana@háček.cz"), (None, "jána@example.cz")])
+    send_all(store, "email")  # nothing configured: the outbox folder
+    assert [message(store, i)["status"] for i in ids] == ["sent", "sent"]
+    written = sorted((tmp_path / "outbox").glob("*.eml"))
+    assert len(written) == 2
+    assert "xn--hek-ela4t.cz" in written[0].read_text()
+    assert "jána@example.cz" in written[1].read_bytes().decode("utf-8")
