@@ -21,9 +21,10 @@ import secrets
 import tempfile
 from pathlib import Path
 
-from comms import store as store_module
 from comms.errors import ConfigError
-from comms.sending.senders.config import FeedbackConfig
+
+# comms.store (DuckDB) and the settings are imported where they are used: comms.feedback.links
+# (and through it the template context, which a render worker imports) needs only the tokens.
 
 KEY_BYTES = 32
 SIGNATURE_CHARS = 20  # hex: 80 bits, short enough for an address's local part
@@ -42,6 +43,8 @@ def key_path(db_path: str | os.PathLike[str] | None = None) -> Path:
     or a CLI command after --db) uses that one's, so it signs like the app
     serving the same file; otherwise $COMMS_DB or data/comms.duckdb.
     """
+    from comms import store as store_module
+
     if db_path is None:
         open_paths = [p for p, s in list(store_module._STORES.items()) if not s._closed]
         db = open_paths[0] if len(open_paths) == 1 else store_module.resolve_db_path()
@@ -81,6 +84,8 @@ def _read_or_create(path: Path) -> bytes:
 
 def signing_key(db_path: str | os.PathLike[str] | None = None) -> bytes:
     """COMMS_UNSUBSCRIBE_KEY, else the key file beside the database (made on first use)."""
+    from comms.sending.senders.config import FeedbackConfig
+
     configured = FeedbackConfig.from_settings().unsubscribe_key
     if configured:
         return configured.encode("utf-8")
