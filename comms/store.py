@@ -23,12 +23,14 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import duckdb
-import pandas as pd
 
-from comms.errors import DatabaseInUse
+from comms.errors import DatabaseInUse, DatabaseUnusable
+
+if TYPE_CHECKING:  # pandas costs ~0.4 s to import: only the pages need it
+    import pandas as pd
 
 DEFAULT_DB = Path(__file__).resolve().parent.parent / "data" / "comms.duckdb"
 T = TypeVar("T")
@@ -236,7 +238,49 @@ _LOCK_RE = re.compile(r"Conflicting lock is held in (?P<proc>.+?) \(PID (?P<pid>
 def resolve_db_path(path: str | os.PathLike[str] | None = None) -> Path:
     """--db, else $COMMS_DB, else data/comms.duckdb."""
     chosen = path or os.environ.get("COMMS_DB") or DEFAULT_DB
-    return Path(chosen).expanduser().resolve()
+    try:
+        return Path(chosen).expanduser().resolve()
+    except (OSError, RuntimeError) as exc:  # a symlink loop, an unknown ~user
+        raise DatabaseUnusable(f"The database path {chosen} cannot be used: {exc}.") from None
+
+
+# Why DuckDB could not open a file, as its IOException words it, and what a person reads.
+_OPEN_FAILURES = (
+    ("not a valid duckdb database", "it is not a DuckDB database file"),
+    ("is a directory", "it is a folder, not a file"),
+    ("permission denied", "permission denied"),
+    ("read-only file system", "the file system is read-only"),
+    ("no such file or directory", "no file can be created in its folder"),
+)
+
+
+def _unusable(path: Path, why: str) -> DatabaseUnusable:
+    return DatabaseUnusable(
+        f"The database {path} cannot be opened: {why}. Give another file with --db PATH "
+        "or COMMS_DB (the default is data/comms.duckdb)."
+    )
+
+
+def _connect(path: Path) -> duckdb.DuckDBPyConnection:
+    """A read-write connection to the file; DatabaseInUse / DatabaseUnusable in one sentence."""
+    if path.is_dir():
+        raise _unusable(path, "it is a folder, not a file")
+    if path.exists() and not path.is_file():
+        raise _unusable(path, "it is a device or a pipe, not a file")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _unusable(path, f"its folder cannot be created ({exc.strerror.lower()})") from None
+    try:
+        return duckdb.connect(str(path))
+    except duckdb.Error as exc:
+        text = str(exc).lower()
+        if "lock" in text:
+            raise DatabaseInUse(_in_use_message(path, exc)) from None
+        why = next((say for key, say in _OPEN_FAILURES if key in text), None)
+        if why is None:  # DuckDB's own words, without its "IO Error:" prefix
+            why = str(exc).split(": ", 1)[-1].rstrip(".!")
+        raise _unusable(path, why) from None
 
 
 def _in_use_message(path: Path, exc: Exception) -> str:
@@ -273,13 +317,7 @@ class Store:
 
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         self.path = resolve_db_path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self._con = duckdb.connect(str(self.path))
-        except duckdb.IOException as exc:
-            if "lock" in str(exc).lower():
-                raise DatabaseInUse(_in_use_message(self.path, exc)) from None
-            raise
+        self._con = _connect(self.path)
         self._local = threading.local()
         self._write_lock = _write_lock(self.path)
         self._closed = False

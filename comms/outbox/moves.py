@@ -22,6 +22,7 @@ import duckdb
 
 from comms import actionlog
 from comms.errors import InvalidTransition, NotFound
+from comms.outbox.claims import count_pause
 from comms.outbox.states import (
     RESOLUTIONS,
     local_time,
@@ -357,6 +358,8 @@ def _set_paused(store: Store, batch_id: int, paused: bool) -> None:
         ).fetchone()
         if row is None:
             raise NotFound(f"No batch with id {batch_id}.")
+        if paused:
+            count_pause(store)  # P1 (comms.outbox.claims)
         actionlog.record(cur, "pause batch" if paused else "resume batch", batch_id=int(batch_id))
 
     store.write(run)

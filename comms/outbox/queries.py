@@ -6,15 +6,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import timedelta
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from comms.errors import NotFound
 from comms.outbox.claims import ClaimScope
 from comms.outbox.moves import ids_of
 from comms.outbox.states import STATUSES, now
 from comms.store import Store
+
+if TYPE_CHECKING:  # pandas costs ~0.4 s to import: only the pages need it
+    import pandas as pd
 
 RECENT_MINUTES = 15  # a finished batch stays on the page this long after its last change
 
