@@ -149,3 +149,33 @@ def inbound_messages(store: Store, *, limit: int = 1000) -> pd.DataFrame:
         " ORDER BY i.received_at DESC, i.id DESC LIMIT ?",
         [int(limit)],
     )
+
+
+def settings_summary() -> dict[str, Any]:
+    """What the Settings page shows about the loop after sending: the non-secret settings
+    and, for each one missing, one sentence saying what that turns off."""
+    from comms.errors import ConfigError
+    from comms.sending.senders.config import FeedbackConfig
+
+    try:
+        config = FeedbackConfig.from_settings()
+    except ConfigError as exc:
+        return {"ok": False, "error": str(exc), "off": []}
+    off = []
+    if not config.public_url:
+        off.append(
+            "COMMS_PUBLIC_URL is not set: e-mails offer only the mailto: unsubscribe (no"
+            " one-click link), and SMS status is polled from Twilio instead of reported by it;"
+            " replies to SMS are not received."
+        )
+    if not config.bounce_address:
+        off.append(
+            "COMMS_BOUNCE_ADDRESS is not set: bounces are matched by Message-ID only (no"
+            " VERP), and mailto: unsubscribes go to the Reply-To / From address."
+        )
+    if config.imap is None:
+        off.append(
+            "No bounce mailbox (COMMS_BOUNCE_IMAP_HOST): bounces, complaints and mailto:"
+            " unsubscribes are applied only by `comms bounces import`."
+        )
+    return {"ok": True, **config.describe(), "off": off}
