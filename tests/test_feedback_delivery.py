@@ -401,3 +401,48 @@ def test_a_forged_reply_is_refused(store: Store, callbacks) -> None:
     assert status == 403
     assert store.scalar("SELECT consent_sms FROM clients") is True
     assert store.scalar("SELECT count(*) FROM inbound_messages") == 0
+
+
+def test_with_callbacks_the_background_reader_polls_only_late_sms(
+    store: Store, twilio_env: TwilioServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import timedelta
+
+    from comms.feedback import poller
+
+    tw = twilio_env
+    (mid,) = queue_messages(store, "sms", [(None, "+420601000071")])
+    send_all(store, "sms")
+    sid = message(store, mid)["provider_id"]
+    tw.set_status(sid, "delivered")
+    store.write(  # sent a minute ago: its first poll is due
+        lambda cur: cur.execute(
+            "UPDATE messages SET sent_at = sent_at - INTERVAL 1 MINUTE WHERE id = ?", [mid]
+        )
+    )
+    reader = poller.Poller(store)
+    monkeypatch.setenv("COMMS_PUBLIC_URL", "https://comms.example.cz")
+    reader.round()  # callbacks are configured: a minute-old SMS waits for its callback
+    assert tw.fetches == [] and message(store, mid)["status"] == "sent"
+    monkeypatch.setattr(poller, "CALLBACK_GRACE", timedelta(seconds=30))
+    reader.round()  # older than the grace: the callback never came, so it is asked
+    assert tw.fetches == [sid] and message(store, mid)["status"] == "delivered"
+    (entry,) = actions(store, "delivered")
+    assert entry["user"] == "twilio"
+
+
+def test_without_a_public_url_the_background_reader_polls(
+    store: Store, twilio_env: TwilioServer
+) -> None:
+    from comms.feedback import poller
+
+    (mid,) = queue_messages(store, "sms", [(None, "+420601000072")])
+    send_all(store, "sms")
+    twilio_env.set_status(message(store, mid)["provider_id"], "undelivered", 30008)
+    store.write(
+        lambda cur: cur.execute(
+            "UPDATE messages SET sent_at = sent_at - INTERVAL 1 MINUTE WHERE id = ?", [mid]
+        )
+    )
+    poller.Poller(store).round()
+    assert message(store, mid)["status"] == "undelivered"

@@ -6,7 +6,10 @@ TICK_SECONDS does what is due:
 * reads the bounce mailbox (comms.feedback.mailbox.fetch_imap) every
   COMMS_BOUNCE_IMAP_INTERVAL seconds (default 300) when one is configured;
 * asks Twilio about SMS without a final status (comms.feedback.twilio.poll)
-  when Twilio is configured and there is no public URL for its callbacks.
+  when Twilio is configured: every one, with back-off, when there is no public
+  URL for its callbacks; with one, only those still without a final status an
+  hour after sending (a callback that never came, or came before the SID was
+  stored).
 
 A round that fails is logged (without secrets: the errors name host:port) and
 kept in `last_error`; the next round tries again.
@@ -17,7 +20,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from datetime import timedelta
 
+from comms import actionlog
 from comms.feedback import mailbox, twilio
 from comms.sending.senders.config import FeedbackConfig, TwilioConfig, backend_name
 from comms.store import Store
@@ -25,6 +30,7 @@ from comms.store import Store
 log = logging.getLogger(__name__)
 
 TICK_SECONDS = 15.0
+CALLBACK_GRACE = timedelta(hours=1)  # with callbacks, poll only SMS older than this
 
 
 class Poller:
@@ -58,10 +64,15 @@ class Poller:
         feedback = FeedbackConfig.from_settings()
         if feedback.imap is not None and time.monotonic() >= self._next_imap:
             self._next_imap = time.monotonic() + feedback.imap.interval
+            actionlog.set_user("bounce mailbox")
             self.last_imap = mailbox.fetch_imap(self.store, feedback.imap)
-        if backend_name("sms") == "twilio" and not feedback.public_url:
-            if twilio.due_for_polling(self.store):
-                self.last_poll = twilio.poll(self.store, TwilioConfig.from_settings())
+        if backend_name("sms") == "twilio":
+            min_age = CALLBACK_GRACE if feedback.public_url else None
+            if twilio.due_for_polling(self.store, min_age=min_age):
+                actionlog.set_user("twilio")
+                self.last_poll = twilio.poll(
+                    self.store, TwilioConfig.from_settings(), min_age=min_age
+                )
 
     def _loop(self) -> None:
         while not self.stop_event.is_set():

@@ -184,24 +184,35 @@ def _backoff(polls: int) -> timedelta:
     return timedelta(seconds=min(POLL_FIRST_SECONDS * 2**polls, POLL_MAX_SECONDS))
 
 
-def due_for_polling(store: Store, *, everything: bool = False) -> list[dict[str, Any]]:
-    """SMS sent in the last POLL_HOURS, still `sent`, whose next poll is due (or all of them)."""
+def due_for_polling(
+    store: Store, *, everything: bool = False, min_age: timedelta | None = None
+) -> list[dict[str, Any]]:
+    """SMS sent in the last POLL_HOURS, still `sent`, whose next poll is due (or all of them).
+
+    min_age: only those sent at least this long ago (with callbacks configured, polling
+    is the safety net for a callback that never came, or came before the SID was stored).
+    """
     at = now()
+    due = "" if everything else "AND coalesce(p.next_at, m.sent_at + INTERVAL 30 SECOND) <= ?"
     return store.rows(
         f"""
         SELECT m.id, m.provider_id, m.sent_at, coalesce(p.polls, 0) AS polls
         FROM messages m LEFT JOIN sms_polls p ON p.message_id = m.id
         WHERE m.channel = 'sms' AND m.status = 'sent' AND m.provider_id LIKE 'SM%'
-          AND m.sent_at >= ?
-          {"" if everything else "AND coalesce(p.next_at, m.sent_at + INTERVAL 30 SECOND) <= ?"}
+          AND m.sent_at >= ? AND m.sent_at <= ? {due}
         ORDER BY m.sent_at LIMIT 5000
         """,
-        [at - timedelta(hours=POLL_HOURS), *([] if everything else [at])],
-    )
+        [at - timedelta(hours=POLL_HOURS), at - (min_age or timedelta(0)),
+         *([] if everything else [at])],
+    )  # fmt: skip
 
 
 def poll(
-    store: Store, config: TwilioConfig | None = None, *, everything: bool = False
+    store: Store,
+    config: TwilioConfig | None = None,
+    *,
+    everything: bool = False,
+    min_age: timedelta | None = None,
 ) -> PollResult:
     """Ask Twilio about SMS without a final status (GET Messages/{Sid}.json) and apply it.
 
@@ -215,7 +226,7 @@ def poll(
     from comms.sending.senders.twilio_sms import TwilioSender
 
     result = PollResult()
-    rows = due_for_polling(store, everything=everything)
+    rows = due_for_polling(store, everything=everything, min_age=min_age)
     if not rows:
         return result
     sender = TwilioSender(cfg)
