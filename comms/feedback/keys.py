@@ -93,8 +93,9 @@ def signing_key(db_path: str | os.PathLike[str] | None = None) -> bytes:
 
 
 def _signature(key: bytes, purpose: str, message_id: int) -> str:
-    mac = hmac.new(key, f"{purpose}:{int(message_id)}".encode(), hashlib.sha256)
-    return mac.hexdigest()[:SIGNATURE_CHARS]
+    # hmac.digest: the one-shot C path (about 1 us; hmac.new costs 5 per e-mail built)
+    mac = hmac.digest(key, f"{purpose}:{int(message_id)}".encode(), hashlib.sha256)
+    return mac.hex()[:SIGNATURE_CHARS]
 
 
 def make_token(key: bytes, purpose: str, message_id: int, sep: str = ".") -> str:

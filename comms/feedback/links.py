@@ -14,8 +14,6 @@
 
 from __future__ import annotations
 
-from urllib.parse import quote
-
 from comms.feedback.keys import make_token
 
 # The placeholder `{{ unsubscribe_url }}` renders to (an https URL, so that any rule
@@ -32,28 +30,28 @@ def unsubscribe_token(key: bytes, message_id: int) -> str:
     return make_token(key, PURPOSE_UNSUBSCRIBE, message_id)
 
 
-def unsubscribe_url(public_url: str, key: bytes, message_id: int) -> str:
+def unsubscribe_url(public_url: str, key: bytes, message_id: int, token: str | None = None) -> str:
     """PUBLIC_URL/u/<token>: GET shows a confirmation, POST unsubscribes (one click)."""
-    return f"{public_url.rstrip('/')}/u/{unsubscribe_token(key, message_id)}"
+    return f"{public_url.rstrip('/')}/u/{token or unsubscribe_token(key, message_id)}"
 
 
-def unsubscribe_mailto(address: str, key: bytes, message_id: int) -> str:
+def unsubscribe_mailto(address: str, key: bytes, message_id: int, token: str | None = None) -> str:
     """mailto:<address>?subject=unsubscribe <token>, processed by the bounce mailbox."""
-    subject = quote(f"{UNSUBSCRIBE_SUBJECT} {unsubscribe_token(key, message_id)}")
-    return f"mailto:{address}?subject={subject}"
+    # The token is digits, a dot and hex: only the space needs quoting.
+    return f"mailto:{address}?subject={UNSUBSCRIBE_SUBJECT}%20{token or unsubscribe_token(key, message_id)}"
 
 
 def list_unsubscribe(
     message_id: int, key: bytes, *, public_url: str | None, mailto: str | None
-) -> tuple[str | None, bool]:
-    """(List-Unsubscribe value or None, whether it offers RFC 8058 one-click)."""
-    parts = []
-    if public_url:
-        parts.append(f"<{unsubscribe_url(public_url, key, message_id)}>")
-    if mailto:
-        parts.append(f"<{unsubscribe_mailto(mailto, key, message_id)}>")
+) -> tuple[str | None, bool, str | None]:
+    """(List-Unsubscribe value or None, whether it offers RFC 8058 one-click, the link
+    `{{ unsubscribe_url }}` becomes: the URL, else the mailto:)."""
+    token = unsubscribe_token(key, message_id)  # signed once for all three
+    url = unsubscribe_url(public_url, key, message_id, token) if public_url else None
+    mail = unsubscribe_mailto(mailto, key, message_id, token) if mailto else None
+    parts = [f"<{p}>" for p in (url, mail) if p]
     one_click = bool(public_url) and public_url.startswith("https://")
-    return (", ".join(parts) or None), one_click
+    return (", ".join(parts) or None), one_click, url or mail
 
 
 def fill_unsubscribe(text: str | None, link: str | None) -> str | None:

@@ -234,7 +234,7 @@ def _utf8_to_header(addr: Address) -> str:
 
 
 def _loop_links(
-    message: OutgoingMessage, identity: EmailIdentity, sender: Address
+    message: OutgoingMessage, identity: EmailIdentity
 ) -> tuple[str | None, bool, str | None]:
     """(List-Unsubscribe value, one-click?, the link `{{ unsubscribe_url }}` becomes)."""
     if identity.list_unsubscribe:  # configured by hand: used as written
@@ -242,20 +242,19 @@ def _loop_links(
         return value, "<https://" in value or "<http://" in value, None
     if identity.key is None:
         return None, False, None
-    mailbox = identity.bounce_address or (
-        parse_from(identity.reply_to, "COMMS_REPLY_TO").addr_spec
-        if identity.reply_to
-        else sender.addr_spec
+    return links.list_unsubscribe(
+        message.id, identity.key, public_url=identity.public_url, mailto=_mailto_target(identity)
     )
-    value, one_click = links.list_unsubscribe(
-        message.id, identity.key, public_url=identity.public_url, mailto=mailbox
-    )
-    link = (
-        links.unsubscribe_url(identity.public_url, identity.key, message.id)
-        if identity.public_url
-        else links.unsubscribe_mailto(mailbox, identity.key, message.id)
-    )
-    return value, one_click, link
+
+
+@lru_cache(maxsize=16)
+def _mailto_target(identity: EmailIdentity) -> str:
+    """Where a mailto: unsubscribe goes: the bounce address, else Reply-To, else From."""
+    if identity.bounce_address:
+        return identity.bounce_address
+    if identity.reply_to:
+        return parse_from(identity.reply_to, "COMMS_REPLY_TO").addr_spec
+    return parse_from(identity.from_address).addr_spec
 
 
 @lru_cache(maxsize=16)
@@ -346,7 +345,7 @@ def build_email(message: OutgoingMessage, identity: EmailIdentity) -> Email:
     from_header, sender, reply_to = _identity_headers(identity)
     domain = sender.domain
     to = recipient(message.to_address, message.to_name)
-    unsubscribe, one_click, link = _loop_links(message, identity, sender)
+    unsubscribe, one_click, link = _loop_links(message, identity)
     text = links.fill_unsubscribe(message.body_text, link)
     html = links.fill_unsubscribe(message.body_html, link)
     if not text and html:
