@@ -1,16 +1,23 @@
 """Settings from environment variables, else `.streamlit/secrets.toml`, else defaults.
 
 Secrets (passwords, tokens) are read here and handed to the senders; they are
-never stored in the database, logged or shown.
+never stored in the database, logged or shown. A malformed setting raises
+ConfigError naming the variable (or the secrets.toml key) and what it should
+be, never the value itself: a password pasted into the wrong variable must not
+end up in a terminal, a log file or the action log.
 """
 
 from __future__ import annotations
 
+import math
 import os
+import re
 import tomllib
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+
+from comms.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -32,32 +39,174 @@ def secrets() -> dict[str, Any]:
         mtime = path.stat().st_mtime
     except OSError:
         return {}
-    return _load_secrets(str(path), mtime)
+    try:
+        return _load_secrets(str(path), mtime)
+    except tomllib.TOMLDecodeError as exc:
+        # The parser's message may quote the broken text (a secret, perhaps): only the place.
+        where = re.search(r"line (\d+)", str(exc))
+        at = f" at line {where.group(1)}" if where else ""
+        raise ConfigError(
+            f"{path} is not valid TOML{at}: fix it (see .streamlit/secrets.toml.example) "
+            "or remove it."
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"{path} cannot be read: {exc.strerror}.") from None
+
+
+def _lookup(env: str, section: str | None, key: str | None) -> tuple[Any, str]:
+    """The raw value and the name a person knows it by (the variable, or the TOML key)."""
+    value = os.environ.get(env)
+    if value not in (None, ""):
+        return value, env
+    if section and key:
+        table = secrets().get(section, {})
+        value = table.get(key) if isinstance(table, dict) else None
+        if value not in (None, ""):
+            return value, f"{key} in [{section}] of {secrets_path().name} ({env})"
+    return None, env
 
 
 def setting(
     env: str, section: str | None = None, key: str | None = None, default: Any = None
 ) -> Any:
     """$ENV, else secrets[section][key], else default."""
-    value = os.environ.get(env)
-    if value not in (None, ""):
-        return value
-    if section and key:
-        value = secrets().get(section, {}).get(key)
-        if value not in (None, ""):
-            return value
-    return default
+    value, _ = _lookup(env, section, key)
+    return default if value is None else value
 
 
-def int_setting(env: str, section: str | None, key: str | None, default: int) -> int:
-    return int(setting(env, section, key, default))
+def _number(raw: Any, whole: bool) -> float | int | None:
+    """A setting as a number, or None when it is not one (booleans are not numbers)."""
+    if isinstance(raw, bool):
+        return None
+    if isinstance(raw, int):
+        return raw
+    if isinstance(raw, float):
+        value = raw
+    else:
+        text = str(raw).strip()
+        if not re.fullmatch(r"[+-]?\d+(\.\d+)?", text):
+            return None
+        value = float(text)
+    if not math.isfinite(value):
+        return None
+    if whole:
+        return int(value) if value.is_integer() else None
+    return value
+
+
+def int_setting(
+    env: str,
+    section: str | None,
+    key: str | None,
+    default: int,
+    *,
+    minimum: int | None = None,
+    maximum: int | None = None,
+    unit: str = "",
+) -> int:
+    """A whole-number setting; ConfigError naming it (never its value) when it is not one."""
+    raw, name = _lookup(env, section, key)
+    if raw is None:
+        return default
+    value = _number(raw, whole=True)
+    if (
+        value is None
+        or (minimum is not None and value < minimum)
+        or (maximum is not None and value > maximum)
+    ):
+        raise ConfigError(
+            f"{name} must be {_expected('a whole number', unit, minimum, maximum, default)}."
+        )
+    return int(value)
+
+
+def float_setting(
+    env: str,
+    section: str | None,
+    key: str | None,
+    default: float,
+    *,
+    minimum: float | None = 0,
+    maximum: float | None = None,
+    unit: str = "",
+) -> float:
+    """A number setting (decimals allowed); ConfigError naming it (never its value)."""
+    raw, name = _lookup(env, section, key)
+    if raw is None:
+        return default
+    value = _number(raw, whole=False)
+    if (
+        value is None
+        or (minimum is not None and value < minimum)
+        or (maximum is not None and value > maximum)
+    ):
+        raise ConfigError(
+            f"{name} must be {_expected('a number', unit, minimum, maximum, default)}."
+        )
+    return float(value)
+
+
+def _expected(kind: str, unit: str, minimum: Any, maximum: Any, default: Any) -> str:
+    """'a whole number of megabytes, at least 1, e.g. 50'."""
+    text = kind + (f" of {unit}" if unit else "")
+    if minimum is not None and maximum is not None:
+        text += f" from {minimum} to {maximum}"
+    elif minimum is not None:
+        text += f", at least {minimum}"
+    elif maximum is not None:
+        text += f", at most {maximum}"
+    return f"{text}, e.g. {default}"
 
 
 def default_region() -> str:
     """Region used to parse phone numbers written without a country code."""
-    return str(setting("COMMS_REGION", "comms", "region", "CZ")).upper()
+    region = str(setting("COMMS_REGION", "comms", "region", "CZ")).strip().upper()
+    if not re.fullmatch(r"[A-Z]{2}", region):
+        raise ConfigError("COMMS_REGION must be a two-letter country code, e.g. CZ.")
+    return region
 
 
 def max_upload_bytes() -> int:
     """Largest client list accepted, in bytes (default 50 MB)."""
-    return int_setting("COMMS_MAX_UPLOAD_MB", "comms", "max_upload_mb", 50) * 1024 * 1024
+    mb = int_setting(
+        "COMMS_MAX_UPLOAD_MB", "comms", "max_upload_mb", 50, minimum=1, unit="megabytes"
+    )
+    return mb * 1024 * 1024
+
+
+def max_rows() -> int:
+    """Most data rows a client list may have (default 1,000,000)."""
+    return int_setting("COMMS_MAX_ROWS", "comms", "max_rows", 1_000_000, minimum=1, unit="rows")
+
+
+def max_columns() -> int:
+    """Most columns a client list may have (default 1,000)."""
+    return int_setting("COMMS_MAX_COLUMNS", "comms", "max_columns", 1000, minimum=1, unit="columns")
+
+
+def max_unpacked_bytes() -> int:
+    """Most bytes the XML inside an XLSX workbook may unpack to (default 500 MB)."""
+    mb = int_setting(
+        "COMMS_MAX_XLSX_UNPACKED_MB",
+        "comms",
+        "max_xlsx_unpacked_mb",
+        500,
+        minimum=1,
+        unit="megabytes",
+    )
+    return mb * 1024 * 1024
+
+
+def render_seconds() -> float:
+    """CPU seconds one message's render may take (COMMS_RENDER_SECONDS, default 0.5)."""
+    return float_setting(
+        "COMMS_RENDER_SECONDS", "comms", "render_seconds", 0.5, minimum=0.01, unit="seconds"
+    )
+
+
+def render_max_bytes() -> int:
+    """Most text one message's render may make (COMMS_RENDER_MAX_KB, default 1024: 1 MB)."""
+    kb = int_setting(
+        "COMMS_RENDER_MAX_KB", "comms", "render_max_kb", 1024, minimum=1, unit="kilobytes"
+    )
+    return kb * 1024

@@ -27,3 +27,28 @@ class NotFound(CommsError):
 
 class InvalidTransition(CommsError):
     """A message cannot move from its current status to the one asked for."""
+
+
+class DatabaseUnusable(CommsError):
+    """The database path is a folder, not a DuckDB file, or cannot be written."""
+
+
+class ConsentNotStated(ImportFailed):
+    """A client list says nothing about consent for a channel and the uploader did not either.
+
+    `channels` names the channels ('e-mail', 'SMS'); `sentence(option)` is the
+    message naming the option a caller offers (the CLI's --consent, the panel's choice).
+    """
+
+    def __init__(
+        self, channels: list[str], option: str = "consent='email,sms'|'email'|'sms'|'none'"
+    ):
+        self.channels = channels
+        super().__init__(self.sentence(option))
+
+    def sentence(self, option: str) -> str:
+        return (
+            f"The file has no consent column for {' and '.join(self.channels)}: state the consent"
+            f" these clients gave with {option} (or add a column such as 'Souhlas');"
+            " nothing was imported."
+        )

@@ -43,13 +43,16 @@ def test_import_json_report_and_clients_json(db, tmp_path):
         "Jméno;E-mail;Mobil;Segment\nJan Novák;jan@example.cz;0664 123 4567;A\n"
         "Eva;eva@;;B\n;;;\n".encode("cp1250")
     )
-    run = comms("import", str(f), "--list", "Jaro", "--region", "AT", "--json", db=db)
+    run = comms(
+        "import", str(f), "--list", "Jaro", "--region", "AT", "--consent", "email", "--json", db=db
+    )
     assert run.returncode == 0, run.stderr
     report = json.loads(run.stdout)
     assert (report["imported"], report["updated"], report["skipped"]) == (2, 0, 1)
     assert report["problems"][0]["row"] == 3
     assert report["problems"][0]["reason"].startswith("invalid e-mail")
-    assert report["problems"][1] == {"row": 4, "reason": "empty row"}
+    assert report["problems"][1] == {"row": 4, "reason": "empty row", "skipped": True}
+    assert report["consent"] == {"email": "stated: yes", "sms": "stated: no"}
     run = comms("clients", "--search", "novak", "--json", db=db)
     clients = json.loads(run.stdout)
     assert len(clients) == 1
@@ -57,12 +60,13 @@ def test_import_json_report_and_clients_json(db, tmp_path):
     assert jan["name"] == "Jan Novák" and jan["email"] == "jan@example.cz"
     assert jan["phone"] == "+436641234567" and jan["list"] == "Jaro"
     assert jan["lists"] == ["Jaro"] and jan["segment"] == "A" and isinstance(jan["id"], int)
+    assert (jan["consent_email"], jan["consent_sms"]) == (True, False)
 
 
 def test_import_text_output_names_rows(db, tmp_path):
     f = tmp_path / "x.csv"
     f.write_text("Name,Email\nJan,jan@example.cz\nEva,bad@\n", encoding="utf-8")
-    run = comms("import", str(f), db=db)
+    run = comms("import", str(f), "--consent", "email,sms", db=db)
     assert run.returncode == 0
     assert run.stdout.splitlines()[0] == (
         "List 'x': 2 imported, 0 updated, 0 skipped, 1 problems (csv, utf-8, header on row 1)."

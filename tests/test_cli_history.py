@@ -241,4 +241,4 @@ def test_suppressions_import_and_list(store, db_path, tmp_path, capsys):
     code, out, _ = run(capsys, "suppressions", "list", "--json", "--db", str(db_path))
     assert sorted(r["address"] for r in json.loads(out)) == ["+420602111222", "Ann@example.com"]
     code, _, err = run(capsys, "suppressions", "import", "/nope.txt", "--db", str(db_path))
-    assert code == 1 and "does not exist" in err
+    assert code == 1 and "No such file: /nope.txt." in err

@@ -1,9 +1,11 @@
 """The `comms` command (also `python -m comms`).
 
-Subcommands live in `comms/commands/<area>.py`, each with `register(sub, common)`
+Subcommands live in `comms/cli/<area>.py`, each with `register(sub, common)`
 adding its parsers and handlers `handler(args) -> int`. Every command takes
 `--db PATH` (else $COMMS_DB, else data/comms.duckdb) and, where it prints
-results, `--json`.
+results, `--json`. Every failure a person can cause (a bad argument, file,
+database path or setting) is one line on stderr and a non-zero exit code:
+2 for a usage error or a database held by another process, 1 for the rest.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ import importlib.util
 import json
 import os
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NoReturn
 
 from comms.errors import CommsError, DatabaseInUse
 
@@ -27,9 +30,32 @@ COMMAND_MODULES = (
 )
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line naming the problem (exit code 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see `{self.prog} --help`)\n")
+
+
+def whole_number(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number of at least `minimum`, else one clear line."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum:
+            raise argparse.ArgumentTypeError(f"must be a whole number, at least {minimum}")
+        return value
+
+    parse.__name__ = "whole number"  # argparse names the type in some messages
+    return parse
+
+
 def common_parser() -> argparse.ArgumentParser:
     """--db and --json, shared by every subcommand."""
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument(
         "--db", metavar="PATH", help="DuckDB file (default: $COMMS_DB or data/comms.duckdb)"
     )
@@ -38,9 +64,7 @@ def common_parser() -> argparse.ArgumentParser:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="comms", description="Client communication desk.", allow_abbrev=False
-    )
+    parser = _Parser(prog="comms", description="Client communication desk.", allow_abbrev=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     common = common_parser()
     for name in COMMAND_MODULES:

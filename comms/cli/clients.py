@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import os
+import tempfile
+from pathlib import Path
 
-from comms.cli import print_json
+from comms.cli import print_json, whole_number
 from comms.clients import (
     ClientFilter,
     ImportReport,
+    count_clients,
+    export_csv,
     import_clients,
     query_clients,
 )
+from comms.clients.importing import CONSENT_CHOICES
 from comms.clients.sample import load_sample_if_empty
+from comms.errors import CommsError, ConsentNotStated
 from comms.store import open_store
 
 MAX_PROBLEMS_SHOWN = 50
@@ -30,6 +37,16 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("file", metavar="FILE", help="CSV or XLSX file")
     p.add_argument("--list", dest="list_name", metavar="NAME", help="list name (default: file)")
     p.add_argument("--region", metavar="CC", help="default phone region, e.g. CZ")
+    p.add_argument(
+        "--sheet",
+        metavar="NAME",
+        help="XLSX: the sheet to import (default: the first with a header)",
+    )
+    p.add_argument(
+        "--consent",
+        metavar="|".join(CONSENT_CHOICES),
+        help="the consent these clients gave, for the channels the file has no consent column for",
+    )
     p.set_defaults(func=cmd_import)
 
     p = sub.add_parser("clients", parents=[common], help="list the matching clients")
@@ -37,7 +54,12 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("--list", dest="list_name", metavar="NAME", help="only this list")
     p.add_argument("--tag", metavar="TAG", help="only clients with this tag")
     p.add_argument("--city", metavar="CITY", help="only clients in this city")
-    p.add_argument("--limit", type=int, metavar="N", help="at most N clients")
+    p.add_argument("--limit", type=whole_number(1), metavar="N", help="at most N clients")
+    p.add_argument(
+        "--csv",
+        metavar="FILE",
+        help="write the matching clients to FILE, the same CSV as the Clients page's download",
+    )
     p.set_defaults(func=cmd_clients)
 
 
@@ -55,11 +77,15 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def _print_report(report: ImportReport) -> None:
+    sheet = f", sheet '{report.sheet}'" if report.sheet else ""
+    title = f"List '{report.list_name}'" if report.list_name else "The file's lists"
     print(
-        f"List '{report.list_name}': {report.imported} imported, {report.updated} updated, "
+        f"{title}: {report.imported} imported, {report.updated} updated, "
         f"{report.skipped} skipped, {len(report.problems)} problems "
-        f"({report.kind}, {report.encoding or '-'}, header on row {report.header_row})."
+        f"({report.kind}{sheet}, {report.encoding or '-'}, header on row {report.header_row})."
     )
+    for note in report.notes:
+        print(f"  note: {note}")
     for p in report.problems[:MAX_PROBLEMS_SHOWN]:
         print(f"  row {p['row']}: {p['reason']}")
     if len(report.problems) > MAX_PROBLEMS_SHOWN:
@@ -68,7 +94,17 @@ def _print_report(report: ImportReport) -> None:
 
 def cmd_import(args: argparse.Namespace) -> int:
     store = open_store(args.db)
-    report = import_clients(store, args.file, list_name=args.list_name, region=args.region)
+    try:
+        report = import_clients(
+            store,
+            args.file,
+            list_name=args.list_name,
+            region=args.region,
+            sheet=args.sheet,
+            consent=args.consent,
+        )
+    except ConsentNotStated as exc:
+        raise CommsError(exc.sentence("--consent " + "|".join(CONSENT_CHOICES))) from None
     if args.json:
         print_json(report.to_dict())
     else:
@@ -76,9 +112,42 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def _write_file(path: str, data: bytes) -> None:
+    """Write data to path whole or not at all (a temporary file beside it, then renamed)."""
+    target = Path(path)
+    if target.is_dir():
+        raise CommsError(
+            f"--csv {path} is a folder; give a file name such as {target / 'clients.csv'}."
+        )
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".comms-", suffix=".csv", dir=target.parent or ".")
+    except OSError as exc:
+        raise CommsError(f"--csv {path} cannot be written: {exc.strerror}.") from None
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, target)
+    except OSError as exc:
+        os.unlink(tmp)
+        raise CommsError(f"--csv {path} cannot be written: {exc.strerror}.") from None
+
+
 def cmd_clients(args: argparse.Namespace) -> int:
     store = open_store(args.db)
     f = ClientFilter(search=args.search, list=args.list_name, tag=args.tag, city=args.city)
+    if args.csv:
+        if args.limit is not None:
+            raise CommsError(
+                "--limit does not apply to --csv: the file holds every matching client."
+            )
+        data = export_csv(store, f)
+        _write_file(args.csv, data)
+        rows = count_clients(store, f)
+        if args.json:
+            print_json({"file": args.csv, "clients": rows, "bytes": len(data)})
+        else:
+            print(f"{rows} clients written to {args.csv}.")
+        return 0
     clients = query_clients(store, f, limit=args.limit)
     if args.json:
         print_json(clients)

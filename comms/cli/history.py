@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from comms.cli import print_json
+from comms.cli import print_json, whole_number
 from comms.errors import CommsError
 from comms.messages import compose, history
 from comms.outbox.create import SOURCE_CLI
@@ -39,7 +39,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         "history", parents=[common], help="every message of one client, newest first"
     )
     p.add_argument("client_id", type=int, metavar="CLIENT_ID")
-    p.add_argument("--limit", type=int, default=None, help="at most this many messages")
+    p.add_argument("--limit", type=whole_number(1), default=None, help="at most this many messages")
     p.set_defaults(func=cmd_history)
 
     p = sub.add_parser(
@@ -80,7 +80,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     s.set_defaults(func=cmd_suppressions_list)
 
     p = sub.add_parser("log", parents=[common], help="the action log, newest first")
-    p.add_argument("--limit", type=int, default=50, help="entries to show (default 50)")
+    p.add_argument("--limit", type=whole_number(1), default=50, help="entries to show (default 50)")
     p.add_argument("--action", action="append", default=[], help="only this action (repeatable)")
     p.add_argument("--client", type=int, metavar="ID", help="only this client")
     p.add_argument("--batch", type=int, metavar="ID", help="only this batch")
@@ -219,14 +219,10 @@ def cmd_log(args: argparse.Namespace) -> int:
 
 def cmd_suppressions_import(args: argparse.Namespace) -> int:
     from comms.clients import suppressions
-    from comms.config import max_upload_bytes
+    from comms.clients.reading import read_source
 
-    path = Path(args.file)
-    if not path.is_file():
-        raise CommsError(f"{args.file} does not exist.")
-    if path.stat().st_size > max_upload_bytes():
-        raise CommsError(f"{args.file} is larger than {max_upload_bytes():,} bytes.")
-    parsed = suppressions.parse_address_list(path.read_bytes())
+    data, _ = read_source(args.file)  # regular files only, within the upload limit
+    parsed = suppressions.parse_address_list(data)
     store = open_store(args.db)
     added = suppressions.import_suppressions(store, parsed, args.reason)
     report = {

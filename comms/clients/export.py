@@ -1,8 +1,10 @@
 """Exporting clients: the filtered directory as a formula-safe CSV file, written by DuckDB.
 
-Every core field is a column, and every attribute key of the exported clients
-too. Text cells follow comms.csv_export's formula rule, applied in the SQL
-(`safe_sql`), so a million rows need no Python loop.
+Every core field is a column (a client's lists all in one cell, 'A | B'), and
+every attribute key of the exported clients too. Text cells follow
+comms.csv_export's formula rule, applied in the SQL (`safe_sql`), so a million
+rows need no Python loop. The file imports back unchanged (comms.clients.importing
+recognises these columns and undoes the formula guard).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import tempfile
 from pathlib import Path
 
 from comms.clients.queries import ClientFilter, filter_where
+from comms.clients.reading import LIST_SEPARATOR
 from comms.csv_export import safe_cell, safe_sql
 from comms.store import Store
 
@@ -48,6 +51,14 @@ _EXPORT_TEXT = {
 }
 
 
+# Lists and tags as one cell each, as the import splits them again: a list name may hold
+# a comma (never the separator, which the import refuses in list names), a tag cannot.
+_JOINED = {
+    "lists": f"' {LIST_SEPARATOR} '",
+    "tags": "', '",
+}
+
+
 def export_csv(store: Store, f: ClientFilter | None = None, *, delimiter: str = ";") -> bytes:
     """The filtered clients as formula-safe UTF-8 CSV (with BOM, for Excel), attributes as columns.
 
@@ -68,8 +79,8 @@ def export_csv(store: Store, f: ClientFilter | None = None, *, delimiter: str = 
     for col in EXPORT_COLUMNS:
         if col in _EXPORT_TEXT:
             cols.append(f"{safe_sql('c.' + col)} AS {col}")
-        elif col in ("lists", "tags"):
-            cols.append(f"{safe_sql(f'array_to_string(c.{col}, chr(44) || chr(32))')} AS {col}")
+        elif col in _JOINED:
+            cols.append(f"{safe_sql(f'array_to_string(c.{col}, {_JOINED[col]})')} AS {col}")
         else:
             cols.append(f"c.{col}")
     paths: list[str] = []

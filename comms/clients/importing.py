@@ -1,8 +1,19 @@
 """Importing a client list: normalise every row, dedupe, and write it all or nothing.
 
 The file is read (comms.clients.reading) and every row normalised in memory:
-names joined, e-mails and phones checked once per distinct value, tags split,
-consent words read, every other column kept as an attribute. Rows that share a
+names joined, e-mails and phones checked once per distinct value, tags and lists
+split, consent read, every other column kept as an attribute. A file read from
+this app's own export imports back unchanged: its computed columns are ignored
+and the export's formula guard (a leading apostrophe) is undone.
+
+Consent is on purpose (C1, C2): a channel's consent comes from the file's own
+consent column when it has one (ano/ne, yes/no, 1/0, x or a date; a blank or an
+unreadable cell is no consent for a new client), else from what the uploader
+states (`consent=`); with neither the import is refused (ConsentNotStated).
+What was stated, and by whom, goes into the 'import' action-log entry. Stated
+consent is recorded for the clients the import adds; a stored client keeps its
+flags (an earlier opt-out is never undone by a bulk statement), unless the
+file's own column says otherwise. Rows that share a
 valid e-mail (else a valid phone) merge into one client, within the file and
 with the clients already stored. Then one transaction registers two frames and
 runs one UPDATE ... FROM and one INSERT ... SELECT, plus the 'import' action-log
@@ -13,6 +24,7 @@ updated and inserted (comms.clients.options).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -27,24 +39,36 @@ from comms.clients.options import Change, write_clients
 from comms.clients.reading import (
     ATTRIBUTE,
     FIELDS,
+    FORMULA_WITHOUT_VALUE,
     IGNORE,
+    LIST_SEPARATOR,
+    SAVE_IN_EXCEL,
     RawTable,
     attribute_key,
     check_mapping,
     check_values,
     detect_mapping,
+    is_own_export,
     read_source,
     read_table,
 )
-from comms.errors import ImportFailed
-from comms.rules.validation import DUPLICATE, EMPTY_ROW
+from comms.clients.workbook import column_letter
+from comms.csv_export import FORMULA_PREFIXES
+from comms.errors import ConsentNotStated, ImportFailed
+from comms.rules.validation import CHANNEL_NAMES, CHANNELS, DUPLICATE, EMPTY_ROW
 from comms.store import Store
 
 NO_IDENTITY = "no e-mail or phone"  # nothing to send to: not a client to keep
 TAG_SPLIT = re.compile(r"\s*[,;|]\s*")
 _TRUE = {"1", "true", "yes", "y", "ano", "a", "x", "ok", "souhlas", "souhlasi", "✓", "✔", "t"}
 _FALSE = {"0", "false", "no", "n", "ne", "nesouhlas", "nesouhlasi", "f", "-", "✗"}
-_SEP = "\x1f"  # tags travel to DuckDB as one string split there
+# A date in a consent column is the day consent was given: 2024-03-01, 1. 3. 2024, 3/1/24 ...
+_DATE = re.compile(r"\d{1,4}\s*[-./]\s*\d{1,2}\s*[-./]\s*\d{1,4}(?:[ T]\d{1,2}:\d{2}(?::\d{2})?)?")
+_SEP = "\x1f"  # tags and lists travel to DuckDB as one string split there
+# What the uploader may state (C1): the channels these clients consented to.
+CONSENT_CHOICES = ("email,sms", "email", "sms", "none")
+# Cells the export guarded against formulas ("'=1+1"): the apostrophe is undone.
+_GUARDED = tuple("'" + c for c in FORMULA_PREFIXES)
 
 
 @dataclass
@@ -61,16 +85,30 @@ class ImportPreview:
     keys: dict[str, str]  # header -> attribute key (template variable) for attribute columns
     rows: int
     sample: pd.DataFrame  # the first rows, with the file's headers
+    sheet: str | None = None  # the worksheet read (XLSX)
+    sheets: list[str] = field(default_factory=list)  # every worksheet, for a chooser
+    notes: list[str] = field(default_factory=list)
+    consent_columns: dict[str, str] = field(default_factory=dict)  # channel -> its column
+
+    @property
+    def consent_needed(self) -> list[str]:
+        """Channels the file has no consent column for: the uploader must state them (C1)."""
+        return [c for c in CHANNELS if c not in self.consent_columns]
 
 
 @dataclass
 class ImportReport:
-    """The outcome of one import; imported + updated + skipped == data rows in the file."""
+    """The outcome of one import; imported + updated + skipped == data rows in the file.
+
+    Each problem is {row, reason, skipped}: the row's number in the file (a
+    spreadsheet's numbering, the header's row counted), why, and whether the row
+    was left out (True) or imported with the problem flagged (False).
+    """
 
     imported: int = 0
     updated: int = 0
     skipped: int = 0
-    problems: list[dict[str, Any]] = field(default_factory=list)  # [{row, reason}]
+    problems: list[dict[str, Any]] = field(default_factory=list)  # [{row, reason, skipped}]
     mapping: dict[str, str] = field(default_factory=dict)
     keys: dict[str, str] = field(default_factory=dict)
     list_name: str = ""
@@ -79,6 +117,10 @@ class ImportReport:
     encoding: str | None = None
     delimiter: str | None = None
     header_row: int = 1
+    sheet: str | None = None
+    notes: list[str] = field(default_factory=list)
+    # channel -> where its consent came from: "column 'Souhlas'", "stated: yes" / "stated: no"
+    consent: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -102,22 +144,45 @@ def _attribute_keys(mapping: dict[str, str]) -> dict[str, str]:
     return keys
 
 
-def _load(source: bytes | str | Path, filename: str | None) -> tuple[RawTable, str | None]:
-    data, name = read_source(source)
-    limit = config.max_upload_bytes()
-    if len(data) > limit:
-        raise ImportFailed(
-            f"The file is {len(data) / 1048576:.1f} MB; the upload limit is "
-            f"{limit / 1048576:.0f} MB (setting COMMS_MAX_UPLOAD_MB)."
+def _load(
+    source: bytes | str | Path, filename: str | None, sheet: str | None
+) -> tuple[RawTable, str | None]:
+    data, name = read_source(source)  # refused over the upload limit before it is read
+    return read_table(data, filename or name, sheet=sheet), filename or name
+
+
+def _notes(table: RawTable) -> list[str]:
+    notes = list(table.notes)
+    if is_own_export(table.headers):
+        notes.append(
+            "This is a CSV export of this app: its id, email_valid and phone_kind columns "
+            "are worked out again, not imported."
         )
-    return read_table(data, filename or name), filename or name
+    return notes
+
+
+def consent_columns(mapping: dict[str, str]) -> dict[str, str]:
+    """channel -> the column its consent is read from (a general column covers both)."""
+    out: dict[str, str] = {}
+    for header, target in mapping.items():
+        if target == "consent":
+            for channel in CHANNELS:
+                out.setdefault(channel, header)
+    for header, target in mapping.items():
+        if target.startswith("consent_") and target[8:] in CHANNELS:
+            out[target[8:]] = header  # the channel's own column wins
+    return out
 
 
 def preview_import(
-    source: bytes | str | Path, filename: str | None = None, sample_rows: int = 5
+    source: bytes | str | Path,
+    filename: str | None = None,
+    sample_rows: int = 5,
+    *,
+    sheet: str | None = None,
 ) -> ImportPreview:
     """Read a file and guess its mapping, without writing anything."""
-    table, _ = _load(source, filename)
+    table, _ = _load(source, filename, sheet)
     mapping = detect_mapping(table.headers)
     sample = pd.DataFrame(table.rows[:sample_rows], columns=table.headers, dtype=object)
     return ImportPreview(
@@ -131,15 +196,47 @@ def preview_import(
         keys=_attribute_keys(mapping),
         rows=len(table.rows),
         sample=sample,
+        sheet=table.sheet,
+        sheets=table.sheets,
+        notes=_notes(table),
+        consent_columns=consent_columns(mapping),
     )
 
 
-def _consent(values: pd.Series) -> pd.Series:
+def stated_consent(consent: str | Iterable[str] | None) -> set[str] | None:
+    """The channels an uploader states consent for (C1): 'email,sms', 'email', 'sms',
+    'none', or an iterable of channels; None when nothing is stated."""
+    if consent is None:
+        return None
+    if isinstance(consent, str):
+        text = consent.strip().lower()
+        if text == "none":
+            return set()
+        items = [t.strip() for t in text.split(",")]
+    else:
+        try:
+            items = [str(c).strip().lower() for c in consent]
+        except TypeError:
+            items = [""]
+    chosen = {{"e-mail": "email"}.get(c, c) for c in items}
+    if not chosen or not chosen <= set(CHANNELS):
+        raise ImportFailed(
+            "The stated consent must be one of " + ", ".join(CONSENT_CHOICES) + " (the channels"
+            " these clients agreed to be contacted on)."
+        )
+    return chosen
+
+
+def _consent(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """True (ano, yes, 1, x, a date ...), False (ne, no, 0 ...), None (blank or unreadable),
+    and which non-blank cells were not understood."""
     folded = values.str.lower()
     out = pd.Series(None, index=values.index, dtype=object)
-    out[folded.isin(_TRUE)] = True
-    out[folded.isin(_FALSE)] = False
-    return out
+    yes = folded.isin(_TRUE) | folded.str.fullmatch(_DATE)
+    no = folded.isin(_FALSE)
+    out[yes] = True
+    out[no] = False
+    return out, ~(yes | no) & (folded != "")
 
 
 def _checked(email: pd.Series, phone: pd.Series, region: str) -> tuple[dict, dict]:
@@ -166,8 +263,49 @@ def _lookup(values: pd.Series, results: dict, fields: dict[str, str]) -> dict[st
     return out
 
 
+def _clean(s: pd.Series) -> pd.Series:
+    """A column's cells stripped, with the export's formula guard undone ("'=1+1" -> "=1+1")."""
+    s = s.astype(str)
+    guarded = s.str.startswith(_GUARDED)
+    if guarded.any():
+        s = s.where(~guarded, s.str[1:])
+    return s.str.strip()
+
+
+def _problem(row: int, reason: str, skipped: bool) -> dict[str, Any]:
+    return {"row": int(row), "reason": reason, "skipped": skipped}
+
+
+def _wide_reason(table: RawTable, cells: int) -> tuple[str, bool]:
+    """Why a row with values right of the header's last column is (CSV) or is not skipped."""
+    width = len(table.headers)
+    if table.kind == "csv":
+        sep = {"\t": "tab"}.get(table.delimiter or "", f"'{table.delimiter}'")
+        return (
+            f"{cells} cells where the header has {width} columns: a value holds an unquoted "
+            f"{sep}, which shifts the cells after it; quote that value or remove the extra "
+            f"{sep} (row not imported)",
+            True,
+        )
+    return (
+        f"values right of the last named column, up to column {column_letter(cells)}, ignored"
+        " (give those columns a header to keep them)",
+        False,
+    )
+
+
+@dataclass
+class _Plan:
+    """What the import does with lists and consent, decided before any row is read."""
+
+    lists: list[str]  # lists every imported client joins
+    fallback_lists: list[str]  # lists of a row whose own lists cell is empty
+    consent_default: dict[str, bool]  # channel -> a new client's consent when its cell is blank
+    consent: dict[str, str]  # channel -> where it came from (report and action log)
+
+
 def _normalise(
-    table: RawTable, mapping: dict[str, str], keys: dict[str, str], region: str
+    table: RawTable, mapping: dict[str, str], keys: dict[str, str], region: str, plan: _Plan
 ) -> tuple[pd.DataFrame, list[str], list[dict[str, Any]], int]:
     """Rows -> one frame of client fields (None = not given), attribute keys, problems, skipped."""
     width = len(table.headers)
@@ -175,7 +313,7 @@ def _normalise(
     problems: list[dict[str, Any]] = []
     if raw is None:
         return pd.DataFrame(), [], problems, 0
-    raw = raw.apply(lambda s: s.astype(str).str.strip())
+    raw = raw.apply(_clean)
     col_of = {t: table.headers.index(h) for h, t in mapping.items() if t in FIELDS}
     kept = [i for i, h in enumerate(table.headers) if mapping.get(h) != IGNORE]
     rownum = pd.Series(table.row_numbers, dtype="int64")
@@ -213,30 +351,63 @@ def _normalise(
     out["tags"] = none_if_empty(
         tags.map(lambda v: _SEP.join(dict.fromkeys(t for t in TAG_SPLIT.split(v) if t)))
     )
-    both = _consent(col("consent"))
-    out["consent_email"] = _consent(col("consent_email")).where(col("consent_email") != "", both)
-    out["consent_sms"] = _consent(col("consent_sms")).where(col("consent_sms") != "", both)
+    out["lists"] = _row_lists(col("lists") if "lists" in col_of else None, raw.index, plan)
+
+    # Consent (C1): the file's own column per channel; a blank or unreadable cell says nothing.
+    flagged: list[dict[str, Any]] = []
+    header_of = {t: h for h, t in mapping.items()}
+    both, both_bad = _consent(col("consent"))
+    unreadable = [("consent", both_bad, col("consent"))]
+    for channel in CHANNELS:
+        own = col(f"consent_{channel}")
+        value, bad = _consent(own)
+        out[f"consent_{channel}"] = value.where(own != "", both)
+        unreadable.append((f"consent_{channel}", bad, own))
+    for target, bad, cells in unreadable:
+        for n, cell in zip(rownum[bad], cells[bad], strict=True):
+            flagged.append(
+                _problem(
+                    n,
+                    f"consent {cell[:30]!r} in {header_of[target]!r} not understood (ano/ne, "
+                    "yes/no, 1/0, x or a date): no consent recorded",
+                    False,
+                )
+            )
 
     attr_keys = [keys[h] for h in table.headers if h in keys]
     for h, key in keys.items():
         out["a:" + key] = none_if_empty(raw[table.headers.index(h)])
 
-    # Skipped rows: nothing in any kept cell, or nothing that identifies a client.
+    # Skipped rows: nothing in any kept cell, nothing that identifies a client, or (CSV)
+    # more cells than the header has columns: one problem each, the reason it was left out.
     empty = ~(raw[kept] != "").any(axis=1) if kept else pd.Series(True, index=raw.index)
     anonymous = ~empty & out["email"].isna() & out["phone"].isna()
-    for n in rownum[empty]:
-        problems.append({"row": int(n), "reason": EMPTY_ROW})
-    for n in rownum[anonymous]:
-        problems.append({"row": int(n), "reason": NO_IDENTITY})
-    for n, extra in table.ragged.items():
-        problems.append({"row": n, "reason": f"{extra} cell(s) beyond the last column ignored"})
-    keep = ~(empty | anonymous)
+    empty_rows, anonymous_rows = set(rownum[empty].tolist()), set(rownum[anonymous].tolist())
+    skipped_reason: dict[int, str] = {}
+    for n in sorted(set(table.wide) | set(table.formulas) | empty_rows | anonymous_rows):
+        note = _formula_note(table.formulas.get(n))
+        if n in table.wide:
+            reason, skip = _wide_reason(table, table.wide[n])
+            if skip:
+                skipped_reason[n] = reason
+                continue
+            flagged.append(_problem(n, reason, False))
+        if n in empty_rows:
+            skipped_reason[n] = note or EMPTY_ROW
+        elif n in anonymous_rows:
+            skipped_reason[n] = NO_IDENTITY + (f" ({note})" if note else "")
+        elif note:
+            flagged.append(_problem(n, note, False))
+    wide = rownum.isin([n for n in table.wide if n in skipped_reason])
+    keep = ~(empty | anonymous | wide)
     bad_email = keep & out["email_valid"].eq(False)
     for n, err in zip(rownum[bad_email], out.loc[bad_email, "email_error"], strict=True):
-        problems.append({"row": int(n), "reason": err})
+        flagged.append(_problem(n, err, False))
     bad_phone = keep & out["phone_kind"].eq("invalid")
     for n, err in zip(rownum[bad_phone], out.loc[bad_phone, "phone_error"], strict=True):
-        problems.append({"row": int(n), "reason": err})
+        flagged.append(_problem(n, err, False))
+    problems = [_problem(n, r, True) for n, r in skipped_reason.items()]
+    problems += [p for p in flagged if p["row"] not in skipped_reason]
     skipped = int((~keep).sum())
     return (
         out[keep].drop(columns=["phone_error"]).reset_index(drop=True),
@@ -244,6 +415,28 @@ def _normalise(
         problems,
         skipped,
     )
+
+
+def _formula_note(headers: list[str] | None) -> str | None:
+    if not headers:
+        return None
+    return f"{FORMULA_WITHOUT_VALUE} in {', '.join(headers)}: {SAVE_IN_EXCEL}"
+
+
+def _row_lists(cells: pd.Series | None, index: pd.Index, plan: _Plan) -> pd.Series:
+    """Each row's lists, joined by _SEP: its own lists cell (the export's 'A | B'), else the
+    import's list, and the list named for the whole import in any case."""
+    if cells is None:
+        return pd.Series(_SEP.join(plan.fallback_lists), index=index, dtype=object)
+    fallback = _SEP.join(plan.fallback_lists)
+
+    def one(cell: str) -> str:
+        names = [n.strip() for n in cell.split(LIST_SEPARATOR) if n.strip()]
+        if not names:
+            return fallback
+        return _SEP.join(dict.fromkeys([*names, *plan.lists]))
+
+    return cells.map(one).astype(object)
 
 
 def _drop_invalid_beside_valid(groups: pd.DataFrame) -> pd.DataFrame:
@@ -276,7 +469,7 @@ def _merge(frame: pd.DataFrame, key: pd.Series) -> tuple[pd.DataFrame, list[dict
     groups = _drop_invalid_beside_valid(groups)
     first_row = groups.groupby("_key", sort=False)["row"].transform("min")
     problems = [
-        {"row": int(r), "reason": f"{DUPLICATE} of row {int(f)}: merged into one client"}
+        _problem(r, f"{DUPLICATE} of row {int(f)}: merged into one client", True)
         for r, f in zip(groups["row"], first_row, strict=True)
         if r != f
     ]
@@ -361,8 +554,8 @@ UPDATE clients AS c SET
     phone_kind = CASE WHEN s.keep_phone THEN c.phone_kind ELSE s.phone_kind END,
     company = coalesce(s.company, c.company),
     city = coalesce(s.city, c.city),
-    lists = CASE WHEN list_contains(c.lists, $list) THEN c.lists
-                 ELSE list_append(c.lists, $list) END,
+    lists = list_concat(c.lists, list_filter(string_split(s.lists, chr(31)),
+                                             lambda x: NOT list_contains(c.lists, x))),
     tags = CASE WHEN s.tags IS NULL THEN c.tags ELSE list_concat(c.tags,
         list_filter(string_split(s.tags, chr(31)), lambda x: NOT list_contains(c.tags, x))) END,
     consent_email = coalesce(s.consent_email::BOOLEAN, c.consent_email),
@@ -385,9 +578,9 @@ INSERT INTO clients (name, first_name, last_name, email, email_valid, email_erro
                      phone_kind, company, city, lists, tags, consent_email, consent_sms,
                      attributes)
 SELECT name, first_name, last_name, email, coalesce(email_valid::BOOLEAN, false), email_error,
-       phone, phone_kind, company, city, [$list],
+       phone, phone_kind, company, city, string_split(lists, chr(31)),
        CASE WHEN tags IS NULL THEN [] ELSE string_split(tags, chr(31)) END,
-       coalesce(consent_email::BOOLEAN, true), coalesce(consent_sms::BOOLEAN, true),
+       coalesce(consent_email::BOOLEAN, $consent_email), coalesce(consent_sms::BOOLEAN, $consent_sms),
        attributes::JSON
 FROM imp_ins ORDER BY row
 RETURNING id
@@ -409,6 +602,7 @@ _CORE = [
     "company",
     "city",
     "tags",
+    "lists",
     "consent_email",
     "consent_sms",
 ]
@@ -458,6 +652,41 @@ def default_list_name(filename: str | None) -> str:
     return stem or "Import " + datetime.now().strftime("%Y-%m-%d %H:%M")
 
 
+def _plan(
+    table: RawTable,
+    mapping: dict[str, str],
+    filename: str | None,
+    list_name: str | None,
+    consent: str | Iterable[str] | None,
+) -> _Plan:
+    """Lists and consent for this import; ConsentNotStated when neither the file nor the
+    uploader says what a channel's clients agreed to (C1)."""
+    named = (list_name or "").strip()
+    if LIST_SEPARATOR in named:
+        raise ImportFailed(
+            f"A list name cannot contain '{LIST_SEPARATOR}' (exports use it between lists)."
+        )
+    has_lists = "lists" in mapping.values()
+    # A file with its own lists column (the export's) keeps them; a named list is added.
+    fallback = [named or default_list_name(filename)]
+    always = [named] if named else ([] if has_lists else fallback)
+    columns = consent_columns(mapping)
+    stated = stated_consent(consent)
+    missing = [c for c in CHANNELS if c not in columns]
+    if missing and stated is None:
+        raise ConsentNotStated([CHANNEL_NAMES[c] for c in missing])
+    where: dict[str, str] = {}
+    default: dict[str, bool] = {}
+    for channel in CHANNELS:
+        if channel in columns:
+            where[channel] = f"column {columns[channel]!r}"
+            default[channel] = False  # a blank cell is no consent for a new client
+        else:
+            default[channel] = channel in (stated or set())
+            where[channel] = "stated: " + ("yes" if default[channel] else "no")
+    return _Plan(always, fallback, default, where)
+
+
 def import_clients(
     store: Store,
     source: bytes | str | Path,
@@ -466,14 +695,26 @@ def import_clients(
     list_name: str | None = None,
     mapping: dict[str, str] | None = None,
     region: str | None = None,
+    sheet: str | None = None,
+    consent: str | Iterable[str] | None = None,
 ) -> ImportReport:
-    """Import a CSV / XLSX client list as a named list; all or nothing (ImportFailed)."""
-    table, filename = _load(source, filename)
+    """Import a CSV / XLSX client list as a named list; all or nothing (ImportFailed).
+
+    list_name: the list every client joins (default: the file's name; a file with its
+    own lists column, like the export, keeps each client's lists and needs none).
+    sheet: the XLSX worksheet (default: the first whose header names a known column).
+    consent: what the uploader states these clients agreed to, for the channels the
+    file has no consent column for: 'email,sms', 'email', 'sms' or 'none' (or channels
+    as an iterable); without it such a file is refused with ConsentNotStated (C1).
+    """
+    table, filename = _load(source, filename, sheet)
     full = check_mapping(table.headers, mapping or {})
     keys = _attribute_keys(full)
     region = (region or config.default_region()).upper()
-    list_name = (list_name or "").strip() or default_list_name(filename)
-    frame, attr_keys, problems, skipped = _normalise(table, full, keys, region)
+    plan = _plan(table, full, filename, list_name, consent)
+    # "" when every client keeps the lists of the file's own lists column (the export's)
+    list_name = plan.lists[0] if plan.lists else ""
+    frame, attr_keys, problems, skipped = _normalise(table, full, keys, region, plan)
     report = ImportReport(
         mapping=full,
         keys=keys,
@@ -483,12 +724,16 @@ def import_clients(
         encoding=table.encoding,
         delimiter=table.delimiter,
         header_row=table.header_row,
+        sheet=table.sheet,
+        notes=_notes(table),
+        consent=plan.consent,
     )
     if len(frame):
         frame, dup_problems = _merge(frame, _dedupe_key(frame))
         problems += dup_problems
         skipped += len(dup_problems)
     report.problems = sorted(problems, key=lambda p: p["row"])
+    params = {f"consent_{c}": plan.consent_default[c] for c in CHANNELS}
 
     def write(cur: duckdb.DuckDBPyConnection, change: Change) -> None:
         nonlocal frame
@@ -522,12 +767,12 @@ def import_clients(
             if len(upd):
                 cur.register("imp_upd", _db_frame(upd, attr_keys))
                 change.remove(_UPDATED)
-                cur.execute(_UPDATE_SQL, {"list": list_name})
+                cur.execute(_UPDATE_SQL)
                 change.add(_UPDATED)
                 cur.unregister("imp_upd")
             if len(ins):
                 cur.register("imp_ins", _db_frame(ins, attr_keys))
-                new_ids = cur.execute(_INSERT_SQL, {"list": list_name}).df()
+                new_ids = cur.execute(_INSERT_SQL, params).df()
                 cur.unregister("imp_ins")
                 cur.register("imp_new", new_ids)
                 change.add(_INSERTED)
@@ -537,12 +782,15 @@ def import_clients(
         else:
             report.skipped = skipped
         report.imported, report.updated = imported, updated
+        stated = stated_consent(consent)
         actionlog.record(
             cur,
             "import",
             detail={
-                "list": list_name,
+                "list": list_name or None,
+                "lists_from_file": "lists" in full.values(),
                 "file": filename,
+                "sheet": table.sheet,
                 "rows": report.rows,
                 "imported": imported,
                 "updated": updated,
@@ -550,6 +798,12 @@ def import_clients(
                 "problems": len(report.problems),
                 "encoding": table.encoding,
                 "delimiter": table.delimiter,
+                # C2: what the uploader stated, and who (the entry's user) stated it
+                "consent": plan.consent,
+                "consent_stated": None
+                if stated is None
+                else (",".join(c for c in CHANNELS if c in stated) or "none"),
+                "consent_stated_by": None if stated is None else actionlog.current_user(),
             },
         )
 

@@ -2,31 +2,33 @@
 
 Nothing here touches the database. `decode` and `sniff_delimiter` turn bytes
 into text and guess the separator (client lists and suppression lists alike);
-`read_table` turns CSV / XLSX bytes into a `RawTable` (encoding, delimiter and
-header row detected); `detect_mapping` guesses which column is the name,
+`read_table` turns CSV / XLSX bytes into a `RawTable` (encoding, delimiter, sheet
+and header row detected; workbooks through comms.clients.workbook, which keeps
+zip bombs out); `read_source` reads a path, refusing devices, FIFOs and files
+over the upload limit before reading them; `detect_mapping` guesses which column is the name,
 e-mail, phone ... from Czech and English header names; `check_values` runs the
 e-mail / phone checks over many values, in worker processes when they are many.
 A whole file that cannot be read raises ImportFailed with one sentence a person
-can act on.
+can act on. The caps (rows, columns, upload and unpacked size) come from comms.config.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import os
 import re
+import stat
 import unicodedata
-import zipfile
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
 from pathlib import Path
 
+from comms import config
+from comms.clients import workbook
+from comms.clients.workbook import Limits
 from comms.errors import ImportFailed
 from comms.rules.text import fold
 
-# Most columns a list may have: a wider file is almost surely not a client list
-# and would make the mapping editor and the attributes JSON unusable.
-MAX_COLUMNS = 500
 # Junk title rows that Excel exports put above the header are looked for here.
 HEADER_SCAN_ROWS = 20
 
@@ -43,6 +45,7 @@ FIELDS = (
     "consent",
     "consent_email",
     "consent_sms",
+    "lists",
 )
 ATTRIBUTE = "attribute"  # keep the column as an attribute (the default)
 IGNORE = "ignore"  # drop the column
@@ -135,7 +138,12 @@ _SYNONYMS: dict[str, tuple[str, ...]] = {
         "email opt in",
     ),
     "consent_sms": ("sms consent", "consent sms", "souhlas sms", "sms opt in"),
+    "lists": ("lists", "seznamy"),  # the export's column: a client's lists, ' | ' between
 }
+# The export's own columns (comms.clients.export) that the store computes: a file
+# that has all three is that export, and they are not imported again.
+EXPORT_COMPUTED = ("id", "email_valid", "phone_kind")
+LIST_SEPARATOR = "|"
 _SYNONYM_INDEX = {syn: fld for fld, syns in _SYNONYMS.items() for syn in syns}
 
 
@@ -174,11 +182,24 @@ class RawTable:
     headers: list[str]  # unique display names ("E-mail", "E-mail (2)" for a repeat)
     rows: list[list[str]]  # each padded / cut to len(headers)
     row_numbers: list[int]  # 1-based row / line number of each data row in the file
-    ragged: dict[int, int] = field(default_factory=dict)  # row number -> cells beyond the header
+    # Row number -> how many cells the row has, for rows with values right of the header's
+    # last column: in a CSV file a stray separator shifted them (not imported); in a
+    # workbook they are values in a column without a name (ignored).
+    wide: dict[int, int] = field(default_factory=dict)
+    # Row number -> headers of its formula cells that have no saved value (XLSX).
+    formulas: dict[int, list[str]] = field(default_factory=dict)
+    sheet: str | None = None  # the worksheet read (XLSX)
+    sheets: list[str] = field(default_factory=list)  # every worksheet of the workbook
+    notes: list[str] = field(default_factory=list)  # e.g. other sheets that look like lists
 
     @property
     def delimiter_name(self) -> str:
         return {",": "comma", ";": "semicolon", "\t": "tab"}.get(self.delimiter or "", "-")
+
+
+def limits() -> Limits:
+    """The configured caps on rows, columns and a workbook's unpacked size."""
+    return Limits(config.max_rows(), config.max_columns(), config.max_unpacked_bytes())
 
 
 # -- bytes -> text -------------------------------------------------------------
@@ -196,6 +217,7 @@ _ISO_ONLY = bytes([0xA9, 0xAB, 0xAE, 0xB9, 0xBB, 0xBE])
 # How much of a file the binary and code-page checks look at: enough for the header
 # and many rows, and it keeps them at a few milliseconds on a 10 MB file.
 _SNIFF_BYTES = 65536
+_BINARY = "The file is binary, not a CSV or XLSX table."
 
 
 def _count_any(data: bytes, chars: bytes) -> int:
@@ -215,19 +237,33 @@ def _is_windows_cyrillic(data: bytes) -> bool:
     return best is not None and best.encoding == "cp1251"
 
 
+def _no_nul(text: str | bytes, nul: str | bytes) -> None:
+    """One rule for the whole file: a NUL anywhere means binary or damaged, never a cell."""
+    at = text.find(nul)  # type: ignore[arg-type]
+    if at < 0:
+        return
+    if at < _SNIFF_BYTES:
+        raise NotText(_BINARY)
+    line = text.count("\n" if isinstance(text, str) else b"\n", 0, at) + 1  # type: ignore[arg-type]
+    raise NotText(
+        f"The file has a NUL byte on line {line:,}: it is damaged or binary, not a CSV table. "
+        "Save it again from the program that made it."
+    )
+
+
 def decode(data: bytes) -> tuple[str, str]:
     """Text and encoding name: UTF-8 (BOM or not), UTF-16 with BOM, Windows-1250,
-    ISO-8859-2 or Windows-1251; NotText when the bytes are binary."""
+    ISO-8859-2 or Windows-1251; NotText when the bytes are binary (a NUL anywhere)."""
     if data.startswith(b"\xef\xbb\xbf"):
         text, encoding = _decode_or_fail(data[3:], "utf-8"), "utf-8-sig"
     elif data.startswith((b"\xff\xfe", b"\xfe\xff")):
         text, encoding = _decode_or_fail(data, "utf-16"), "utf-16"  # Excel's "Unicode text"
-    elif b"\x00" in data[:_SNIFF_BYTES]:
-        raise NotText("The file is binary, not a CSV or XLSX table.")
     else:
+        _no_nul(data, b"\x00")
         text, encoding = _decode_without_bom(data)
+    _no_nul(text, "\x00")
     if _looks_binary(text):
-        raise NotText("The file is binary, not a CSV or XLSX table.")
+        raise NotText(_BINARY)
     return text, encoding
 
 
@@ -294,74 +330,59 @@ def sniff_delimiter(text: str) -> str:
 # -- file -> rows ----------------------------------------------------------------
 
 
-def _cell_text(value: object) -> str:
-    """An XLSX cell as the text a person sees (12.0 -> '12', dates ISO)."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return str(int(value)) if value.is_integer() else repr(value)
-    if isinstance(value, datetime):
-        return value.date().isoformat() if value.time() == time(0) else value.isoformat(" ")
-    if isinstance(value, date | time):
-        return value.isoformat()
-    return str(value).strip()
+def _csv_lines(text: str, delimiter: str, cap: Limits):
+    """The file's lines, each refused when it has far more separators than a list has
+    columns (csv would build the whole row first: 50 MB of ';' is 50 million cells)."""
+    most = 4 * cap.columns + 16  # quoted values may hold separators too
+    for number, line in enumerate(io.StringIO(text, newline=""), start=1):
+        if line.count(delimiter) > most:
+            raise ImportFailed(
+                f"Line {number:,} has {line.count(delimiter) + 1:,} cells; " + too_wide_tail(cap)
+            )
+        yield line
 
 
-def _read_xlsx(data: bytes) -> tuple[list[list[str]], list[int]]:
-    import openpyxl  # only needed for XLSX
-
-    try:
-        book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except Exception as exc:  # openpyxl raises many types for broken files
-        raise ImportFailed(f"The XLSX file cannot be opened: {exc}.") from None
-    try:
-        sheets = [book.active, *[ws for ws in book.worksheets if ws is not book.active]]
-        for ws in sheets:
-            if ws is None:
-                continue
-            rows: list[list[str]] = []
-            numbers: list[int] = []
-            for number, values in enumerate(ws.iter_rows(values_only=True), start=1):
-                if len(values) > MAX_COLUMNS * 20:
-                    raise ImportFailed(_too_wide(len(values)))
-                rows.append([_cell_text(v) for v in values])
-                numbers.append(number)
-            if any(any(c for c in r) for r in rows):
-                return rows, numbers
-        return [], []
-    finally:
-        book.close()
+def too_wide_tail(cap: Limits) -> str:
+    return (
+        f"a client list may have at most {cap.columns:,} columns (setting COMMS_MAX_COLUMNS). "
+        "Remove the extra columns and try again."
+    )
 
 
-def _read_csv(text: str, delimiter: str) -> tuple[list[list[str]], list[int]]:
+def _read_csv(text: str, delimiter: str, cap: Limits) -> tuple[list[list[str]], list[int]]:
     rows: list[list[str]] = []
     numbers: list[int] = []
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    reader = csv.reader(_csv_lines(text, delimiter, cap), delimiter=delimiter)
     start = 1
+    most = cap.rows + HEADER_SCAN_ROWS
     try:
         for row in reader:
             rows.append(row)
             numbers.append(start)
             start = reader.line_num + 1
+            if len(rows) > most:
+                raise ImportFailed(_too_many_rows(cap))
     except csv.Error as exc:
         raise ImportFailed(f"The CSV file is malformed at line {reader.line_num}: {exc}.") from None
     return rows, numbers
 
 
-def _too_wide(n: int) -> str:
+def _too_many_rows(cap: Limits) -> str:
     return (
-        f"The file has {n:,} columns; a client list may have at most {MAX_COLUMNS}. "
-        "Remove the extra columns and try again."
+        f"The file has more than {cap.rows:,} rows; a client list may have at most "
+        f"{cap.rows:,} (setting COMMS_MAX_ROWS). Split it into smaller files."
     )
+
+
+def _header_hits(row: list[str]) -> int:
+    return sum(1 for c in row if c.strip() and field_for_header(c))
 
 
 def _header_index(rows: list[list[str]]) -> int:
     """Index of the header among the first rows: the row naming most known fields,
     else the first row as wide as the data below it (junk title rows are narrow)."""
     scan = rows[:HEADER_SCAN_ROWS]
-    hits = [sum(1 for c in r if c.strip() and field_for_header(c)) for r in scan]
+    hits = [_header_hits(r) for r in scan]
     if max(hits, default=0) > 0:
         return hits.index(max(hits))
     widths = [sum(1 for c in r if c.strip()) for r in scan]
@@ -370,6 +391,18 @@ def _header_index(rows: list[list[str]]) -> int:
         if w and w >= max(1, widest // 2):
             return i
     return 0
+
+
+def _has_rows_below_header(head: list[list[str]]) -> bool:
+    """Whether some row below the header (found in `head`) has a value."""
+    if not any(any(c.strip() for c in r) for r in head):
+        return False
+    h = _header_index(head)
+    return any(any(c.strip() for c in r) for r in head[h + 1 :])
+
+
+def _names_fields(head: list[list[str]]) -> bool:
+    return any(_header_hits(r) for r in head[:HEADER_SCAN_ROWS]) and _has_rows_below_header(head)
 
 
 def _unique_headers(cells: list[str]) -> list[str]:
@@ -386,16 +419,86 @@ def _unique_headers(cells: list[str]) -> list[str]:
     return out
 
 
-def read_table(data: bytes, filename: str | None = None) -> RawTable:
-    """Read CSV or XLSX bytes into a RawTable; ImportFailed when it is not a usable table."""
+@dataclass
+class _Read:
+    """Rows of one file (or sheet) before the header is found."""
+
+    rows: list[list[str]]
+    numbers: list[int]
+    formulas: dict[int, list[int]] = field(default_factory=dict)
+    sheet: str | None = None
+    sheets: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def _choose_sheet(found: list[workbook.Sheet], sheet: str | None) -> workbook.Sheet:
+    """The named sheet, else the first visible one whose header names a known column and
+    has rows below it, else the first with any rows below a header, else the first."""
+    if sheet is not None:
+        for s in found:
+            if s.name == sheet:
+                return s
+        names = ", ".join(f"'{s.name}'" for s in found)
+        raise ImportFailed(f"The workbook has no sheet '{sheet}'; its sheets are {names}.")
+    visible = [s for s in found if not s.hidden] or found
+    for test in (_names_fields, _has_rows_below_header):
+        for s in visible:
+            if test(s.head):
+                return s
+    return visible[0]
+
+
+def _read_xlsx(data: bytes, sheet: str | None, cap: Limits) -> _Read:
+    book, archive, scans = workbook.open_workbook(data, cap)
+    try:
+        found = workbook.sheets(book, archive, scans, cap, HEADER_SCAN_ROWS + 5)
+        if not found:
+            raise ImportFailed("The workbook has no worksheets.")
+        chosen = _choose_sheet(found, sheet)
+        ws = book[chosen.name]
+        rows: list[list[str]] = []
+        numbers: list[int] = []
+        for number, cells in workbook.rows(ws, cap, keep=frozenset(chosen.scan.formulas)):
+            rows.append(cells)
+            numbers.append(number)
+        notes = [
+            f"Sheet '{s.name}' also looks like a client list ({s.scan.rows:,} rows) and was "
+            "not imported; choose that sheet to import it."
+            for s in found
+            if s is not chosen
+            and not s.hidden
+            and s.scan.too_large is None
+            and _names_fields(s.head)
+        ]
+        if len(found) > 1:
+            notes.insert(0, f"Read sheet '{chosen.name}' of {len(found)}.")
+        return _Read(
+            rows,
+            numbers,
+            chosen.scan.formulas,
+            chosen.name,
+            [s.name for s in found],
+            notes,
+        )
+    finally:
+        book.close()
+        archive.close()
+
+
+def read_table(data: bytes, filename: str | None = None, *, sheet: str | None = None) -> RawTable:
+    """Read CSV or XLSX bytes into a RawTable; ImportFailed when it is not a usable table.
+
+    sheet: the worksheet to read (XLSX); by default the first whose header names a
+    known column and has rows below it.
+    """
     if not data or not data.strip():
         raise ImportFailed("The file is empty.")
+    cap = limits()
     name = (filename or "").lower()
+    encoding = delimiter = None
     if data.startswith(b"PK\x03\x04"):
-        if not zipfile.is_zipfile(io.BytesIO(data)):
-            raise ImportFailed("The file looks like XLSX but is damaged.")
-        kind, encoding, delimiter = "xlsx", None, None
-        rows, numbers = _read_xlsx(data)
+        kind = "xlsx"
+        read = _read_xlsx(data, sheet, cap)
     elif data.startswith(b"\xd0\xcf\x11\xe0"):
         raise ImportFailed("Old Excel .xls files are not supported: save it as .xlsx or CSV.")
     elif name.endswith((".xlsx", ".xlsm")):
@@ -404,33 +507,45 @@ def read_table(data: bytes, filename: str | None = None) -> RawTable:
         text, encoding = decode(data)
         delimiter = sniff_delimiter(text)
         kind = "csv"
-        rows, numbers = _read_csv(text, delimiter)
+        read = _Read(*_read_csv(text, delimiter, cap))
+    rows, numbers = read.rows, read.numbers
     # Excel leaves trailing empty cells on every row; they are not columns.
     if not any(any(c.strip() for c in r) for r in rows):
+        if read.formulas:
+            raise ImportFailed(_formulas_only(read))
         raise ImportFailed("The file is empty: it has no cells with text.")
     h = _header_index(rows)
     header_cells = rows[h]
     # The header decides the width: cells to the right of the last named column
-    # have no name to map, so they are reported and dropped.
+    # have no name to map (see RawTable.wide).
     width = max((i + 1 for i, c in enumerate(header_cells) if c.strip()), default=0)
-    if width > MAX_COLUMNS:
-        raise ImportFailed(_too_wide(width))
+    if width > cap.columns:
+        raise ImportFailed(workbook.too_wide(width, cap))
     headers = _unique_headers((header_cells + [""] * width)[:width])
     data_rows: list[list[str]] = []
     data_numbers: list[int] = []
-    ragged: dict[int, int] = {}
+    wide: dict[int, int] = {}
     for row, number in zip(rows[h + 1 :], numbers[h + 1 :], strict=True):
         if len(row) != width:
             if len(row) > width:
-                extra = sum(1 for c in row[width:] if c.strip())
-                if extra:
-                    ragged[number] = extra
+                cells = max((i + 1 for i, c in enumerate(row) if c.strip()), default=0)
+                if cells > width:
+                    wide[number] = cells
                 row = row[:width]
             else:
                 row = row + [""] * (width - len(row))
         data_rows.append(row)
         data_numbers.append(number)
+    if len(data_rows) > cap.rows:
+        raise ImportFailed(_too_many_rows(cap))
+    formulas = {
+        n: [headers[c - 1] if c <= width else f"column {workbook.column_letter(c)}" for c in cols]
+        for n, cols in read.formulas.items()
+        if n > numbers[h]
+    }
     if not any(any(c.strip() for c in r) for r in data_rows):
+        if formulas:
+            raise ImportFailed(_formulas_only(read))
         raise ImportFailed(f"The file has a header (row {numbers[h]}) but no client rows below it.")
     return RawTable(
         kind=kind,
@@ -440,33 +555,91 @@ def read_table(data: bytes, filename: str | None = None) -> RawTable:
         headers=headers,
         rows=data_rows,
         row_numbers=data_numbers,
-        ragged=ragged,
+        wide=wide,
+        formulas=formulas,
+        sheet=read.sheet,
+        sheets=read.sheets,
+        notes=read.notes,
     )
 
 
-def read_source(source: bytes | str | Path) -> tuple[bytes, str | None]:
-    """Bytes and file name from bytes or a path."""
+FORMULA_WITHOUT_VALUE = "formula without a saved value"
+SAVE_IN_EXCEL = "open the file in Excel and save it, then import it again"
+
+
+def _formulas_only(read: _Read) -> str:
+    where = f" of sheet '{read.sheet}'" if read.sheet else ""
+    return (
+        f"The cells{where} are formulas without saved values (the program that wrote the "
+        f"file did not calculate them): {SAVE_IN_EXCEL}."
+    )
+
+
+def _too_large(size: int, limit: int) -> ImportFailed:
+    return ImportFailed(
+        f"The file is {size / 1048576:.1f} MB; the upload limit is "
+        f"{limit / 1048576:.0f} MB (setting COMMS_MAX_UPLOAD_MB)."
+    )
+
+
+def read_source(source: bytes | str | Path, limit: int | None = None) -> tuple[bytes, str | None]:
+    """Bytes and file name from bytes or a path, refused beyond `limit` bytes (default:
+    the upload limit) before reading; only regular files are read (a device such as
+    /dev/zero never ends, and a FIFO blocks until someone writes to it)."""
+    limit = config.max_upload_bytes() if limit is None else limit
     if isinstance(source, bytes | bytearray | memoryview):
+        if len(source) > limit:
+            raise _too_large(len(source), limit)
         return bytes(source), None
     path = Path(source)
     try:
-        return path.read_bytes(), path.name
+        # O_NONBLOCK: opening a FIFO must not wait for a writer; fstat then tells what it is.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except FileNotFoundError:
         raise ImportFailed(f"No such file: {path}.") from None
     except IsADirectoryError:
         raise ImportFailed(f"{path} is a folder, not a file.") from None
     except OSError as exc:
         raise ImportFailed(f"{path} cannot be read: {exc.strerror}.") from None
+    with os.fdopen(fd, "rb") as fh:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise ImportFailed(f"{path} is a folder, not a file.")
+        if not stat.S_ISREG(mode):
+            what = "a named pipe (FIFO)" if stat.S_ISFIFO(mode) else "a device or socket"
+            raise ImportFailed(f"{path} is {what}, not a file: save the list as a file first.")
+        size = os.fstat(fd).st_size
+        if size > limit:
+            raise _too_large(size, limit)
+        try:
+            data = fh.read(limit + 1)
+        except OSError as exc:
+            raise ImportFailed(f"{path} cannot be read: {exc.strerror}.") from None
+    if len(data) > limit:  # it grew while being read
+        raise _too_large(len(data), limit)
+    return data, path.name
 
 
 # -- mapping -------------------------------------------------------------------------
 
 
+def is_own_export(headers: list[str]) -> bool:
+    """Whether the headers are those of this app's CSV export (comms.clients.export)."""
+    return set(EXPORT_COMPUTED) <= set(headers)
+
+
 def detect_mapping(headers: list[str]) -> dict[str, str]:
-    """{header: target} guessed from synonyms; unknown columns become attributes."""
+    """{header: target} guessed from synonyms; unknown columns become attributes.
+
+    The export's computed columns (EXPORT_COMPUTED) are ignored in the export itself.
+    """
     mapping: dict[str, str] = {}
     taken: set[str] = set()
+    own = is_own_export(headers)
     for header in headers:
+        if own and header in EXPORT_COMPUTED:
+            mapping[header] = IGNORE
+            continue
         fld = field_for_header(header)
         if fld and fld not in taken:
             mapping[header] = fld

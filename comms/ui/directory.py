@@ -29,13 +29,14 @@ from comms.clients import (
     page_and_count,
     preview_import,
 )
-from comms.clients.importing import _attribute_keys
+from comms.clients.importing import _attribute_keys, consent_columns
 from comms.clients.queries import list_clients
 from comms.clients.reading import ATTRIBUTE, TARGETS
 from comms.errors import ImportFailed
+from comms.rules.validation import CHANNEL_NAMES, CHANNELS
 from comms.store import Store
 from comms.templates import NON_ATTRIBUTE_FIELDS
-from comms.ui.common import counted, number
+from comms.ui.common import CHANNEL_LABELS, counted, number
 from comms.ui.widgets.tables import clear_picked, drawn_ids, id_table
 
 PAGE_ROWS = 2000  # rows per server-side page; "select all N matching" covers every page
@@ -216,7 +217,7 @@ def selection_line(sel: Selection, shown_ids: list[int] | None = None) -> None:
     row.caption(f"Selected: {counted(sel.count, 'client')}{hidden}")
     if sel.payload and "client_ids" in sel.payload:
         row.button(
-            "Clear selection",
+            "Deselect all",
             key="dir_clear_selection",
             icon=":material/deselect:",
             type="tertiary",
@@ -312,7 +313,8 @@ def _mapping_frame(preview: Any, mapping: dict[str, str]) -> pd.DataFrame:
 
 
 def upload_panel(store: Store, expanded: bool = False) -> None:
-    """Upload, detection results, an editable mapping, list name, Import, then the report."""
+    """Upload, detection results, the sheet, an editable mapping, consent, list name, Import,
+    then the report."""
     with st.expander("Upload a client list (CSV or XLSX)", expanded=expanded):
         up = st.file_uploader(
             "Client list",
@@ -326,31 +328,94 @@ def upload_panel(store: Store, expanded: bool = False) -> None:
     show_report()
 
 
+# What the uploader may state about consent (comms.clients.importing, C1), by the channels
+# the file has no consent column for: label -> the import's `consent=`.
+_CONSENT_OPTIONS = {
+    ("email", "sms"): {
+        "E-mail and SMS": "email,sms",
+        "E-mail only": "email",
+        "SMS only": "sms",
+        "Neither": "none",
+    },
+    ("email",): {"Yes, to e-mail": "email", "No": "none"},
+    ("sms",): {"Yes, to SMS": "sms", "No": "none"},
+}
+CONSENT_REMINDER = (
+    "Required: marketing e-mail and SMS may only go to people who agreed to them (GDPR); "
+    "clients without consent are left out when you send."
+)
+
+
+def _preview(data: bytes, filename: str, file_key: str, sheet: str | None) -> Any:
+    """The file's preview for a sheet, read once per file and sheet (every widget reruns)."""
+    cached = st.session_state.get("dir_preview")
+    if cached and cached[0] == (file_key, sheet):
+        return cached[1]
+    preview = preview_import(data, filename, sheet=sheet)
+    st.session_state["dir_preview"] = ((file_key, sheet), preview)
+    return preview
+
+
+def _consent_choice(
+    preview: Any, mapping: dict[str, str], file_key: str
+) -> tuple[bool, str | None]:
+    """(whether consent is settled, the consent= to import with): the file's own columns
+    first, else the uploader's required choice."""
+    columns = consent_columns(mapping)
+    needed = tuple(c for c in CHANNELS if c not in columns)
+    if columns:
+        st.caption(
+            "Consent from the file: "
+            + "; ".join(f"{CHANNEL_LABELS[c]} from column '{h}'" for c, h in columns.items())
+        )
+    if not needed:
+        return True, None
+    options = _CONSENT_OPTIONS[needed]
+    channels = " and ".join(CHANNEL_NAMES[c] for c in needed)
+    choice = st.radio(
+        f"Consent these clients gave to {channels}",
+        list(options),
+        index=None,
+        horizontal=True,
+        key=f"dir_consent_{file_key}_{'_'.join(needed)}",
+    )
+    st.caption(CONSENT_REMINDER)
+    return choice is not None, None if choice is None else options[choice]
+
+
 def _upload_form(store: Store, filename: str, data: bytes) -> None:
     file_key = hashlib.sha1(data).hexdigest()[:10]
-    cached = st.session_state.get("dir_preview")
-    if cached and cached[0] == file_key:
-        preview = cached[1]  # every widget change reruns the page: read the file once
-    else:
-        try:
-            preview = preview_import(data, filename)
-        except ImportFailed as exc:
-            st.error(str(exc))
-            return
-        st.session_state["dir_preview"] = (file_key, preview)
+    sheet = st.session_state.get("dir_sheet_" + file_key)
+    try:
+        preview = _preview(data, filename, file_key, sheet)
+    except ImportFailed as exc:
+        st.error(str(exc))
+        return
+    if len(preview.sheets) > 1:
+        st.selectbox(
+            "Sheet",
+            preview.sheets,
+            index=preview.sheets.index(preview.sheet),
+            key="dir_sheet_" + file_key,
+            help="The first sheet with a header row is chosen; pick another to import it.",
+        )
     detected = (
         f"{preview.kind.upper()}, {number(preview.rows)} rows, header on row {preview.header_row}"
     )
     if preview.kind == "csv":
         detected += f", encoding {preview.encoding}, delimiter: {preview.delimiter_name}"
+    if preview.sheet:
+        detected += f", sheet '{preview.sheet}'"
     st.caption("Detected: " + detected)
+    for note in preview.notes[1:] if preview.sheet else preview.notes:
+        st.info(note)  # the first note of a workbook ("Read sheet ...") is in Detected
     # The mapping as the person set it; the frame is drawn from it, so the template
     # variable column follows a remapped column (it kept the old name before).
-    mapping_key = "dir_mapping_now_" + file_key
+    mapping_key = f"dir_mapping_now_{file_key}_{preview.sheet}"
     current = st.session_state.get(mapping_key) or dict(preview.mapping)
     edited = st.data_editor(
         _mapping_frame(preview, current),
-        key="dir_mapping_" + file_key,
+        key=f"dir_mapping_{file_key}" + (f"_{preview.sheet}" if preview.sheet else ""),
         hide_index=True,
         disabled=["column", "template variable", "example"],
         column_config={
@@ -364,9 +429,16 @@ def _upload_form(store: Store, filename: str, data: bytes) -> None:
     if mapping != current:
         st.session_state[mapping_key] = mapping
         st.rerun()
+    consent_ok, consent = _consent_choice(preview, mapping, file_key)
+    own_lists = "lists" in mapping.values()
     c1, c2 = st.columns([3, 1])
     list_name = c1.text_input(
-        "List name", value=default_list_name(filename), key="dir_list_name_" + file_key
+        "List name",
+        value="" if own_lists else default_list_name(filename),
+        key="dir_list_name_" + file_key,
+        help="Leave empty to keep the lists of the file's lists column."
+        if own_lists
+        else "Every imported client joins this list.",
     )
     region = c2.text_input(
         "Default phone region",
@@ -374,15 +446,23 @@ def _upload_form(store: Store, filename: str, data: bytes) -> None:
         key="dir_region_" + file_key,
         max_chars=2,
     )
-    if st.button("Import", type="primary", key="dir_import_" + file_key):
+    if st.button(
+        "Import",
+        type="primary",
+        key="dir_import_" + file_key,
+        disabled=not consent_ok,
+        help=None if consent_ok else "Choose the consent these clients gave first.",
+    ):
         try:
             report = import_clients(
                 store,
                 data,
                 filename=filename,
-                list_name=list_name,
+                list_name=list_name or None,
                 mapping=mapping,
                 region=region or None,
+                sheet=preview.sheet,
+                consent=consent,
             )
         except ImportFailed as exc:
             st.error(str(exc))
@@ -392,26 +472,49 @@ def _upload_form(store: Store, filename: str, data: bytes) -> None:
         st.rerun()
 
 
+def _problem_summary(problems: list[dict[str, Any]]) -> str:
+    """What the problem rows are, in words that fit every one of them."""
+    left_out = sum(1 for p in problems if p.get("skipped"))
+    flagged = len(problems) - left_out
+    parts = []
+    if left_out:
+        parts.append(f"{counted(left_out, 'row')} not imported")
+    if flagged:
+        parts.append(f"{counted(flagged, 'row')} imported with a problem flagged")
+    return " and ".join(parts) + "; each is listed below with its reason."
+
+
 def show_report() -> None:
-    """The last import's counts and problem rows."""
+    """The last import's counts, notes, consent and problem rows."""
     report = st.session_state.get(REPORT_KEY)
     if not report:
         return
+    sheet = f" (sheet '{report['sheet']}')" if report.get("sheet") else ""
+    title = f"List '{report['list_name']}'" if report["list_name"] else "The file's lists"
     st.success(
-        f"List '{report['list_name']}': {number(report['imported'])} imported, "
+        f"{title}{sheet}: {number(report['imported'])} imported, "
         f"{number(report['updated'])} updated, {number(report['skipped'])} skipped."
     )
+    consent = report.get("consent") or {}
+    if consent:
+        st.caption("Consent: " + "; ".join(f"{CHANNEL_LABELS[c]}: {w}" for c, w in consent.items()))
+    for note in report.get("notes") or []:
+        if not note.startswith("Read sheet"):
+            st.info(note)
     if st.button("Hide the import report", key="dir_hide_report", type="tertiary"):
         del st.session_state[REPORT_KEY]
         st.rerun()
     problems = report["problems"]
     if problems:
-        st.warning(
-            f"{number(len(problems))} problem row(s): clients with a bad e-mail or phone are "
-            "imported and flagged; empty rows are skipped."
-        )
+        st.warning(_problem_summary(problems))
         st.dataframe(
-            pd.DataFrame(problems, columns=["row", "reason"]),
+            pd.DataFrame(
+                {
+                    "row": [p["row"] for p in problems],
+                    "reason": [p["reason"] for p in problems],
+                    "imported": ["no" if p.get("skipped") else "yes" for p in problems],
+                }
+            ),
             hide_index=True,
             key="dir_problems",
             width="stretch",
