@@ -10,6 +10,7 @@ from streamlit.testing.v1 import AppTest
 
 from comms import actionlog
 from comms.actionlog.queries import LogFilter, export_log_csv
+from tests.grid import select_rows, table_of
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = str(ROOT / "pages" / "action_log.py")
@@ -56,7 +57,7 @@ def app(store):
 
 
 def table(at):
-    return at.dataframe(key="log_table").value
+    return table_of(at, "log_table").value
 
 
 def test_shows_every_entry_newest_first_with_readable_details(app):
@@ -67,7 +68,7 @@ def test_shows_every_entry_newest_first_with_readable_details(app):
     assert df.iloc[0]["client_name"] == "=Evil"
     assert "**4** matching entries" in app.markdown[0].value
     # cells of entries about no batch / message / client are blank, not "None"
-    assert app.dataframe(key="log_table").proto.placeholder == ""
+    assert table_of(app, "log_table").proto.placeholder == ""
 
 
 def test_filters_narrow_the_table(app):
@@ -105,8 +106,7 @@ def test_export_uses_the_filters_and_is_formula_safe(app, store):
 
 
 def test_selecting_a_row_shows_details_and_client_actions(app):
-    app.session_state["log_table"] = {"selection": {"rows": [0], "columns": [], "cells": []}}
-    app.run()
+    select_rows(app, "log_table", [0])
     assert not app.exception
     assert any("Entry #4: send failed" in s.value for s in app.subheader)
     assert app.json[0].value  # the detail JSON, shown whole (in an expander)
@@ -157,8 +157,7 @@ def test_a_bulk_entry_lists_its_messages_as_they_are_now(store):
     at = AppTest.from_file(PAGE, default_timeout=30)
     at.run()
     at.multiselect(key="log_actions").set_value(["queue"]).run()
-    at.session_state["log_table"] = {"selection": {"rows": [0], "columns": [], "cells": []}}
-    at.run()
+    select_rows(at, "log_table", [0])
     now = at.dataframe[2].value  # after the entry's Field / Value table
     assert list(now["id"]) == [20, 21]
     assert list(now["status"]) == ["queued", "cancelled"]
@@ -204,8 +203,7 @@ def test_open_client_detail_from_an_entry(store, navigation_only):
     seed(store)
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=30).run()
     at.switch_page("pages/action_log.py").run()
-    at.session_state["log_table"] = {"selection": {"rows": [1], "columns": [], "cells": []}}
-    at.run()
+    select_rows(at, "log_table", [1])
     at.button(key="log_open_client").click().run()
     assert not at.exception
     assert at.session_state["comms_client_id"] == 1
@@ -221,7 +219,7 @@ def test_outbox_links_to_the_batch_log(store, navigation_only):
     at.button(key="log_7").click().run()
     assert not at.exception
     assert at.number_input(key="log_batch").value == 7
-    assert len(at.dataframe(key="log_table").value) == 3
+    assert len(table_of(at, "log_table").value) == 3
 
 
 def test_links_with_query_params_prefill_the_filters_each_time(store):
@@ -278,8 +276,7 @@ def outcome_table(at):
 def open_entry(at, action):
     rows = table(at)
     row = rows.index[rows["action"] == action][0]
-    at.session_state["log_table"] = {"selection": {"rows": [int(row)], "columns": [], "cells": []}}
-    return at.run()
+    return select_rows(at, "log_table", [int(row)])
 
 
 def test_a_send_run_is_one_line_with_its_per_message_outcomes(store):

@@ -7,9 +7,9 @@ import re
 import time
 
 import pytest
-from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import expect
 
+from tests.grid import tick
 from tests.seed_history import add_client
 from tests.servers import TwilioServer
 
@@ -18,29 +18,6 @@ pytestmark = pytest.mark.browser
 
 def seed(store) -> None:
     add_client(store, name="Jana Nováková", phone="+420601123456", phone_kind="mobile")
-
-
-def select_first_row(page, grid, until) -> None:
-    """Tick the first data row of an st.dataframe (glide-data-grid draws on a canvas).
-
-    A click that lands while the app is still rerunning is lost, so tick again
-    (a few times at most) until `until` (a locator) shows the selection arrived.
-    """
-    for attempt in range(4):
-        grid.scroll_into_view_if_needed()
-        box = grid.bounding_box()
-        assert box is not None
-        # The checkbox column is at the far left; header and rows are 35 px high.
-        x, y = box["x"] + 18, box["y"] + 35 + 35 / 2
-        page.mouse.move(x, y)  # the grid reacts to a click only after it saw the pointer
-        page.wait_for_timeout(300)
-        page.mouse.click(x, y)
-        try:
-            until.wait_for(timeout=10_000)
-            return
-        except PlaywrightTimeout:
-            if attempt == 3:
-                raise
 
 
 def wait_until(check, what: str, tries: int = 240) -> None:
@@ -59,11 +36,8 @@ def test_sms_from_client_detail_through_twilio(run_app, page):
         page.goto(url)
         page.get_by_role("link", name="Clients").click()
         page.get_by_text("1 matching client", exact=True).wait_for()
-        select_first_row(
-            page,
-            page.get_by_test_id("stDataFrame").first,
-            page.get_by_text("Selected: 1 client(s)"),
-        )
+        tick(page, "Jana Nováková", key="dir_table")
+        page.get_by_text("Selected: 1 client", exact=True).wait_for()
         open_btn = page.get_by_role("button", name="Open client detail")
         expect(open_btn).to_be_enabled(timeout=20_000)
         open_btn.click()
@@ -76,7 +50,7 @@ def test_sms_from_client_detail_through_twilio(run_app, page):
         text.fill("Dobrý den, {{ name }}! Váš balík je připraven.")
         text.press("Tab")  # commit the value (Streamlit sends text areas on blur)
         page.get_by_text(re.compile(r"characters · UCS-2 · 1 segment")).wait_for()
-        page.get_by_text("Replace diacritics", exact=True).click()
+        page.get_by_text("Replace diacritics and typographic marks", exact=True).click()
         page.get_by_text(re.compile(r"characters · GSM-7 · 1 segment")).wait_for()
         send = page.get_by_role("button", name="Send now")
         expect(send).to_have_count(1, timeout=20_000)  # the rerun has replaced stale elements
@@ -95,9 +69,8 @@ def test_sms_from_client_detail_through_twilio(run_app, page):
         # The client's history shows it sent, with Twilio's SID
         page.goto(url + "/client?client=1")
         page.get_by_role("heading", name=re.compile(r"Communication \(1\)")).wait_for()
-        select_first_row(
-            page, page.get_by_test_id("stDataFrame").last, page.get_by_text(f"Provider id: {sid}")
-        )
+        tick(page, "Dobry den", key="cd_history")
+        page.get_by_text(f"Provider id: {sid}").wait_for()
         expect(page.get_by_text(re.compile(r"Sent: \d{4}-\d\d-\d\d \d\d:\d\d"))).to_be_visible()
         expect(page.get_by_text("Source: client detail")).to_be_visible()
     finally:

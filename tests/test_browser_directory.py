@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 
 import pytest
-from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import expect
+
+from tests.grid import state_consent, tick
 
 pytestmark = pytest.mark.browser
 
@@ -20,31 +21,6 @@ MESSY = (
     "Petr;Dvořák;petr@example.cz;603 222 333;Praha\r\n"
     ";;;;\r\n"
 ).encode("cp1250")
-
-
-def tick_row(page, row: int, until) -> None:
-    """Tick a row's checkbox in the glide-data-grid (drawn on a canvas), until `until` shows.
-
-    A click that lands while the app is still rerunning is lost, so the row is
-    ticked again, a few times at most, when the selection did not arrive.
-    """
-    for attempt in range(4):
-        try:
-            # A rerun may replace the grid (new key) between finding and clicking it.
-            grid = page.locator('[data-testid="stDataFrame"]').last
-            grid.scroll_into_view_if_needed()
-            box = grid.bounding_box()
-            assert box is not None
-            header, height = 35, 35  # Streamlit's default header and row heights
-            x, y = box["x"] + 18, box["y"] + header + height * row + height / 2
-            page.mouse.move(x, y)  # the grid reacts to a click only after it saw the pointer
-            page.wait_for_timeout(300)
-            page.mouse.click(x, y)
-            until.wait_for(timeout=10_000)
-            return
-        except PlaywrightError:  # TimeoutError included
-            if attempt == 3:
-                raise
 
 
 def expect_enabled(button, enabled: bool) -> None:
@@ -68,9 +44,10 @@ def test_upload_filter_select_and_act(run_app, page, tmp_path):
     page.get_by_text(
         re.compile(r"Detected: CSV, 5 rows, header on row 3, encoding cp1250")
     ).wait_for()
-    list_name = page.get_by_label("List name")
+    list_name = page.get_by_role("textbox", name="List name")
     list_name.fill("Jaro")
     list_name.press("Enter")
+    state_consent(page)  # the file has no consent column
     page.get_by_role("button", name="Import", exact=True).click()
     page.get_by_text("List 'Jaro': 4 imported, 0 updated, 1 skipped.").wait_for()
     page.get_by_text("4 matching clients", exact=True).wait_for()
@@ -88,21 +65,27 @@ def test_upload_filter_select_and_act(run_app, page, tmp_path):
     expect_enabled(email_btn, False)
     expect_enabled(detail_btn, False)
 
-    tick_row(page, 0, page.get_by_text("Selected: 1 client(s)"))
+    tick(page, "Jan Novák")
+    page.get_by_text("Selected: 1 client", exact=True).wait_for()
     expect_enabled(detail_btn, True)
-    tick_row(page, 2, page.get_by_text("Selected: 2 client(s)"))
+    tick(page, "Petr Dvořák")
+    page.get_by_text("Selected: 2 clients", exact=True).wait_for()
     expect_enabled(email_btn, True)
     expect_enabled(sms_btn, True)
     expect_enabled(detail_btn, False)  # two clients: detail needs exactly one
 
-    # A new filter clears the selection (row positions would point elsewhere).
+    # A new filter keeps the selection: Petr is filtered out but still selected.
     search.fill("novak")
     search.press("Enter")
     page.get_by_text("1 matching client", exact=True).wait_for()
+    page.get_by_text("Selected: 2 clients (1 not on this page)").wait_for()
+    expect(page.locator('tr[role="row"][aria-selected="true"]')).to_have_count(1)  # Jan
+    page.get_by_role("button", name="Deselect all").click()
     page.get_by_text("Nothing selected.").wait_for()
 
     # The action hands the selection over to the wizard and opens it.
-    tick_row(page, 0, page.get_by_text("Selected: 1 client(s)"))
+    tick(page, "Jan Novák")
+    page.get_by_text("Selected: 1 client", exact=True).wait_for()
     expect_enabled(email_btn, True)
     email_btn.click()
     expect(page).to_have_url(re.compile(r"/wizard$"), timeout=20_000)

@@ -11,6 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from comms.messages import history
 from comms.sending import dispatcher
+from tests.grid import select_rows
 from tests.seed_history import add_client, add_message
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -123,8 +124,7 @@ def test_paging_in_duckdb(store):
 def test_open_failed_message_shows_attempts_and_retry(data):
     store, jana, petr, batch, ids = data
     at = run(AppTest.from_file(PAGE, default_timeout=60))
-    at.session_state["comm_table"] = {"selection": {"rows": [2]}}
-    run(at)
+    run(select_rows(at, "comm_table", [2]))
     shown = " ".join(m.value for m in at.markdown)
     assert f"E-mail {ids['bulk']}: Spring sale" in shown and "Spring sale (" in shown
     assert "550 no such user" in at.error[0].value
@@ -138,8 +138,7 @@ def test_open_failed_message_shows_attempts_and_retry(data):
 def test_sms_shows_segments_and_cancel_queued_and_copy(data):
     store, jana, petr, batch, ids = data
     at = run(AppTest.from_file(PAGE, default_timeout=60))
-    at.session_state["comm_table"] = {"selection": {"rows": [1]}}
-    run(at)
+    run(select_rows(at, "comm_table", [1]))
     captions = [c.value for c in at.caption]
     assert "163 characters · GSM-7 · 2 segments" in captions and "Segment 2 of 2" in captions
     run(at.button(key="comm_copy").click())
@@ -150,8 +149,7 @@ def test_sms_shows_segments_and_cancel_queued_and_copy(data):
     new = history.list_messages(store, limit=1).iloc[0]
     assert (new["status"], new["channel"]) == ("draft", "sms")
     # select the queued CLI message and cancel it
-    at.session_state["comm_table"] = {"selection": {"rows": [1]}}
-    run(at)
+    run(select_rows(at, "comm_table", [1]))
     run(at.button(key="comm_cancel").click())
     assert history.get_message(store, ids["cli"])["status"] == "cancelled"
 
@@ -197,8 +195,7 @@ def test_journey_draft_from_detail_to_sent(store, db_path, tmp_path):
     comm = run(AppTest.from_file(PAGE, default_timeout=60))
     assert ids_shown(comm) == [mid]
     assert comm.dataframe[0].value["Status"].tolist() == ["draft"]
-    comm.session_state["comm_table"] = {"selection": {"rows": [0]}}
-    run(comm)
+    run(select_rows(comm, "comm_table", [0]))
     run(comm.button(key="comm_send_drafts").click())
     assert history.get_message(store, mid)["status"] == "queued"
 
@@ -229,8 +226,7 @@ def test_upload_suppression_list_reports_bad_lines(store):
         {"address": "ann@example.com", "channel": "email", "reason": "uploaded list"},
     ]
     # remove one by selecting it in the list
-    at.session_state["supp_table"] = {"selection": {"rows": [0]}}
-    run(at)
+    run(select_rows(at, "supp_table", [0]))
     run(at.button(key="supp_remove").click())
     assert store.scalar("SELECT count(*) FROM suppressions") == 1
 
@@ -249,8 +245,7 @@ def test_open_client_detail_from_a_message(data, monkeypatch):
     store, jana, petr, batch, ids = data
     at = run(AppTest.from_file(str(ROOT / "app.py"), default_timeout=60))
     run(at.switch_page("pages/communication.py"))
-    at.session_state["comm_table"] = {"selection": {"rows": [0]}}
-    run(at)
+    run(select_rows(at, "comm_table", [0]))
     run(at.button(key="comm_msg_open_client").click())
     assert at.session_state["comms_client_id"] == petr
     assert at.title[0].value == "Petr Svoboda"
@@ -275,8 +270,7 @@ def test_invalid_message_says_why_it_cannot_be_sent_without_blaming_a_server(sto
         error="this client has no value for “points”",
     )
     at = run(AppTest.from_file(PAGE, default_timeout=60))
-    at.session_state["comm_table"] = {"selection": {"rows": [0]}}
-    run(at)
+    run(select_rows(at, "comm_table", [0]))
     assert "Cannot be sent: this client has no value for “points”" in at.warning[0].value
     assert not at.error
     shown = " ".join(m.value for m in at.markdown)
@@ -295,8 +289,7 @@ def test_a_message_sent_after_a_retry_shows_no_old_failure(store):
     )
     at = run(AppTest.from_file(PAGE, default_timeout=60))
     assert at.dataframe[0].value["Reason / error"].tolist() == [""]
-    at.session_state["comm_table"] = {"selection": {"rows": [0], "columns": [], "cells": []}}
-    run(at)
+    run(select_rows(at, "comm_table", [0]))
     shown = " ".join(m.value for m in at.markdown)
     assert f"E-mail {mid}: Retried" in shown and "rejected by server" not in shown
     assert not at.error

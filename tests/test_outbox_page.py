@@ -9,6 +9,7 @@ from streamlit.testing.v1 import AppTest
 from comms import outbox
 from comms.sending import dispatcher
 from tests.claiming import wait_settled
+from tests.grid import select_rows, table_of
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = str(ROOT / "pages" / "outbox.py")
@@ -165,10 +166,9 @@ def test_resend_interrupted_needs_acknowledgement(app, store):
 
 
 def test_single_messages_selection_actions(app, store):
-    df = app.dataframe(key="loose_table").value
+    df = table_of(app, "loose_table").value
     assert list(df["id"]) == [12, 11, 13]  # interrupted first
-    app.session_state["loose_table"] = {"selection": {"rows": [1], "columns": [], "cells": []}}
-    app.run()
+    select_rows(app, "loose_table", [1])
     app.button(key="loose_retry").click().run()
     assert status_of(store, 11) == ["queued"]
     # interrupted ones wait for a decision whether selected or not
@@ -231,8 +231,7 @@ def test_send_now_queues_drafts_first(app, store, db_path, sender):
 
 
 def test_send_selected_single_message_now(app, store, db_path, sender):
-    app.session_state["loose_table"] = {"selection": {"rows": [2], "columns": [], "cells": []}}
-    app.run()
+    select_rows(app, "loose_table", [2])
     assert app.button(key="loose_send").label == "Send 1 now"
     app.button(key="loose_send").click().run()
     assert wait_settled(store, 13) == ["sent"]

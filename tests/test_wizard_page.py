@@ -9,6 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 from comms import outbox
 from comms import templates as tpl
+from tests.grid import select_rows
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = str(ROOT / "pages" / "wizard.py")
@@ -514,8 +515,7 @@ def test_recipients_flags_and_drop_before_generating(store):
     assert list(table["Not opted out"]) == ["✓", "✓", "✗", "✓"]
     assert list(table["Not a duplicate"]) == ["✓", "✓", "✓", "✗"]
     # Drop Jana (row 0): her copy is no longer a duplicate.
-    at.session_state["wiz_rcpt_table"] = {"selection": {"rows": [0], "columns": [], "cells": []}}
-    at.run()
+    select_rows(at, "wiz_rcpt_table", [0])
     at.button(key="wiz_rcpt_drop").click().run()
     table = at.dataframe[0].value
     assert list(table["Dropped"]) == ["dropped", "", "", ""]

@@ -13,10 +13,17 @@ therefore keeps, per table key:
 Each run maps the browser's positions to ids through `__drawn`, updates
 `__picked`, then draws the new rows with the picked ids' new positions set as
 the table's selection, so what is highlighted is always what an action hits.
+
+The widget's own key (`<key>__widget`) changes with the ids it shows: the
+browser clears a table's selection when its rows change and reports that as a
+selection of nothing, which would read as "the person unticked everything". A
+new list is a new widget, drawn with the picked rows as its selection_default;
+the same list keeps its widget (live panels refresh statuses without a remount).
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Hashable, Sequence
 from typing import Any
 
@@ -30,6 +37,15 @@ def _drawn_key(key: str) -> str:
 
 def _picked_key(key: str) -> str:
     return f"{key}__picked"
+
+
+def _widget_key(key: str) -> str:
+    return f"{key}__widget"
+
+
+def widget_key(key: str) -> str | None:
+    """The key of the widget that drew table `key` last (it changes with the rows shown)."""
+    return st.session_state.get(_widget_key(key))
 
 
 def picked_ids(key: str) -> list[Any]:
@@ -55,6 +71,7 @@ def clear_picked(key: str) -> None:
     """
     set_picked(key, [])
     st.session_state.pop(_drawn_key(key), None)
+    st.session_state[f"{key}__round"] = int(st.session_state.get(f"{key}__round", 0)) + 1
 
 
 def _plain(value: Any) -> Any:
@@ -83,7 +100,8 @@ def id_table(
     ids = [_plain(i) for i in ids]
     drawn = list(st.session_state.get(_drawn_key(key)) or [])
     picked = picked_ids(key)
-    state = st.session_state.get(key)
+    previous = widget_key(key)
+    state = st.session_state.get(previous) if previous else None
     rows = _rows_of(state)
     if state is not None and drawn:
         clicked = [drawn[r] for r in rows if 0 <= r < len(drawn)]
@@ -101,15 +119,24 @@ def id_table(
         picked = picked[-1:]
     position = {i: n for n, i in enumerate(ids)}
     wanted = sorted(position[i] for i in picked if i in position)
-    if wanted != sorted(rows):
-        st.session_state[key] = {"selection": {"rows": wanted, "columns": [], "cells": []}}
+    digest = hashlib.sha1(repr(ids).encode()).hexdigest()[:10]
+    widget = f"{key}-{digest}-{st.session_state.get(f'{key}__round', 0)}"
+    selection = {"selection": {"rows": wanted, "columns": [], "cells": []}}
+    default = None
+    if widget == previous and state is not None:
+        if wanted != sorted(rows):
+            st.session_state[widget] = selection  # the same rows: set what is picked
+    elif wanted:
+        default = selection  # new rows, a new widget: drawn with the picked ones ticked
     st.session_state[_picked_key(key)] = picked
     st.session_state[_drawn_key(key)] = ids
+    st.session_state[_widget_key(key)] = widget
     st.dataframe(
         df,
-        key=key,
+        key=widget,
         on_select="rerun",
         selection_mode="multi-row" if multi else "single-row",
+        selection_default=default,
         **dataframe_args,
     )
     return picked
