@@ -1,9 +1,19 @@
 """Benchmark: generate a bulk batch (render + validate + store) for 100,000 clients.
 
-Prints, for e-mail (a 500-character Markdown template using five fields) and
-for SMS (the same fields, transliterated to GSM-7):
+Prints, for e-mail (a 500-character Markdown template using five fields and an
+`{% if %}`) and for SMS (the same fields, transliterated to GSM-7):
   - the median of 3 end-to-end `generate_messages` runs, each in a fresh
-    interpreter on a fresh copy of the database (targets: <= 5 s);
+    interpreter on a fresh copy of the database, with where the time goes
+    (reading the clients, rendering + checking, storing; CPU of this process
+    and of its render worker);
+  - e-mail only: the PLAIN RENDER LOOP, the target's yardstick, in fresh
+    interpreters alternating with those runs: the same template rendered for
+    the same rows in Jinja2's ImmutableSandboxedEnvironment, subject then body,
+    `Template.render(row)` in one single-process loop over rows already in
+    memory as dicts (nothing read, checked, converted to HTML or stored), and
+    the ratio generate / plain loop (target: at most 1.0);
+  - the cost of the render budgets (comms.templates.budget): the render step
+    over the same rows in this process, with and without them;
   - the peak RSS of those processes (target: <= 1.5 GB);
 (those runs time `generate_messages` alone, inside the process: no process
 start, no MIME); and a like-for-like comparison with `mailmerge --dry-run
@@ -18,7 +28,7 @@ own process, timed from outside (wall and its own CPU), with 10,000 rows and
 with none: the 0-row run is its process start + imports, so the ratio is given
 both with process start on both sides and with it on neither.
 
-Run: .venv/bin/python bench/bench_generate.py [--clients N]
+Run: .venv/bin/python bench/bench_generate.py [--clients N] [--runs 3]
 """
 
 from __future__ import annotations
@@ -51,9 +61,9 @@ EMAIL_BODY = (
     "- free delivery on every order this month\n"
     "- a 10 % discount on the new collection\n"
     "- early access to the summer sale\n\n"
-    "Visit us or reply to this e-mail if you have any questions; we are happy to help. "
-    "See you soon in {{ city }}!\n\n"
-    "Kind regards, the {{ company }} team in {{ city }}, and thank you again."
+    "{% if city == 'Brno' %}\nParking at our Brno store is free for you.\n\n{% endif %}\n"
+    "Reply to this e-mail if you have any questions. See you soon in {{ city }}!\n\n"
+    "Kind regards, the {{ company }} team"
 )
 SMS_BODY = (
     "Dobrý den {{ first_name }}, {{ company }} v {{ city }}: máte {{ points }} bodů. "
@@ -85,14 +95,37 @@ def seed(path: Path, n: int) -> None:
     store.close()
 
 
+def _children_cpu() -> float:
+    t = os.times()
+    return t.children_user + t.children_system
+
+
 def child(channel: str, db: str, limit: int | None) -> None:
-    """One timed generation in this (fresh) process; prints a JSON line."""
+    """One timed generation in this (fresh) process, with its phases; prints a JSON line."""
     from comms.messages import generate
-    from comms.store import open_store
+    from comms.store import Store, open_store
+    from comms.templates import batch
 
     store = open_store(db)
     selection = {"client_ids": list(range(1, limit + 1))} if limit else {"filter": {}}
-    t0, c0 = time.perf_counter(), time.process_time()
+    phases: dict[str, list[float]] = {}
+
+    def timed(name: str, fn):  # wall and CPU of one phase of generate_messages
+        def wrapper(*args, **kwargs):
+            w0, c0 = time.perf_counter(), time.process_time()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                phases[name] = [time.perf_counter() - w0, time.process_time() - c0]
+
+        return wrapper
+
+    generate._load_clients = timed("read clients", generate._load_clients)
+    generate._render_all = timed("render + check", generate._render_all)
+    write = Store.write
+    Store.write = timed("store (one transaction)", write)
+    workers = batch.workers_for(limit or store.scalar("SELECT count(*) FROM clients"))
+    t0, c0, k0 = time.perf_counter(), time.process_time(), _children_cpu()
     if channel == "email":
         result = generate.generate_messages(
             store, selection=selection, channel="email", subject=EMAIL_SUBJECT, body=EMAIL_BODY
@@ -103,15 +136,22 @@ def child(channel: str, db: str, limit: int | None) -> None:
         )
     elapsed = time.perf_counter() - t0
     cpu = time.process_time() - c0  # all threads: Python plus DuckDB's workers
+    worker_cpu = _children_cpu() - k0  # the render worker process(es), if any
+    Store.write = write
     stored = store.scalar("SELECT count(*) FROM messages WHERE batch_id = ?", [result.batch_id])
     store.close()
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    worker_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(
         json.dumps(
             {
                 "seconds": elapsed,
                 "cpu": cpu,
+                "worker_cpu": worker_cpu,
+                "workers": workers,
+                "phases": phases,
                 "rss_mb": rss_mb,
+                "worker_rss_mb": worker_rss,
                 "total": result.total,
                 "valid": result.valid,
                 "stored": stored,
@@ -122,9 +162,71 @@ def child(channel: str, db: str, limit: int | None) -> None:
     )
 
 
+def plain_child(db: str) -> None:
+    """The yardstick: the e-mail template rendered by Jinja2 alone, one process; a JSON line.
+
+    The rows are read and made dicts first (not timed), the way the template sees
+    them; then each is rendered, subject then body, with Template.render in
+    Jinja2's ImmutableSandboxedEnvironment.
+    """
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    from comms.store import open_store
+
+    store = open_store(db)
+    rows = store.rows(
+        "SELECT name, first_name, city, company,"
+        " CAST(json_extract(attributes, '$.points') AS INTEGER) AS points"
+        " FROM clients ORDER BY id"
+    )
+    store.close()
+    env = ImmutableSandboxedEnvironment()
+    subject, body = env.from_string(EMAIL_SUBJECT), env.from_string(EMAIL_BODY)
+    t0, c0 = time.perf_counter(), time.process_time()
+    for row in rows:
+        subject.render(row)
+        body.render(row)
+    elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
+    print(json.dumps({"seconds": elapsed, "cpu": cpu, "rows": len(rows)}))
+
+
+def budget_child(db: str, runs: int) -> None:
+    """The render step over every row in this process, with and without the budgets; a JSON line."""
+    from comms import templates as tpl
+    from comms.messages import generate
+    from comms.store import open_store
+    from comms.templates import batch, budget
+
+    store = open_store(db)
+    compiled = tpl.compile_template("email", EMAIL_SUBJECT, EMAIL_BODY)
+    names, rows = generate._load_clients(store, {"filter": {}}, "email", frozenset(compiled.fields))
+    store.close()
+    run, check = budget.run, budget.check
+
+    def render() -> float:
+        c0 = time.process_time()
+        for _ in batch.render_rows(compiled, names, rows, generate.CHUNK, workers=0):
+            pass
+        return time.process_time() - c0
+
+    times: dict[str, list[float]] = {"with": [], "without": []}
+    render()  # warm-up
+    for _ in range(runs):  # alternate, so that both see the same machine
+        times["with"].append(render())
+        budget.run, budget.check = (lambda fn, *args: fn(*args)), (lambda value: value)
+        times["without"].append(render())
+        budget.run, budget.check = run, check
+    print(json.dumps({k: statistics.median(v) for k, v in times.items()} | {"rows": len(rows)}))
+
+
 CHILD = (
     "import sys; sys.path.insert(0, 'bench'); import bench_generate as b; "
     "b.child(sys.argv[1], sys.argv[2], int(sys.argv[3]) or None)"
+)
+PLAIN_CHILD = "import sys; sys.path.insert(0, 'bench'); import bench_generate as b; b.plain_child(sys.argv[1])"
+BUDGET_CHILD = (
+    "import sys; sys.path.insert(0, 'bench'); import bench_generate as b; "
+    "b.budget_child(sys.argv[1], int(sys.argv[2]))"
 )
 FROM = "shop@example.com"
 
@@ -191,8 +293,28 @@ def run_child(channel: str, base: Path, work: Path, limit: int | None = None) ->
 
 
 def measure(channel: str, base: Path, work: Path, runs: int = 3, limit: int | None = None):
-    results = [run_child(channel, base, work, limit) for _ in range(runs)]
-    return statistics.median(r["seconds"] for r in results), results
+    """`runs` generations; for e-mail each followed by a plain render loop (same load)."""
+    results, plain = [], []
+    for _ in range(runs):
+        results.append(run_child(channel, base, work, limit))
+        if channel == "email":
+            plain.append(run_isolated(PLAIN_CHILD, str(base)))
+    return statistics.median(r["seconds"] for r in results), results, plain
+
+
+def report_phases(results: list[dict]) -> None:
+    """Where the time of a generation goes (medians over the runs)."""
+    names = list(results[0]["phases"])
+    parts = []
+    for name in names:
+        wall = statistics.median(r["phases"][name][0] for r in results)
+        cpu = statistics.median(r["phases"][name][1] for r in results)
+        parts.append(f"{name} {wall:.2f} s (CPU {cpu:.2f})")
+    worker = statistics.median(r["worker_cpu"] for r in results)
+    print(
+        f"        where the time goes: {'; '.join(parts)}; render worker processes:"
+        f" {results[0]['workers']}, their CPU {worker:.2f} s"
+    )
 
 
 def mailmerge_bin() -> Path | None:
@@ -300,6 +422,7 @@ def compare(exe: Path, base: Path, work: Path, runs: int = 3) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=100_000)
+    parser.add_argument("--runs", type=int, default=3, help="runs of each measurement")
     parser.add_argument(
         "--child", nargs=3, metavar=("CHANNEL", "DB", "LIMIT"), help=argparse.SUPPRESS
     )
@@ -321,19 +444,39 @@ def main() -> int:
         print(f"e-mail template: {len(EMAIL_BODY)} characters, fields: {', '.join(FIELDS)}")
 
         for channel, label in (("email", "e-mail"), ("sms", "SMS")):
-            median, results = measure(channel, base, work)
-            rss = max(r["rss_mb"] for r in results)
+            median, results, plain = measure(channel, base, work, args.runs)
+            rss = max(r["rss_mb"] + r["worker_rss_mb"] for r in results)
             r = results[0]
             runs_text = ", ".join(f"{x['seconds']:.2f}" for x in results)
             cpu = statistics.median(x["cpu"] for x in results)
             extra = f", {r['segments']:,} segments" if channel == "sms" else ""
             print(
                 f"{label:>6}: generate_messages alone (in-process, no MIME) {r['total']:,} messages ({r['valid']:,} ready, "
-                f"{r['total'] - r['valid']:,} invalid{extra}): median of 3 "
+                f"{r['total'] - r['valid']:,} invalid{extra}): median of {args.runs} "
                 f"{median:.2f} s wall (runs {runs_text}; CPU {cpu:.2f} s), "
-                f"{r['total'] / median:,.0f} msg/s, peak RSS {rss:,.0f} MB "
+                f"{r['total'] / median:,.0f} msg/s, peak RSS {rss:,.0f} MB with its worker "
                 f"[targets 5 s, 1,536 MB: {'OK' if median <= 5 and rss <= 1536 else 'MISSED'}]"
             )
+            report_phases(results)
+            if plain:
+                p_wall = statistics.median(x["seconds"] for x in plain)
+                p_cpu = statistics.median(x["cpu"] for x in plain)
+                p_text = ", ".join(f"{x['seconds']:.2f}" for x in plain)
+                ratio = median / p_wall
+                print(
+                    f"        plain render loop (Jinja2 ImmutableSandboxedEnvironment, subject +"
+                    f" body, Template.render per row, rows in memory): median of {args.runs}"
+                    f" {p_wall:.2f} s wall (runs {p_text}; CPU {p_cpu:.2f} s);"
+                    f" generate / plain loop = {ratio:.2f}"
+                    f" [target 1.0: {'OK' if ratio <= 1.0 else 'MISSED'}]"
+                )
+        budget_runs = run_isolated(BUDGET_CHILD, str(base), str(max(args.runs, 3)))
+        with_b, without_b = budget_runs["with"], budget_runs["without"]
+        print(
+            f"render budgets: the render step over {budget_runs['rows']:,} e-mails in one process,"
+            f" median CPU {with_b:.2f} s with them, {without_b:.2f} s without:"
+            f" {100 * (with_b / without_b - 1):+.1f} %"
+        )
 
         exe = mailmerge_bin()
         if exe is None:

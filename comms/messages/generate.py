@@ -1,10 +1,16 @@
 """Generate one rendered, validated message per recipient, and the review's reads.
 
 `generate_messages` is the heart of a bulk send: the template is compiled
-once, rendered per client, every message validated (address, opt-out,
-consent, duplicate, missing field, render error) and the whole batch written
-in ONE transaction with bulk INSERT ... SELECT from an Arrow table, so a
-failure leaves no batch and no message behind.
+once, rendered per client (comms.templates.batch: in a worker process beside
+this one for a big selection), every message validated (address, opt-out,
+consent, duplicate, missing field, render error, render budget) and the whole
+batch written in ONE transaction with bulk INSERT ... SELECT from Arrow
+tables, so a failure leaves no batch and no message behind.
+
+G1: every render is done before the store's write lock is taken. The lock is
+held only to insert what is already rendered: a slow template (each render is
+bounded by its budget, comms.templates.budget) can delay its own batch, never
+another writer (the sender, an import, the app).
 
 Reasons are checked in this order and the first one wins: the recipient
 (comms.rules.recipients: the address, opt-out, consent), rendering (missing
@@ -16,7 +22,6 @@ needs no re-render.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -29,7 +34,7 @@ import pyarrow as pa
 from comms import actionlog
 from comms import templates as tpl
 from comms.errors import CommsError, NotFound
-from comms.messages.selection import selection_where
+from comms.messages.selection import selection_count, selection_where
 from comms.outbox import SOURCES
 from comms.outbox.create import COLUMNS as MESSAGE_COLUMNS
 from comms.outbox.create import DRAFT, EDITABLE, INVALID, insert_messages
@@ -38,9 +43,10 @@ from comms.rules.sms import is_gsm7, sms_info, to_gsm7
 from comms.rules.validation import DUPLICATE
 from comms.store import Store
 from comms.templates import attachments as att
+from comms.templates import batch
+from comms.templates.context import row_columns
 
-CHUNK = 10_000  # clients rendered and inserted at a time
-_SEP = "\x1f"
+CHUNK = 2_000  # clients rendered at a time (a worker's share of work; progress per chunk)
 
 
 @dataclass
@@ -62,24 +68,24 @@ class BatchResult:
         return d
 
 
-_CLIENT_COLUMNS = (
-    "c.id, c.name, c.first_name, c.last_name, c.email, c.email_valid, c.email_error,"
-    " c.phone, c.phone_kind, c.city, c.company,"
-    # Lists as one string each: DuckDB -> Python list conversion costs more than a split.
-    " array_to_string(c.lists, chr(31)) AS lists, array_to_string(c.tags, chr(31)) AS tags,"
-    " c.consent_email,"
-    " c.consent_sms, CAST(c.attributes AS VARCHAR) AS attributes"
-)
+# What the checks read, per channel: the id, the display name, the address, what the
+# import found about it, and the consent.
+_CHECK_COLUMNS = {
+    "email": ("c.id", "c.name", "c.email", "c.email_valid", "c.consent_email"),
+    "sms": ("c.id", "c.name", "c.phone", "c.phone_kind", "c.consent_sms"),
+}
 
 
 def _load_clients(
-    store: Store, selection: Mapping[str, Any]
+    store: Store, selection: Mapping[str, Any], channel: str, fields: frozenset[str]
 ) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """The selected clients as (column names, tuples): what the checks and the template read."""
     # Plain tuples from DuckDB: faster to walk than a DataFrame's records, and a
-    # fraction of the memory of one dict per client (a dict is made per chunk).
+    # fraction of the memory of one dict per client.
     where, params = selection_where(selection)
+    columns = list(dict.fromkeys([*_CHECK_COLUMNS[channel], *row_columns(fields)]))
     cur = store.cursor().execute(
-        f"SELECT {_CLIENT_COLUMNS} FROM clients c WHERE {where} ORDER BY c.id", params
+        f"SELECT {', '.join(columns)} FROM clients c WHERE {where} ORDER BY c.id", params
     )
     names = [d[0] for d in cur.description]
     return names, cur.fetchall()
@@ -169,16 +175,24 @@ def generate_messages(
     attached = att.get_attachments(store, attachment_ids)
     att.check_total(attached)
 
-    names, clients = _load_clients(store, selection)
-    if not clients:
-        raise CommsError("No clients selected: pick clients in Clients first.")
-    suppressed = _suppressed(store, spec.channel)
-    total = len(clients)
+    # Worker processes (comms.templates.batch) start now, while the clients load.
+    workers = batch.workers_for(selection_count(store, selection))
+    with batch.Renderers(compiled, workers) as renderers:
+        names, clients = _load_clients(store, selection, spec.channel, frozenset(compiled.fields))
+        if not clients:
+            raise CommsError("No clients selected: pick clients in Clients first.")
+        suppressed = _suppressed(store, spec.channel)
+        total = len(clients)
+        if progress is not None:
+            progress(0, total)
+        # G1: everything rendered and checked first, outside the write lock.
+        tables, valid, reasons, segments = _render_all(
+            renderers, names, clients, suppressed, spec.channel, gsm7, progress
+        )
+        del clients
     user = actionlog.current_user()
 
     def tx(cur: duckdb.DuckDBPyConnection) -> BatchResult:
-        # Rendered and written CHUNK clients at a time inside the one transaction:
-        # memory stays bounded by a chunk, and a failure anywhere rolls back all.
         batch_id = int(
             cur.execute(
                 "INSERT INTO batches (template_id, channel, source, name, subject, body,"
@@ -195,35 +209,15 @@ def generate_messages(
                 ],
             ).fetchone()[0]
         )
-        seen: set[str] = set()
-        reasons: Counter[str] = Counter()
-        valid = segments = 0
-        for start in range(0, total, CHUNK):
-            rows = _render_chunk(
-                compiled, names, clients[start : start + CHUNK], suppressed, gsm7, seen
-            )
-            for status, reason, n in zip(
-                rows["status"], rows["reason"], rows["segments"], strict=True
-            ):
-                if status == DRAFT:
-                    valid += 1
-                    segments += n or 0
-                else:
-                    reasons[reason] += 1
-            table = _arrow(rows)
-            del rows
-            insert_messages(
-                cur,
-                table,
-                attachment_ids=attachment_ids,
-                channel=spec.channel,
-                source=source,
-                batch_id=batch_id,
-                created_by=user,
-            )
-            del table
-            if progress is not None:
-                progress(min(start + CHUNK, total), total)
+        insert_messages(
+            cur,
+            pa.concat_tables(tables),
+            attachment_ids=attachment_ids,
+            channel=spec.channel,
+            source=source,
+            batch_id=batch_id,
+            created_by=user,
+        )
         cur.execute(
             "UPDATE batches SET total = ?, valid = ?, invalid = ? WHERE id = ?",
             [total, valid, total - valid, batch_id],
@@ -264,34 +258,80 @@ def generate_messages(
         )
         return result
 
-    if progress is not None:
-        progress(0, total)
     return store.write(tx)
 
 
-def _attrs(raw: Any) -> dict:
-    if not raw or not isinstance(raw, str) or raw == "{}":
-        return {}
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
-def _render_chunk(
-    compiled: tpl.CompiledTemplate,
+def _render_all(
+    renderers: batch.Renderers,
     names: list[str],
     clients: list[tuple[Any, ...]],
     suppressed: set[str],
+    channel: str,
     gsm7: bool,
-    seen: set[str],
-) -> dict[str, list[Any]]:
-    """Render and validate clients (plain Python lists: the fastest shape here).
+    progress: Any,
+) -> tuple[list[pa.Table], int, Counter[str], int]:
+    """Every client rendered and checked: (Arrow tables in client order, valid, reasons, segments).
 
-    `seen` carries the addresses already used across chunks (for `duplicate`).
+    Chunks come back in the order they finish (a worker renders some of them);
+    `duplicate` is then given in client order, to an address that an earlier,
+    otherwise sendable message already uses.
     """
-    channel = compiled.channel
+    size, total, done = CHUNK, len(clients), 0
+    # Each chunk becomes Arrow as soon as it is checked (its Python strings go);
+    # its status / reason lists stay for the duplicate pass.
+    checked: dict[int, tuple[pa.Table, list[Any], list[Any], list[Any], list[Any]]] = {}
+    for start, results in renderers.render(names, clients, size):
+        rows = _check_chunk(
+            channel, names, clients[start : start + size], results, suppressed, gsm7
+        )
+        keys = rows.pop("_key")
+        checked[start] = (_arrow(rows), keys, rows["status"], rows["reason"], rows["segments"])
+        del rows, results
+        done += len(keys)
+        if progress is not None:
+            progress(done, total)
+    seen: set[str] = set()
+    reasons: Counter[str] = Counter()
+    valid = segments = 0
+    tables = []
+    for start in sorted(checked):
+        table, keys, status, reason, counts = checked.pop(start)
+        duplicates = False
+        for i, key in enumerate(keys):
+            if key is None:
+                continue
+            if key in seen:
+                status[i], reason[i] = INVALID, DUPLICATE
+                duplicates = True
+            else:
+                seen.add(key)
+        if duplicates:
+            for column, values in (("status", status), ("reason", reason)):
+                at = table.schema.get_field_index(column)
+                table = table.set_column(at, column, pa.array(values, MESSAGE_COLUMNS[column]))
+        for st, why, n in zip(status, reason, counts, strict=True):
+            if st == DRAFT:
+                valid += 1
+                segments += n or 0
+            else:
+                reasons[why] += 1
+        tables.append(table)
+    return tables, valid, reasons, segments
+
+
+def _check_chunk(
+    channel: str,
+    names: list[str],
+    clients: list[tuple[Any, ...]],
+    results: list[batch.Result],
+    suppressed: set[str],
+    gsm7: bool,
+) -> dict[str, list[Any]]:
+    """The rendered clients checked, as columns (plain Python lists: the fastest shape here).
+
+    `_key` holds the address key of each message that is sendable so far
+    (None for the others): `duplicate` is given across chunks, in client order.
+    """
     out: dict[str, list[Any]] = {
         k: []
         for k in (
@@ -306,38 +346,28 @@ def _render_chunk(
             "error",
             "segments",
             "encoding",
+            "_key",
         )
     }
     if channel == "email":
         address_col, known_col, consent_col = "email", "email_valid", "consent_email"
     else:
         address_col, known_col, consent_col = "phone", "phone_kind", "consent_sms"
-    needed = frozenset(compiled.fields)
-    needs_attributes = not needed <= tpl.NON_ATTRIBUTE_FIELDS
-    for values in clients:
-        row = dict(zip(names, values, strict=True))
-        row["lists"] = row["lists"].split(_SEP) if row["lists"] else None
-        row["tags"] = row["tags"].split(_SEP) if row["tags"] else None
+    at = {n: i for i, n in enumerate(names)}
+    i_id, i_name = at["id"], at["name"]
+    i_address, i_known, i_consent = at[address_col], at[known_col], at[consent_col]
+    for values, (subject, text, html, render_reason, render_detail) in zip(
+        clients, results, strict=True
+    ):
         address, reason, detail = check_recipient(
             channel,
-            row[address_col],
-            row[known_col],
-            consent=row[consent_col],
+            values[i_address],
+            values[i_known],
+            consent=values[i_consent],
             suppressed=suppressed,
         )
-        subject = text = html = None
-        try:
-            attrs = _attrs(row["attributes"]) if needs_attributes else None
-            rendered = compiled.render(tpl.client_context(row, attrs, needed))
-            subject, text, html = rendered.subject, rendered.text, rendered.html
-        except tpl.RenderFailed as exc:
-            if reason is None:
-                reason, detail = exc.reason, exc.detail
-            # Keep what can be rendered, `{{ field }}` marking what is missing, so
-            # the review shows the message and a person can complete it by hand.
-            draft = compiled.render_draft(tpl.client_context(row, _attrs(row["attributes"])))
-            if draft is not None:
-                subject, text, html = draft.subject, draft.text, draft.html
+        if reason is None and render_reason is not None:
+            reason, detail = render_reason, render_detail
         segments = encoding = None
         if channel == "sms" and text is not None:
             if gsm7 and not is_gsm7(text):  # the template did most of it already
@@ -346,14 +376,8 @@ def _render_chunk(
             segments, encoding = info.segments, info.encoding
         if reason is None and text is not None and not text.strip():
             reason = EMPTY_MESSAGE
-        if reason is None:
-            key = address_key(channel, address)
-            if key in seen:
-                reason = DUPLICATE
-            else:
-                seen.add(key)
-        name = row["name"]
-        out["client_id"].append(int(row["id"]))
+        name = values[i_name]
+        out["client_id"].append(int(values[i_id]))
         out["to_address"].append(address or None)
         # A display name ends up in a header: one line, always.
         out["to_name"].append(None if name is None or name != name else " ".join(str(name).split()))
@@ -365,6 +389,7 @@ def _render_chunk(
         out["error"].append(detail)
         out["segments"].append(segments)
         out["encoding"].append(encoding)
+        out["_key"].append(None if reason else address_key(channel, address))
     return out
 
 

@@ -112,3 +112,8 @@ def missing_field(field: str) -> str:
 
 def render_error(error: str) -> str:
     return RENDER_ERROR.format(error=error)
+
+
+# A render over its budget (comms.templates.budget): it took too long, or made too much.
+TEMPLATE_TOO_SLOW = "template too slow"
+TEMPLATE_TOO_LARGE = "template too large"

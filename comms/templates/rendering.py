@@ -21,12 +21,19 @@ multipart text + HTML:
 A recipient whose render fails still gets a readable draft: rendered again
 with `ShowMissing`, which leaves `{{ field }}` where a value is missing, so the
 review shows the message and a person can complete it by hand.
+
+Every render runs under its budget of time and size (comms.templates.budget):
+the sandbox bounds the operators, filters and str methods that can make a big
+value, its code generator counts the output that can repeat, and a template
+that blows the budget whatever the client is refused when it is compiled for
+saving (TemplateTooCostly, one sentence; a preview says the same sentence).
 """
 
 from __future__ import annotations
 
 import html
 import re
+import types
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -40,30 +47,145 @@ from jinja2 import (
     meta,
     nodes,
 )
+from jinja2.compiler import CodeGenerator
 from jinja2.exceptions import SecurityError
 from jinja2.exceptions import TemplateError as JinjaTemplateError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.nodes import EvalContext
+from jinja2.runtime import Context
+from jinja2.sandbox import (
+    ImmutableSandboxedEnvironment,
+    SandboxedEscapeFormatter,
+    SandboxedFormatter,
+)
+from markupsafe import Markup
 
 from comms.errors import TemplateError
 from comms.rules.sms import to_gsm7
-from comms.rules.validation import CHANNELS, missing_field, render_error
+from comms.rules.validation import (
+    CHANNELS,
+    TEMPLATE_TOO_LARGE,
+    TEMPLATE_TOO_SLOW,
+    missing_field,
+    render_error,
+)
+from comms.templates import budget
 
 FORMATS = ("markdown", "html", "text")
 MARKDOWN_EXTENSIONS = ["extra", "sane_lists", "nl2br"]
-MAX_POWER = 10_000  # `{{ 9**9**9 }}` would hang the process
+# The per-recipient reasons of a render over its budget (comms.templates.budget).
+BUDGET_REASONS = frozenset({TEMPLATE_TOO_SLOW, TEMPLATE_TOO_LARGE})
+
+
+class TemplateTooCostly(TemplateError):
+    """A template that blows its render budget whatever the client; the message is one sentence."""
+
+
+class _BoundedCodeGenerator(CodeGenerator):
+    """Jinja's code generator, plus the output count of budget B3 and a check of `~`.
+
+    Output inside a loop, a block or a buffer (macro, call, `{% set %}` and
+    `{% filter %}` blocks) can repeat: each such piece goes through
+    `environment.counted`, so a loop is cut as soon as it has made too much.
+    Any other piece runs once per render and costs nothing extra.
+    """
+
+    _count = False
+    _loops = 0  # how many {% for %} bodies the code being written is inside
+
+    def visit_For(self, node: nodes.For, frame: Any) -> None:
+        self._loops += 1
+        try:
+            super().visit_For(node, frame)
+        finally:
+            self._loops -= 1
+
+    def visit_Output(self, node: nodes.Output, frame: Any) -> None:
+        self._count = bool(self._loops) or frame.buffer is not None or frame.block is not None
+        try:
+            super().visit_Output(node, frame)
+        finally:
+            self._count = False
+
+    def _output_const_repr(self, group: Any) -> str:
+        out = super()._output_const_repr(group)
+        return f"environment.counted({out})" if self._count else out
+
+    def _output_child_pre(self, node: nodes.Expr, frame: Any, finalize: Any) -> None:
+        if self._count:
+            self.write("environment.counted(")
+        super()._output_child_pre(node, frame, finalize)
+
+    def _output_child_post(self, node: nodes.Expr, frame: Any, finalize: Any) -> None:
+        super()._output_child_post(node, frame, finalize)
+        if self._count:
+            self.write(")")
+
+    def visit_Concat(self, node: nodes.Concat, frame: Any) -> None:
+        self.write("environment.bounded(")
+        super().visit_Concat(node, frame)
+        self.write(")")
+
+
+class _BoundedFormatter(SandboxedFormatter):
+    """str.format in the sandbox, refusing a field width over the budget (B2)."""
+
+    def format_field(self, value: Any, format_spec: str) -> Any:
+        budget.format_spec(format_spec)
+        return budget.check(super().format_field(value, format_spec))
+
+
+class _BoundedEscapeFormatter(_BoundedFormatter, SandboxedEscapeFormatter):
+    pass
 
 
 class _Sandbox(ImmutableSandboxedEnvironment):
-    """The immutable sandbox, plus a cap on `**` so a template cannot hang a render."""
+    """The immutable sandbox, with every way to make a big value bounded (budget B2, B3)."""
 
-    intercepted_binops = frozenset({"**"})
+    code_generator_class = _BoundedCodeGenerator
+    # `*`, `**` and `%` are checked before they run, `+` after; an intercepted
+    # operator is also never folded at compile time (`'A' * 10000000000`).
+    intercepted_binops = frozenset({"+", "*", "**", "%"})
+    counted = staticmethod(budget.counted)
+    bounded = staticmethod(budget.check)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.filters = budget.bounded_filters(self.filters)
+        self.globals["lipsum"] = budget.bounded_lipsum(self.globals["lipsum"])
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
-        if operator == "**":
-            if isinstance(right, int | float) and abs(right) > MAX_POWER:
-                raise SecurityError(f"the exponent {right} is too large")
-            return left**right
-        return super().call_binop(context, operator, left, right)
+        return budget.binop(operator, left, right)
+
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
+        return budget.check(super().call(__context, __obj, *args, **kwargs))
+
+    def wrap_str_format(self, value: Any) -> Any:
+        """str.format / format_map with bounded widths, and the bounded str methods (B2)."""
+        if not isinstance(value, types.MethodType | types.BuiltinMethodType):
+            return None
+        if value.__name__ not in ("format", "format_map"):
+            return budget.bounded_method(value)
+        f_self = value.__self__
+        if not isinstance(f_self, str):
+            return None
+        formatter: SandboxedFormatter
+        if isinstance(f_self, Markup):
+            formatter = _BoundedEscapeFormatter(self, escape=f_self.escape)
+        else:
+            formatter = _BoundedFormatter(self)
+        str_type = type(f_self)
+        is_format_map = value.__name__ == "format_map"
+
+        def wrapper(*args: Any, **kwargs: Any) -> str:
+            if is_format_map:
+                if kwargs:
+                    raise TypeError("format_map() takes no keyword arguments")
+                if len(args) != 1:
+                    raise TypeError(f"format_map() takes exactly one argument ({len(args)} given)")
+                kwargs, args = args[0], ()
+            return str_type(formatter.vformat(f_self, args, kwargs))
+
+        return wrapper
 
 
 class ShowMissing(ChainableUndefined):
@@ -239,6 +361,15 @@ def body_parts(channel: str, body_format: str | None, body: str) -> tuple[str, s
 
 
 _EMPTY_P = re.compile(r"<p>\s*</p>\n?")
+# What sets a name in a template's scope: parts with one of these are not merged.
+_STORES = (
+    nodes.Assign,
+    nodes.AssignBlock,
+    nodes.Macro,
+    nodes.Import,
+    nodes.FromImport,
+    nodes.Block,
+)
 _PART_SEP = "\x00\x1ecomms-part\x1e\x00"
 _JINJA_TAG = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.S)
 _JINJA_TAG_SPLIT = re.compile(r"(\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\})", re.S)
@@ -264,6 +395,40 @@ def _markdown_html_template(body: str) -> str | None:
             return None  # e.g. a tag inside raw HTML Markdown re-shaped: render per recipient
         converted = converted.replace(tok, tag)
     return converted
+
+
+class _Fast:
+    """One compiled Jinja template, rendered without Template.render's per-call work.
+
+    Template.render merges the globals into a fresh dict (a ChainMap walk) and
+    builds a Context and an EvalContext through their constructors: a third of
+    the render time of a small template. Here the Context is a copy of one made
+    once, given the recipient's values as they are (Jinja never writes to a
+    context's parent) and fresh `vars` / `exported_vars` / eval context, which a
+    render does write; the globals are merged in only when the template uses one.
+    """
+
+    __slots__ = ("_eval", "_globals", "_proto", "_root")
+
+    def __init__(self, template: Any, uses_globals: bool) -> None:
+        proto = template.new_context({}, shared=True)
+        self._proto = dict(proto.__dict__)
+        self._eval = dict(proto.eval_ctx.__dict__)
+        self._globals = dict(template.environment.globals) if uses_globals else None
+        self._root = template.root_render_func
+
+    def __call__(self, values: Mapping[str, Any]) -> str:
+        ctx = Context.__new__(Context)
+        eval_ctx = EvalContext.__new__(EvalContext)
+        eval_ctx.__dict__.update(self._eval)
+        d = ctx.__dict__
+        d.update(self._proto)
+        d["parent"] = values if self._globals is None else {**self._globals, **values}
+        d["vars"] = {}
+        d["exported_vars"] = set()
+        d["eval_ctx"] = eval_ctx
+        # Pieces that can repeat were counted as they were made (budget B3).
+        return budget.check("".join(self._root(ctx)))
 
 
 class CompiledTemplate:
@@ -294,12 +459,16 @@ class CompiledTemplate:
         self.subject_source = (subject or "") if channel == "email" else None
         self.body_source = body or ""
         self._has_blocks = "{%" in self.body_source
-        check_source(self.body_source, "body")
-        self.fields = variables(self.body_source)
+        asts = [check_source(self.body_source, "body")]
+        if self.subject_source is not None:
+            asts.append(check_source(self.subject_source, "subject"))
+        self.fields = set().union(*(meta.find_undeclared_variables(a) for a in asts))
+        # range, lipsum, namespace ...: merged into a render's values only when used.
+        self._uses_globals = any(
+            n.name in TEXT_ENV.globals for a in asts for n in a.find_all(nodes.Name)
+        )
         self._subject = None
         if self.subject_source is not None:
-            check_source(self.subject_source, "subject")
-            self.fields |= variables(self.subject_source)
             self._subject = self._compile(self._text_env, self.subject_source, "subject")
         self._html = None
         self._md_per_render = False
@@ -315,7 +484,7 @@ class CompiledTemplate:
                     self._md_per_render = True
                 else:
                     try:
-                        self._html = self._html_env.from_string(source)
+                        self._html = self._fast(self._html_env.from_string(source))
                         self._html_source = source
                     except TemplateSyntaxError:
                         self._md_per_render = True
@@ -323,10 +492,12 @@ class CompiledTemplate:
                     self._html = self._compile(self._html_env, self.body_source, "body")
         self._combined = self._combine()
 
-    @staticmethod
-    def _compile(env: _Sandbox, source: str, part: str):
+    def _fast(self, template: Any) -> _Fast:
+        return _Fast(template, self._uses_globals)
+
+    def _compile(self, env: _Sandbox, source: str, part: str) -> _Fast:
         try:
-            return env.from_string(source)
+            return self._fast(env.from_string(source))
         except TemplateSyntaxError as exc:
             raise TemplateError(_syntax_message(part, exc)) from None
 
@@ -342,37 +513,92 @@ class CompiledTemplate:
             parts.append((self._html_source, True))
         return parts
 
-    def _combine(self):
-        # One render per recipient instead of three: the parts joined by a separator,
-        # each in its own autoescape block. `{%+ ... +%}` keeps trim_blocks /
-        # lstrip_blocks from eating the parts' own leading newline or trailing spaces.
+    def _combine(self) -> _Fast | None:
+        # One render per recipient instead of three: the parts joined by a separator.
         parts = self._parts()
         if parts is None or len(parts) < 2:
             return None
+        env = self._text_env
+        try:
+            asts = [env.parse(src) for src, _ in parts]
+        except TemplateSyntaxError:
+            return None
+        if not any(a.find(_STORES) for a in asts):
+            # Nothing is assigned, so the parts can share one scope: the parsed parts
+            # back to back, each switching autoescape on or off. Every field is looked
+            # up once per render, not once per part (a fifth of a small render).
+            body: list[nodes.Node] = []
+            for (_, esc), ast in zip(parts, asts, strict=True):
+                if body:
+                    body.append(nodes.Output([nodes.TemplateData(_PART_SEP)], lineno=1))
+                body.append(
+                    nodes.EvalContextModifier(
+                        [nodes.Keyword("autoescape", nodes.Const(esc), lineno=1)], lineno=1
+                    )
+                )
+                body.extend(ast.body)
+            tree = nodes.Template(body, lineno=1)
+            tree.set_environment(env)
+            try:
+                code = env.compile(tree)
+                return self._fast(env.template_class.from_code(env, code, env.make_globals(None)))
+            except TemplateSyntaxError:
+                pass
+        # Else each part in its own autoescape block (a scope of its own).
+        # `{%+ ... +%}` keeps trim_blocks / lstrip_blocks from eating the parts' own
+        # leading newline or trailing spaces.
         source = _PART_SEP.join(
             f"{{%+ autoescape {'true' if esc else 'false'} +%}}{src}{{%+ endautoescape +%}}"
             for src, esc in parts
         )
         try:
-            return self._text_env.from_string(source)
+            return self._fast(env.from_string(source))
         except TemplateSyntaxError:
             return None  # e.g. a part closes a block it did not open: render separately
 
     def render(self, context: Mapping[str, Any]) -> Rendered:
         """Render for one recipient; raise RenderFailed with the per-recipient reason."""
+        return Rendered(*self.render_parts(context))
+
+    def render_parts(self, context: Mapping[str, Any]) -> tuple[str | None, str, str | None]:
+        """(subject, text, HTML) for one recipient, under the render budget; RenderFailed if not."""
         try:
-            if self._combined is not None:
-                return self._from_parts(_fast_render(self._combined, context).split(_PART_SEP))
-            if self.channel == "sms":
-                return Rendered(None, _fast_render(self._text, context), None)
-            return self._render_separately(context)
+            return budget.run(self._produce, context)
+        except budget.RenderTooSlow:
+            raise RenderFailed(TEMPLATE_TOO_SLOW, budget.too_slow_sentence()) from None
+        except budget.RenderTooLarge as exc:
+            raise RenderFailed(TEMPLATE_TOO_LARGE, budget.too_large_sentence(exc)) from None
+        except MemoryError:  # something the size checks did not foresee
+            big = budget.RenderTooLarge()
+            raise RenderFailed(TEMPLATE_TOO_LARGE, budget.too_large_sentence(big)) from None
         except (JinjaTemplateError, ArithmeticError, TypeError, ValueError, KeyError) as exc:
             raise _render_failure(exc) from None
         except RecursionError:
             raise RenderFailed("render error: too deeply nested", "recursion") from None
 
+    def _produce(self, context: Mapping[str, Any]) -> tuple[str | None, str, str | None]:
+        if self._combined is not None:
+            out = self._combined(context).split(_PART_SEP)
+            subject = _one_line(out[0]) if self.subject_source is not None else None
+            if self.body_format == "html":
+                return subject, html_to_text(out[-1]), out[-1]
+            if self.body_format == "text":
+                return subject, out[-1], text_to_html(out[-1])
+            return subject, out[1], self._tidy(out[2])
+        if self.channel == "sms":
+            return None, self._text(context), None
+        r = self._render_separately(context)
+        return r.subject, r.text, r.html
+
     def render_draft(self, context: Mapping[str, Any]) -> Rendered | None:
         """Render with `{{ field }}` left where a value is missing (None if that fails too)."""
+        try:
+            return self.lenient().render(context)
+        except RenderFailed:
+            return None
+
+    def lenient(self) -> CompiledTemplate:
+        """This template with `{{ field }}` shown where a value is missing (made once)."""
         if self._lenient is None:
             self._lenient = CompiledTemplate(
                 self.channel,
@@ -382,46 +608,40 @@ class CompiledTemplate:
                 lenient=True,
                 gsm7=self.gsm7,
             )
-        try:
-            return self._lenient.render(context)
-        except RenderFailed:
-            return None
+        return self._lenient
 
-    def _from_parts(self, out: list[str]) -> Rendered:
-        subject = _one_line(out.pop(0)) if self.subject_source is not None else None
-        if self.body_format == "html":
-            return Rendered(subject, html_to_text(out[0]), out[0])
-        if self.body_format == "text":
-            return Rendered(subject, out[0], text_to_html(out[0]))
-        return Rendered(subject, out[0], self._tidy(out[1]))
+    def check_budget(self) -> None:
+        """Refuse (TemplateTooCostly) a template that blows its budget whatever the client.
+
+        It is rendered once with no field at all, each shown as its placeholder:
+        a loop, a repetition or a number that does not depend on the client's
+        values is run exactly as it would run for every recipient.
+        """
+        try:
+            self.lenient().render_parts({})
+        except RenderFailed as exc:
+            if exc.reason in BUDGET_REASONS:
+                raise TemplateTooCostly(exc.detail + ".") from None
 
     def _tidy(self, body_html: str) -> str:
         # An {% if %} paragraph that rendered empty leaves <p></p> behind.
         return _EMPTY_P.sub("", body_html) if self._has_blocks else body_html
 
     def _render_separately(self, context: Mapping[str, Any]) -> Rendered:
-        subject = _one_line(self._subject.render(context)) if self._subject else None
+        subject = _one_line(self._subject(context)) if self._subject else None
         if self.body_format == "html":
-            body_html = self._html.render(context)
-            return Rendered(subject, html_to_text(body_html), body_html)
-        text = self._text.render(context)
-        if self.channel == "sms":
-            return Rendered(None, text, None)
-        if self.body_format == "text":
-            return Rendered(subject, text, text_to_html(text))
-        if self._md_per_render:
+            body_html = self._html(context)
+            out = (subject, html_to_text(body_html), body_html)
+        elif self.body_format == "text":
+            text = self._text(context)
+            out = (subject, text, text_to_html(text))
+        elif self._md_per_render:
             # Rare fallback: escape values, then run Markdown for this recipient.
-            return Rendered(subject, text, markdown_to_html(self._html.render(context)))
-        return Rendered(subject, text, self._tidy(self._html.render(context)))
-
-
-def _fast_render(tmpl: Any, context: Mapping[str, Any]) -> str:
-    # Template.render() without its per-call ChainMap merge of the globals into a
-    # fresh dict (a third of the render time of a small template).
-    # Our templates have no globals of their own: the environment's plain dict is
-    # all of tmpl.globals, without iterating a ChainMap on every render.
-    ctx = tmpl.new_context({**tmpl.environment.globals, **context}, shared=True)
-    return tmpl.environment.concat(tmpl.root_render_func(ctx))
+            out = (subject, self._text(context), markdown_to_html(self._html(context)))
+        else:
+            out = (subject, self._text(context), self._tidy(self._html(context)))
+        budget.check("".join(part or "" for part in out))  # the whole message, as one render
+        return Rendered(*out)
 
 
 def _translit_static(source: str) -> str:
@@ -437,12 +657,21 @@ def compile_template(
     body_format: str = "markdown",
     *,
     gsm7: bool = False,
+    check_budget: bool = False,
 ) -> CompiledTemplate:
     """Parse and check a template once (TemplateError on syntax or sandbox problems).
 
     gsm7 (SMS only): the output is transliterated to GSM-7 (see comms.rules.sms.to_gsm7).
+    The render budget is read from the settings (comms.config) here. With
+    check_budget (saving does), a template that blows it whatever the client
+    raises TemplateTooCostly; without, each render that blows it raises
+    RenderFailed with a named reason (the bulk generator's per-recipient reason).
     """
-    return CompiledTemplate(channel, subject, body, body_format, gsm7=gsm7)
+    budget.use(budget.from_config())
+    compiled = CompiledTemplate(channel, subject, body, body_format, gsm7=gsm7)
+    if check_budget:
+        compiled.check_budget()
+    return compiled
 
 
 def render_preview(compiled: CompiledTemplate, context: Mapping[str, Any]) -> Rendered:
@@ -450,4 +679,6 @@ def render_preview(compiled: CompiledTemplate, context: Mapping[str, Any]) -> Re
     try:
         return compiled.render(context)
     except RenderFailed as exc:
+        if exc.reason in BUDGET_REASONS:
+            raise TemplateError(exc.detail + ".") from None
         raise TemplateError(f"{exc.reason} — {exc.detail}") from None

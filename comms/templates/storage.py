@@ -1,7 +1,8 @@
 """Template storage: create, edit, duplicate, delete and read templates, and link their files.
 
-A template is saved only when it parses and passes the sandbox's static check
-(comms.templates.rendering), so a stored template always compiles. Names are
+A template is saved only when it parses, passes the sandbox's static check and
+fills in within its render budget (comms.templates.rendering), so a stored
+template always compiles. Names are
 unique regardless of case. Every change writes its action-log entry in the same
 transaction.
 """
@@ -19,7 +20,12 @@ from comms.errors import NotFound, TemplateError
 from comms.rules.validation import CHANNELS
 from comms.store import Store
 from comms.templates import attachments as att
-from comms.templates.rendering import FORMATS, CompiledTemplate, compile_template
+from comms.templates.rendering import (
+    FORMATS,
+    CompiledTemplate,
+    TemplateTooCostly,
+    compile_template,
+)
 
 
 @dataclass
@@ -47,7 +53,10 @@ def _validate(name: str, channel: str, subject: str | None, body: str, body_form
         raise TemplateError("A template needs a body.")
     if channel == "email" and not (subject or "").strip():
         raise TemplateError("An e-mail template needs a subject.")
-    compile_template(channel, subject, body, body_format)
+    try:
+        compile_template(channel, subject, body, body_format, check_budget=True)
+    except TemplateTooCostly as exc:  # over its render budget for any client
+        raise TemplateError(f"{str(exc).rstrip('.')}; nothing was saved.") from None
 
 
 def _name_taken(cur: duckdb.DuckDBPyConnection, name: str, except_id: int | None) -> bool:

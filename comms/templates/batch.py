@@ -1,0 +1,362 @@
+"""One template rendered for many clients: here, and in a worker process beside this one.
+
+`render_rows` is the bulk generator's render step. It yields, chunk by chunk
+in the order they finish, one result per client row: (subject, text, HTML,
+reason, detail), the reason and detail None when the render succeeded, else
+the per-recipient reason, with (for a missing field) the draft that shows
+`{{ field }}` where the value is missing, and None where nothing could be made. It never
+touches the database: the generator renders every row first and only then
+takes the store's write lock to store them (comms.messages.generate).
+
+With PARALLEL_MIN rows or more and a second core, a worker process takes
+chunks from the same queue as this process. Invariants:
+
+* P1: the results never depend on the worker. A chunk it does not give back
+  (it could not start, died, or sent something unreadable) is rendered here.
+* P2: the worker only renders: it is a fresh interpreter that imports
+  comms.templates (Jinja, Markdown; no DuckDB, no pandas) and sees the rows
+  and the template it is sent, nothing else. multiprocessing would re-run the
+  parent's __main__ (a page script under Streamlit), and fork is unsafe in
+  the app's threaded process.
+* P3: a render in the worker has the same budget as here (the Limits are
+  sent with the job; the worker has its own watchdog).
+* P4: once SLOW_IN_A_ROW renders in a row ran out of time (in one renderer),
+  the rest of the batch is not rendered: each remaining row gets the same
+  reason, saying so. A template that runs away for every client would
+  otherwise cost the whole time budget once per client.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from comms.rules.validation import TEMPLATE_TOO_SLOW
+from comms.templates import budget
+from comms.templates.context import RowContexts, row_context
+from comms.templates.rendering import BUDGET_REASONS, CompiledTemplate, RenderFailed
+
+# Below this many rows a worker process costs more than it saves (it starts in ~0.2 s).
+PARALLEL_MIN = 10_000
+MAX_WORKERS = 3
+_IN_FLIGHT = 2  # chunks sent to a worker ahead, so it never waits for the next one
+WORKER_CODE = "from comms.templates.batch import serve; serve()"  # what a worker runs
+
+
+# One row's result: (subject, text, html, reason, detail). Plain tuples: 100,000
+# of them cross the pipe from a worker.
+Result = tuple[str | None, str | None, str | None, str | None, str | None]
+_OK = (None, None)
+
+
+class _Renderer:
+    """Renders chunks of rows with one compiled template, remembering P4's run of time-outs."""
+
+    def __init__(self, compiled: CompiledTemplate, names: Sequence[str]) -> None:
+        self.compiled = compiled
+        self.names = list(names)
+        self.context = RowContexts(self.names, frozenset(compiled.fields))
+        self.slow_in_a_row = 0
+
+    @property
+    def stopped(self) -> bool:
+        return self.slow_in_a_row >= budget.SLOW_IN_A_ROW
+
+    def chunk(self, rows: Sequence[Sequence[Any]]) -> list[Result]:
+        context, render = self.context, self.compiled.render_parts
+        out: list[Result] = []
+        for values in rows:
+            if self.slow_in_a_row >= budget.SLOW_IN_A_ROW:  # P4
+                out.append(not_rendered())
+                continue
+            try:
+                out.append(render(context(values)) + _OK)
+                self.slow_in_a_row = 0
+            except RenderFailed as exc:
+                out.append(self._failed(values, exc))
+        return out
+
+    def _failed(self, values: Sequence[Any], exc: RenderFailed) -> Result:
+        self.slow_in_a_row = self.slow_in_a_row + 1 if exc.reason == TEMPLATE_TOO_SLOW else 0
+        if exc.reason in BUDGET_REASONS:  # a draft would blow the budget again
+            return (None, None, None, exc.reason, exc.detail)
+        # Keep what can be rendered, `{{ field }}` marking what is missing, so
+        # the review shows the message and a person can complete it by hand.
+        row = dict(zip(self.names, values, strict=True))
+        draft = self.compiled.render_draft(row_context(row, None))
+        if draft is None:
+            return (None, None, None, exc.reason, exc.detail)
+        return (draft.subject, draft.text, draft.html, exc.reason, exc.detail)
+
+
+def not_rendered() -> Result:
+    """The result of a row P4 left out."""
+    return (
+        None,
+        None,
+        None,
+        TEMPLATE_TOO_SLOW,
+        f"{budget.too_slow_sentence()}: it ran out of time for {budget.SLOW_IN_A_ROW} clients"
+        " in a row, so it was not tried for the rest",
+    )
+
+
+class _Work:
+    """The rows a render is for, shared by this process and its workers."""
+
+    def __init__(self, names: Sequence[str], rows: Sequence[Any], size: int) -> None:
+        self.names, self.rows, self.size = list(names), rows, size
+        self._starts = iter(range(0, len(rows), size))
+        self._lock = threading.Lock()
+        self.stopped = False  # P4: nothing more is handed out
+
+    def take(self) -> int | None:
+        """The start of the next chunk to render (None: no more)."""
+        with self._lock:
+            return None if self.stopped else next(self._starts, None)
+
+    def rest(self) -> list[int]:
+        """Every start never handed out (after a stop)."""
+        with self._lock:
+            return list(self._starts)
+
+    def chunk(self, start: int) -> Sequence[Any]:
+        return self.rows[start : start + self.size]
+
+
+class _Worker:
+    """One worker process and the two threads that feed it and read it (P1)."""
+
+    def __init__(self, job: dict) -> None:
+        self.job = job
+        self.work: _Work | None = None
+        self.has_work = threading.Event()
+        self.ready = threading.Event()
+        self.lock = threading.Lock()
+        self.results: list[tuple[int, list[Result]]] = []  # taken by the main thread
+        self.in_flight: set[int] = set()
+        self.redo: list[int] = []  # chunks the worker did not give back (P1)
+        self.slots = threading.Semaphore(_IN_FLIGHT)
+        self.failed = False
+        self.proc = subprocess.Popen(  # noqa: S603  (our own interpreter, our own module)
+            [sys.executable, "-c", WORKER_CODE],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, "PYTHONPATH": _pythonpath()},
+        )
+        self.sender = threading.Thread(target=self._send, daemon=True, name="comms-render-send")
+        self.reader = threading.Thread(target=self._read, daemon=True, name="comms-render-read")
+        self.sender.start()
+        self.reader.start()
+
+    def start(self, work: _Work) -> None:
+        self.work = work
+        self.has_work.set()
+
+    def _send(self) -> None:
+        try:
+            stdin = self.proc.stdin
+            assert stdin is not None
+            pickle.dump(self.job, stdin, protocol=pickle.HIGHEST_PROTOCOL)
+            stdin.flush()
+            self.has_work.wait()
+            self.ready.wait()
+            work = self.work
+            while work is not None and not self.failed:
+                self.slots.acquire()
+                start = work.take()
+                if start is None or self.failed:
+                    break
+                with self.lock:
+                    self.in_flight.add(start)
+                message = (start, work.names, work.chunk(start))
+                pickle.dump(message, stdin, protocol=pickle.HIGHEST_PROTOCOL)
+                stdin.flush()
+            pickle.dump(None, stdin)
+            stdin.close()
+        except (OSError, ValueError, pickle.PickleError):
+            self._fail()
+
+    def _read(self) -> None:
+        try:
+            stdout = self.proc.stdout
+            assert stdout is not None
+            if pickle.load(stdout) != "ready":
+                raise ValueError("the render worker did not start")
+            self.ready.set()
+            while (message := pickle.load(stdout)) is not None:
+                start, results, stopped = message
+                with self.lock:
+                    self.in_flight.discard(start)
+                    self.results.append((start, results))
+                if stopped and self.work is not None:
+                    self.work.stopped = True
+                self.slots.release()
+        except Exception:  # EOF, a dead process, garbage: its chunks are redone here (P1)
+            self._fail()
+
+    def _fail(self) -> None:
+        self.failed = True
+        self.ready.set()
+        self.has_work.set()
+        self.slots.release()
+        with self.lock:
+            self.redo.extend(self.in_flight)
+            self.in_flight.clear()
+
+    def take_results(self) -> list[tuple[int, list[Result]]]:
+        with self.lock:
+            out, self.results = self.results, []
+        return out
+
+    def finish(self) -> None:
+        """Wait for the chunks the worker holds (none are left to hand out), then end it."""
+        if not self.ready.is_set():  # still starting: it holds nothing, so stop it
+            self.failed = True
+            self.proc.kill()
+        self.has_work.set()
+        self.reader.join()
+        self.sender.join()
+        self.stop()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.failed = True
+                self.proc.kill()
+                self.proc.wait()
+
+
+def _pythonpath() -> str:
+    # The worker must import this very copy of comms (a checkout, an editable install).
+    here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    return os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p)
+
+
+def workers_for(rows: int) -> int:
+    """How many worker processes a render of `rows` rows gets: one per idle core, or none.
+
+    None below PARALLEL_MIN rows (a worker takes ~0.2 s to start), and none for
+    a core that is busy already (the 1-minute load average): a worker competing
+    for a core costs its start and the pipe, and saves nothing.
+    """
+    if rows < PARALLEL_MIN:
+        return 0
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count() or 1
+    try:
+        idle = cores - os.getloadavg()[0]
+    except OSError:
+        idle = cores - 1
+    return max(0, min(int(idle + 0.25), cores - 1, MAX_WORKERS, rows // PARALLEL_MIN))
+
+
+class Renderers:
+    """This process and `workers` worker processes, ready to render one template.
+
+    Made before the rows are read, so that the workers start (import, compile)
+    while this process loads the clients. Use it as a context manager: leaving
+    it ends any worker still running.
+    """
+
+    def __init__(self, compiled: CompiledTemplate, workers: int = 0) -> None:
+        self.compiled = compiled
+        job = {
+            "template": (
+                compiled.channel,
+                compiled.subject_source,
+                compiled.body_source,
+                compiled.body_format,
+                compiled.gsm7,
+            ),
+            "limits": budget.limits(),  # P3
+        }
+        self.pool = [_Worker(job) for _ in range(workers)]
+
+    def __enter__(self) -> Renderers:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for worker in self.pool:
+            if worker.proc.poll() is None:
+                worker.failed = True
+                worker.proc.kill()
+                worker.proc.wait()
+
+    def render(
+        self, names: Sequence[str], rows: Sequence[Sequence[Any]], size: int
+    ) -> Iterator[tuple[int, list[Result]]]:
+        """(start, results of rows[start:start + size]) for every chunk, as chunks finish.
+
+        rows are the bulk generator's client rows (comms.templates.context.ROW_COLUMNS
+        among their columns, `names`). Call it once.
+        """
+        work = _Work(names, rows, size)
+        here = _Renderer(self.compiled, names)
+        for worker in self.pool:
+            worker.start(work)
+        while True:
+            for worker in self.pool:
+                yield from worker.take_results()
+            start = work.take()
+            if start is None:
+                break
+            yield start, here.chunk(work.chunk(start))
+            if here.stopped:
+                work.stopped = True
+        for worker in self.pool:
+            worker.finish()
+            yield from worker.take_results()
+            for start in worker.redo:  # P1
+                yield start, here.chunk(work.chunk(start))
+        for start in work.rest():  # P4: never handed out
+            yield start, [not_rendered() for _ in work.chunk(start)]
+
+
+def render_rows(
+    compiled: CompiledTemplate,
+    names: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    size: int,
+    *,
+    workers: int | None = None,
+) -> Iterator[tuple[int, list[Result]]]:
+    """Renderers(compiled, workers).render(names, rows, size), workers by default workers_for."""
+    count = workers_for(len(rows)) if workers is None else workers
+    with Renderers(compiled, count) as renderers:
+        yield from renderers.render(names, rows, size)
+
+
+def serve() -> None:
+    """The worker process: a job, then chunks of rows on stdin; their results on stdout (P2, P3)."""
+    stdin = sys.stdin.buffer
+    # The results own stdout: anything printed by mistake goes to stderr instead.
+    stdout = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    sys.stdout = sys.stderr
+    job = pickle.load(stdin)
+    budget.use(job["limits"])
+    channel, subject, body, body_format, gsm7 = job["template"]
+    compiled = CompiledTemplate(channel, subject, body, body_format, gsm7=gsm7)
+    renderers: dict[tuple[str, ...], _Renderer] = {}
+    pickle.dump("ready", stdout)
+    stdout.flush()
+    while (message := pickle.load(stdin)) is not None:
+        start, names, rows = message
+        renderer = renderers.get(tuple(names))
+        if renderer is None:
+            renderer = renderers[tuple(names)] = _Renderer(compiled, names)
+        results = renderer.chunk(rows)
+        pickle.dump((start, results, renderer.stopped), stdout, protocol=pickle.HIGHEST_PROTOCOL)
+        stdout.flush()
+    pickle.dump(None, stdout)
+    stdout.flush()
