@@ -70,22 +70,17 @@ def tick(page: Page, text: str, *, key: str | None = None, on: bool = True) -> N
 
 
 def state_consent(page: Page) -> None:
-    """In the upload panel, state that the clients consented to e-mail and SMS, when the
-    panel asks (a file without consent columns cannot be imported without it)."""
+    """In the upload panel, state that the clients consented to e-mail and SMS (a file
+    without consent columns is imported only once the uploader has said so)."""
     import re
 
     asks = re.compile(r"consent", re.IGNORECASE)
     both = re.compile(r"(e-?mail.*sms|sms.*e-?mail|both)", re.IGNORECASE)
     group = page.get_by_role("radiogroup", name=asks)
-    if group.count():
-        group.first.get_by_text(both).first.click()
-        settle(page)
-        return
-    box = page.get_by_role("combobox", name=asks)
-    if box.count():
-        box.first.click()
-        page.get_by_role("option", name=both).first.click()
-        settle(page)
+    expect(group).to_have_count(1)
+    group.get_by_text(both).first.click()
+    expect(group.get_by_role("radio", name=both).first).to_be_checked()
+    settle(page)
 
 
 # -- the same tables under AppTest -------------------------------------------------
@@ -118,3 +113,18 @@ def table_of(at, key: str):
     """The AppTest element of table `key` (drawn by id_table under its current widget key)."""
     widget = at.session_state[f"{key}__widget"]
     return next(d for d in at.dataframe if d.proto.id and d.proto.id.endswith(widget))
+
+
+def toggle_checkbox(page: Page, text: str, *, key: str | None = None) -> None:
+    """Toggle the checkbox in the first cell of the editable row showing `text`
+    (an st.data_editor's CheckboxColumn): focus the cell, Space."""
+    settle(page)
+    row = row_of(grid_of(page, key), text)
+    expect(row).to_have_count(1, timeout=10_000)
+    cells = row.locator('td[role="gridcell"]')
+    cells.last.focus()
+    cell = row_of(grid_of(page, key), text).locator('td[role="gridcell"]').first
+    cell.focus()
+    expect(cell).to_be_focused(timeout=2_000)
+    page.keyboard.press(" ")
+    settle(page)

@@ -5,6 +5,7 @@ from playwright.sync_api import expect
 
 from comms import templates as tpl
 from comms.store import open_store
+from tests.grid import settle
 
 pytestmark = pytest.mark.browser
 # The app reruns on every click; on a busy machine a step can take a few seconds.
@@ -27,12 +28,6 @@ def seed(store):
         subject="Spring news for {{ first_name }}",
         body="Dear **{{ name }}**,\n\nour shop in {{ city }} has news.",
     )
-
-
-def settle(page):
-    """Wait until the script run has finished: no running indicator, no stale elements."""
-    expect(page.get_by_test_id("stStatusWidgetRunningIcon")).to_have_count(0)
-    expect(page.locator('[data-stale="true"]')).to_have_count(0)
 
 
 def click(page, name):
@@ -60,8 +55,9 @@ def test_generate_edit_and_keep_for_later(run_app, page, db_path):
     click(page, "Next")
     expect(page.get_by_role("heading", name="3. Attachments")).to_be_visible()
     click(page, "Next")
-    # 4. generate
-    expect(page.get_by_role("heading", name="4. Generate")).to_be_visible()
+    # 4. recipients, checked before generating: Petr's address is flagged
+    expect(page.get_by_role("heading", name="4. Recipients")).to_be_visible()
+    expect(page.get_by_text("invalid e-mail 1")).to_be_visible()
     click(page, "Generate 3 messages")
     # 5. review: one invalid address
     expect(page.get_by_text("Why messages cannot be sent")).to_be_visible()
@@ -84,6 +80,7 @@ def test_generate_edit_and_keep_for_later(run_app, page, db_path):
     expect(page.get_by_text("messages are ready to send")).to_be_visible()
     click(page, "Keep for later")
     expect(page.get_by_text("2 messages kept as drafts")).to_be_visible()
+    assert "batch=" in page.url
 
     run_app.stop()
     store = open_store(db_path)
@@ -99,5 +96,6 @@ def test_generate_edit_and_keep_for_later(run_app, page, db_path):
         ]
         assert rows[0]["body_text"] == "Dear Jana, a personal note just for you."
         assert store.scalar("SELECT count(*) FROM action_log WHERE action = 'edit'") == 1
+        assert store.scalar("SELECT count(*) FROM action_log WHERE action = 'keep for later'") == 1
     finally:
         store.close()
