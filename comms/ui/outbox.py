@@ -8,6 +8,7 @@ live in comms.outbox.queries.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -137,19 +138,30 @@ def progress_of(
     return finished / sendable, text
 
 
+FLASH_SECONDS = 20  # an action's outcome stays this long (a live refresh reruns the page)
+
+
 def flash(message: str, kind: str = "success") -> None:
-    """Show a message after the rerun that follows an action."""
-    st.session_state.setdefault("outbox_flash", []).append((kind, message))
+    """Show a message after the rerun that follows an action (and the live refreshes
+    of the next FLASH_SECONDS: a batch that finishes at once reruns the page again)."""
+    fresh = st.session_state.get("outbox_flash_action") != st.session_state.get("outbox_action")
+    kept = [] if fresh else list(st.session_state.get("outbox_flash", []))
+    st.session_state["outbox_flash"] = [*kept, (kind, message, time.monotonic())]
+    st.session_state["outbox_flash_action"] = st.session_state.get("outbox_action")
 
 
 def show_flashes() -> None:
-    """Draw (once) what earlier actions reported."""
-    for kind, message in st.session_state.pop("outbox_flash", []):
+    """Draw what the last action reported, for FLASH_SECONDS."""
+    now = time.monotonic()
+    kept = [f for f in st.session_state.get("outbox_flash", []) if now - f[2] < FLASH_SECONDS]
+    st.session_state["outbox_flash"] = kept
+    for kind, message, _ in kept:
         getattr(st, kind)(message)
 
 
 def run_action(fn: Callable[[], str]) -> None:
     """Run one outbox action, report its result or its domain error, and rerun."""
+    _new_action()
     try:
         flash(fn())
     except CommsError as exc:
@@ -394,8 +406,14 @@ def _batch_actions(store: Store, bid: int, counts: dict[str, int], paused: bool)
         )
 
 
+def _new_action() -> None:
+    """A person's action: its outcome replaces the earlier ones' (see flash)."""
+    st.session_state["outbox_action"] = int(st.session_state.get("outbox_action", 0)) + 1
+
+
 def send_batch_now(store: Store, bid: int, paused: bool) -> None:
     """Resume, queue the drafts and make everything due now; the background sender sends."""
+    _new_action()
     st.session_state["outbox_recent"] = [*st.session_state.get("outbox_recent", []), bid]
     try:
         if paused:
