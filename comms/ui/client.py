@@ -21,7 +21,7 @@ from comms.rules.sms import max_segments, sms_info, split_segments, to_gsm7
 from comms.store import Store
 from comms.templates import attachments as att
 from comms.ui import communication as comm_ui
-from comms.ui.common import FORMAT_LABELS, number
+from comms.ui.common import FORMAT_LABELS, number, set_flash, show_flash
 from comms.ui.widgets import attachments as attachments_ui
 from comms.ui.widgets.sms_counter import ucs2_hint
 from comms.ui.widgets.tables import id_table
@@ -71,10 +71,7 @@ def forget_client() -> None:
 
 def flash() -> None:
     """Show (once) the outcome of the last action."""
-    message = st.session_state.pop(FLASH, None)
-    if message:
-        kind, text = message
-        getattr(st, kind)(text)
+    show_flash(FLASH)
 
 
 # -- picking a client ---------------------------------------------------------------
@@ -379,10 +376,11 @@ def _submit(store: Store, client_id: int, channel: str, send: bool) -> None:
             send=send,
         )
     except CommsError as exc:
-        ss[FLASH] = ("error", f"Not saved: {exc}")
+        set_flash(FLASH, "error", f"Not saved: {exc}")
         return
     what = "queued to send now" if result.status == "queued" else "saved as a draft"
-    ss[FLASH] = (
+    set_flash(
+        FLASH,
         "success",
         f"Message {result.message_id} to {result.to_address} {what}. It is at the top of "
         "the communication below.",

@@ -5,6 +5,7 @@ number format, and the button that asks before it destroys anything."""
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +91,30 @@ def confirmed_action(
         st.session_state[flag] = False
         st.rerun()
     return False
+
+
+FLASH_SECONDS = 20  # how long an action's outcome stays on its page
+
+
+def set_flash(key: str, kind: str, text: str) -> None:
+    """Keep an action's outcome ('success', 'warning', 'error' ...) to show under `key`.
+
+    It stays FLASH_SECONDS (or until the next action's outcome replaces it): a live
+    panel that settles reruns the page, which must not take the outcome with it.
+    """
+    st.session_state[key] = (kind, text, time.monotonic())
+
+
+def show_flash(key: str) -> None:
+    """Draw the outcome kept under `key` while it is fresh (a plain (kind, text) once)."""
+    kept = st.session_state.get(key)
+    if not kept:
+        return
+    if len(kept) == 2 or time.monotonic() - kept[2] > FLASH_SECONDS:
+        st.session_state.pop(key, None)
+        if len(kept) != 2:
+            return
+    getattr(st, kept[0])(kept[1])
 
 
 def md_escape(text: str) -> str:

@@ -29,7 +29,14 @@ from comms.messages import compose, editor, history
 from comms.messages.history import MessageFilter
 from comms.rules.sms import sms_info, split_segments
 from comms.store import Store
-from comms.ui.common import CHANNEL_LABELS, STATUS_COLORS, counted, number
+from comms.ui.common import (
+    CHANNEL_LABELS,
+    STATUS_COLORS,
+    counted,
+    number,
+    set_flash,
+    show_flash,
+)
 from comms.ui.widgets.tables import clear_picked, id_table
 
 PAGE_SIZE = 50
@@ -317,27 +324,28 @@ def _act(
     moved_on = [f"{i} is {now[i]} now" for i in ids if i in now and now[i] not in allowed]
     note = f" (message {', '.join(moved_on)}: left as it is)" if moved_on else ""
     if not able:
-        st.session_state[flash_key] = ("warning", f"{label}: nothing to do{note}.")
+        set_flash(flash_key, "warning", f"{label}: nothing to do{note}.")
         return
     try:
         n = fn(able)
     except CommsError as exc:
-        st.session_state[flash_key] = ("error", f"{label}: {exc}")
+        set_flash(flash_key, "error", f"{label}: {exc}")
     else:
-        st.session_state[flash_key] = ("success", f"{label}: {counted(n, 'message')}{note}.")
+        set_flash(flash_key, "success", f"{label}: {counted(n, 'message')}{note}.")
 
 
 def _copy(store: Store, message_id: int, flash_key: str, table_key: str) -> None:
     try:
         new_id = compose.copy_to_draft(store, message_id)
     except CommsError as exc:
-        st.session_state[flash_key] = ("error", f"Copy: {exc}")
+        set_flash(flash_key, "error", f"Copy: {exc}")
         return
-    st.session_state[flash_key] = (
+    set_flash(
+        flash_key,
         "success",
         f"Copied into a new draft (message {new_id}); it is at the top of the list.",
     )
-    clear_selection(table_key)  # the new row shifts every position by one
+    clear_selection(table_key)  # the copy, at the top, is the one to look at next
 
 
 def _counted(verb: str, n: int, noun: str, none: str) -> str:
@@ -363,9 +371,7 @@ def actions(
 ) -> None:
     """Buttons for what can be done with the selected messages."""
     flash_key = f"{key}_flash"
-    flash = st.session_state.pop(flash_key, None)
-    if flash:
-        getattr(st, flash[0])(flash[1])
+    show_flash(flash_key)
     if not ids:
         st.caption("Select messages in the table to send drafts, retry, cancel or copy them.")
         return
