@@ -41,7 +41,7 @@ from typing import Any
 from comms import outbox
 from comms import templates as tpl
 from comms.cli.history import HISTORY_FIELDS
-from comms.clients import ClientFilter, get_client, import_clients, preview_import, query_clients
+from comms.clients import ClientFilter, get_client, import_clients, query_clients
 from comms.errors import CommsError, NotFound
 from comms.messages import generate as gen
 from comms.messages import history as hist
@@ -189,30 +189,16 @@ class Desk:
         """Import a CSV / XLSX client list (all or nothing); what `comms import --json` prints.
 
         consent: the channels the uploader states consent for, e.g. ("email", "sms"),
-        used for the channels the file has no consent column for. The core import
-        records consent on both channels for new clients when the file says nothing,
-        and keeps a stored client's flags, so consent naming both channels (or None)
-        imports as the CLI does; consent withheld for a channel the file has no
-        column for is refused before anything is written, because the import cannot
-        record it yet (add a consent column such as `consent_sms` to the file).
+        ("sms",) or "none", used for the channels the file has no consent column for;
+        a file without consent columns and without a statement is refused
+        (comms.errors.ConsentNotStated), exactly like `comms import --consent`.
         """
-        store = self.store
-        if consent is not None:
-            withheld = set(CHANNELS) - _channels(consent)
-            if withheld:
-                mapped = set(preview_import(Path(path)).mapping.values())
-                covered = set(CHANNELS) if "consent" in mapped else set()
-                covered |= {c for c in CHANNELS if f"consent_{c}" in mapped}
-                uncovered = sorted(withheld - covered)
-                if uncovered:
-                    raise InvalidArgument(
-                        f"consent leaves out {', '.join(uncovered)}, but {Path(path).name} has"
-                        f" no consent column for it and the import cannot yet record consent"
-                        f" for only some channels; add a column such as"
-                        f" 'consent_{uncovered[0]}' (yes/no) to the file, or state"
-                        f" consent=('email', 'sms'). Nothing was imported."
-                    )
-        report = import_clients(store, Path(path), list_name=list_name, region=region)
+        stated = (
+            consent if consent is None or isinstance(consent, str) else sorted(_channels(consent))
+        )
+        report = import_clients(
+            self.store, Path(path), list_name=list_name, region=region, consent=stated
+        )
         return report.to_dict()
 
     def clients(

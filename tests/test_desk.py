@@ -124,7 +124,7 @@ def test_import_template_generate_send_and_follow(
 def test_send_now_cancel_and_retry_return_how_many_moved(
     desk: Desk, sink: SmtpSink, clients_csv: Path
 ) -> None:
-    desk.import_clients(clients_csv, list_name="L")
+    desk.import_clients(clients_csv, list_name="L", consent="email,sms")
     desk.add_template("T", "email", "Hello {{ first_name }}", subject="S")
     batch = desk.generate("T", list_name="L")
     ids = [m["id"] for m in desk.messages(batch["batch_id"], "draft")]
@@ -156,8 +156,10 @@ def test_dicts_have_the_cli_json_keys(
     desk: Desk, db_path: Path, clients_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     db = ["--db", str(db_path)]
-    mine = desk.import_clients(clients_csv, list_name="Fair")
-    theirs = cli_json(capsys, "import", str(clients_csv), "--list", "Fair", *db)
+    mine = desk.import_clients(clients_csv, list_name="Fair", consent="email,sms")
+    theirs = cli_json(
+        capsys, "import", str(clients_csv), "--list", "Fair", "--consent", "email,sms", *db
+    )
     assert set(mine) == set(theirs)
     assert (theirs["imported"], theirs["updated"]) == (0, 4)  # the same clients, updated
     assert as_json({k: mine[k] for k in ("mapping", "keys", "rows", "kind")}) == {
@@ -192,7 +194,7 @@ def test_dicts_have_the_cli_json_keys(
 
 
 def test_four_threads_at_once(desk: Desk, sink: SmtpSink, clients_csv: Path) -> None:
-    desk.import_clients(clients_csv, list_name="L")
+    desk.import_clients(clients_csv, list_name="L", consent="email,sms")
     desk.add_template("T", "email", "Hello {{ first_name }}", subject="S")
     later = desk.generate("T", list_name="L")
     desk.queue(later["batch_id"], at=datetime.now() + timedelta(days=1))
@@ -247,7 +249,7 @@ def test_four_threads_at_once(desk: Desk, sink: SmtpSink, clients_csv: Path) -> 
 
 
 def test_refusals_are_comms_errors_with_a_sentence(desk: Desk, clients_csv: Path) -> None:
-    desk.import_clients(clients_csv, list_name="L")
+    desk.import_clients(clients_csv, list_name="L", consent="email,sms")
     desk.add_template("T", "sms", "Hi {{ first_name }}")
     cases = [
         (lambda: desk.messages(status="bogus"), InvalidArgument, "Unknown status 'bogus'"),
@@ -276,12 +278,18 @@ def test_refusals_are_comms_errors_with_a_sentence(desk: Desk, clients_csv: Path
 
 
 def test_consent_stated_for_some_channels(desk: Desk, clients_csv: Path, tmp_path: Path) -> None:
-    # The file says nothing about consent and the import cannot record it for one
-    # channel only yet: refused, and nothing is written.
-    with pytest.raises(InvalidArgument, match="leaves out sms.*Nothing was imported"):
-        desk.import_clients(clients_csv, list_name="L", consent=("email",))
+    # The file says nothing about consent and none is stated: refused, nothing written.
+    with pytest.raises(CommsError, match="consent"):
+        desk.import_clients(clients_csv, list_name="L")
     assert desk.clients() == []
     assert desk.store.scalar("SELECT count(*) FROM action_log WHERE action = 'import'") == 0
+    # Consent stated for e-mail only: recorded as stated, per channel.
+    email_only = tmp_path / "email_only.csv"
+    email_only.write_text("name,email\nOta,ota@example.com\nIva,iva@example.com\n", "utf-8")
+    desk.import_clients(email_only, list_name="K", consent=("email",))
+    assert {(c["consent_email"], c["consent_sms"]) for c in desk.clients(list_name="K")} == {
+        (True, False)
+    }
 
     # A file with an SMS consent column: the file says it, so it is accepted.
     with_column = tmp_path / "with_sms_consent.csv"
@@ -292,7 +300,7 @@ def test_consent_stated_for_some_channels(desk: Desk, clients_csv: Path, tmp_pat
     )
     report = desk.import_clients(with_column, list_name="L", consent="email")
     assert report["mapping"]["SMS consent"] == "consent_sms"
-    assert [(c["consent_email"], c["consent_sms"]) for c in desk.clients()] == [
+    assert [(c["consent_email"], c["consent_sms"]) for c in desk.clients(list_name="L")] == [
         (True, False),
         (True, True),
     ]
@@ -309,7 +317,7 @@ def test_consent_stated_for_some_channels(desk: Desk, clients_csv: Path, tmp_pat
 
 def test_wait_until_sent_without_a_sender_says_so(desk: Desk, clients_csv: Path) -> None:
     desk.wait_until_sent(timeout=0)  # nothing due: returns at once
-    desk.import_clients(clients_csv, list_name="L")
+    desk.import_clients(clients_csv, list_name="L", consent="email,sms")
     desk.add_template("T", "email", "Hello", subject="S")
     batch = desk.generate("T", list_name="L")
     desk.queue(batch["batch_id"])
