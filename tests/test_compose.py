@@ -479,3 +479,33 @@ def test_outbox_create_inserts_in_creation_statuses_and_moves_only_draft_invalid
         {"status": "queued", "reason": None},
         {"status": "draft", "reason": None},
     ]
+
+
+def test_a_batch_rendered_with_a_worker_process_is_the_same_batch(store, monkeypatch):
+    """comms.templates.batch's worker takes chunks beside this process: the messages are the same."""
+    from comms.templates import batch
+
+    monkeypatch.setattr(generate, "CHUNK", 3)
+    for i in range(20):
+        email_client(
+            store,
+            f"C{i}",
+            f"c{i % 17}@example.com" if i % 9 else "not an address",
+            city=None if i % 7 == 0 else "Brno",
+            attributes=json.dumps({"points": i}),
+        )
+    body = "Hi {{ name }} from {{ city }}: {{ points }} points"
+    columns = "client_id, to_address, subject, body_text, body_html, status, reason, error"
+
+    def batch_rows(workers):
+        monkeypatch.setattr(batch, "workers_for", lambda n: workers)
+        result = generate.generate_messages(
+            store, selection={"filter": {}}, channel="email", subject="S {{ name }}", body=body
+        )
+        return result.to_dict() | {"batch_id": None}, store.rows(
+            f"SELECT {columns} FROM messages WHERE batch_id = ? ORDER BY id", [result.batch_id]
+        )
+
+    here, there = batch_rows(0), batch_rows(1)
+    assert there == here
+    assert here[0]["reasons"] == {"invalid e-mail": 3, "missing field: city": 2, "duplicate": 1}

@@ -279,3 +279,53 @@ def test_a_missing_field_says_what_to_do():
         "missing field: points — this client has no value for “points”; fill it in, or make "
         "it optional in the template with {{ points | default('') }}"
     )
+
+
+def test_a_name_set_in_the_subject_stays_in_the_subject():
+    """The parts share one render; a {% set %} in one of them must not reach the others."""
+    c = compile_template("email", "{% set name = 'Team' %}Hi {{ name }}", "Dear {{ name }}")
+    r = c.render({"name": "Jana"})
+    assert (r.subject, r.text, r.html) == ("Hi Team", "Dear Jana", "<p>Dear Jana</p>")
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"name", "city"},
+        {"first_name"},
+        {"list", "tags", "email", "phone"},
+        {"points", "datum_narozeni", "city", "company", "last_name"},
+        {"Body", "lists"},
+    ],
+)
+def test_row_contexts_are_client_context_for_the_fields_a_template_reads(fields):
+    from comms.templates.context import LIST_SEP, RowContexts, row_columns, row_context
+
+    names = [c.split(" AS ")[-1].removeprefix("c.") for c in row_columns(None)]
+    rows = [
+        ("Ing. Jana Nová", None, "Nová", "j@x.cz", "+420601123456", "Brno", "Růže",
+         f"VIP{LIST_SEP}News", f"a{LIST_SEP} ", '{"points": 5, "Datum narození": "1990"}'),
+        ("", "Petr", None, None, None, " ", None, "", "", "{}"),
+        ("Eva", None, None, None, None, None, None, None, None, '{"city": "Plzeň", "Body": 0}'),
+        ("Ivo", "", "", "", "", "", "", "", "", '{"points": null, "company": " "}'),
+        ("Jo", None, None, None, None, "Praha", None, None, None, "not json"),
+    ]  # fmt: skip
+    only = frozenset(fields)
+    contexts = RowContexts(names, only)
+    for values in rows:
+        full = row_context(dict(zip(names, values, strict=True)), only)
+        fast = contexts(values)
+        assert {k: fast.get(k) for k in only} == {k: full.get(k) for k in only}
+        assert set(fast) <= set(full)
+
+
+def test_the_render_worker_starts_without_the_database():
+    """A render worker imports comms.templates alone: no DuckDB, no pandas (~0.2 s to start)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, comms.templates.batch; print(sorted({'duckdb', 'pandas'} & set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -332,23 +332,6 @@ def _check_chunk(
     `_key` holds the address key of each message that is sendable so far
     (None for the others): `duplicate` is given across chunks, in client order.
     """
-    out: dict[str, list[Any]] = {
-        k: []
-        for k in (
-            "client_id",
-            "to_address",
-            "to_name",
-            "subject",
-            "body_text",
-            "body_html",
-            "status",
-            "reason",
-            "error",
-            "segments",
-            "encoding",
-            "_key",
-        )
-    }
     if channel == "email":
         address_col, known_col, consent_col = "email", "email_valid", "consent_email"
     else:
@@ -356,9 +339,13 @@ def _check_chunk(
     at = {n: i for i, n in enumerate(names)}
     i_id, i_name = at["id"], at["name"]
     i_address, i_known, i_consent = at[address_col], at[known_col], at[consent_col]
-    for values, (subject, text, html, render_reason, render_detail) in zip(
-        clients, results, strict=True
-    ):
+    subjects, texts, htmls, render_reasons, render_details = (
+        list(column) for column in zip(*results, strict=True)
+    )
+    addresses, reasons, details, keys = [], [], [], []
+    segments: list[int | None] = [None] * len(clients)
+    encodings: list[str | None] = [None] * len(clients)
+    for i, values in enumerate(clients):
         address, reason, detail = check_recipient(
             channel,
             values[i_address],
@@ -366,31 +353,38 @@ def _check_chunk(
             consent=values[i_consent],
             suppressed=suppressed,
         )
-        if reason is None and render_reason is not None:
-            reason, detail = render_reason, render_detail
-        segments = encoding = None
+        if reason is None and render_reasons[i] is not None:
+            reason, detail = render_reasons[i], render_details[i]
+        text = texts[i]
         if channel == "sms" and text is not None:
             if gsm7 and not is_gsm7(text):  # the template did most of it already
-                text = to_gsm7(text)
+                text = texts[i] = to_gsm7(text)
             info = sms_info(text)
-            segments, encoding = info.segments, info.encoding
+            segments[i], encodings[i] = info.segments, info.encoding
         if reason is None and text is not None and not text.strip():
             reason = EMPTY_MESSAGE
-        name = values[i_name]
-        out["client_id"].append(int(values[i_id]))
-        out["to_address"].append(address or None)
+        addresses.append(address or None)
+        reasons.append(reason)
+        details.append(detail)
+        keys.append(None if reason else address_key(channel, address))
+    return {
+        "client_id": [int(v[i_id]) for v in clients],
+        "to_address": addresses,
         # A display name ends up in a header: one line, always.
-        out["to_name"].append(None if name is None or name != name else " ".join(str(name).split()))
-        out["subject"].append(subject)
-        out["body_text"].append(text)
-        out["body_html"].append(html)
-        out["status"].append(INVALID if reason else DRAFT)
-        out["reason"].append(reason)
-        out["error"].append(detail)
-        out["segments"].append(segments)
-        out["encoding"].append(encoding)
-        out["_key"].append(None if reason else address_key(channel, address))
-    return out
+        "to_name": [
+            None if n is None or n != n else " ".join(str(n).split())
+            for n in (v[i_name] for v in clients)
+        ],
+        "subject": subjects,
+        "body_text": texts,
+        "body_html": htmls,
+        "status": [INVALID if r else DRAFT for r in reasons],
+        "reason": reasons,
+        "error": details,
+        "segments": segments,
+        "encoding": encodings,
+        "_key": keys,
+    }
 
 
 # -- review -----------------------------------------------------------------------
