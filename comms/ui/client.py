@@ -18,6 +18,7 @@ from comms.clients import profile, search_clients
 from comms.errors import CommsError
 from comms.messages import compose, history
 from comms.rules.sms import max_segments, sms_info, split_segments, to_gsm7
+from comms.sending import dispatcher
 from comms.store import Store
 from comms.templates import attachments as att
 from comms.ui import communication as comm_ui
@@ -378,6 +379,8 @@ def _submit(store: Store, client_id: int, channel: str, send: bool) -> None:
     except CommsError as exc:
         set_flash(FLASH, "error", f"Not saved: {exc}")
         return
+    if result.status == "queued":
+        dispatcher.wake(store)  # due now: the background sender sends it, not this page
     what = "queued to send now" if result.status == "queued" else "saved as a draft"
     set_flash(
         FLASH,

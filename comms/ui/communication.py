@@ -28,6 +28,7 @@ from comms.errors import CommsError, NotFound
 from comms.messages import compose, editor, history
 from comms.messages.history import MessageFilter
 from comms.rules.sms import sms_info, split_segments
+from comms.sending import dispatcher
 from comms.store import Store
 from comms.ui.common import (
     CHANNEL_LABELS,
@@ -356,8 +357,6 @@ def _counted(verb: str, n: int, noun: str, none: str) -> str:
 def _woken(store: Store, n: int) -> int:
     """After a move that made messages due now: wake the background sender (never send here)."""
     if n:
-        from comms.sending import dispatcher
-
         dispatcher.wake(store)
     return n
 

@@ -172,6 +172,14 @@ def run_action(fn: Callable[[], str]) -> None:
 # -- sending now ----------------------------------------------------------------
 
 
+def woken(store: Store, moved: int) -> int:
+    """After a move that made messages due now (retry, send again): wake the background
+    sender so it need not wait for its next poll. The page never sends itself."""
+    if moved:
+        dispatcher.wake(store)
+    return moved
+
+
 def send_soon(
     store: Store, *, batch_id: int | None = None, message_ids: list[int] | None = None
 ) -> str:
@@ -379,7 +387,8 @@ def _batch_actions(store: Store, bid: int, counts: dict[str, int], paused: bool)
     ):
         run_action(
             lambda: (
-                f"{number(outbox.retry(store, batch_id=bid))} failed message(s) of batch "
+                f"{number(woken(store, outbox.retry(store, batch_id=bid)))} failed message(s) of "
+                "batch "
                 f"#{bid} queued again."
             )
         )
@@ -456,7 +465,8 @@ def render_resolution(store: Store, interrupted: pd.DataFrame, *, key: str) -> N
     ):
         run_action(
             lambda: (
-                f"{number(outbox.resolve_interrupted(store, chosen, decision))} interrupted "
+                f"{number(woken(store, outbox.resolve_interrupted(store, chosen, decision)))} "
+                "interrupted "
                 f"message(s): {RESOLUTION_LABELS[decision].split(' (')[0].lower()}."
             )
         )
@@ -522,7 +532,8 @@ def render_loose(store: Store) -> None:
     ):
         run_action(
             lambda: (
-                f"{number(outbox.retry(store, message_ids=by_status['failed']))} message(s) "
+                f"{number(woken(store, outbox.retry(store, message_ids=by_status['failed'])))} "
+                "message(s) "
                 "queued again."
             )
         )
