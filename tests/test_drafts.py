@@ -133,3 +133,63 @@ def test_one_editor_revalidates_a_draft_like_a_generated_message(store):
     sms = compose.compose(store, client_id=cid, channel="sms", body="Hi")
     empty = editor.edit_message(store, sms.message_id, body="  ")
     assert (empty["status"], empty["reason"]) == ("invalid", "empty message")
+
+
+def batch_of(store, *rows):
+    """A batch with one message per (client, address, status, reason)."""
+    batch = store.scalar("INSERT INTO batches (channel) VALUES ('email') RETURNING id")
+    ids = [
+        add_message(
+            store,
+            cid,
+            batch_id=batch,
+            to_address=address,
+            status=status,
+            reason=reason,
+            subject="Hi",
+            body_text="Hello",
+        )
+        for cid, address, status, reason in rows
+    ]
+    return batch, ids
+
+
+def test_exclude_frees_the_address_of_its_duplicate(store):
+    a = add_client(store, email="same@example.cz")
+    b = add_client(store, name="Copy", email="SAME@example.cz")
+    _, (first, second) = batch_of(
+        store,
+        (a, "same@example.cz", "draft", None),
+        (b, "SAME@example.cz", "invalid", "duplicate"),
+    )
+    assert editor.exclude(store, [first]) == 1
+    assert outbox.get_message(store, first)["status"] == "excluded"
+    after = outbox.get_message(store, second)
+    assert (after["status"], after["reason"]) == ("draft", None)  # the one to send now
+
+
+def test_include_re_validates_in_the_same_transaction(store):
+    cid = add_client(store)
+    _, (mid,) = batch_of(store, (cid, "jana@example.cz", "draft", None))
+    editor.exclude(store, [mid])
+    # While it was out of the send, the client withdrew consent.
+    store.write(lambda cur: cur.execute("UPDATE clients SET consent_email = false"))
+    assert editor.include(store, [mid]) == {"draft": 0, "invalid": 1}
+    msg = outbox.get_message(store, mid)
+    assert (msg["status"], msg["reason"]) == ("invalid", "no consent")
+    # only an excluded message can be included
+    with pytest.raises(InvalidTransition):
+        editor.include(store, [mid])
+
+
+def test_revalidate_keeps_generation_order_for_duplicates(store):
+    a = add_client(store, email="same@example.cz")
+    b = add_client(store, name="Copy", email="same@example.cz")
+    _, (first, second) = batch_of(
+        store,
+        (a, "same@example.cz", "invalid", "opted out"),
+        (b, "same@example.cz", "invalid", "opted out"),
+    )
+    assert editor.revalidate(store, [first, second]) == {"draft": 1, "invalid": 1}
+    assert outbox.get_message(store, first)["status"] == "draft"
+    assert outbox.get_message(store, second)["reason"] == "duplicate"
