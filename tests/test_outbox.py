@@ -80,10 +80,10 @@ def test_transitions_are_data_over_the_declared_statuses() -> None:
 
 def test_queue_moves_drafts_skips_excluded_and_invalid(store: Store) -> None:
     batch_id, ids = seed(store, 4)
-    store.cursor().execute("UPDATE messages SET excluded = true WHERE id = ?", [ids[0]])
+    assert outbox.exclude(store, [ids[0]]) == 1
     store.cursor().execute("UPDATE messages SET status = 'invalid' WHERE id = ?", [ids[1]])
     assert outbox.queue(store, batch_id=batch_id) == 2
-    assert statuses(store, ids) == ["draft", "invalid", "queued", "queued"]
+    assert statuses(store, ids) == ["excluded", "invalid", "queued", "queued"]
     entry = store.rows("SELECT * FROM action_log WHERE action = 'queue'")[0]
     assert json.loads(entry["detail"])["count"] == 2
     assert entry["batch_id"] == batch_id

@@ -8,7 +8,7 @@ that changed since it was read is skipped, never sent.
 
 Invariants (enforced where noted):
 
-* C1: only `queued`, due, not excluded, unpaused messages are claimed (`ClaimScope.where`,
+* C1: only `queued`, due, unpaused messages are claimed (`ClaimScope.where`,
   and re-checked by the claiming UPDATE in `_claim_and_mark_sent`).
 * C2: a message is written `sending` and COMMITTED before it is handed to a server:
   `record_and_claim_many` returns a claimed row only after its commit. A crash
@@ -95,7 +95,6 @@ class ClaimScope:
         """WHERE clause over `messages m` selecting what is due at `at`."""
         clauses = [
             status_in("claim", "m.status"),
-            "NOT m.excluded",
             "(m.scheduled_at IS NULL OR m.scheduled_at <= ?)",
             "(m.next_attempt_at IS NULL OR m.next_attempt_at <= ?)",
             "coalesce(m.batch_id, -1) NOT IN (SELECT b.id FROM batches b WHERE b.paused)",
@@ -136,7 +135,7 @@ def _claim_and_mark_sent(
     """Sent outcomes (sending -> sent) and picked rows (queued -> sending), set-wise.
 
     A picked row is claimed only if it is still exactly what was read (same
-    updated_at), still due, not excluded and its batch not paused; returns
+    updated_at), still due and its batch not paused; returns
     ({message_id: 'sent'}, the picked rows actually claimed).
 
     DuckDB's cost here grows with the number of columns an UPDATE touches, so
@@ -201,13 +200,13 @@ def _claim_and_mark_sent(
             claim_ids = [int(r["id"]) for r in claimed]
     if claimed:
         claim_ids = [int(r["id"]) for r in claimed]
-        # Claimed only if still exactly what was read (same updated_at), due, not excluded.
+        # Claimed only if still exactly what was read (same updated_at) and due.
         (n,) = cur.execute(
             f"UPDATE messages SET status = '{target('claim')}',"
             " claimed_by = list_extract($workers, list_position($ids, id)),"
             " attempts = attempts + 1, updated_at = $at"
             f" WHERE id BETWEEN $lo AND $hi AND id IN ({_int_list(claim_ids)})"
-            f" AND {status_in('claim')} AND NOT excluded"
+            f" AND {status_in('claim')}"
             " AND updated_at = list_extract($seen, list_position($ids, id))"
             " AND (scheduled_at IS NULL OR scheduled_at <= $at)"
             " AND (next_attempt_at IS NULL OR next_attempt_at <= $at)",

@@ -63,7 +63,7 @@ def check_from(cur: duckdb.DuckDBPyConnection, action: str, ids: Sequence[int]) 
     """Rows for ids, raising NotFound / InvalidTransition unless every one can take `action`."""
     rows = dicts(
         cur,
-        "SELECT id, status, batch_id, client_id, excluded FROM messages WHERE id IN "
+        "SELECT id, status, batch_id, client_id FROM messages WHERE id IN "
         "(SELECT unnest(?::BIGINT[]))",
         [list(ids)],
     )
@@ -141,7 +141,6 @@ def _move(
     params: list[Any],
     *,
     only: frozenset[str] | None = None,
-    extra_where: str = "",
     detail: dict[str, Any] | None = None,
     log_as: str | None = None,
 ) -> int:
@@ -155,7 +154,7 @@ def _move(
         return _update(
             cur,
             action,
-            f"{where} AND {status_in(action, only=only)}{extra_where}",
+            f"{where} AND {status_in(action, only=only)}",
             scope_params,
             sets,
             params,
@@ -207,7 +206,7 @@ def queue(
     batch_id: int | None = None,
     scheduled_at: datetime | None = None,
 ) -> int:
-    """Drafts -> queued, due at scheduled_at (None = now); excluded drafts are skipped."""
+    """Drafts -> queued, due at scheduled_at (None = now)."""
     when = local_time(scheduled_at)
     return _move(
         store,
@@ -216,7 +215,6 @@ def queue(
         batch_id,
         "scheduled_at = ?, next_attempt_at = NULL, reason = NULL, error = NULL",
         [when or now()],
-        extra_where=" AND NOT excluded",
         detail={"scheduled_at": when.isoformat(sep=" ") if when else "now"},
     )
 
@@ -246,7 +244,7 @@ def send_now(
         return _update(
             cur,
             action,
-            f"{where} AND {status_in(action)} AND NOT excluded",
+            f"{where} AND {status_in(action)}",
             params,
             "scheduled_at = ?, next_attempt_at = NULL,"
             " reason = CASE WHEN status = 'draft' THEN NULL ELSE reason END",
@@ -297,7 +295,7 @@ def retry(
         "retry",
         message_ids,
         batch_id,
-        "attempts = 0, scheduled_at = ?, next_attempt_at = NULL, claimed_by = NULL",
+        "attempts = 0, scheduled_at = ?, next_attempt_at = NULL, claimed_by = NULL, reason = NULL",
         [now()],
         only=None if message_ids is not None else frozenset({"failed"}),
     )
@@ -314,7 +312,8 @@ def resolve_interrupted(store: Store, message_ids: Iterable[int], decision: str)
     sets = {
         "resolve sent": ("claimed_by = NULL, sent_at = coalesce(sent_at, ?)", [now()]),
         "resolve resend": (
-            "attempts = 0, scheduled_at = ?, next_attempt_at = NULL, claimed_by = NULL",
+            "attempts = 0, scheduled_at = ?, next_attempt_at = NULL, claimed_by = NULL,"
+            " reason = NULL",
             [now()],
         ),
         "resolve cancel": ("claimed_by = NULL", []),
