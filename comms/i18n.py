@@ -7,9 +7,9 @@ data is never translated: reasons and actions are stored as codes (English
 msgids) and translated when shown, so switching language changes nothing in the
 database.
 
-Catalogues: `comms/locale/<lang>/LC_MESSAGES/comms.po`, extracted and compiled
-with Babel (`make i18n`); `.mo` files are built by `make install` and, when
-missing or older than their `.po`, compiled in memory on first use.
+Catalogues: `comms/locale/<lang>/LC_MESSAGES/*.po`, one per area of the app
+(pages, core, CLI), extracted and compiled with Babel; a `.mo` older than its
+`.po`, or missing, is compiled in memory on first use.
 """
 
 from __future__ import annotations
@@ -70,16 +70,23 @@ def language() -> str:
 
 @cache
 def _translations(lang: str) -> gettext.NullTranslations:
+    """Every catalogue of `lang` (one .po per area of the app), chained as one."""
     if lang == DEFAULT:
         return gettext.NullTranslations()
     folder = LOCALE_DIR / lang / "LC_MESSAGES"
-    po, mo = folder / f"{DOMAIN}.po", folder / f"{DOMAIN}.mo"
-    if mo.exists() and (not po.exists() or mo.stat().st_mtime >= po.stat().st_mtime):
-        with mo.open("rb") as fh:
-            return gettext.GNUTranslations(fh)
-    if not po.exists():
-        return gettext.NullTranslations()
-    return gettext.GNUTranslations(_compile(po))
+    chain: gettext.NullTranslations | None = None
+    for po in sorted(folder.glob("*.po")):
+        mo = po.with_suffix(".mo")
+        if mo.exists() and mo.stat().st_mtime >= po.stat().st_mtime:
+            with mo.open("rb") as fh:
+                part = gettext.GNUTranslations(fh)
+        else:
+            part = gettext.GNUTranslations(_compile(po))
+        if chain is None:
+            chain = part
+        else:
+            chain.add_fallback(part)
+    return chain or gettext.NullTranslations()
 
 
 def _compile(po: Path):
@@ -113,9 +120,13 @@ def N_(message: str) -> str:  # noqa: N802 - gettext's name for "mark for extrac
 
 
 def has_translation(message: str, lang: str) -> bool:
-    """Whether the catalogue of `lang` translates `message` (for the coverage test)."""
-    translations = _translations(lang)
-    return isinstance(translations, gettext.GNUTranslations) and message in translations._catalog
+    """Whether a catalogue of `lang` translates `message` (for the coverage test)."""
+    part: gettext.NullTranslations | None = _translations(lang)
+    while part is not None:
+        if isinstance(part, gettext.GNUTranslations) and part._catalog.get(message):
+            return True
+        part = part._fallback
+    return False
 
 
 # -- formatting -----------------------------------------------------------------------
