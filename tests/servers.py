@@ -105,6 +105,7 @@ class _SinkState:
     delay_rcpt: float = 0.0
     delay_data: float = 0.0
     log_path: Path | None = None
+    pipelining: bool = True
 
 
 class _SinkHandler:
@@ -122,6 +123,12 @@ class _SinkHandler:
                 session.comms_conn = self.state.connections
                 self._per_conn[session.comms_conn] = 0
         session.host_name = hostname
+        # Mainstream relays offer PIPELINING, so the sender's pipelined path is the one
+        # tested; aiosmtpd reads commands in order, which is all pipelining needs.
+        if self.state.pipelining:
+            responses = (
+                [*responses[:-1], "250-PIPELINING", responses[-1]] if responses else responses
+            )
         return responses
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):  # noqa: N802
@@ -195,6 +202,7 @@ class SmtpSink:
         delay_rcpt: float = 0.0,
         delay_data: float = 0.0,
         drop_every: int = 0,
+        pipelining: bool = True,
         users: dict[str, str] | None = None,
         log_path: Path | None = None,
         tls_context: Any = None,
@@ -204,7 +212,11 @@ class SmtpSink:
         self.port = port or free_port()
         self.lock = threading.Lock()
         self.state = _SinkState(
-            drop_every=drop_every, delay_rcpt=delay_rcpt, delay_data=delay_data, log_path=log_path
+            drop_every=drop_every,
+            delay_rcpt=delay_rcpt,
+            delay_data=delay_data,
+            log_path=log_path,
+            pipelining=pipelining,
         )
         self.users = users
         self.handler = _SinkHandler(self.state, self.lock)

@@ -32,9 +32,10 @@ def msg(i: int = 1, to: str = "jan@example.com", **kw) -> OutgoingMessage:
     return OutgoingMessage(**base)
 
 
-@pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    with SmtpSink() as s:
+@pytest.fixture(params=[True, False], ids=["pipelining", "no-pipelining"])
+def sink(request: pytest.FixtureRequest) -> Iterator[SmtpSink]:
+    """The sink offering PIPELINING (as mainstream relays do), and not offering it."""
+    with SmtpSink(pipelining=request.param) as s:
         yield s
 
 
