@@ -329,3 +329,69 @@ def test_the_render_worker_starts_without_the_database():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+SIMPLE_TEMPLATES = [
+    ("email", "markdown", "Hi {{ first_name }}", "Dear **{{ name }}**,\n\n- {{ city }}\n"),
+    (
+        "email",
+        "markdown",
+        "{% if vip %}VIP {% endif %}{{ name }}",
+        "Hello {{ name }},\n\n{% if city == 'Brno' %}\nBrno!\n{% elif city in ['Praha', 'Plzeň'] %}"
+        "\nWest\n{% else %}\nElsewhere {{ city }}\n{% endif %}\n\n{% if points > 10 and not vip %}"
+        "\n{{ points }} points\n{% endif %}\n{% if note is defined %}{{ note }}{% endif %}Bye",
+    ),
+    (
+        "email",
+        "html",
+        "S {{ name }}",
+        "<p>{{ name }}</p>{% if vip is undefined %}<i>no</i>{% endif %}",
+    ),
+    ("email", "text", "S", "  {{ name }}\n{% if city %}\n{{ city }}{% endif %}\n"),
+    ("sms", "text", None, "Dobrý den {{ name }}, {% if points >= 5 %}{{ points }} bodů{% endif %}"),
+]
+SIMPLE_CONTEXTS = [
+    {"first_name": "Jana", "name": "Jana <b>&</b> *Co*", "city": "Brno", "points": 20, "vip": 0},
+    {"first_name": "Jo", "name": "Jo", "city": "Plzeň", "points": 3, "vip": 1, "note": "<n>"},
+    {"first_name": "Al", "name": "Al", "city": "Ostrava", "points": 11.5, "vip": "", "note": ""},
+    {"name": "Eva", "city": "Praha", "points": "x", "vip": None},
+    {"name": "Ivo"},
+    {"first_name": "Ann\nBcc: x", "name": " ", "city": "", "points": 0, "vip": [1]},
+]
+
+
+@pytest.mark.parametrize(("channel", "fmt", "subject", "body"), SIMPLE_TEMPLATES)
+@pytest.mark.parametrize("gsm7", [False, True])
+def test_simple_templates_render_exactly_as_jinja_does(channel, fmt, subject, body, gsm7):
+    """comms.templates.simple's renderer (S1, S2) against Jinja's for the same template."""
+    fast = compile_template(channel, subject, body, fmt, gsm7=gsm7)
+    jinja = compile_template(channel, subject, body, fmt, gsm7=gsm7)
+    jinja._simple = None
+    assert fast._simple is not None
+
+    def outcome(compiled, ctx):
+        try:
+            return compiled.render_parts(ctx)
+        except RenderFailed as exc:
+            return (exc.reason, exc.detail)
+
+    for ctx in SIMPLE_CONTEXTS:
+        assert outcome(fast, ctx) == outcome(jinja, ctx), ctx
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "{{ name|upper }}",
+        "{% for t in tags %}{{ t }}{% endfor %}",
+        "{% set x = 1 %}{{ x }}",
+        "{{ name ~ city }}",
+        "{{ 'x' }}",
+        "{% if name.startswith('J') %}J{% endif %}",
+        "{{ range }}",
+        "{% if loop %}x{% endif %}",
+        "{% if points is divisibleby 3 %}x{% endif %}",
+    ],
+)
+def test_other_templates_are_left_to_jinja(body):
+    assert compile_template("sms", None, body)._simple is None

@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import os
 import pickle
+import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -129,8 +131,36 @@ class _Work:
         return self.rows[start : start + self.size]
 
 
+def _send_message(sock: socket.socket, message: Any) -> None:
+    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    sock.sendall(struct.pack("<Q", len(data)) + data)
+
+
+def _receive_message(sock: socket.socket) -> Any:
+    """One message, read in as few system calls as the kernel allows (see _Worker)."""
+    header = _receive_exactly(sock, 8)
+    return pickle.loads(_receive_exactly(sock, struct.unpack("<Q", header)[0]))
+
+
+def _receive_exactly(sock: socket.socket, size: int) -> bytearray:
+    buffer = bytearray(size)
+    view, got = memoryview(buffer), 0
+    while got < size:
+        n = sock.recv_into(view[got:], size - got, socket.MSG_WAITALL)
+        if n == 0:
+            raise EOFError("the render worker ended")
+        got += n
+    return buffer
+
+
 class _Worker:
-    """One worker process and the two threads that feed it and read it (P1)."""
+    """One worker process and the two threads that feed it and read it (P1).
+
+    They talk over a socket pair, each message length-prefixed and received
+    with MSG_WAITALL: the reading thread then needs the GIL once per chunk of
+    results, not once per pipe buffer (a pipe read returns 64 KB, and each
+    return waits for the rendering thread to let the GIL go, up to 5 ms).
+    """
 
     def __init__(self, job: dict) -> None:
         self.job = job
@@ -143,13 +173,17 @@ class _Worker:
         self.redo: list[int] = []  # chunks the worker did not give back (P1)
         self.slots = threading.Semaphore(_IN_FLIGHT)
         self.failed = False
-        self.proc = subprocess.Popen(  # noqa: S603  (our own interpreter, our own module)
-            [sys.executable, "-c", WORKER_CODE],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            env={**os.environ, "PYTHONPATH": _pythonpath()},
-        )
+        self.sock, theirs = socket.socketpair()
+        try:
+            self.proc = subprocess.Popen(  # noqa: S603  (our own interpreter, our own module)
+                [sys.executable, "-c", WORKER_CODE],
+                stdin=theirs.fileno(),
+                stdout=theirs.fileno(),
+                stderr=subprocess.DEVNULL,
+                env={**os.environ, "PYTHONPATH": _pythonpath()},
+            )
+        finally:
+            theirs.close()
         self.sender = threading.Thread(target=self._send, daemon=True, name="comms-render-send")
         self.reader = threading.Thread(target=self._read, daemon=True, name="comms-render-read")
         self.sender.start()
@@ -161,10 +195,7 @@ class _Worker:
 
     def _send(self) -> None:
         try:
-            stdin = self.proc.stdin
-            assert stdin is not None
-            pickle.dump(self.job, stdin, protocol=pickle.HIGHEST_PROTOCOL)
-            stdin.flush()
+            _send_message(self.sock, self.job)
             self.has_work.wait()
             self.ready.wait()
             work = self.work
@@ -175,22 +206,17 @@ class _Worker:
                     break
                 with self.lock:
                     self.in_flight.add(start)
-                message = (start, work.names, work.chunk(start))
-                pickle.dump(message, stdin, protocol=pickle.HIGHEST_PROTOCOL)
-                stdin.flush()
-            pickle.dump(None, stdin)
-            stdin.close()
+                _send_message(self.sock, (start, work.names, work.chunk(start)))
+            _send_message(self.sock, None)
         except (OSError, ValueError, pickle.PickleError):
             self._fail()
 
     def _read(self) -> None:
         try:
-            stdout = self.proc.stdout
-            assert stdout is not None
-            if pickle.load(stdout) != "ready":
+            if _receive_message(self.sock) != "ready":
                 raise ValueError("the render worker did not start")
             self.ready.set()
-            while (message := pickle.load(stdout)) is not None:
+            while (message := _receive_message(self.sock)) is not None:
                 start, results, stopped = message
                 with self.lock:
                     self.in_flight.discard(start)
@@ -233,6 +259,7 @@ class _Worker:
                 self.failed = True
                 self.proc.kill()
                 self.proc.wait()
+        self.sock.close()
 
 
 def _pythonpath() -> str:
@@ -292,6 +319,7 @@ class Renderers:
                 worker.failed = True
                 worker.proc.kill()
                 worker.proc.wait()
+            worker.sock.close()
 
     def render(
         self, names: Sequence[str], rows: Sequence[Sequence[Any]], size: int
@@ -338,25 +366,24 @@ def render_rows(
 
 
 def serve() -> None:
-    """The worker process: a job, then chunks of rows on stdin; their results on stdout (P2, P3)."""
-    stdin = sys.stdin.buffer
-    # The results own stdout: anything printed by mistake goes to stderr instead.
-    stdout = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    """The worker process: a job, then chunks of rows; their results back (P2, P3).
+
+    Its stdin and stdout are the same socket (see _Worker); anything printed
+    by mistake goes to stderr.
+    """
+    sock = socket.socket(fileno=os.dup(sys.stdin.fileno()))
     sys.stdout = sys.stderr
-    job = pickle.load(stdin)
+    job = _receive_message(sock)
     budget.use(job["limits"])
     channel, subject, body, body_format, gsm7 = job["template"]
     compiled = CompiledTemplate(channel, subject, body, body_format, gsm7=gsm7)
     renderers: dict[tuple[str, ...], _Renderer] = {}
-    pickle.dump("ready", stdout)
-    stdout.flush()
-    while (message := pickle.load(stdin)) is not None:
+    _send_message(sock, "ready")
+    while (message := _receive_message(sock)) is not None:
         start, names, rows = message
         renderer = renderers.get(tuple(names))
         if renderer is None:
             renderer = renderers[tuple(names)] = _Renderer(compiled, names)
         results = renderer.chunk(rows)
-        pickle.dump((start, results, renderer.stopped), stdout, protocol=pickle.HIGHEST_PROTOCOL)
-        stdout.flush()
-    pickle.dump(None, stdout)
-    stdout.flush()
+        _send_message(sock, (start, results, renderer.stopped))
+    _send_message(sock, None)

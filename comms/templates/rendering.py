@@ -69,6 +69,7 @@ from comms.rules.validation import (
     render_error,
 )
 from comms.templates import budget
+from comms.templates.simple import compile_simple
 
 FORMATS = ("markdown", "html", "text")
 MARKDOWN_EXTENSIONS = ["extra", "sane_lists", "nl2br"]
@@ -361,6 +362,8 @@ def body_parts(channel: str, body_format: str | None, body: str) -> tuple[str, s
 
 
 _EMPTY_P = re.compile(r"<p>\s*</p>\n?")
+# Names Jinja gives a meaning of its own: a template using one is not simple.
+_SPECIAL_NAMES = frozenset({"self", "loop", "caller", "varargs", "kwargs", "super"})
 # What sets a name in a template's scope: parts with one of these are not merged.
 _STORES = (
     nodes.Assign,
@@ -491,6 +494,7 @@ class CompiledTemplate:
                 if self._md_per_render:
                     self._html = self._compile(self._html_env, self.body_source, "body")
         self._combined = self._combine()
+        self._simple = self._make_simple(lenient)
 
     def _fast(self, template: Any) -> _Fast:
         return _Fast(template, self._uses_globals)
@@ -562,6 +566,16 @@ class CompiledTemplate:
 
     def render_parts(self, context: Mapping[str, Any]) -> tuple[str | None, str, str | None]:
         """(subject, text, HTML) for one recipient, under the render budget; RenderFailed if not."""
+        if self._simple is not None:
+            # None or an error (a missing field, '>' between a text and a number): Jinja
+            # renders and says what it means (simple.S2); over the size cap, Jinja's
+            # render says so too (simple.S3).
+            try:
+                out = self._simple(context)
+            except Exception:
+                out = None
+            if out is not None and sum(map(len, out)) <= budget.limits().max_chars:
+                return self._finish(out)
         try:
             return budget.run(self._produce, context)
         except budget.RenderTooSlow:
@@ -578,17 +592,44 @@ class CompiledTemplate:
 
     def _produce(self, context: Mapping[str, Any]) -> tuple[str | None, str, str | None]:
         if self._combined is not None:
-            out = self._combined(context).split(_PART_SEP)
-            subject = _one_line(out[0]) if self.subject_source is not None else None
-            if self.body_format == "html":
-                return subject, html_to_text(out[-1]), out[-1]
-            if self.body_format == "text":
-                return subject, out[-1], text_to_html(out[-1])
-            return subject, out[1], self._tidy(out[2])
+            return self._finish(self._combined(context).split(_PART_SEP))
         if self.channel == "sms":
             return None, self._text(context), None
         r = self._render_separately(context)
         return r.subject, r.text, r.html
+
+    def _finish(self, out: list[str] | tuple[str, ...]) -> tuple[str | None, str, str | None]:
+        """(subject, text, HTML) from the outputs of _parts() (or the SMS text alone)."""
+        if self.channel == "sms":
+            return None, out[0], None
+        subject = _one_line(out[0])
+        if self.body_format == "html":
+            return subject, html_to_text(out[-1]), out[-1]
+        if self.body_format == "text":
+            return subject, out[-1], text_to_html(out[-1])
+        return subject, out[1], self._tidy(out[2])
+
+    def _make_simple(self, lenient: bool) -> Any:
+        """comms.templates.simple's renderer of this template, or None (then Jinja renders)."""
+        if lenient:  # drafts show {{ field }}: Jinja's ShowMissing does that
+            return None
+        if self.channel == "sms":
+            source = _translit_static(self.body_source) if self.gsm7 else self.body_source
+            parts = [(source, False)]
+        else:
+            parts = self._parts()
+            if parts is None or self._combined is None:
+                return None
+        env = self._text_env
+        try:
+            asts = [(env.parse(src), esc) for src, esc in parts]
+        except TemplateSyntaxError:
+            return None
+        if any(a.find(_STORES) for a, _ in asts) or self._uses_globals:
+            return None
+        if any(n.name in _SPECIAL_NAMES for a, _ in asts for n in a.find_all(nodes.Name)):
+            return None
+        return compile_simple(asts, env.finalize)
 
     def render_draft(self, context: Mapping[str, Any]) -> Rendered | None:
         """Render with `{{ field }}` left where a value is missing (None if that fails too)."""
