@@ -16,6 +16,29 @@ def test_every_command_is_registered():
     assert {"history", "compose", "send-draft", "log"} <= names
 
 
+def test_each_command_loads_only_the_module_that_registers_it():
+    from comms.cli import COMMANDS
+
+    everything = set(build_parser()._subparsers._group_actions[0].choices)
+    assert everything == {c for names in COMMANDS.values() for c in names}
+    for names in COMMANDS.values():
+        for name in names:
+            only = set(build_parser(name)._subparsers._group_actions[0].choices)
+            assert only == set(names), name
+
+
+def test_send_starts_without_pandas_or_jinja():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from comms.cli import build_parser; build_parser('send');"
+        " print(sorted(m for m in ('pandas', 'jinja2', 'comms.clients') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
 def test_no_command_prints_help(capsys):
     assert main([]) == 2
     assert "usage: comms" in capsys.readouterr().out
