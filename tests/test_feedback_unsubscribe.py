@@ -307,3 +307,39 @@ def threading_wait(seconds: float) -> None:
     import threading
 
     threading.Event().wait(seconds)
+
+
+def test_a_template_with_unsubscribe_url_generates_and_goes_out_with_the_messages_link(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """{{ unsubscribe_url }} is a known field (not 'missing field'); the e-mail carries
+    the message's own signed link, never the placeholder."""
+    from comms.messages import generate
+    from comms.sending import dispatcher
+
+    monkeypatch.setenv("COMMS_PUBLIC_URL", "https://c.example")
+    monkeypatch.setenv("COMMS_UNSUBSCRIBE_KEY", KEY.decode())
+    store.write(
+        lambda cur: cur.execute(
+            "INSERT INTO clients (id, name, email, email_valid) VALUES (1, 'Jana', 'j@x.cz', true)"
+        )
+    )
+    result = generate.generate_messages(
+        store,
+        selection={"client_ids": [1]},
+        channel="email",
+        subject="News",
+        body="Hello {{ name }}. [Unsubscribe]({{ unsubscribe_url }})",
+    )
+    (mid,) = [r[0] for r in store.cursor().execute("SELECT id FROM messages").fetchall()]
+    assert store.scalar("SELECT status FROM messages WHERE id = ?", [mid]) == "draft"
+    with SmtpSink() as sink:
+        for key, value in sink.env().items():
+            monkeypatch.setenv(key, value)
+        from comms import outbox
+
+        outbox.queue(store, batch_id=result.batch_id)
+        assert dispatcher.run_once(store, batch_id=result.batch_id).sent == 1
+        data = sink.received[0].data.decode()
+    assert links.unsubscribe_url("https://c.example", KEY, mid) in data
+    assert links.UNSUBSCRIBE_URL not in data

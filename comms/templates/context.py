@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
+from comms.feedback.links import UNSUBSCRIBE_URL
+
 if TYPE_CHECKING:  # the render worker (comms.templates.batch) imports this without DuckDB
     from comms.store import Store
 
@@ -99,6 +101,7 @@ def client_context(
         first = _first_name(str(ctx["name"]))
         if first:
             ctx["first_name"] = first
+    ctx["unsubscribe_url"] = UNSUBSCRIBE_URL  # each e-mail's own link, filled in when built
     return ctx
 
 
@@ -214,6 +217,7 @@ class RowContexts:
             first = _first_name(str(ctx["name"]))
             if first:
                 ctx["first_name"] = first
+        ctx["unsubscribe_url"] = UNSUBSCRIBE_URL
         return ctx
 
 
