@@ -17,10 +17,14 @@ from comms.web import ROUTES, lifespan
 
 def pages() -> None:
     """One page view: page config, the navigation, the gate, the chosen page."""
+    from comms.i18n import _
     from comms.ui.auth import sign_in_pending
-    from comms.ui.common import start_app
+    from comms.ui.common import get_store, start_app
 
-    st.set_page_config(page_title="comms: client communication desk", page_icon="✉️", layout="wide")
+    get_store()  # this run's language, before the titles below are written
+    st.set_page_config(
+        page_title=_("comms: client communication desk"), page_icon="✉️", layout="wide"
+    )
 
     # The app's pages, in menu order; each one calls comms/ui/<page>.py.
     # Each url_path is its file's stem: on a server's first request Streamlit still
@@ -28,38 +32,41 @@ def pages() -> None:
     # /log, say) would greet the user with "Page not found".
     menu = [
         st.Page(
-            "pages/home.py", title="Home", icon=":material/home:", url_path="home", default=True
+            "pages/home.py", title=_("Home"), icon=":material/home:", url_path="home", default=True
         ),
         st.Page(
-            "pages/directory.py", title="Clients", icon=":material/group:", url_path="directory"
+            "pages/directory.py", title=_("Clients"), icon=":material/group:", url_path="directory"
         ),
         st.Page(
-            "pages/wizard.py", title="Bulk send", icon=":material/campaign:", url_path="wizard"
+            "pages/wizard.py", title=_("Bulk send"), icon=":material/campaign:", url_path="wizard"
         ),
         st.Page(
             "pages/communication.py",
-            title="Communication",
+            title=_("Communication"),
             icon=":material/forum:",
             url_path="communication",
         ),
         st.Page(
-            "pages/client.py", title="Client detail", icon=":material/person:", url_path="client"
+            "pages/client.py", title=_("Client detail"), icon=":material/person:", url_path="client"
         ),
-        st.Page("pages/outbox.py", title="Outbox", icon=":material/outbox:", url_path="outbox"),
+        st.Page("pages/outbox.py", title=_("Outbox"), icon=":material/outbox:", url_path="outbox"),
         st.Page(
             "pages/templates.py",
-            title="Templates",
+            title=_("Templates"),
             icon=":material/description:",
             url_path="templates",
         ),
         st.Page(
             "pages/action_log.py",
-            title="Action log",
+            title=_("Action log"),
             icon=":material/history:",
             url_path="action_log",
         ),
         st.Page(
-            "pages/settings.py", title="Settings", icon=":material/settings:", url_path="settings"
+            "pages/settings.py",
+            title=_("Settings"),
+            icon=":material/settings:",
+            url_path="settings",
         ),
     ]
 

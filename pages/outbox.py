@@ -4,21 +4,25 @@ from __future__ import annotations
 
 import streamlit as st
 
+from comms.i18n import _
 from comms.ui import outbox as outbox_ui
 from comms.ui.common import get_store
 
 store = get_store()
-st.title("Outbox")
+st.title(_("Outbox"))
 st.caption(
-    "Queued and scheduled messages by batch. Send now, pause, cancel, retry what failed, "
-    "and decide about messages whose delivery is unknown."
+    _(
+        "Queued and scheduled messages by batch. Send now, pause, cancel, retry what failed, "
+        "and decide about messages whose delivery is unknown."
+    )
 )
 outbox_ui.show_flashes()
 live = st.toggle(
-    "Live updates",
+    _("Live updates"),
     value=True,
     key="outbox_live",
-    help=f"Refresh counts and progress every {outbox_ui.LIVE_SECONDS} s while messages are "
-    "due or being sent.",
+    help=_(
+        "Refresh counts and progress every {seconds} s while messages are due or being sent."
+    ).format(seconds=outbox_ui.LIVE_SECONDS),
 )
 outbox_ui.render_outbox(store, live=live)

@@ -2,8 +2,10 @@
 
 import streamlit as st
 
+from comms.i18n import _
 from comms.ui.common import get_store
 from comms.ui.wizard import render
 
-st.title("Bulk send")
-render(get_store())
+store = get_store()  # first: this run's language
+st.title(_("Bulk send"))
+render(store)

@@ -59,7 +59,7 @@ def test_figures_and_batch_chart(store):
         "Drafts": "1",
     }
     assert "Ready" in at.markdown[0].value
-    assert "1 message(s) failed" in at.warning[0].value
+    assert "1 message failed" in at.warning[0].value
     spec = at.get("vega_lite_chart")[0].proto.spec
     assert "May news" in spec and '"sum"' in spec  # one bar per batch, stacked by status
 

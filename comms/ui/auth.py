@@ -14,6 +14,7 @@ from typing import Any
 import streamlit as st
 
 from comms import actionlog, config
+from comms.i18n import _
 
 # Claims tried in order to name the signed-in person in the action log.
 USER_CLAIMS = ("email", "preferred_username", "name", "sub")
@@ -59,6 +60,14 @@ def user_label(info: dict[str, Any]) -> str | None:
     return None
 
 
+def signed_in_user() -> str | None:
+    """The signed-in user's name when sign-in is configured and done, else None."""
+    if auth_section() is None:
+        return None
+    info = user_info()
+    return (user_label(info) or "signed-in user") if is_signed_in(info) else None
+
+
 def require_sign_in() -> str | None:
     """Gate the page: returns the signed-in user, None when sign-in is off, else stops."""
     section = auth_section()
@@ -77,13 +86,19 @@ def require_sign_in() -> str | None:
 
 def sign_in_screen(section: dict[str, Any]) -> None:
     """The only thing shown until a person signs in."""
-    st.title(":material/lock: Sign in")
+    st.title(":material/lock: " + _("Sign in"))
     st.markdown(
-        "This desk sends messages to clients on the organisation's behalf. "
-        "Sign in so that everything you do is recorded under your name."
+        _(
+            "This desk sends messages to clients on the organisation's behalf. "
+            "Sign in so that everything you do is recorded under your name."
+        )
     )
     for provider in providers(section):
-        label = "Sign in" if provider is None else f"Sign in with {provider.title()}"
+        label = (
+            _("Sign in")
+            if provider is None
+            else _("Sign in with {provider}").format(provider=provider.title())
+        )
         if st.button(label, key=f"sign_in_{provider or 'default'}", type="primary"):
             _login(provider)
 
@@ -98,28 +113,31 @@ def _login(provider: str | None) -> None:
 def _login_problem(exc: Exception) -> str:
     name = type(exc).__name__
     if "Authlib" in name or "authlib" in str(exc).lower():
-        return (
+        return _(
             "Sign-in is configured ([auth] in secrets) but the Authlib package is not "
             "installed. Install it with `pip install -e '.[auth]'` (or "
             "`pip install 'streamlit[auth]'`) and restart the app."
         )
-    return (
-        f"Sign-in is configured but cannot start: {exc} Streamlit reads `[auth]` from "
-        f".streamlit/secrets.toml; make sure the section there is complete "
-        f"(this app also read {config.secrets_path()})."
-    )
+    return _(
+        "Sign-in is configured but cannot start: {error} Streamlit reads `[auth]` from "
+        ".streamlit/secrets.toml; make sure the section there is complete "
+        "(this app also read {path})."
+    ).format(error=exc, path=config.secrets_path())
 
 
 def _sidebar_identity(user: str | None, info: dict[str, Any] | None = None) -> None:
     """Who the action log will name; with sign-in, a sign-out button."""
     with st.sidebar:
         if user is None:
-            st.caption(f":material/person: Recorded as **{actionlog.os_user()}** (no sign-in)")
+            st.caption(
+                ":material/person: "
+                + _("Recorded as **{user}** (no sign-in)").format(user=actionlog.os_user())
+            )
             return
         name = (info or {}).get("name")
         shown = f"{name} ({user})" if isinstance(name, str) and name and name != user else user
-        st.caption(f":material/verified_user: Signed in as **{shown}**")
-        if st.button("Sign out", key="sign_out", icon=":material/logout:"):
+        st.caption(":material/verified_user: " + _("Signed in as **{user}**").format(user=shown))
+        if st.button(_("Sign out"), key="sign_out", icon=":material/logout:"):
             st.logout()
 
 

@@ -1,6 +1,7 @@
 """What every page shares: the store, the sign-in gate, the acting user, the banners,
-the words and colours pages use for channels, statuses and body formats, the one
-number format, and the button that asks before it destroys anything."""
+the viewer's language, the words and colours pages use for channels, statuses and
+body formats, the one number format, and the button that asks before it destroys
+anything."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from typing import Any
 
 import streamlit as st
 
-from comms import actionlog
+from comms import actionlog, i18n
+from comms.i18n import N_, _, ngettext
 from comms.rules.validation import CHANNEL_NAMES
 from comms.store import Store, open_store
 from comms.ui import auth
@@ -19,8 +21,36 @@ from comms.ui.widgets import banners
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
+
+class TranslatedLabels(dict):
+    """Codes -> English labels, read in the viewer's language (`[]`, get, items, values).
+
+    Module-level tables are built once, at import; the language changes per script
+    run, so the translation happens on every read. `__missing__` makes pandas'
+    Series.map look each code up through `[]` too.
+    """
+
+    def __getitem__(self, key: Any) -> str:
+        return _(super().__getitem__(key))
+
+    def __missing__(self, key: Any) -> str:
+        raise KeyError(key)
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        return self[key] if key in self else default
+
+    def values(self):  # type: ignore[override]
+        return [self[k] for k in self]
+
+    def items(self):  # type: ignore[override]
+        return [(k, self[k]) for k in self]
+
+
 # "E-mail", "SMS": the in-sentence names, capitalised for labels and column values.
-CHANNEL_LABELS = {c: name[0].upper() + name[1:] for c, name in CHANNEL_NAMES.items()}
+N_("E-mail")
+CHANNEL_LABELS = TranslatedLabels(
+    {c: name[0].upper() + name[1:] for c, name in CHANNEL_NAMES.items()}
+)
 STATUS_COLORS = {
     "draft": "#9e9e9e",
     "invalid": "#ff9800",
@@ -35,29 +65,121 @@ STATUS_COLORS = {
     "undelivered": "#c62828",
     "bounced": "#b71c1c",
 }
-FORMAT_LABELS = {
-    "markdown": "Markdown (recommended)",
-    "html": "Raw HTML (advanced)",
-    "text": "Plain text",
-}
+FORMAT_LABELS = TranslatedLabels(
+    {
+        "markdown": N_("Markdown (recommended)"),
+        "html": N_("Raw HTML (advanced)"),
+        "text": N_("Plain text"),
+    }
+)
 
 
 def number(value: Any, digits: int = 0) -> str:
-    """THE way a page writes a number: thousands separated ("98,000"); "—" for none.
-
-    One helper so the Czech / English issue can make every figure locale-aware at once.
-    """
+    """THE way a page writes a number, in the viewer's locale ("98,000", "98 000"); "—" for none."""
     if value is None or (isinstance(value, float) and value != value):
         return "—"
     if digits:
-        return f"{float(value):,.{digits}f}"
-    return f"{int(round(float(value))):,}"
+        return i18n.number(float(value), digits)
+    return i18n.number(int(round(float(value))))
 
 
 def counted(n: Any, noun: str, plural: str | None = None) -> str:
-    """ "1 message", "98,000 messages": the number through number(), the noun agreeing."""
-    word = noun if int(n or 0) == 1 else (plural or noun + "s")
-    return f"{number(n)} {word}"
+    """ "1 message", "98,000 messages": the number through number(), the noun agreeing.
+
+    The noun goes through ngettext, so its Czech plural forms come from the catalogue
+    (pages.po holds the nouns callers pass); new call sites should prefer ngettext
+    with the whole sentence.
+    """
+    count = int(n or 0)
+    return f"{number(n)} {ngettext(noun, plural or noun + 's', count)}"
+
+
+def shown_code(code: Any) -> str:
+    """A stored code (status, reason, action, source) in the viewer's language.
+
+    Reasons may carry a detail after a colon ("invalid e-mail: no @"; "missing
+    field: name"): the named part is translated, the detail is data and stays.
+    """
+    if code is None or (isinstance(code, float) and code != code):
+        return ""
+    text = str(code)
+    if i18n.language() == i18n.DEFAULT or not text:
+        return text
+    translated = _(text)
+    if translated != text:
+        return translated
+    head, sep, detail = text.partition(": ")
+    if sep:
+        template = head + ": {" + ("field" if head == "missing field" else "error") + "}"
+        if _(template) != template:
+            return _(template).replace("{field}", detail).replace("{error}", detail)
+        return f"{_(head)}: {detail}"
+    return text
+
+
+# -- the viewer's language ---------------------------------------------------------------
+
+LANGUAGE_KEY = "ui_language"  # the sidebar switch's key: the session's choice
+
+
+def _setting_key(user: str) -> str:
+    return f"language:{user}"
+
+
+def saved_language(store: Store, user: str | None) -> str | None:
+    """The language a signed-in user chose last time (store's settings), if any."""
+    if not user:
+        return None
+    value = store.scalar("SELECT value FROM settings WHERE key = ?", [_setting_key(user)])
+    return i18n.normalise(value)
+
+
+def save_language(store: Store, user: str, lang: str) -> None:
+    """Remember a signed-in user's language (one row per user in settings)."""
+    key = _setting_key(user)
+
+    def write(cur) -> None:
+        cur.execute("DELETE FROM settings WHERE key = ?", [key])
+        cur.execute("INSERT INTO settings (key, value) VALUES (?, ?)", [key, lang])
+
+    store.write(write)
+
+
+def browser_language() -> str | None:
+    """The browser's language (st.context.locale), when it is one we have."""
+    try:
+        return i18n.normalise(st.context.locale)
+    except Exception:  # no script context
+        return None
+
+
+def use_language(store: Store) -> str:
+    """This run's language: the session's switch, else the signed-in user's saved choice,
+    else the browser's, else English. Set for `_()` and kept in the session."""
+    chosen = st.session_state.get(LANGUAGE_KEY)
+    if i18n.normalise(chosen) is None:
+        chosen = saved_language(store, auth.signed_in_user()) or browser_language() or i18n.DEFAULT
+        st.session_state[LANGUAGE_KEY] = chosen
+    return i18n.set_language(chosen)
+
+
+def _language_changed() -> None:
+    """The switch moved: use it at once, and remember it for a signed-in user."""
+    lang = i18n.set_language(st.session_state.get(LANGUAGE_KEY))
+    user = auth.signed_in_user()
+    if user:
+        save_language(open_store(), user, lang)
+
+
+def language_switch() -> None:
+    """The sidebar's language switch (bilingual label: whoever reads it finds it)."""
+    st.sidebar.selectbox(
+        "Jazyk / Language",
+        list(i18n.LANGUAGES),
+        format_func=i18n.LANGUAGES.get,
+        key=LANGUAGE_KEY,
+        on_change=_language_changed,
+    )
 
 
 def confirmed_action(
@@ -70,7 +192,7 @@ def confirmed_action(
     disabled: bool = False,
     icon: str | None = None,
     help: str | None = None,
-    keep_label: str = "Keep them",
+    keep_label: str | None = None,
 ) -> bool:
     """A button that asks first: True only in the run where the person confirmed.
 
@@ -87,7 +209,7 @@ def confirmed_action(
     if row.button(confirm_label, key=f"{key}_yes", type="primary"):
         st.session_state[flag] = False
         return True
-    if row.button(keep_label, key=f"{key}_no"):
+    if row.button(keep_label or _("Keep them"), key=f"{key}_no"):
         st.session_state[flag] = False
         st.rerun()
     return False
@@ -123,9 +245,15 @@ def md_escape(text: str) -> str:
 
 
 def get_store() -> Store:
-    """The process-wide store ($COMMS_DB or data/comms.duckdb)."""
+    """The process-wide store ($COMMS_DB or data/comms.duckdb), this run's language set.
+
+    Every page calls it first, so a page run on its own (AppTest) speaks the
+    session's language too.
+    """
     _through_app_entry()
-    return open_store()
+    store = open_store()
+    use_language(store)
+    return store
 
 
 def _through_app_entry() -> None:
@@ -149,8 +277,10 @@ def _through_app_entry() -> None:
 
 
 def start_app() -> None:
-    """Run once per script run, before the page: store, sign-in gate, identity, banners."""
+    """Run once per script run, before the page: store, language, sign-in gate, identity,
+    banners."""
     get_store()
+    language_switch()
     start_dispatcher()
     # Stops the run at the sign-in screen when needed; None (sign-in off) logs the OS user.
     actionlog.set_user(auth.require_sign_in())

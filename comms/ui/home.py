@@ -9,10 +9,11 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
+from comms.i18n import _, ngettext
 from comms.messages import history
 from comms.store import Store
 from comms.ui.client import switch
-from comms.ui.common import STATUS_COLORS, number
+from comms.ui.common import STATUS_COLORS, number, shown_code
 
 DAYS = 30  # the window of the "sent" and "failed" figures
 
@@ -31,12 +32,12 @@ def go(label: str, page: str, key: str, *, primary: bool = True) -> None:
 def metrics(stats: history.HomeStats) -> None:
     """The five figures in one row."""
     m = st.columns(5)
-    m[0].metric("Clients", number(stats.clients))
-    m[1].metric(f"Sent, last {stats.days} days", number(stats.sent))
-    m[2].metric(f"Failed, last {stats.days} days", number(stats.failed))
-    m[3].metric("Waiting to send", number(stats.queued))
+    m[0].metric(_("Clients"), number(stats.clients))
+    m[1].metric(_("Sent, last {days} days").format(days=stats.days), number(stats.sent))
+    m[2].metric(_("Failed, last {days} days").format(days=stats.days), number(stats.failed))
+    m[3].metric(_("Waiting to send"), number(stats.queued))
     # Drafts only: an excluded message is out of its batch's work, not waiting in it.
-    m[4].metric("Drafts", number(stats.drafts))
+    m[4].metric(_("Drafts"), number(stats.drafts))
 
 
 def next_step(stats: history.HomeStats) -> None:
@@ -44,32 +45,47 @@ def next_step(stats: history.HomeStats) -> None:
     with st.container(border=True):
         if stats.clients == 0:
             st.markdown(
-                "**First step: load your clients.** Open **Clients** and upload a client list "
-                "(CSV or XLSX, as exported from Excel or your CRM)."
+                _(
+                    "**First step: load your clients.** Open **Clients** and upload a client "
+                    "list (CSV or XLSX, as exported from Excel or your CRM)."
+                )
             )
-            go("Go to Clients and upload a list", "pages/directory.py", "home_go_clients")
+            go(_("Go to Clients and upload a list"), "pages/directory.py", "home_go_clients")
         elif stats.templates == 0:
             st.markdown(
-                "**Next step: write a template.** Open **Templates** and create an e-mail or SMS "
-                "template; fields like `{{ name }}` are filled in for each client."
+                _(
+                    "**Next step: write a template.** Open **Templates** and create an e-mail "
+                    "or SMS template; fields like `{{ name }}` are filled in for each client."
+                )
             )
-            go("Go to Templates", "pages/templates.py", "home_go_templates")
+            go(_("Go to Templates"), "pages/templates.py", "home_go_templates")
         else:
             st.markdown(
-                "**Ready.** Pick clients in **Clients**, then send them an e-mail or SMS; "
-                "everything sent appears in **Communication**."
+                _(
+                    "**Ready.** Pick clients in **Clients**, then send them an e-mail or SMS; "
+                    "everything sent appears in **Communication**."
+                )
             )
             with st.container(horizontal=True):
-                go("Go to Clients", "pages/directory.py", "home_go_clients")
-                go("Go to Communication", "pages/communication.py", "home_go_comm", primary=False)
+                go(_("Go to Clients"), "pages/directory.py", "home_go_clients")
+                go(
+                    _("Go to Communication"),
+                    "pages/communication.py",
+                    "home_go_comm",
+                    primary=False,
+                )
         if stats.failed:
             st.warning(
-                f"{number(stats.failed)} message(s) failed in the last {stats.days} days: see "
-                "them in "
-                "**Communication** to retry them."
+                ngettext(
+                    "{n} message failed in the last {days} days: see it in "
+                    "**Communication** to retry it.",
+                    "{n} messages failed in the last {days} days: see them in "
+                    "**Communication** to retry them.",
+                    int(stats.failed),
+                ).format(n=number(stats.failed), days=stats.days)
             )
             if st.button(
-                "Show failed messages",
+                _("Show failed messages"),
                 key="home_show_failed",
                 icon=":material/error:",
             ):
@@ -80,7 +96,10 @@ def next_step(stats: history.HomeStats) -> None:
 
 def batch_chart(batches: pd.DataFrame) -> alt.Chart:
     """One bar per batch, stacked by message status."""
-    statuses = [s for s in STATUS_COLORS if s in set(batches["status"])]
+    # Statuses are stored codes: the chart shows them in the viewer's language.
+    batches = batches.assign(status=batches["status"].map(shown_code))
+    codes = [s for s in STATUS_COLORS if shown_code(s) in set(batches["status"])]
+    statuses = [shown_code(s) for s in codes]
     order = list(dict.fromkeys(batches["batch"]))
     return (
         alt.Chart(batches)
@@ -94,17 +113,19 @@ def batch_chart(batches: pd.DataFrame) -> alt.Chart:
                 axis=alt.Axis(labelLimit=260, labelOverlap=False),
             ),
             # Whole messages only: Vega's default ticks ran 0, 0.5, 1, 1.5 … on a small batch.
-            x=alt.X("sum(messages):Q", title="Messages", axis=alt.Axis(tickMinStep=1, format="d")),
+            x=alt.X(
+                "sum(messages):Q", title=_("Messages"), axis=alt.Axis(tickMinStep=1, format="d")
+            ),
             color=alt.Color(
                 "status:N",
-                title="Status",
-                scale=alt.Scale(domain=statuses, range=[STATUS_COLORS[s] for s in statuses]),
+                title=_("Status"),
+                scale=alt.Scale(domain=statuses, range=[STATUS_COLORS[s] for s in codes]),
             ),
             tooltip=[
-                "batch:N",
-                "status:N",
-                "messages:Q",
-                alt.Tooltip("created_at:T", title="Created"),
+                alt.Tooltip("batch:N", title=_("Batch")),
+                alt.Tooltip("status:N", title=_("Status")),
+                alt.Tooltip("messages:Q", title=_("Messages")),
+                alt.Tooltip("created_at:T", title=_("Created")),
             ],
         )
         .properties(height=alt.Step(30))
@@ -113,18 +134,18 @@ def batch_chart(batches: pd.DataFrame) -> alt.Chart:
 
 def recent_batches(store: Store) -> None:
     """The last ten bulk sends and how their messages stand."""
-    st.subheader("Recent batches")
+    st.subheader(_("Recent batches"))
     batches = history.recent_batches(store, limit=10)
     if batches.empty:
-        st.caption("No bulk send yet. Batches appear here with their results.")
+        st.caption(_("No bulk send yet. Batches appear here with their results."))
         return
-    st.caption("The last bulk sends, newest on top: each bar counts its messages by status now.")
+    st.caption(_("The last bulk sends, newest on top: each bar counts its messages by status now."))
     st.altair_chart(batch_chart(batches), width="stretch")
 
 
 def render(store: Store) -> None:
     """The whole Home page."""
-    st.title("Client communication desk")
+    st.title(_("Client communication desk"))
     stats = history.home_stats(store, days=DAYS)
     metrics(stats)
     next_step(stats)

@@ -11,41 +11,39 @@ from typing import Any
 
 import streamlit as st
 
-from comms import actionlog, config
+from comms import actionlog, config, i18n
 from comms.errors import CommsError, ConfigError
+from comms.i18n import N_, _
 from comms.messages.testsend import send_test_message
 from comms.sending.senders.config import ChannelLimits, DispatchConfig, describe_backends
 from comms.store import Store
 from comms.ui import auth
-from comms.ui.common import CHANNEL_LABELS
+from comms.ui.common import CHANNEL_LABELS, number
 
-CHANNELS = {
-    "email": (CHANNEL_LABELS["email"], ":material/mail:"),
-    "sms": (CHANNEL_LABELS["sms"], ":material/sms:"),
-}
+CHANNELS = {"email": ":material/mail:", "sms": ":material/sms:"}  # channel -> icon
 BACKEND_LABELS = {
-    "smtp": "SMTP server",
+    "smtp": N_("SMTP server"),
     "twilio": "Twilio",
-    "outbox": "Outbox folder (demo mode)",
+    "outbox": N_("Outbox folder (demo mode)"),
 }
 # What each backend's description may show, with labels. Anything else is left out,
 # so a future field cannot leak a secret onto this page by accident.
 SHOWN_FIELDS = {
     "smtp": (
-        ("server", "Server"),
-        ("security", "Security"),
-        ("login", "Login"),
-        ("from", "From"),
+        ("server", N_("Server")),
+        ("security", N_("Security")),
+        ("login", N_("Login")),
+        ("from", N_("From")),
         ("reply_to", "Reply-To"),
         ("list_unsubscribe", "List-Unsubscribe"),
     ),
     "twilio": (
-        ("account", "Account"),
-        ("from", "From"),
-        ("messaging_service", "Messaging Service"),
-        ("api_base", "API base URL"),
+        ("account", N_("Account")),
+        ("from", N_("From")),
+        ("messaging_service", N_("Messaging Service")),
+        ("api_base", N_("API base URL")),
     ),
-    "outbox": (("folder", "Folder"),),
+    "outbox": (("folder", N_("Folder")),),
 }
 PLACEHOLDERS = {"email": "you@example.com", "sms": "+420 777 123 456"}
 
@@ -54,11 +52,16 @@ def show_backend(channel: str, info: dict[str, Any]) -> None:
     """One channel's active backend and its non-secret settings."""
     name = info.get("backend", "outbox")
     colour = "orange" if name == "outbox" else "green"
-    label, icon = CHANNELS[channel]
+    label, icon = CHANNEL_LABELS[channel], CHANNELS[channel]
+    backend = _(BACKEND_LABELS.get(name, name))
     st.markdown(f"#### {icon} {label}")
-    st.markdown(f":{colour}-badge[{BACKEND_LABELS.get(name, name)}]")
+    st.markdown(f":{colour}-badge[{backend}]")
     if not info.get("ok", True):
-        st.error(f"The {BACKEND_LABELS.get(name, name)} settings are not usable: {info['error']}")
+        st.error(
+            _("The {backend} settings are not usable: {error}").format(
+                backend=backend, error=info["error"]
+            )
+        )
         return
     lines = []
     for key, title in SHOWN_FIELDS.get(name, ()):
@@ -66,16 +69,19 @@ def show_backend(channel: str, info: dict[str, Any]) -> None:
         if value in (None, ""):
             continue
         if isinstance(value, bool):
-            value = "yes" if value else "no"
-        lines.append(f"**{title}:** `{value}`")
+            value = _("yes") if value else _("no")
+        lines.append(f"**{_(title)}:** `{value}`")
     st.markdown("  \n".join(lines))
     if name == "outbox":
         st.caption(
-            "Nothing leaves this machine: each message is written to this folder as "
-            + (
+            _(
+                "Nothing leaves this machine: each message is written to this folder as "
                 "an `.eml` file (open it in any mail client)."
-                if channel == "email"
-                else "a `.json` file."
+            )
+            if channel == "email"
+            else _(
+                "Nothing leaves this machine: each message is written to this folder as "
+                "a `.json` file."
             )
         )
 
@@ -94,44 +100,58 @@ def send_test(store: Store, channel: str, info: dict[str, Any]) -> None:
     backend = info.get("backend", "outbox")
     raw = st.session_state.get(f"settings_test_to_{channel}", "")
     try:
-        with st.spinner("Sending the test message…"):
+        with st.spinner(_("Sending the test message…")):
             r = send_test_message(store, channel, raw, backend=backend)
     except CommsError as exc:
         outcome = ("error", str(exc))
     else:
-        where = f"message #{r['message_id']} to {r['to_address']}"
+        where = _("message #{id} to {address}").format(id=r["message_id"], address=r["to_address"])
         if r["status"] == "sent":
-            extra = f" Provider id: `{r['provider_id']}`." if r["provider_id"] else ""
+            extra = (
+                " " + _("Provider id: `{id}`.").format(id=r["provider_id"])
+                if r["provider_id"]
+                else ""
+            )
             if backend == "outbox":
-                extra += f" Written to `{info.get('folder')}`."
-            outcome = ("success", f"Sent {where}.{extra}")
+                extra += " " + _("Written to `{folder}`.").format(folder=info.get("folder"))
+            outcome = ("success", _("Sent {what}.").format(what=where) + extra)
         elif r["status"] == "failed":
-            outcome = ("error", f"Failed: {where} was refused: {r['error']}")
+            outcome = (
+                "error",
+                _("Failed: {what} was refused: {error}").format(what=where, error=r["error"]),
+            )
         elif r["status"] == "queued":
+            problem = r["error"] or ", ".join(r["errors"])
             outcome = (
                 "warning",
-                f"Not sent yet: {where} met a temporary problem ({r['error'] or ', '.join(r['errors'])})"
-                "; it stays queued and will be retried (see Outbox).",
+                _(
+                    "Not sent yet: {what} met a temporary problem ({problem}); it stays "
+                    "queued and will be retried (see Outbox)."
+                ).format(what=where, problem=problem),
             )
         else:
-            outcome = ("warning", f"{where} is {r['status']}: {r['error'] or ''}")
+            outcome = (
+                "warning",
+                _("{what} is {status}: {error}").format(
+                    what=where, status=_(r["status"]), error=r["error"] or ""
+                ),
+            )
     st.session_state[f"settings_test_result_{channel}"] = outcome
 
 
 def channel_panel(store: Store, channel: str, info: dict[str, Any]) -> None:
     """A channel's backend and the form sending a test message through it."""
-    label = CHANNELS[channel][0]
     show_backend(channel, info)
     st.divider()
     # A form sends the typed address with the click (no rerun needed in between).
     with st.form(f"settings_test_form_{channel}", border=False):
         st.text_input(
-            f"Send a test {label if channel == 'sms' else 'e-mail'} to",
+            _("Send a test e-mail to") if channel == "email" else _("Send a test SMS to"),
             key=f"settings_test_to_{channel}",
             placeholder=PLACEHOLDERS[channel],
         )
         submitted = st.form_submit_button(
-            f"Send test {label if channel == 'sms' else 'e-mail'}",
+            _("Send test e-mail") if channel == "email" else _("Send test SMS"),
             key=f"settings_test_send_{channel}",
             icon=":material/send:",
             disabled=not info.get("ok", True),
@@ -145,23 +165,23 @@ def rate_text(limits: ChannelLimits) -> str:
     """'10/s, 300/min' or 'no limit'."""
     parts = [f"{limits.per_second:g}/s"] if limits.per_second else []
     parts += [f"{limits.per_minute:g}/min"] if limits.per_minute else []
-    return ", ".join(parts) or "no limit"
+    return ", ".join(parts) or _("no limit")
 
 
 def limits_section() -> None:
     """Connections and rate limit per channel, retries and the scheduling delay."""
-    st.subheader("Sending limits")
+    st.subheader(_("Sending limits"))
     try:
         dispatch = DispatchConfig.from_settings()
     except ConfigError as exc:
-        st.error(f"The sending limits are not usable: {exc}")
+        st.error(_("The sending limits are not usable: {error}").format(error=exc))
         return
     st.dataframe(
         [
             {
-                "Channel": CHANNELS[c][0],
-                "Parallel connections": dispatch.limits(c).connections,
-                "Rate limit": rate_text(dispatch.limits(c)),
+                _("Channel"): CHANNEL_LABELS[c],
+                _("Parallel connections"): dispatch.limits(c).connections,
+                _("Rate limit"): rate_text(dispatch.limits(c)),
             }
             for c in CHANNELS
         ],
@@ -169,41 +189,59 @@ def limits_section() -> None:
         placeholder="",
     )
     st.markdown(
-        f"Temporary errors are retried up to **{dispatch.max_attempts}** attempts in total, "
-        f"waiting **{dispatch.backoff_seconds:g} s** at first and twice as long each time after. "
-        f"Scheduled messages are picked up within **{dispatch.poll_seconds:g} s** of their time "
-        "while the app runs."
+        _(
+            "Temporary errors are retried up to **{attempts}** attempts in total, "
+            "waiting **{backoff} s** at first and twice as long each time after. "
+            "Scheduled messages are picked up within **{poll} s** of their time "
+            "while the app runs."
+        ).format(
+            attempts=number(dispatch.max_attempts),
+            backoff=i18n.number(dispatch.backoff_seconds),
+            poll=i18n.number(dispatch.poll_seconds),
+        )
     )
 
 
 def sign_in_section() -> None:
     """Whether sign-in is on, and whom the action log names."""
-    st.subheader("Sign-in")
+    st.subheader(_("Sign-in"))
     section = auth.auth_section()
     if section is None:
         st.markdown(
-            "Sign-in is **off**: nobody signs in, and the action log records the operating-system "
-            f"user (**{actionlog.os_user()}**). Add an `[auth]` section (Streamlit's OpenID "
-            "Connect settings) to the secrets to require sign-in on every page."
+            _(
+                "Sign-in is **off**: nobody signs in, and the action log records the "
+                "operating-system user (**{user}**). Add an `[auth]` section (Streamlit's "
+                "OpenID Connect settings) to the secrets to require sign-in on every page."
+            ).format(user=actionlog.os_user())
         )
     else:
-        names = [p or "default" for p in auth.providers(section)]
+        names = [p or _("default") for p in auth.providers(section)]
         st.markdown(
-            f"Sign-in is **on** (provider: {', '.join(names)}): every page requires it, and the "
-            f"action log records **{actionlog.current_user()}** for what you do."
+            _(
+                "Sign-in is **on** (provider: {providers}): every page requires it, and the "
+                "action log records **{user}** for what you do."
+            ).format(providers=", ".join(names), user=actionlog.current_user())
         )
     path = config.secrets_path()
-    st.caption(f"Secrets file: `{path}`" + ("" if path.exists() else " (not present)"))
+    st.caption(
+        (
+            _("Secrets file: `{path}`")
+            if path.exists()
+            else _("Secrets file: `{path}` (not present)")
+        ).format(path=path)
+    )
 
 
 def render(store: Store) -> None:
     """The whole Settings page."""
-    st.title("Settings")
+    st.title(_("Settings"))
     st.caption(
-        "How messages leave this machine. Settings come from environment variables or "
-        "`.streamlit/secrets.toml` (sections `[smtp]`, `[twilio]`, `[sending]`; see "
-        "`.streamlit/secrets.toml.example`). Passwords and tokens are never shown here, "
-        "stored in the database or written to logs."
+        _(
+            "How messages leave this machine. Settings come from environment variables or "
+            "`.streamlit/secrets.toml` (sections `[smtp]`, `[twilio]`, `[sending]`; see "
+            "`.streamlit/secrets.toml.example`). Passwords and tokens are never shown here, "
+            "stored in the database or written to logs."
+        )
     )
     backends = describe_backends()
     for channel, column in zip(CHANNELS, st.columns(len(CHANNELS)), strict=True):
