@@ -9,6 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 from comms import outbox
 from comms import templates as tpl
+from comms.i18n import format_datetime, set_language
 from tests.grid import select_rows
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -563,7 +564,7 @@ def test_the_same_template_to_the_same_clients_warns(store):
         next_button(again).click().run()
     warning = next(w.value for w in again.warning if "already sent" in w.value)
     assert f"batch #{first}" in warning
-    assert f"{created:%Y-%m-%d}" in warning
+    assert format_datetime(created) in warning  # the viewer's date format (English here)
     assert "template “Welcome” to 2 of these clients" in warning
 
 
@@ -588,3 +589,42 @@ def test_sms_hint_blames_the_ellipsis_not_diacritics(store):
     hint = next(c.value for c in at.caption if "UCS-2 (70" in c.value)
     assert "because of …" in hint and "… → ..." in hint
     assert "diacritics" not in hint
+
+
+@pytest.fixture
+def czech():
+    """Czech in this thread too: AppTest calls a widget's format_func here, not in the page."""
+    set_language("cs")
+    yield
+    set_language("en")
+
+
+def test_the_wizard_speaks_czech(store, czech):
+    """The session's language (the sidebar switch's key) decides: every step in Czech."""
+    seed(store)
+    at = AppTest.from_file(PAGE, default_timeout=30)
+    at.session_state["ui_language"] = "cs"
+    at.session_state["comms_selection"] = {"client_ids": [1, 2, 3]}
+    at.session_state["comms_wizard_channel"] = "email"
+    at.run()
+    assert not at.exception
+    assert "**E-mail** pro **3 vybraní klienti**" in at.markdown[0].value
+    assert at.subheader[0].value == "1. Kanál a šablona"
+    assert next_button(at).label == "Další"
+    next_button(at).click().run()
+    assert at.subheader[0].value == "2. Obsah této rozesílky"
+    assert any("Náhled pro: Jana Nová" in m.value for m in at.markdown)
+    next_button(at).click().run()
+    assert at.subheader[0].value == "3. Přílohy"
+    next_button(at).click().run()
+    assert at.subheader[0].value == "4. Příjemci"
+    assert [m.label for m in at.metric][:2] == ["Vybráno", "Bez problémů"]
+    assert next_button(at).label == "Vytvořit 3 zprávy"
+    next_button(at).click().run()
+    assert not at.exception
+    assert at.subheader[0].value.startswith("5. Kontrola dávky")
+    at.button(key="wiz_next_review").click().run()
+    assert at.subheader[0].value == "6. Dokončení"
+    assert any("**2** ze 3 zpráv jsou připravené k odeslání" in m.value for m in at.markdown)
+    at.button(key="wiz_keep").click().run()
+    assert "2 zprávy zůstaly jako koncepty" in at.success[0].value

@@ -21,6 +21,7 @@ import streamlit as st
 from comms import outbox
 from comms import templates as tpl
 from comms.errors import CommsError
+from comms.i18n import N_, _, format_datetime, ngettext
 from comms.messages import batches, generate, recipients, selection
 from comms.rules.sms import to_gsm7
 from comms.store import Store
@@ -28,9 +29,9 @@ from comms.templates import attachments as att
 from comms.ui.common import (
     CHANNEL_LABELS,
     FORMAT_LABELS,
-    counted,
     md_escape,
     number,
+    shown_code,
 )
 from comms.ui.widgets import attachments as attachments_ui
 from comms.ui.widgets.sms_counter import sms_counter
@@ -58,12 +59,13 @@ from comms.ui.wizard_flow import (
 )
 
 BLANK = 0  # the template picker's "blank message" (template ids start at 1)
-BLANK_LABEL = "(blank message)"
+BLANK_LABEL = N_("(blank message)")
+# Labels (msgids, translated where shown) -> the recipients view they show.
 RECIPIENT_VIEWS = {
-    "All": "all",
-    "With a problem": "problems",
-    "Passing every check": "ok",
-    "Dropped": "dropped",
+    N_("All"): "all",
+    N_("With a problem"): "problems",
+    N_("Passing every check"): "ok",
+    N_("Dropped"): "dropped",
 }
 RECIPIENT_ROWS = 200  # rows per page of the recipients list
 RECIPIENT_TABLE = "wiz_rcpt_table"
@@ -72,38 +74,43 @@ RECIPIENT_TABLE = "wiz_rcpt_table"
 def _describe_selection(store: Store, sel: dict) -> tuple[int, str]:
     n = selection.selection_count(store, sel)
     if "client_ids" in sel:
-        return n, f"{counted(n, 'selected client')}"
+        return n, ngettext("{n} selected client", "{n} selected clients", n).format(n=number(n))
     flt = {k: v for k, v in (sel.get("filter") or {}).items() if v not in (None, "", "equals")}
-    what = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in flt.items()) or "every client"
-    return n, f"all {counted(n, 'matching client')} ({what})"
+    what = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in flt.items()) or _("every client")
+    return n, ngettext(
+        "all {n} matching client ({what})", "all {n} matching clients ({what})", n
+    ).format(n=number(n), what=what)
 
 
 def no_selection(store: Store) -> None:
     """Explain how to choose recipients, and offer a whole list as a shortcut."""
     st.info(
-        "No recipients chosen yet. Open **Clients**, tick the clients (or choose "
-        "“all N matching” after filtering) and press **Send e-mail** or **Send SMS**.",
+        _(
+            "No recipients chosen yet. Open **Clients**, tick the clients (or choose "
+            "“all N matching” after filtering) and press **Send e-mail** or **Send SMS**."
+        ),
         icon=":material/group:",
     )
-    link(st, "Go to Clients", "pages/directory.py", ":material/group:", "wiz_go_clients")
+    link(st, _("Go to Clients"), "pages/directory.py", ":material/group:", "wiz_go_clients")
     lists = selection.list_names(store)
     total = selection.client_count(store)
     if not total:
-        st.caption("There are no clients yet: upload a client list in Clients first.")
+        st.caption(_("There are no clients yet: upload a client list in Clients first."))
         return
-    st.subheader("Or send to a whole list")
+    st.subheader(_("Or send to a whole list"))
+    every = _("All clients")
     choice = st.selectbox(
-        "List", ["All clients", *lists], key="wiz_pick_list", help="Every client of this list"
+        _("List"), [every, *lists], key="wiz_pick_list", help=_("Every client of this list")
     )
     channel = st.radio(
-        "Channel",
+        _("Channel"),
         list(CHANNEL_LABELS),
         format_func=CHANNEL_LABELS.get,
         horizontal=True,
         key="wiz_pick_channel",
     )
-    if st.button("Use this list", type="primary", icon=":material/checklist:"):
-        flt = {} if choice == "All clients" else {"list": choice}
+    if st.button(_("Use this list"), type="primary", icon=":material/checklist:"):
+        flt = {} if choice == every else {"list": choice}
         sel = {"filter": flt}
         sel["count"] = selection.selection_count(store, sel)
         st.session_state["comms_selection"] = sel
@@ -143,10 +150,14 @@ def render(store: Store) -> None:
     step = min(state("step", TEMPLATE), RECIPIENTS)
 
     top, change = st.columns([4, 1], vertical_alignment="center")
-    top.markdown(f"**{CHANNEL_LABELS[channel]}** to **{md_escape(description)}**")
-    link(change, "Change recipients", "pages/directory.py", ":material/group:", "wiz_change")
+    top.markdown(
+        _("**{channel}** to **{recipients}**").format(
+            channel=CHANNEL_LABELS[channel], recipients=md_escape(description)
+        )
+    )
+    link(change, _("Change recipients"), "pages/directory.py", ":material/group:", "wiz_change")
     if count == 0:
-        st.warning("The selection holds no clients any more. Choose recipients in Clients.")
+        st.warning(_("The selection holds no clients any more. Choose recipients in Clients."))
         return
     progress_header(step, channel)
 
@@ -181,9 +192,9 @@ def _load_template(store: Store, template_id: int | None, channel: str) -> None:
 
 
 def step_template(store: Store, channel: str) -> None:
-    st.subheader("1. Channel and template")
+    st.subheader(_("1. Channel and template"))
     chosen = st.radio(
-        "Channel",
+        _("Channel"),
         list(CHANNEL_LABELS),
         index=list(CHANNEL_LABELS).index(channel),
         format_func=CHANNEL_LABELS.get,
@@ -200,29 +211,37 @@ def step_template(store: Store, channel: str) -> None:
     current = state("template_id")
     current = BLANK if current is None else current
     picked = st.selectbox(
-        "Template",
+        _("Template"),
         options,
         index=(
             options.index(current)
             if "wiz_template_id" in st.session_state and current in options
             else (1 if templates else 0)
         ),
-        format_func=lambda i: BLANK_LABEL if i == BLANK else names.get(i, f"template {i}"),
+        format_func=lambda i: (
+            _(BLANK_LABEL) if i == BLANK else names.get(i, _("template {id}").format(id=i))
+        ),
         key="wiz_template_select",
     )
     template_id = None if picked in (None, BLANK) else int(picked)
     if not templates:
         st.caption(
-            f"No {CHANNEL_LABELS[channel]} templates yet: start blank or create one in Templates."
+            _("No {channel} templates yet: start blank or create one in Templates.").format(
+                channel=CHANNEL_LABELS[channel]
+            )
         )
     if template_id is not None:
         t = tpl.get_template(store, template_id)
         with st.container(border=True):
             if t.subject:
-                st.markdown(f"**Subject:** {t.subject}")
+                st.markdown(_("**Subject:** {subject}").format(subject=t.subject))
             st.code(t.body, language=None, wrap_lines=True)
             if t.attachments:
-                st.caption("Attachments: " + ", ".join(a.filename for a in t.attachments))
+                st.caption(
+                    _("Attachments: {files}").format(
+                        files=", ".join(a.filename for a in t.attachments)
+                    )
+                )
     if nav(TEMPLATE, channel):
         set_state("template_id", template_id)
         if state("loaded_template") != (channel, template_id):
@@ -247,21 +266,22 @@ def _compiled(channel: str) -> tuple[tpl.CompiledTemplate | None, str | None]:
 def _preview_picker(store: Store, sel: dict) -> dict | None:
     """Which recipient to preview for: the first, or any one found by name / address."""
     search = st.text_input(
-        "Preview for",
+        _("Preview for"),
         key="wiz_preview_search",
-        placeholder="find a recipient: name, e-mail or phone",
+        placeholder=_("find a recipient: name, e-mail or phone"),
     )
     found = recipients.preview_clients(store, sel, search, limit=50)
     if not found:
-        st.caption("No selected client matches." if search else "No recipient to preview.")
+        st.caption(_("No selected client matches.") if search else _("No recipient to preview."))
         return None
+    no_name, no_address = _("(no name)"), _("no address")
     labels = {
-        int(c["id"]): f"{c['name'] or '(no name)'} · {c['email'] or c['phone'] or 'no address'}"
+        int(c["id"]): f"{c['name'] or no_name} · {c['email'] or c['phone'] or no_address}"
         for c in found
     }
     ids = list(labels)
     chosen = st.selectbox(
-        "Recipient",
+        _("Recipient"),
         ids,
         format_func=labels.get,
         key="wiz_preview_client",
@@ -271,81 +291,104 @@ def _preview_picker(store: Store, sel: dict) -> dict | None:
 
 
 def step_content(store: Store, channel: str, sel: dict) -> None:
-    st.subheader("2. Content for this send")
+    st.subheader(_("2. Content for this send"))
     name = state("template_name")
     st.caption(
-        f"Edits here change this send only; template “{name}” stays as it is unless you "
-        "save it below."
+        _(
+            "Edits here change this send only; template “{name}” stays as it is unless you "
+            "save it below."
+        ).format(name=name)
         if name
-        else "Write the message; {{ name }}, {{ city }} and every imported column are available."
+        else _("Write the message; {{ name }}, {{ city }} and every imported column are available.")
     )
     left, right = st.columns([3, 2])
     # Widgets keep their own keys; the wizard's copy is updated from them.
     with left:
         if channel == "email":
-            subject = st.text_input("Subject", value=state("subject") or "", key="wiz_subject_in")
+            subject = st.text_input(
+                _("Subject"), value=state("subject") or "", key="wiz_subject_in"
+            )
             set_state("subject", subject)
             formats = list(tpl.FORMATS)
             fmt = st.selectbox(
-                "Body format",
+                _("Body format"),
                 formats,
                 index=formats.index(state("format") or "markdown"),
                 format_func=FORMAT_LABELS.get,
                 key="wiz_format_in",
             )
             set_state("format", fmt)
-        body = st.text_area("Body", value=state("body") or "", height=300, key="wiz_body_in")
+        body = st.text_area(_("Body"), value=state("body") or "", height=300, key="wiz_body_in")
         set_state("body", body)
         if channel == "sms":
             gsm7 = st.toggle(
-                "Replace diacritics and typographic marks (GSM-7: 160 characters per segment "
-                "instead of 70)",
+                _(
+                    "Replace diacritics and typographic marks (GSM-7: 160 characters per "
+                    "segment instead of 70)"
+                ),
                 value=bool(state("gsm7", False)),
                 key="wiz_gsm7_in",
             )
             set_state("gsm7", gsm7)
-            sms_counter(to_gsm7(body) if gsm7 else body, label="Template")
+            sms_counter(to_gsm7(body) if gsm7 else body, label=_("Template"))
         compiled, error = _compiled(channel)
         if error:
             st.error(error, icon=":material/error:")
         elif compiled.fields:
-            st.caption("Fields used: " + ", ".join(f"`{f}`" for f in sorted(compiled.fields)))
+            st.caption(
+                _("Fields used: {fields}").format(
+                    fields=", ".join(f"`{f}`" for f in sorted(compiled.fields))
+                )
+            )
             lacking = selection.missing_field_counts(store, sel, compiled.fields)
             if lacking:
+                empty = ", ".join(
+                    _("`{field}` empty for {n}").format(field=f, n=number(n))
+                    for f, n in lacking.items()
+                )
                 st.warning(
-                    "Some recipients lack a field; their messages will be marked "
-                    "“missing field” for you to fix or exclude: "
-                    + ", ".join(f"`{f}` empty for {number(n)}" for f, n in lacking.items())
-                    + ". Tip: `{{ city | default('') }}` makes a field optional.",
+                    _(
+                        "Some recipients lack a field; their messages will be marked "
+                        "“missing field” for you to fix or exclude: {fields}. "
+                        "Tip: {tip} makes a field optional."
+                    ).format(fields=empty, tip="`{{ city | default('') }}`"),
                     icon=":material/warning:",
                 )
     with right:
         client = _preview_picker(store, sel) if compiled is not None else None
         if client is not None:
-            st.markdown(f"**Preview for {md_escape(client.get('name') or 'this client')}**")
+            who = md_escape(client.get("name") or _("this client"))
+            st.markdown(_("**Preview for {name}**").format(name=who))
             with st.container(border=True):
                 try:
                     r = tpl.render_preview(compiled, tpl.context_for(client))
                 except CommsError as exc:
-                    st.warning(f"For this client: {exc}")
+                    st.warning(_("For this client: {error}").format(error=exc))
                 else:
                     if channel == "email":
-                        st.markdown(f"**Subject:** {md_escape(r.subject)}")
+                        st.markdown(
+                            _("**Subject:** {subject}").format(subject=md_escape(r.subject))
+                        )
                         st.html(r.html or "")
                     else:
                         text = to_gsm7(r.text) if state("gsm7") else r.text
                         st.text(text)
-                        sms_counter(text, label="This client's message")
+                        sms_counter(text, label=_("This client's message"))
 
-    with st.expander("Save as template"):
+    with st.expander(_("Save as template")):
         save_name = st.text_input(
-            "Template name", value=name or "", key="wiz_save_name", placeholder="e.g. Spring offer"
+            _("Template name"),
+            value=name or "",
+            key="wiz_save_name",
+            placeholder=_("e.g. Spring offer"),
         )
         c1, c2 = st.columns(2)
         tid = state("template_id")
-        if tid is not None and c1.button(f"Update template “{name}”", key="wiz_save_update"):
+        if tid is not None and c1.button(
+            _("Update template “{name}”").format(name=name), key="wiz_save_update"
+        ):
             _save_template(store, channel, save_name or name, tid)
-        if c2.button("Save as a new template", key="wiz_save_new"):
+        if c2.button(_("Save as a new template"), key="wiz_save_new"):
             _save_template(store, channel, save_name, None)
 
     if nav(CONTENT, channel, can_next=error is None and bool(body.strip())):
@@ -371,12 +414,12 @@ def _save_template(store: Store, channel: str, name: str, template_id: int | Non
     set_state("template_id", tid)
     set_state("template_name", name)
     set_state("loaded_template", (channel, tid))
-    st.success(f"Template “{name}” saved.", icon=":material/check:")
+    st.success(_("Template “{name}” saved.").format(name=name), icon=":material/check:")
 
 
 # -- 3. attachments -----------------------------------------------------------------------
 def step_attachments(store: Store) -> None:
-    st.subheader("3. Attachments")
+    st.subheader(_("3. Attachments"))
     ids = list(state("attachment_ids") or [])
     files = att.get_attachments(store, ids)
     limit = att.max_message_bytes()
@@ -385,22 +428,23 @@ def step_attachments(store: Store) -> None:
     if flash:
         st.success(flash, icon=":material/attach_file:")
         set_state("attach_flash", None)
-    attachments_ui.usage_caption(files, "Every message carries these files.")
+    attachments_ui.usage_caption(files, _("Every message carries these files."))
     removed = attachments_ui.file_rows(files, key_prefix="wiz_rm")
     if removed is not None:
         set_state("attachment_ids", [i for i in ids if i != removed])
         st.rerun()
     # A file is attached as soon as it is picked: no second button to forget.
-    uploads = attachments_ui.uploader("Add files", key=f"wiz_upload_{state('upload_round', 0)}")
+    uploads = attachments_ui.uploader(_("Add files"), key=f"wiz_upload_{state('upload_round', 0)}")
     refused = False
     if uploads:
         new = total + sum(u.size for u in uploads)
         if new > limit:
             refused = True
             st.error(
-                f"These files would make {att.human_size(new)} per message; the limit is "
-                f"{att.human_size(limit)} (COMMS_MAX_ATTACHMENT_MB). Remove some of them "
-                "from the box above.",
+                _(
+                    "These files would make {size} per message; the limit is {limit} "
+                    "(COMMS_MAX_ATTACHMENT_MB). Remove some of them from the box above."
+                ).format(size=att.human_size(new), limit=att.human_size(limit)),
                 icon=":material/error:",
             )
         else:
@@ -413,13 +457,16 @@ def step_attachments(store: Store) -> None:
                 batches.record_attachments_added(store, att.get_attachments(store, added))
                 set_state("attachment_ids", list(dict.fromkeys([*ids, *added])))
                 set_state("upload_round", state("upload_round", 0) + 1)
-                set_state("attach_flash", "Attached: " + ", ".join(u.name for u in uploads) + ".")
+                set_state(
+                    "attach_flash",
+                    _("Attached: {files}.").format(files=", ".join(u.name for u in uploads)),
+                )
                 st.rerun()
     if nav(
         ATTACHMENTS,
         "email",
         can_next=not refused,
-        why_not="Remove the files that cannot be attached first.",
+        why_not=_("Remove the files that cannot be attached first."),
     ):
         go(RECIPIENTS)
         st.rerun()
@@ -434,14 +481,14 @@ def _recipient_rows(df: pd.DataFrame, channel: str) -> pd.DataFrame:
     """The recipients page as shown: text marks, not checkboxes (nothing here is editable)."""
     out = pd.DataFrame(
         {
-            "Name": df["name"].fillna("").astype(str),
-            "E-mail" if channel == "email" else "Phone": df["address"].fillna("").astype(str),
+            _("Name"): df["name"].fillna("").astype(str),
+            _("E-mail") if channel == "email" else _("Phone"): df["address"].fillna("").astype(str),
         }
     )
-    for col, label, _ in recipients.CHECKS[channel]:
-        out[label] = df[col].map(_mark)
-    out["Problem"] = df["reason"].fillna("").astype(str)
-    out["Dropped"] = df["dropped"].map(lambda d: "dropped" if d else "")
+    for col, label, _check in recipients.CHECKS[channel]:
+        out[_(label)] = df[col].map(_mark)
+    out[_("Problem")] = df["reason"].map(shown_code)
+    out[_("Dropped")] = df["dropped"].map(lambda d: _("dropped") if d else "")
     return out
 
 
@@ -456,54 +503,93 @@ def _earlier_sends(store: Store, channel: str, sel: dict) -> None:
         subject=state("subject") if channel == "email" else None,
         exclude_batch=state("batch_id"),
     )
-    what = f"template “{state('template_name')}”" if state("template_name") else "this text"
+    what = (
+        _("template “{name}”").format(name=state("template_name"))
+        if state("template_name")
+        else _("this text")
+    )
     for b in earlier:
         name = f" ({b['name']})" if b.get("name") else ""
-        when = pd.Timestamp(b["created_at"]).strftime("%Y-%m-%d %H:%M")
+        when = format_datetime(pd.Timestamp(b["created_at"]).to_pydatetime())
         if b["went_out"]:
             st.warning(
-                f"You already sent {what} to {number(b['clients'])} of these clients: batch "
-                f"#{b['id']}{name} of {when} ({number(b['went_out'])} sent or queued). "
-                "Generating again sends it to them a second time.",
+                _(
+                    "You already sent {what} to {clients} of these clients: batch "
+                    "#{id}{name} of {when} ({went_out} sent or queued). "
+                    "Generating again sends it to them a second time."
+                ).format(
+                    what=what,
+                    clients=number(b["clients"]),
+                    id=b["id"],
+                    name=name,
+                    when=when,
+                    went_out=number(b["went_out"]),
+                ),
                 icon=":material/content_copy:",
             )
         else:
             st.warning(
-                f"Batch #{b['id']}{name} of {when} already holds {what} for "
-                f"{number(b['clients'])} of these clients, kept as "
-                f"{counted(b['drafts'], 'draft')}. Review it instead of generating again?",
+                ngettext(
+                    "Batch #{id}{name} of {when} already holds {what} for {clients} of these "
+                    "clients, kept as {n} draft. Review it instead of generating again?",
+                    "Batch #{id}{name} of {when} already holds {what} for {clients} of these "
+                    "clients, kept as {n} drafts. Review it instead of generating again?",
+                    int(b["drafts"]),
+                ).format(
+                    id=b["id"],
+                    name=name,
+                    when=when,
+                    what=what,
+                    clients=number(b["clients"]),
+                    n=number(b["drafts"]),
+                ),
                 icon=":material/content_copy:",
             )
-            if st.button(f"Review batch #{b['id']}", key=f"wiz_earlier_{b['id']}"):
+            if st.button(_("Review batch #{id}").format(id=b["id"]), key=f"wiz_earlier_{b['id']}"):
                 open_batch(int(b["id"]))
                 st.rerun()
 
 
 def step_recipients(store: Store, channel: str, sel: dict) -> None:
-    heading(RECIPIENTS, channel, "Recipients")
+    heading(RECIPIENTS, channel, _("Recipients"))
     dropped = [int(i) for i in state("dropped") or []]
     counts = recipients.recipient_counts(store, sel, channel, dropped)
     c = st.columns(4)
-    c[0].metric("Selected", number(counts.total))
-    c[1].metric("Pass every check", number(counts.ok))
-    c[2].metric("With a problem", number(counts.with_problem))
-    c[3].metric("Dropped", number(counts.dropped))
-    address = "e-mail address" if channel == "email" else "phone number (a mobile)"
+    c[0].metric(_("Selected"), number(counts.total))
+    c[1].metric(_("Pass every check"), number(counts.ok))
+    c[2].metric(_("With a problem"), number(counts.with_problem))
+    c[3].metric(_("Dropped"), number(counts.dropped))
     st.caption(
-        f"Each recipient's {address} is checked, then the suppression list, consent and "
-        "duplicates. A recipient with a problem is generated as invalid with that reason, "
-        "unless you drop it; problems of the text (a missing field) show at review."
+        _(
+            "Each recipient's e-mail address is checked, then the suppression list, consent "
+            "and duplicates. A recipient with a problem is generated as invalid with that "
+            "reason, unless you drop it; problems of the text (a missing field) show at review."
+        )
+        if channel == "email"
+        else _(
+            "Each recipient's phone number (a mobile) is checked, then the suppression list, "
+            "consent and duplicates. A recipient with a problem is generated as invalid with "
+            "that reason, unless you drop it; problems of the text (a missing field) show at "
+            "review."
+        )
     )
     if counts.reasons:
         st.markdown(
-            "**Problems found:** "
-            + " · ".join(f"{reason} **{number(n)}**" for reason, n in counts.reasons.items())
+            _("**Problems found:** {reasons}").format(
+                reasons=" · ".join(
+                    f"{shown_code(reason)} **{number(n)}**" for reason, n in counts.reasons.items()
+                )
+            )
         )
     _earlier_sends(store, channel, sel)
 
     f1, f2 = st.columns([3, 2])
-    view = f1.radio("Show", list(RECIPIENT_VIEWS), horizontal=True, key="wiz_rcpt_view")
-    search = f2.text_input("Find a recipient", key="wiz_rcpt_search", placeholder="name or address")
+    view = f1.radio(
+        _("Show"), list(RECIPIENT_VIEWS), format_func=_, horizontal=True, key="wiz_rcpt_view"
+    )
+    search = f2.text_input(
+        _("Find a recipient"), key="wiz_rcpt_search", placeholder=_("name or address")
+    )
     filtered = recipients.recipient_page(
         store, sel, channel, dropped, show=RECIPIENT_VIEWS[view], search=search, limit=1
     )[0]
@@ -512,7 +598,7 @@ def step_recipients(store: Store, channel: str, sel: dict) -> None:
     if pages > 1:
         page = st.pagination(pages, key="wiz_rcpt_page", max_visible_pages=7)
     page = min(int(page or 1), pages)
-    _, df = recipients.recipient_page(
+    _total, df = recipients.recipient_page(
         store,
         sel,
         channel,
@@ -523,13 +609,17 @@ def step_recipients(store: Store, channel: str, sel: dict) -> None:
         offset=(page - 1) * RECIPIENT_ROWS,
     )
     if df.empty:
-        st.caption("No recipient matches." if search or view != "All" else "No recipients.")
+        st.caption(_("No recipient matches.") if search or view != "All" else _("No recipients."))
         picked: list[int] = []
     else:
         first = (page - 1) * RECIPIENT_ROWS
         shown = f"{number(first + 1)}–{number(first + len(df))}"
         st.caption(
-            f"{shown} of {counted(filtered, 'recipient')}. Tick rows to drop or restore them."
+            ngettext(
+                "{shown} of {n} recipient. Tick rows to drop or restore them.",
+                "{shown} of {n} recipients. Tick rows to drop or restore them.",
+                filtered,
+            ).format(shown=shown, n=number(filtered))
         )
         picked = id_table(
             _recipient_rows(df, channel),
@@ -544,7 +634,9 @@ def step_recipients(store: Store, channel: str, sel: dict) -> None:
     picked_kept = [i for i in picked if i not in set(dropped)]
     row = st.container(horizontal=True)
     if row.button(
-        f"Drop {number(len(picked_kept))} selected" if picked_kept else "Drop selected",
+        _("Drop {n} selected").format(n=number(len(picked_kept)))
+        if picked_kept
+        else _("Drop selected"),
         key="wiz_rcpt_drop",
         icon=":material/person_remove:",
         disabled=not picked_kept,
@@ -553,7 +645,9 @@ def step_recipients(store: Store, channel: str, sel: dict) -> None:
         clear_picked(RECIPIENT_TABLE)
         st.rerun()
     if row.button(
-        f"Restore {number(len(picked_dropped))} selected" if picked_dropped else "Restore selected",
+        _("Restore {n} selected").format(n=number(len(picked_dropped)))
+        if picked_dropped
+        else _("Restore selected"),
         key="wiz_rcpt_restore",
         icon=":material/person_add:",
         disabled=not picked_dropped,
@@ -562,7 +656,7 @@ def step_recipients(store: Store, channel: str, sel: dict) -> None:
         clear_picked(RECIPIENT_TABLE)
         st.rerun()
     if row.button(
-        f"Drop all {number(counts.with_problem)} with a problem",
+        _("Drop all {n} with a problem").format(n=number(counts.with_problem)),
         key="wiz_rcpt_drop_problems",
         icon=":material/filter_alt_off:",
         disabled=not counts.with_problem,
@@ -573,7 +667,7 @@ def step_recipients(store: Store, channel: str, sel: dict) -> None:
         )
         st.rerun()
     if row.button(
-        f"Restore all {number(counts.dropped)} dropped",
+        _("Restore all {n} dropped").format(n=number(counts.dropped)),
         key="wiz_rcpt_restore_all",
         icon=":material/undo:",
         disabled=not counts.dropped,
@@ -587,15 +681,21 @@ def _generate(store: Store, channel: str, sel: dict, counts: recipients.Recipien
     st.divider()
     c1, c2 = st.columns(2)
     if channel == "email":
-        c1.metric("Attachments", number(len(state("attachment_ids") or [])))
+        c1.metric(_("Attachments"), number(len(state("attachment_ids") or [])))
     else:
-        c1.metric("Diacritics", "replaced" if state("gsm7") else "kept")
-    c2.metric("Messages to generate", number(counts.kept))
+        c1.metric(_("Diacritics"), _("replaced") if state("gsm7") else _("kept"))
+    c2.metric(_("Messages to generate"), number(counts.kept))
     st.caption(
-        "One message per recipient is rendered and checked. Nothing is sent in this step."
+        _("One message per recipient is rendered and checked. Nothing is sent in this step.")
         + (
-            f" The {counted(counts.dropped, 'dropped recipient')} are generated as excluded "
-            "(you can bring them back at review)."
+            " "
+            + ngettext(
+                "The {n} dropped recipient is generated as excluded "
+                "(you can bring it back at review).",
+                "The {n} dropped recipients are generated as excluded "
+                "(you can bring them back at review).",
+                counts.dropped,
+            ).format(n=number(counts.dropped))
             if counts.dropped
             else ""
         )
@@ -603,25 +703,34 @@ def _generate(store: Store, channel: str, sel: dict, counts: recipients.Recipien
     previous = state("batch_id")
     if previous is not None:
         st.info(
-            f"Batch {previous} was generated already. Generating again replaces it: its "
-            "drafts are cancelled (kept in Communication as cancelled).",
+            _(
+                "Batch {id} was generated already. Generating again replaces it: its "
+                "drafts are cancelled (kept in Communication as cancelled)."
+            ).format(id=previous),
             icon=":material/info:",
         )
-        if st.button(f"Back to batch {previous} without regenerating", key="wiz_to_review"):
+        if st.button(
+            _("Back to batch {id} without regenerating").format(id=previous), key="wiz_to_review"
+        ):
             open_batch(int(previous))
             st.rerun()
     if not nav(
         RECIPIENTS,
         channel,
-        next_label=f"Generate {counted(counts.kept, 'message')}",
+        next_label=ngettext("Generate {n} message", "Generate {n} messages", counts.kept).format(
+            n=number(counts.kept)
+        ),
         can_next=counts.kept > 0,
-        why_not="Every recipient is dropped.",
+        why_not=_("Every recipient is dropped."),
     ):
         return
-    bar = st.progress(0.0, text="Rendering messages…")
+    bar = st.progress(0.0, text=_("Rendering messages…"))
 
     def progress(done: int, total: int) -> None:
-        bar.progress(done / max(total, 1), text=f"Rendered {number(done)} of {number(total)}")
+        bar.progress(
+            done / max(total, 1),
+            text=_("Rendered {done} of {total}").format(done=number(done), total=number(total)),
+        )
 
     try:
         result = generate.generate_messages(

@@ -13,9 +13,18 @@ from typing import Any
 
 import streamlit as st
 
+from comms.i18n import N_, _
 from comms.ui.common import CHANNEL_LABELS
 
-STEPS = ("Template", "Content", "Attachments", "Recipients", "Review", "Finish")
+# The steps' names, translated where they are shown.
+STEPS = (
+    N_("Template"),
+    N_("Content"),
+    N_("Attachments"),
+    N_("Recipients"),
+    N_("Review"),
+    N_("Finish"),
+)
 TEMPLATE, CONTENT, ATTACHMENTS, RECIPIENTS, REVIEW, FINISH = range(len(STEPS))
 DONE_KEY = "wiz_done"  # {batch id: what the last action on it did}, this session only
 
@@ -132,7 +141,7 @@ def progress_header(step: int, channel: str) -> None:
     order = steps_for(channel)
     labels = []
     for n, i in enumerate(order, start=1):
-        name = f"{n}. {STEPS[i]}"
+        name = f"{n}. {_(STEPS[i])}"
         if i == step:
             labels.append(f"**:blue[{name}]**")
         else:
@@ -144,18 +153,18 @@ def nav(
     step: int,
     channel: str,
     *,
-    next_label: str = "Next",
+    next_label: str | None = None,
     can_next: bool = True,
     why_not: str | None = None,
 ) -> bool:
     """Back / Next buttons; returns True when Next was pressed."""
     # One row sized to the labels: fixed columns cut "Generate 1,234 messages" short.
     row = st.container(horizontal=True)
-    if step > 0 and row.button("Back", icon=":material/arrow_back:", key=f"wiz_back_{step}"):
+    if step > 0 and row.button(_("Back"), icon=":material/arrow_back:", key=f"wiz_back_{step}"):
         go(prev_step(step, channel))
         st.rerun()
     return row.button(
-        next_label,
+        next_label or _("Next"),
         type="primary",
         icon=":material/arrow_forward:",
         disabled=not can_next,
