@@ -289,7 +289,7 @@ def test_a_send_run_is_one_line_with_its_per_message_outcomes(store):
     assert heading == ("**Per-message outcomes (3)**: sent **2** · refused by the server **1**")
     outcomes = outcome_table(at)
     assert outcomes["message_id"].tolist() == [100, 101, 102]
-    assert outcomes["outcome"].tolist() == ["sent", "sent", "permanent"]
+    assert outcomes["outcome"].tolist() == ["sent", "sent", "refused by the server"]
     assert outcomes["detail"].tolist()[2] == "550 no such user"
     assert outcomes["status"].tolist() == ["sent", "sent", "failed"]
     assert outcomes["client_name"].tolist() == ["Olga"] * 3

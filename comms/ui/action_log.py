@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from comms import i18n
 from comms.actionlog.queries import (
     TABLE_COLUMNS,
     LogFilter,
@@ -28,19 +29,25 @@ from comms.actionlog.queries import (
     outcome_counts,
     query_log,
 )
+from comms.i18n import N_, _, ngettext
 from comms.store import Store
-from comms.ui.common import CHANNEL_LABELS, counted, number
+from comms.ui.common import CHANNEL_LABELS, number, shown_code
 from comms.ui.widgets.tables import id_table
 
 TABLE_KEY = "log_table"
 PAGE_SIZES = [50, 100, 200, 500]
 OUTCOME_ROWS = 500  # per-message outcomes drawn per page
 OUTCOME_LABELS = {
-    "sent": "sent",
-    "transient": "temporary error (tried again)",
-    "permanent": "refused by the server",
-    "interrupted": "interrupted (delivery unknown)",
+    "sent": N_("sent"),
+    "transient": N_("temporary error (tried again)"),
+    "permanent": N_("refused by the server"),
+    "interrupted": N_("interrupted (delivery unknown)"),
 }
+
+
+def outcome_label(outcome: str) -> str:
+    """A send run's per-message outcome, in the viewer's language."""
+    return _(OUTCOME_LABELS[outcome]) if outcome in OUTCOME_LABELS else shown_code(outcome)
 
 
 def apply_links() -> None:
@@ -62,20 +69,39 @@ def filters(store: Store) -> LogFilter:
     options = filter_options(store)
     with st.container(border=True):
         c1, c2, c3 = st.columns(3)
-        actions = c1.multiselect("Action", options["actions"], key="log_actions", placeholder="any")
-        users = c2.multiselect("User", options["users"], key="log_users", placeholder="anyone")
+        actions = c1.multiselect(
+            _("Action"),
+            options["actions"],
+            format_func=shown_code,
+            key="log_actions",
+            placeholder=_("any"),
+        )
+        users = c2.multiselect(
+            _("User"), options["users"], key="log_users", placeholder=_("anyone")
+        )
         outcomes = c3.multiselect(
-            "Outcome", options["outcomes"], key="log_outcomes", placeholder="any"
+            _("Outcome"),
+            options["outcomes"],
+            format_func=shown_code,
+            key="log_outcomes",
+            placeholder=_("any"),
         )
         c4, c5, c6, c7 = st.columns([2, 1, 2, 2])
-        dates = c4.date_input("Date range", value=(), key="log_dates", format="YYYY-MM-DD")
+        dates = c4.date_input(
+            _("Date range"),
+            value=(),
+            key="log_dates",
+            format="DD.MM.YYYY" if i18n.language() == "cs" else "YYYY-MM-DD",
+        )
         batch = c5.number_input(
-            "Batch", min_value=1, value=None, step=1, key="log_batch", placeholder="any"
+            _("Batch"), min_value=1, value=None, step=1, key="log_batch", placeholder=_("any")
         )
         client = c6.text_input(
-            "Client", key="log_client", placeholder="ID, name, e-mail or phone"
+            _("Client"), key="log_client", placeholder=_("ID, name, e-mail or phone")
         ).strip()
-        text = c7.text_input("Text in details", key="log_text", placeholder="e.g. 550").strip()
+        text = c7.text_input(
+            _("Text in details"), key="log_text", placeholder=_("e.g. 550")
+        ).strip()
     picked = list(dates) if isinstance(dates, (tuple, list)) else [dates]
     picked = [d for d in picked if isinstance(d, date)]
     return LogFilter(
@@ -94,7 +120,7 @@ def filters(store: Store) -> LogFilter:
 def pager(store: Store, log_filter: LogFilter, total: int) -> tuple[int, int]:
     """Rows per page, page number, the count and the export; returns (limit, offset)."""
     size_col, page_col, info_col, export_col = st.columns([1, 1, 2, 2], vertical_alignment="bottom")
-    page_size = size_col.selectbox("Rows per page", PAGE_SIZES, key="log_page_size")
+    page_size = size_col.selectbox(_("Rows per page"), PAGE_SIZES, key="log_page_size")
     pages = max(1, -(-total // page_size))
     # A new filter starts again at page 1.
     signature = (str(log_filter.to_dict()), page_size)
@@ -103,18 +129,25 @@ def pager(store: Store, log_filter: LogFilter, total: int) -> tuple[int, int]:
         st.session_state["log_page"] = 1
     # No page picker that can only say 1, nor "showing 1–4" of 4.
     page = (
-        page_col.number_input("Page", min_value=1, max_value=pages, step=1, key="log_page")
+        page_col.number_input(_("Page"), min_value=1, max_value=pages, step=1, key="log_page")
         if pages > 1
         else 1
     )
     offset = (int(page) - 1) * page_size
     shown_to = min(offset + page_size, total)
     info_col.markdown(
-        f"**{number(total)}** matching entr{'y' if total == 1 else 'ies'}"
-        + (f" · showing {number(offset + 1)}–{number(shown_to)}" if pages > 1 else "")
+        ngettext("**{n}** matching entry", "**{n}** matching entries", total).format(
+            n=number(total)
+        )
+        + (
+            " · "
+            + _("showing {first}–{last}").format(first=number(offset + 1), last=number(shown_to))
+            if pages > 1
+            else ""
+        )
     )
     export_col.download_button(
-        f"Export {number(total)} to CSV",
+        _("Export {n} to CSV").format(n=number(total)),
         # Built only when clicked, so a long log does not slow every rerun.
         data=lambda: export_log_csv(store, log_filter),
         file_name=f"action-log-{date.today().isoformat()}.csv",
@@ -123,16 +156,22 @@ def pager(store: Store, log_filter: LogFilter, total: int) -> tuple[int, int]:
         disabled=total == 0,
         key="log_export",
         on_click="ignore",
-        help="Exports every matching entry (not only this page). Cells that a spreadsheet "
-        "would read as a formula are prefixed with an apostrophe.",
+        help=_(
+            "Exports every matching entry (not only this page). Cells that a spreadsheet "
+            "would read as a formula are prefixed with an apostrophe."
+        ),
     )
     return page_size, offset
 
 
 def log_table(df: pd.DataFrame) -> int | None:
     """One page of entries with single-row selection; the selected entry's id."""
+    shown = df[list(TABLE_COLUMNS)].assign(
+        action=df["action"].map(shown_code), outcome=df["outcome"].map(shown_code)
+    )
+    when = i18n.TABLE_DATETIME[i18n.language()] + ":ss"
     picked = id_table(
-        df[list(TABLE_COLUMNS)],
+        shown,
         [int(i) for i in df["id"]],
         key=TABLE_KEY,
         multi=False,
@@ -140,15 +179,15 @@ def log_table(df: pd.DataFrame) -> int | None:
         width="stretch",
         placeholder="",  # an entry about no batch / message / client shows blank cells
         column_config={
-            "ts": st.column_config.DatetimeColumn("When", format="YYYY-MM-DD HH:mm:ss"),
-            "user": "Who",
-            "action": "Action",
-            "outcome": "Outcome",
-            "batch_id": st.column_config.NumberColumn("Batch", format="%d"),
-            "message_id": st.column_config.NumberColumn("Message", format="%d"),
-            "client_id": st.column_config.NumberColumn("Client ID", format="%d"),
-            "client_name": "Client",
-            "summary": st.column_config.TextColumn("Details", width="large"),
+            "ts": st.column_config.DatetimeColumn(_("When"), format=when),
+            "user": _("Who"),
+            "action": _("Action"),
+            "outcome": _("Outcome"),
+            "batch_id": st.column_config.NumberColumn(_("Batch"), format="%d"),
+            "message_id": st.column_config.NumberColumn(_("Message"), format="%d"),
+            "client_id": st.column_config.NumberColumn(_("Client ID"), format="%d"),
+            "client_name": _("Client"),
+            "summary": st.column_config.TextColumn(_("Details"), width="large"),
         },
     )
     return picked[0] if picked else None
@@ -161,15 +200,19 @@ def _only_batch(batch_id: int) -> None:
 def entry_panel(store: Store, entry: dict[str, Any]) -> None:
     """One entry in full: who / when / what, its detail, its messages as they are now."""
     with st.container(border=True):
-        st.subheader(f"Entry #{entry['id']}: {entry['action']}")
+        st.subheader(
+            _("Entry #{id}: {action}").format(id=entry["id"], action=shown_code(entry["action"]))
+        )
         meta = {
-            "When": f"{entry['ts']:%Y-%m-%d %H:%M:%S}",
-            "Who": entry["user"],
-            "Outcome": entry["outcome"],
-            "Batch": entry["batch_id"],
-            "Message": entry["message_id"],
-            "Client": (
-                f"{entry['client_name'] or '(no name)'} (ID {entry['client_id']})"
+            _("When"): i18n.format_datetime(entry["ts"]) + entry["ts"].strftime(":%S"),
+            _("Who"): entry["user"],
+            _("Outcome"): shown_code(entry["outcome"]) or None,
+            _("Batch"): entry["batch_id"],
+            _("Message"): entry["message_id"],
+            _("Client"): (
+                _("{name} (ID {id})").format(
+                    name=entry["client_name"] or _("(no name)"), id=entry["client_id"]
+                )
                 if entry["client_id"] is not None
                 else None
             ),
@@ -179,16 +222,23 @@ def entry_panel(store: Store, entry: dict[str, Any]) -> None:
             st.dataframe(
                 detail_rows(entry["detail"]), hide_index=True, width="stretch", key="log_detail"
             )
-            with st.expander("As recorded (JSON)"):
+            with st.expander(_("As recorded (JSON)")):
                 st.json(entry["detail"], expanded=2)
         shown = run_outcomes(store, entry) if has_outcomes(entry) else 0
         ids = [] if shown else entry_message_ids(entry)
         if ids:
-            noun = "This message" if len(ids) == 1 else f"These {number(len(ids))} messages"
-            st.markdown(f"**{noun} now**")
+            st.markdown(
+                ngettext("**This message now**", "**These {n} messages now**", len(ids)).format(
+                    n=number(len(ids))
+                )
+            )
             now = messages_now(store, ids)
             st.dataframe(
-                now.assign(channel=now["channel"].map(CHANNEL_LABELS)),
+                now.assign(
+                    channel=now["channel"].map(CHANNEL_LABELS),
+                    status=now["status"].map(shown_code),
+                    error=now["error"].map(shown_code),
+                ),
                 hide_index=True,
                 width="stretch",
                 placeholder="",
@@ -205,16 +255,16 @@ def entry_panel(store: Store, entry: dict[str, Any]) -> None:
                     "error",
                 ),
                 column_config={
-                    "id": st.column_config.NumberColumn("Message", format="%d"),
-                    "status": "Status",
-                    "channel": "Channel",
-                    "client_name": "Client",
-                    "to_address": "To",
-                    "error": st.column_config.TextColumn("Last error", width="large"),
+                    "id": st.column_config.NumberColumn(_("Message"), format="%d"),
+                    "status": _("Status"),
+                    "channel": _("Channel"),
+                    "client_name": _("Client"),
+                    "to_address": _("To"),
+                    "error": st.column_config.TextColumn(_("Last error"), width="large"),
                     "sent_at": st.column_config.DatetimeColumn(
-                        "Sent at", format="YYYY-MM-DD HH:mm:ss"
+                        _("Sent at"), format=i18n.TABLE_DATETIME[i18n.language()] + ":ss"
                     ),
-                    "provider_id": "Provider id",
+                    "provider_id": _("Provider id"),
                 },
             )
         entry_actions(entry)
@@ -228,23 +278,22 @@ def run_outcomes(store: Store, entry: dict[str, Any]) -> int:
     if not total and not (entry.get("detail") or {}).get("run"):
         return 0  # an older entry without its attempt: the message as it is now instead
     st.markdown(
-        f"**Per-message outcomes ({number(total)})**"
+        _("**Per-message outcomes ({n})**").format(n=number(total))
         + (
-            ": "
-            + " · ".join(f"{OUTCOME_LABELS.get(o, o)} **{number(n)}**" for o, n in counts.items())
+            ": " + " · ".join(f"{outcome_label(o)} **{number(n)}**" for o, n in counts.items())
             if counts
             else ""
         )
     )
     if not total:
-        st.caption("No message was handed to a server in this run.")
+        st.caption(_("No message was handed to a server in this run."))
         return 0
     chosen = st.multiselect(
-        "Outcome",
+        _("Outcome"),
         list(counts),
-        format_func=lambda o: OUTCOME_LABELS.get(o, o),
+        format_func=outcome_label,
         key=f"log_outcome_filter_{entry['id']}",
-        placeholder="all",
+        placeholder=_("all"),
     )
     shown = sum(counts[o] for o in chosen) if chosen else total
     pages = max(1, -(-shown // OUTCOME_ROWS))
@@ -260,9 +309,17 @@ def run_outcomes(store: Store, entry: dict[str, Any]) -> int:
     )
     if pages > 1:
         first = (page - 1) * OUTCOME_ROWS
-        st.caption(f"{number(first + 1)}–{number(first + len(df))} of {counted(shown, 'message')}")
+        st.caption(
+            ngettext(
+                "{first}–{last} of {n} message", "{first}–{last} of {n} messages", shown
+            ).format(first=number(first + 1), last=number(first + len(df)), n=number(shown))
+        )
     st.dataframe(
-        df.assign(channel=df["channel"].map(CHANNEL_LABELS)),
+        df.assign(
+            channel=df["channel"].map(CHANNEL_LABELS),
+            outcome=df["outcome"].map(outcome_label),
+            status=df["status"].map(shown_code),
+        ),
         hide_index=True,
         width="stretch",
         placeholder="",
@@ -279,15 +336,19 @@ def run_outcomes(store: Store, entry: dict[str, Any]) -> int:
             "ts",
         ),
         column_config={
-            "message_id": st.column_config.NumberColumn("Message", format="%d"),
-            "outcome": "Outcome",
-            "detail": st.column_config.TextColumn("Provider id / server's answer", width="large"),
-            "status": "Status now",
-            "channel": "Channel",
-            "client_name": "Client",
-            "to_address": "To",
-            "attempt": st.column_config.NumberColumn("Attempt", format="%d"),
-            "ts": st.column_config.DatetimeColumn("When", format="YYYY-MM-DD HH:mm:ss"),
+            "message_id": st.column_config.NumberColumn(_("Message"), format="%d"),
+            "outcome": _("Outcome"),
+            "detail": st.column_config.TextColumn(
+                _("Provider id / server's answer"), width="large"
+            ),
+            "status": _("Status now"),
+            "channel": _("Channel"),
+            "client_name": _("Client"),
+            "to_address": _("To"),
+            "attempt": st.column_config.NumberColumn(_("Attempt"), format="%d"),
+            "ts": st.column_config.DatetimeColumn(
+                _("When"), format=i18n.TABLE_DATETIME[i18n.language()] + ":ss"
+            ),
         },
     )
     return total
@@ -298,7 +359,7 @@ def entry_actions(entry: dict[str, Any]) -> None:
     b1, b2, b3 = st.columns(3)
     client_id = entry["client_id"]
     if b1.button(
-        "Open client detail",
+        _("Open client detail"),
         icon=":material/person:",
         disabled=client_id is None,
         key="log_open_client",
@@ -306,7 +367,7 @@ def entry_actions(entry: dict[str, Any]) -> None:
         st.session_state["comms_client_id"] = int(client_id)
         st.switch_page("pages/client.py", query_params={"client": str(client_id)})
     if b2.button(
-        "Show the client's communication",
+        _("Show the client's communication"),
         icon=":material/forum:",
         disabled=client_id is None,
         key="log_open_comm",
@@ -314,7 +375,7 @@ def entry_actions(entry: dict[str, Any]) -> None:
         st.session_state["comms_comm_client_id"] = int(client_id)
         st.switch_page("pages/communication.py", query_params={"client": str(client_id)})
     b3.button(
-        "Only this batch",
+        _("Only this batch"),
         icon=":material/filter_alt:",
         disabled=entry["batch_id"] is None,
         key="log_only_batch",
@@ -325,10 +386,12 @@ def entry_actions(entry: dict[str, Any]) -> None:
 
 def render(store: Store) -> None:
     """The whole Action log page."""
-    st.title("Action log")
+    st.title(_("Action log"))
     st.caption(
-        "Every import, template change, generation, edit, queueing, send run and failure: "
-        "who, when, what, and the outcome for each message. Newest first."
+        _(
+            "Every import, template change, generation, edit, queueing, send run and failure: "
+            "who, when, what, and the outcome for each message. Newest first."
+        )
     )
     apply_links()
     log_filter = filters(store)
@@ -338,14 +401,14 @@ def render(store: Store) -> None:
     limit, offset = pager(store, log_filter, total)
     if total == 0:
         st.info(
-            "No entries match these filters."
+            _("No entries match these filters.")
             if any(log_filter.to_dict().values())
-            else "Nothing has been recorded yet."
+            else _("Nothing has been recorded yet.")
         )
         return
     entry_id = log_table(query_log(store, log_filter, limit=limit, offset=offset))
     if entry_id is None:
-        st.caption("Select a row to see its full details and open its client.")
+        st.caption(_("Select a row to see its full details and open its client."))
         return
     entry = get_entry(store, entry_id)
     if entry is not None:  # None: deleted between the query and the click
