@@ -6,6 +6,8 @@
 - `context`: what a template sees for one client (`client_context`), the
   field names (`CLIENT_FIELDS`, `field_name`) and sample clients for previews.
 - `budget`: each render's budget of time and size, and the checks that keep it.
+- `simple`: the simplest templates (text, fields, `{% if %}`) rendered without
+  Jinja's machinery, to the same text.
 - `batch`: one template rendered for many clients, in a worker process beside
   this one when there are many.
 - `storage`: template CRUD and the links to their attachments.

@@ -146,7 +146,18 @@ _clear_async_exc = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.c_ulong, ctypes.c_void
 class _Slot:
     """One rendering thread as the watchdog sees it."""
 
-    __slots__ = ("active", "chars", "clock", "fired", "ident", "lock", "seen", "seen_at", "thread")
+    __slots__ = (
+        "active",
+        "chars",
+        "clock",
+        "counting",
+        "fired",
+        "ident",
+        "lock",
+        "seen",
+        "seen_at",
+        "thread",
+    )
 
     def __init__(self) -> None:
         self.thread = threading.current_thread()
@@ -155,7 +166,8 @@ class _Slot:
         self.fired = 0  # the last token the watchdog fired at
         self.seen = 0  # the token the watchdog saw last, and the thread's CPU clock then
         self.seen_at = 0.0
-        self.chars = 0  # output counted in this render (B3)
+        self.chars = 0  # output counted in render `counting` (B3)
+        self.counting = 0
         self.lock = threading.Lock()
         try:
             clock_id = time.pthread_getcpuclockid(self.ident)
@@ -255,12 +267,14 @@ def run(fn: Callable[..., T], *args: Any) -> T:
     Raises RenderTooSlow once the call has used the budget's CPU time, and
     RenderTooLarge from the size checks. A call inside another keeps the outer budget.
     """
-    slot = getattr(_local, "slot", None) or _watchdog.register()
+    try:
+        slot = _local.slot
+    except AttributeError:
+        slot = _watchdog.register()
     if slot.active:
         return fn(*args)
-    token = next(_tokens)
-    slot.chars = 0
-    slot.active = token
+    # Every render pays what follows (~0.3 us): a token, two stores, two reads.
+    slot.active = token = next(_tokens)
     if _watchdog.idle:
         _watchdog.wake.set()
     try:
@@ -319,6 +333,8 @@ def counted(piece: str) -> str:
     """One piece of output that can repeat, added to this render's count (B3)."""
     slot = getattr(_local, "slot", None)
     if slot is not None and slot.active:
+        if slot.counting != slot.active:  # this render's first counted piece
+            slot.counting, slot.chars = slot.active, 0
         slot.chars += len(piece)
         if slot.chars > _limits.max_chars:
             raise RenderTooLarge()

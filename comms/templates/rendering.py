@@ -16,17 +16,22 @@ multipart text + HTML:
   runs once per template instead of once per recipient (the speed of a
   100,000-message batch depends on it);
 - subject, text and HTML come out of ONE render per recipient: a template
-  joining the three, each in its own autoescape block.
+  joining the three, switching autoescape on and off between them (in one
+  scope when no part assigns a name, else each in its own autoescape block);
+  a simple template (text, fields, `{% if %}`) renders through a generated
+  function instead (comms.templates.simple), to the same text.
 
 A recipient whose render fails still gets a readable draft: rendered again
 with `ShowMissing`, which leaves `{{ field }}` where a value is missing, so the
 review shows the message and a person can complete it by hand.
 
-Every render runs under its budget of time and size (comms.templates.budget):
+Every Jinja render runs under its budget of time and size (comms.templates.budget):
 the sandbox bounds the operators, filters and str methods that can make a big
-value, its code generator counts the output that can repeat, and a template
-that blows the budget whatever the client is refused when it is compiled for
-saving (TemplateTooCostly, one sentence; a preview says the same sentence).
+value, its code generator counts the output that can repeat, and a render
+over budget raises RenderFailed with the reason `template too slow` or
+`template too large`. A template that blows the budget whatever the client
+is refused when it is compiled for saving (TemplateTooCostly, one sentence);
+a preview says the same sentence.
 """
 
 from __future__ import annotations
