@@ -54,7 +54,7 @@ def select_rows(at: AppTest, rows: list[int]) -> AppTest:
 
 def test_empty_database_opens_the_upload_panel(store):
     at = run(AppTest.from_file(PAGE, default_timeout=30))
-    assert at.title[0].value == "Clients"
+    assert at.title[0].value == "Client directory"
     assert "upload a client list" in at.info[0].value
     assert at.expander[0].label.startswith("Upload a client list")
     assert not at.dataframe

@@ -33,6 +33,7 @@ from comms.clients.importing import _attribute_keys, consent_columns
 from comms.clients.queries import list_clients
 from comms.clients.reading import ATTRIBUTE, TARGETS
 from comms.errors import ImportFailed
+from comms.i18n import _
 from comms.rules.validation import CHANNEL_NAMES, CHANNELS
 from comms.store import Store
 from comms.templates import NON_ATTRIBUTE_FIELDS
@@ -523,7 +524,7 @@ def show_report() -> None:
 
 def render(store: Store) -> None:
     """The whole directory page."""
-    st.title("Clients")
+    st.title(_("Client directory"))
     total_all = count_clients(store)
     upload_panel(store, expanded=total_all == 0)
     if total_all == 0:

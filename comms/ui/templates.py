@@ -9,6 +9,7 @@ import streamlit as st
 
 from comms import templates as tpl
 from comms.errors import CommsError
+from comms.i18n import _
 from comms.store import Store
 from comms.ui.common import CHANNEL_LABELS, FORMAT_LABELS, md_escape
 from comms.ui.widgets import attachments as attachments_ui
@@ -268,7 +269,7 @@ def attachments_panel(store: Store, template_id: int) -> None:
 
 def render(store: Store) -> None:
     """The whole Templates page."""
-    st.title("Templates")
+    st.title(_("Templates"))
     st.caption("E-mail (Markdown, HTML or text) and SMS templates with {{ placeholders }}.")
     template_id = picker(store)
     st.divider()
