@@ -123,7 +123,9 @@ def has_translation(message: str, lang: str) -> bool:
     """Whether a catalogue of `lang` translates `message` (for the coverage test)."""
     part: gettext.NullTranslations | None = _translations(lang)
     while part is not None:
-        if isinstance(part, gettext.GNUTranslations) and part._catalog.get(message):
+        if isinstance(part, gettext.GNUTranslations) and (
+            part._catalog.get(message) or part._catalog.get((message, 0))  # plural entries
+        ):
             return True
         part = part._fallback
     return False
