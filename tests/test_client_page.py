@@ -8,6 +8,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from comms.clients import profile
+from comms.i18n import set_language
 from comms.messages import history
 from tests.grid import select_rows, ticked_rows
 from tests.seed_history import add_client, add_message, add_template
@@ -229,3 +230,25 @@ def test_a_new_message_does_not_shift_the_selection(store, client_id):
     ok(at.run())
     assert any(f"E-mail {old}:" in m.value for m in at.markdown)  # still the one picked
     assert ticked_rows(at, "cd_history") == [1]
+
+
+@pytest.fixture
+def czech():
+    """Czech in this thread too: AppTest calls a widget's format_func here, not in the page."""
+    set_language("cs")
+    yield
+    set_language("en")
+
+
+def test_the_client_detail_speaks_czech(client_id, czech):
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at.session_state["ui_language"] = "cs"
+    at.session_state["comms_client_id"] = client_id
+    ok(at.run())
+    assert at.title[0].value == "Jana Nováková"
+    assert at.subheader[-1].value == "Komunikace (1)"
+    assert at.subheader[0].value == "Napsat: Jana Nováková"
+    text = " ".join(m.value for m in at.markdown)
+    assert "**Město:**" in text and "+420601123456 (mobil" in text
+    assert any(b.label == "Zobrazit komunikaci aktuálně vybraného klienta" for b in at.button)
+    assert "Předmět / text" in at.dataframe[-1].value.columns

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from comms.i18n import set_language
 from comms.messages import history
 from comms.sending import dispatcher
 from tests.grid import select_rows
@@ -116,7 +117,7 @@ def test_paging_in_duckdb(store):
         [cid],
     )
     at = run(AppTest.from_file(PAGE, default_timeout=60))
-    assert len(at.dataframe[0].value) == 50 and "3 page(s)" in at.markdown[0].value
+    assert len(at.dataframe[0].value) == 50 and "3 pages of 50 messages" in at.markdown[0].value
     run(at.number_input(key="comm_page").set_value(3))
     assert len(at.dataframe[0].value) == 20
 
@@ -308,3 +309,21 @@ def test_count_on_its_way(store):
     add_message(store, cid, status="sent")
     assert history.count_on_its_way(store, history.MessageFilter(client_id=cid)) == 1
     assert history.on_its_way(history.client_history_df(store, cid))
+
+
+@pytest.fixture
+def czech():
+    """Czech in this thread too: AppTest calls a widget's format_func here, not in the page."""
+    set_language("cs")
+    yield
+    set_language("en")
+
+
+def test_the_communication_page_speaks_czech(data, czech):
+    at = AppTest.from_file(PAGE, default_timeout=30)
+    at.session_state["ui_language"] = "cs"
+    run(at)
+    assert at.title[0].value == "Komunikace"
+    table = at.dataframe[0].value
+    assert {"Klient", "Stav", "Předmět / text", "Důvod / chyba"} <= set(table.columns)
+    assert "zprávy**, od nejnovější" in at.markdown[0].value

@@ -16,13 +16,14 @@ from streamlit.errors import StreamlitAPIException
 
 from comms.clients import profile, search_clients
 from comms.errors import CommsError
+from comms.i18n import _, format_datetime
 from comms.messages import compose, history
 from comms.rules.sms import max_segments, sms_info, split_segments, to_gsm7
 from comms.sending import dispatcher
 from comms.store import Store
 from comms.templates import attachments as att
 from comms.ui import communication as comm_ui
-from comms.ui.common import FORMAT_LABELS, number, set_flash, show_flash
+from comms.ui.common import CHANNEL_LABELS, FORMAT_LABELS, number, set_flash, show_flash, shown_code
 from comms.ui.widgets import attachments as attachments_ui
 from comms.ui.widgets.sms_counter import ucs2_hint
 from comms.ui.widgets.tables import id_table
@@ -43,7 +44,7 @@ def switch(page: str) -> None:
     try:
         st.switch_page(page)
     except StreamlitAPIException:
-        st.info(f"Saved; open {page} to continue.")
+        st.info(_("Saved; open {page} to continue.").format(page=page))
 
 
 def open_client_detail(client_id: int) -> None:
@@ -80,14 +81,14 @@ def flash() -> None:
 
 def client_picker(store: Store) -> None:
     """Search clients by id, name, e-mail or phone and open one."""
-    st.info("Choose a client to see and edit their details and write to them.")
+    st.info(_("Choose a client to see and edit their details and write to them."))
     text = st.text_input(
-        "Find a client", key="cd_pick_search", placeholder="id, name, e-mail or phone"
+        _("Find a client"), key="cd_pick_search", placeholder=_("id, name, e-mail or phone")
     )
     found = search_clients(store, text)
     if found.empty:
         st.warning(
-            "No client matches." if text else "There are no clients yet: upload a list first."
+            _("No client matches.") if text else _("There are no clients yet: upload a list first.")
         )
         return
     picked = id_table(
@@ -98,14 +99,14 @@ def client_picker(store: Store) -> None:
         hide_index=True,
         placeholder="",
         column_config={
-            "id": st.column_config.NumberColumn("ID", format="%d", width="small"),
-            "name": "Name",
-            "email": "E-mail",
-            "phone": "Phone",
-            "city": "City",
+            "id": st.column_config.NumberColumn(_("ID"), format="%d", width="small"),
+            "name": _("Name"),
+            "email": _("E-mail"),
+            "phone": _("Phone"),
+            "city": _("City"),
         },
     )
-    if st.button("Open client detail", type="primary", disabled=not picked, key="cd_pick_open"):
+    if st.button(_("Open client detail"), type="primary", disabled=not picked, key="cd_pick_open"):
         st.session_state["comms_client_id"] = int(picked[0])
         st.rerun()
 
@@ -113,15 +114,22 @@ def client_picker(store: Store) -> None:
 # -- the client's fields ------------------------------------------------------------
 
 
+def _when(value: Any) -> str:
+    """A stored timestamp in the viewer's date format ("" for none)."""
+    if value is None or value is pd.NaT:
+        return ""
+    return format_datetime(pd.Timestamp(value).to_pydatetime())
+
+
 def header(client: dict[str, Any]) -> None:
     """Name, badges and the ways out."""
-    st.title(client["name"] or "(no name)")
+    st.title(client["name"] or _("(no name)"))
     badges = st.container(horizontal=True)
     with badges:
         if client.get("email"):
             ok = client.get("email_valid")
             st.badge(
-                "valid e-mail" if ok else "invalid e-mail",
+                _("valid e-mail") if ok else _("invalid e-mail"),
                 color="green" if ok else "red",
                 icon=":material/mail:",
             )
@@ -129,26 +137,29 @@ def header(client: dict[str, Any]) -> None:
         if client.get("phone"):
             mobile = kind in ("mobile", "fixed_line_or_mobile")
             st.badge(
-                "mobile" if mobile else (kind or "phone").replace("_", " "),
+                _("mobile") if mobile else shown_code(kind or "phone"),
                 color="green" if mobile else "orange",
                 icon=":material/smartphone:",
             )
-        for channel, label in (("email", "e-mail"), ("sms", "SMS")):
+        for channel, label in (("email", _("opted out of e-mail")), ("sms", _("opted out of SMS"))):
             if client["suppressed"].get(channel) or not client.get(f"consent_{channel}"):
-                st.badge(f"opted out of {label}", color="red", icon=":material/block:")
+                st.badge(label, color="red", icon=":material/block:")
     st.caption(
-        f"Client {client['id']} · added {str(client['created_at'])[:16]}"
-        f" · updated {str(client['updated_at'])[:16]}"
+        _("Client {id} · added {added} · updated {updated}").format(
+            id=client["id"],
+            added=_when(client["created_at"]),
+            updated=_when(client["updated_at"]),
+        )
     )
     with st.container(horizontal=True):
         if st.button(
-            "Show communication",
+            _("Show communication"),
             icon=":material/forum:",
             key="cd_show_comm",
         ):
             show_communication(client["id"])
         st.button(
-            "Choose another client",
+            _("Choose another client"),
             icon=":material/person_search:",
             key="cd_forget",
             on_click=forget_client,
@@ -159,26 +170,29 @@ def fields(client: dict[str, Any]) -> None:
     """The client's fields, read-only."""
     email = client.get("email") or "—"
     if client.get("email") and not client.get("email_valid"):
-        email += f" (invalid: {client.get('email_error') or 'check it'})"
+        email += " " + _("(invalid: {error})").format(
+            error=shown_code(client.get("email_error")) or _("check it")
+        )
     phone = client.get("phone") or "—"
     if client.get("phone"):
-        phone += f" ({(client.get('phone_kind') or 'unknown').replace('_', ' ')})"
+        phone += f" ({shown_code(client.get('phone_kind') or 'unknown')})"
+    yes, no = _("yes"), _("no")
     rows = {
-        "E-mail": email,
-        "Phone": phone,
-        "Company": client.get("company") or "—",
-        "City": client.get("city") or "—",
-        "Lists": ", ".join(client.get("lists") or []) or "—",
-        "Tags": ", ".join(client.get("tags") or []) or "—",
-        "E-mail consent": "yes" if client.get("consent_email") else "no",
-        "SMS consent": "yes" if client.get("consent_sms") else "no",
+        _("E-mail"): email,
+        _("Phone"): phone,
+        _("Company"): client.get("company") or "—",
+        _("City"): client.get("city") or "—",
+        _("Lists"): ", ".join(client.get("lists") or []) or "—",
+        _("Tags"): ", ".join(client.get("tags") or []) or "—",
+        _("E-mail consent"): yes if client.get("consent_email") else no,
+        _("SMS consent"): yes if client.get("consent_sms") else no,
     }
     st.markdown("  \n".join(f"**{k}:** {v}" for k, v in rows.items()))
     attrs = client.get("attributes") or {}
     if attrs:
-        st.markdown("**Attributes**")
+        st.markdown("**" + _("Attributes") + "**")
         st.dataframe(
-            pd.DataFrame({"Field": list(attrs), "Value": [str(v) for v in attrs.values()]}),
+            pd.DataFrame({_("Field"): list(attrs), _("Value"): [str(v) for v in attrs.values()]}),
             hide_index=True,
             key="cd_attrs_view",
             placeholder="",
@@ -194,28 +208,28 @@ def edit_form(store: Store, client: dict[str, Any]) -> None:
     v = f"{client['id']}_{_edit_version()}"
     attrs = client.get("attributes") or {}
     with st.form(f"cd_edit_{v}"):
-        name = st.text_input("Name", value=client.get("name") or "", key=f"cd_e_name_{v}")
+        name = st.text_input(_("Name"), value=client.get("name") or "", key=f"cd_e_name_{v}")
         # One field per line: the form sits in the narrow left column.
-        email = st.text_input("E-mail", value=client.get("email") or "", key=f"cd_e_email_{v}")
-        phone = st.text_input("Phone", value=client.get("phone") or "", key=f"cd_e_phone_{v}")
+        email = st.text_input(_("E-mail"), value=client.get("email") or "", key=f"cd_e_email_{v}")
+        phone = st.text_input(_("Phone"), value=client.get("phone") or "", key=f"cd_e_phone_{v}")
         company = st.text_input(
-            "Company", value=client.get("company") or "", key=f"cd_e_company_{v}"
+            _("Company"), value=client.get("company") or "", key=f"cd_e_company_{v}"
         )
-        city = st.text_input("City", value=client.get("city") or "", key=f"cd_e_city_{v}")
+        city = st.text_input(_("City"), value=client.get("city") or "", key=f"cd_e_city_{v}")
         consents = st.container(horizontal=True)
         consent_email = consents.checkbox(
-            "E-mail consent", value=bool(client.get("consent_email")), key=f"cd_e_ce_{v}"
+            _("E-mail consent"), value=bool(client.get("consent_email")), key=f"cd_e_ce_{v}"
         )
         consent_sms = consents.checkbox(
-            "SMS consent", value=bool(client.get("consent_sms")), key=f"cd_e_cs_{v}"
+            _("SMS consent"), value=bool(client.get("consent_sms")), key=f"cd_e_cs_{v}"
         )
         tags = st.text_input(
-            "Tags",
+            _("Tags"),
             value=", ".join(client.get("tags") or []),
-            help="Separated by commas.",
+            help=_("Separated by commas."),
             key=f"cd_e_tags_{v}",
         )
-        st.caption("Attributes (every other column of the imported list; used in templates)")
+        st.caption(_("Attributes (every other column of the imported list; used in templates)"))
         edited = st.data_editor(
             pd.DataFrame(
                 {"Field": list(attrs), "Value": [str(x) for x in attrs.values()]},
@@ -227,7 +241,7 @@ def edit_form(store: Store, client: dict[str, Any]) -> None:
             width="stretch",
             placeholder="",
         )
-        submitted = st.form_submit_button("Save changes", type="primary", icon=":material/save:")
+        submitted = st.form_submit_button(_("Save changes"), type="primary", icon=":material/save:")
     if not submitted:
         return
     changes: dict[str, Any] = {}
@@ -251,7 +265,7 @@ def edit_form(store: Store, client: dict[str, Any]) -> None:
     if new_attrs != attrs:
         changes["attributes"] = new_attrs
     if not changes:
-        st.info("Nothing changed.")
+        st.info(_("Nothing changed."))
         return
     try:
         diff = profile.update_client(store, client["id"], changes)
@@ -259,14 +273,17 @@ def edit_form(store: Store, client: dict[str, Any]) -> None:
         st.error(str(exc), icon=":material/error:")
         return
     st.session_state["cd_edit_version"] = _edit_version() + 1
-    st.session_state[FLASH] = ("success", f"Saved: {', '.join(diff) or 'no change'}.")
+    st.session_state[FLASH] = (
+        "success",
+        _("Saved: {fields}.").format(fields=", ".join(diff) or _("no change")),
+    )
     st.rerun()
 
 
 def _attributes_from_editor(edited: pd.DataFrame, original: dict[str, Any]) -> dict[str, Any]:
     """The editor's rows as a dict; values left as they were keep their original type."""
     out: dict[str, Any] = {}
-    for _, row in edited.iterrows():
+    for _i, row in edited.iterrows():
         key = row.get("Field")
         if key is None or (isinstance(key, float) and key != key) or not str(key).strip():
             continue
@@ -282,45 +299,62 @@ def _attributes_from_editor(edited: pd.DataFrame, original: dict[str, Any]) -> d
 def opt_out_panel(store: Store, client: dict[str, Any]) -> None:
     """Per channel: opt out with a reason, or opt back in."""
     # One channel under the other: side by side they cut the buttons short in this column.
-    for channel, label in (("email", "e-mail"), ("sms", "SMS")):
+    for channel in ("email", "sms"):
         with st.container():
             supp = client["suppressed"].get(channel)
             consent = bool(client.get(f"consent_{channel}"))
             address = profile.client_address(client, channel)
             if consent and not supp:
-                st.markdown(f"**{comm_ui.CHANNEL_LABELS[channel]}:** receives messages")
+                st.markdown(
+                    _("**{channel}:** receives messages").format(channel=CHANNEL_LABELS[channel])
+                )
                 reason = st.text_input(
-                    "Reason",
+                    _("Reason"),
                     value=profile.DEFAULT_OPT_OUT_REASON,
                     key=f"cd_optout_reason_{channel}",
                 )
                 if st.button(
-                    f"Opt out of {label}", icon=":material/block:", key=f"cd_optout_{channel}"
+                    _("Opt out of e-mail") if channel == "email" else _("Opt out of SMS"),
+                    icon=":material/block:",
+                    key=f"cd_optout_{channel}",
                 ):
                     try:
                         profile.opt_out(store, client["id"], channel, reason)
                     except CommsError as exc:
                         st.error(str(exc))
                     else:
-                        where = f" ({address} is on the suppression list)" if address else ""
-                        st.session_state[FLASH] = (
-                            "success",
-                            f"{client['name']} is opted out of {label}{where}.",
-                        )
+                        done = (
+                            _("{name} is opted out of e-mail.")
+                            if channel == "email"
+                            else _("{name} is opted out of SMS.")
+                        ).format(name=client["name"])
+                        if address:
+                            done += " " + _("({address} is on the suppression list)").format(
+                                address=address
+                            )
+                        st.session_state[FLASH] = ("success", done)
                         st.rerun()
             else:
-                why = (supp or {}).get("reason") or "consent withdrawn"
-                st.markdown(f"**{comm_ui.CHANNEL_LABELS[channel]}:** opted out ({why})")
+                why = shown_code((supp or {}).get("reason") or "consent withdrawn")
+                st.markdown(
+                    _("**{channel}:** opted out ({why})").format(
+                        channel=CHANNEL_LABELS[channel], why=why
+                    )
+                )
                 if st.button(
-                    f"Opt back in to {label}",
+                    _("Opt back in to e-mail") if channel == "email" else _("Opt back in to SMS"),
                     icon=":material/undo:",
                     key=f"cd_optin_{channel}",
-                    help="Only when the client asked for it again.",
+                    help=_("Only when the client asked for it again."),
                 ):
                     profile.opt_in(store, client["id"], channel)
                     st.session_state[FLASH] = (
                         "success",
-                        f"{client['name']} receives {label} again.",
+                        (
+                            _("{name} receives e-mail again.")
+                            if channel == "email"
+                            else _("{name} receives SMS again.")
+                        ).format(name=client["name"]),
                     )
                     st.rerun()
 
@@ -377,17 +411,18 @@ def _submit(store: Store, client_id: int, channel: str, send: bool) -> None:
             send=send,
         )
     except CommsError as exc:
-        set_flash(FLASH, "error", f"Not saved: {exc}")
+        set_flash(FLASH, "error", _("Not saved: {error}").format(error=exc))
         return
     if result.status == "queued":
         dispatcher.wake(store)  # due now: the background sender sends it, not this page
-    what = "queued to send now" if result.status == "queued" else "saved as a draft"
-    set_flash(
-        FLASH,
-        "success",
-        f"Message {result.message_id} to {result.to_address} {what}. It is at the top of "
-        "the communication below.",
+    done = (
+        _("Message {id} to {to} queued to send now. It is at the top of the communication below.")
+        if result.status == "queued"
+        else _(
+            "Message {id} to {to} saved as a draft. It is at the top of the communication below."
+        )
     )
+    set_flash(FLASH, "success", done.format(id=result.message_id, to=result.to_address))
     _clear_compose(channel)
     # The new message is at the top of the client's list: it is the one to look at.
     comm_ui.clear_selection(HISTORY_KEY)
@@ -395,11 +430,11 @@ def _submit(store: Store, client_id: int, channel: str, send: bool) -> None:
 
 def compose_panel(store: Store, client: dict[str, Any]) -> None:
     """Write one e-mail or SMS to this client, from a template or blank."""
-    st.subheader(f"Write to {client['name'] or 'this client'}")
+    st.subheader(_("Write to {name}").format(name=client["name"] or _("this client")))
     channel = st.radio(
-        "Channel",
+        _("Channel"),
         ["email", "sms"],
-        format_func=lambda c: "E-mail" if c == "email" else "SMS",
+        format_func=CHANNEL_LABELS.get,
         horizontal=True,
         key="cd_channel",
     )
@@ -408,27 +443,32 @@ def compose_panel(store: Store, client: dict[str, Any]) -> None:
     except CommsError as exc:
         st.warning(str(exc), icon=":material/warning:")
         return
-    st.caption(f"To: {address}")
+    st.caption(_("To: {address}").format(address=address))
     options = {t["id"]: t["name"] for t in compose.list_templates(store, channel)}
     st.selectbox(
-        "Template",
+        _("Template"),
         [BLANK, *options],
-        format_func=lambda t: "Blank message" if t == BLANK else options.get(t, f"template {t}"),
+        format_func=lambda t: (
+            _("Blank message") if t == BLANK else options.get(t, _("template {id}").format(id=t))
+        ),
         key=f"cd_{channel}_template",
         on_change=_fill_from_template,
         args=(store, channel),
-        help="A template fills the fields below; everything stays editable.",
+        help=_("A template fills the fields below; everything stays editable."),
     )
     if channel == "email":
-        st.text_input("Subject", key="cd_email_subject")
+        st.text_input(_("Subject"), key="cd_email_subject")
         st.selectbox(
-            "Body format",
+            _("Body format"),
             list(FORMAT_LABELS),
             format_func=FORMAT_LABELS.get,
             key="cd_email_format",
         )
         st.text_area(
-            "Text", key="cd_email_body", height=220, help="Fields like {{ name }} are filled in."
+            _("Text"),
+            key="cd_email_body",
+            height=220,
+            help=_("Fields like {{ name }} are filled in."),
         )
         pool = st.session_state.get("cd_email_att_pool") or []
         if pool:
@@ -437,33 +477,37 @@ def compose_panel(store: Store, client: dict[str, Any]) -> None:
                 for a in att.get_attachments(store, pool)
             }
             st.multiselect(
-                "Template attachments",
+                _("Template attachments"),
                 pool,
                 format_func=lambda i: names.get(i, str(i)),
                 key="cd_email_atts",
             )
         attachments_ui.uploader(
-            "Add attachments",
+            _("Add attachments"),
             key=f"cd_email_upload_{st.session_state.get('cd_upload_nonce', 0)}",
         )
     else:
         st.text_area(
-            "Text",
+            _("Text"),
             key="cd_sms_body",
             height=150,
-            help="Fields like {{ name }} are filled in. The counter below updates when you "
-            "leave the field or press Ctrl+Enter.",
+            help=_(
+                "Fields like {{ name }} are filled in. The counter below updates when you "
+                "leave the field or press Ctrl+Enter."
+            ),
         )
         st.checkbox(
-            "Replace diacritics and typographic marks",
+            _("Replace diacritics and typographic marks"),
             key="cd_sms_gsm7",
-            help="Write Czech letters without accents (ř → r) and typographic marks plainly "
-            '(… → ..., „ → ") so more fits in one SMS.',
+            help=_(
+                "Write Czech letters without accents (ř → r) and typographic marks plainly "
+                '(… → ..., „ → ") so more fits in one SMS.'
+            ),
         )
     _preview(store, client, channel)
     row = st.container(horizontal=True)
     row.button(
-        "Send now",
+        _("Send now"),
         type="primary",
         icon=":material/send:",
         key="cd_send_now",
@@ -471,7 +515,7 @@ def compose_panel(store: Store, client: dict[str, Any]) -> None:
         args=(store, client["id"], channel, True),
     )
     row.button(
-        "Save draft",
+        _("Save draft"),
         icon=":material/save:",
         key="cd_save_draft",
         on_click=_submit,
@@ -494,7 +538,7 @@ def _preview(store: Store, client: dict[str, Any], channel: str) -> None:
             channel, subject, body, fmt, compose.client_context(client)
         )
     except CommsError as exc:
-        st.warning(f"The text cannot be filled in for this client: {exc}")
+        st.warning(_("The text cannot be filled in for this client: {error}").format(error=exc))
         return
     if channel == "sms":
         if ss.get("cd_sms_gsm7"):
@@ -502,19 +546,23 @@ def _preview(store: Store, client: dict[str, Any], channel: str) -> None:
         info = sms_info(text)
         line = info.describe()
         if info.segments > max_segments():
-            st.warning(f"{line}: more than {max_segments()} segments costs more.")
+            st.warning(
+                _("{line}: more than {n} segments costs more.").format(
+                    line=line, n=number(max_segments())
+                )
+            )
         else:
             st.caption(line)
         hint = ucs2_hint(text) if not ss.get("cd_sms_gsm7") else None
         if hint:
-            st.caption(hint + " “Replace diacritics and typographic marks” does that.")
-        with st.expander("Preview for this client"):
+            st.caption(hint + " " + _("“Replace diacritics and typographic marks” does that."))
+        with st.expander(_("Preview for this client")):
             for i, part in enumerate(split_segments(text), start=1):
-                st.caption(f"Segment {i}")
+                st.caption(_("Segment {n}").format(n=i))
                 st.text(part)
     else:
-        with st.expander("Preview for this client"):
-            st.markdown(f"**Subject:** {subj}")
+        with st.expander(_("Preview for this client")):
+            st.markdown(_("**Subject:** {subject}").format(subject=subj))
             st.html(html or "")
 
 
@@ -534,13 +582,15 @@ def client_messages(store: Store, client_id: int) -> None:
 def _client_messages(store: Store, client_id: int, ticking: bool) -> None:
     total = history.count_messages(store, history.MessageFilter(client_id=client_id))
     df = history.client_history_df(store, client_id, limit=HISTORY_ROWS)
-    st.subheader(f"Communication ({number(total)})")
+    st.subheader(_("Communication ({n})").format(n=number(total)))
     if df.empty:
-        st.caption("Nothing sent to this client yet.")
+        st.caption(_("Nothing sent to this client yet."))
         return
     if total > len(df):
         st.caption(
-            f"The newest {number(len(df))} are shown; **Show communication** lists and filters all."
+            _("The newest {n} are shown; **Show communication** lists and filters all.").format(
+                n=number(len(df))
+            )
         )
     # Every row is this client's, and the address is in the header: no Client / To.
     ids = comm_ui.message_table(df, key=HISTORY_KEY, hide=("Client", "To", "Attempts"))

@@ -25,6 +25,7 @@ from comms import outbox
 from comms.clients import profile, suppressions
 from comms.config import max_upload_bytes
 from comms.errors import CommsError, NotFound
+from comms.i18n import N_, TABLE_DATETIME, _, format_datetime, language, ngettext, size
 from comms.messages import compose, editor, history
 from comms.messages.history import MessageFilter
 from comms.rules.sms import sms_info, split_segments
@@ -33,10 +34,10 @@ from comms.store import Store
 from comms.ui.common import (
     CHANNEL_LABELS,
     STATUS_COLORS,
-    counted,
     number,
     set_flash,
     show_flash,
+    shown_code,
 )
 from comms.ui.widgets.tables import clear_picked, id_table
 
@@ -75,7 +76,7 @@ FILTER_KEYS = (
 def status_badge(status: str) -> None:
     """A coloured badge for a message status."""
     color, icon = STATUS_BADGES.get(status, ("gray", None))
-    st.badge(status, color=color, icon=icon)
+    st.badge(shown_code(status), color=color, icon=icon)
 
 
 # -- which client -------------------------------------------------------------------
@@ -128,39 +129,51 @@ def filters(store: Store, client_id: int | None) -> MessageFilter:
     with st.container(border=True):
         c1, c2, c3, c4 = st.columns([2, 1, 2, 1])
         client_text = c1.text_input(
-            "Client",
+            _("Client"),
             key="comm_f_client",
-            placeholder="name, e-mail or phone",
+            placeholder=_("name, e-mail or phone"),
             disabled=client_id is not None,
-            help="Showing one client's messages" if client_id is not None else None,
+            help=_("Showing one client's messages") if client_id is not None else None,
         )
+        every = _("All")
         channel = c2.selectbox(
-            "Channel",
+            _("Channel"),
             [None, *opts["channels"]],
-            format_func=lambda c: "All" if c is None else CHANNEL_LABELS[c],
+            format_func=lambda c: every if c is None else CHANNEL_LABELS[c],
             key="comm_f_channel",
         )
         statuses = c3.multiselect(
-            "Status", opts["statuses"], key="comm_f_status", placeholder="All"
+            _("Status"),
+            opts["statuses"],
+            format_func=shown_code,
+            key="comm_f_status",
+            placeholder=every,
         )
         source = c4.selectbox(
-            "Source",
+            _("Source"),
             [None, *opts["sources"]],
-            format_func=lambda s: "All" if s is None else s,
+            format_func=lambda s: every if s is None else shown_code(s),
             key="comm_f_source",
         )
         d1, d2, d3 = st.columns([2, 2, 2])
         batch_id = d1.selectbox(
-            "Batch",
+            _("Batch"),
             [None, *batches],
-            format_func=lambda b: "All" if b is None else batches.get(b, f"batch {b}"),
+            format_func=lambda b: (
+                every if b is None else batches.get(b, _("batch {id}").format(id=b))
+            ),
             key="comm_f_batch",
         )
         date_from, date_to = _dates(
-            d2.date_input("Date range", value=(), key="comm_f_dates", format="YYYY-MM-DD")
+            d2.date_input(
+                _("Date range"),
+                value=(),
+                key="comm_f_dates",
+                format="DD.MM.YYYY" if language() == "cs" else "YYYY-MM-DD",
+            )
         )
         text = d3.text_input(
-            "Text", key="comm_f_text", placeholder="words in the subject, body or address"
+            _("Text"), key="comm_f_text", placeholder=_("words in the subject, body or address")
         )
     return MessageFilter(
         client_id=client_id,
@@ -190,24 +203,24 @@ def shown_reason(status: str, reason: Any, error: Any) -> str:
         return ""
     for value in (reason, error):
         if value is not None and value == value and str(value):
-            return str(value)
+            return shown_code(value)
     return ""
 
 
 def _display(df: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame(
         {
-            "ID": df["id"],
-            "Created": df["created_at"],
-            "Client": df["client_name"],
-            "Channel": df["channel"].map(CHANNEL_LABELS),
-            "Status": df["status"],
-            "Source": df["source"],
-            "To": df["to_address"],
-            "Subject / text": df["subject"].fillna(df["snippet"].str.replace("\n", " ")),
-            "Sent": df["sent_at"],
-            "Attempts": df["attempts"],
-            "Reason / error": [
+            _("ID"): df["id"],
+            _("Created"): df["created_at"],
+            _("Client"): df["client_name"],
+            _("Channel"): df["channel"].map(CHANNEL_LABELS),
+            _("Status"): df["status"].map(shown_code),
+            _("Source"): df["source"].map(shown_code),
+            _("To"): df["to_address"],
+            _("Subject / text"): df["subject"].fillna(df["snippet"].str.replace("\n", " ")),
+            _("Sent"): df["sent_at"],
+            _("Attempts"): df["attempts"],
+            _("Reason / error"): [
                 shown_reason(st_, r, e)
                 for st_, r, e in zip(df["status"], df["reason"], df["error"], strict=True)
             ],
@@ -248,51 +261,59 @@ def paged_table(store: Store, f: MessageFilter, ticking: bool = False) -> list[i
         st.session_state["comm_page"] = pages
     if total == 0:
         if f != MessageFilter(client_id=f.client_id):
-            st.info("No message matches these filters.", icon=":material/search_off:")
+            st.info(_("No message matches these filters."), icon=":material/search_off:")
         elif f.client_id is not None:
-            st.info("Nothing has been written to this client yet.", icon=":material/inbox:")
+            st.info(_("Nothing has been written to this client yet."), icon=":material/inbox:")
         else:
             st.info(
-                "No messages yet. Send to clients from **Bulk send** or from a client's "
-                "detail; every message then appears here.",
+                _(
+                    "No messages yet. Send to clients from **Bulk send** or from a client's "
+                    "detail; every message then appears here."
+                ),
                 icon=":material/inbox:",
             )
         return None
     head, pager = st.columns([4, 1], vertical_alignment="bottom")
-    noun = "message" if total == 1 else "messages"
+    counted = ngettext("**{n} message**, newest first", "**{n} messages**, newest first", total)
+    counted = counted.format(n=number(total))
     if pages == 1:  # no page picker that can only say 1
-        head.markdown(f"**{number(total)} {noun}**, newest first")
+        head.markdown(counted)
         page = 1
     else:
         head.markdown(
-            f"**{number(total)} {noun}**, newest first · {number(pages)} page(s) of "
-            f"{PAGE_SIZE} messages"
+            counted
+            + " · "
+            + ngettext(
+                "{pages} page of {size} messages", "{pages} pages of {size} messages", pages
+            ).format(pages=number(pages), size=number(PAGE_SIZE))
         )
-        page = pager.number_input("Page", min_value=1, max_value=pages, step=1, key="comm_page")
+        page = pager.number_input(_("Page"), min_value=1, max_value=pages, step=1, key="comm_page")
     df = history.list_messages(store, f, limit=PAGE_SIZE, offset=(int(page) - 1) * PAGE_SIZE)
     st.session_state["comm_page_rows"] = df
     # One client's view: their name in the header, not in every row.
-    return message_table(df, key=TABLE_KEY, hide=("Client",) if f.client_id is not None else ())
+    return message_table(df, key=TABLE_KEY, hide=(N_("Client"),) if f.client_id is not None else ())
 
 
 def message_table(df: pd.DataFrame, *, key: str, hide: Sequence[str] = ()) -> list[int]:
     """Messages (as history.list_messages returns them) with multi-row selection.
 
-    `hide` names display columns to leave out; returns the selected messages' ids
-    (mapped from the rows as drawn, so a new message at the top shifts nothing).
+    `hide` names display columns to leave out (English names: msgids); returns the
+    selected messages' ids (mapped from the rows as drawn, so a new message at the top
+    shifts nothing).
     """
+    when = TABLE_DATETIME[language()]
     return id_table(
-        _display(df).drop(columns=list(hide)),
+        _display(df).drop(columns=[_(h) for h in hide]),
         [int(i) for i in df["id"]],
         key=key,
         hide_index=True,
         column_config={
-            "ID": st.column_config.NumberColumn(format="%d", width="small"),
-            "Created": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
-            "Sent": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
-            "Attempts": st.column_config.NumberColumn(width="small"),
-            "Source": st.column_config.TextColumn(width="medium"),  # "client detail" whole
-            "Status": st.column_config.TextColumn(width="small"),
+            _("ID"): st.column_config.NumberColumn(format="%d", width="small"),
+            _("Created"): st.column_config.DatetimeColumn(format=when),
+            _("Sent"): st.column_config.DatetimeColumn(format=when),
+            _("Attempts"): st.column_config.NumberColumn(width="small"),
+            _("Source"): st.column_config.TextColumn(width="medium"),  # "client detail" whole
+            _("Status"): st.column_config.TextColumn(width="small"),
         },
         placeholder="",  # a draft has no "Sent", a sent message no "Reason / error"
     )
@@ -322,36 +343,50 @@ def _act(
     """
     now = history.statuses_of(store, ids)
     able = [i for i in ids if now.get(i) in allowed]
-    moved_on = [f"{i} is {now[i]} now" for i in ids if i in now and now[i] not in allowed]
-    note = f" (message {', '.join(moved_on)}: left as it is)" if moved_on else ""
+    label = _(label)
+    moved_on = [
+        _("{id} is {status} now").format(id=i, status=shown_code(now[i]))
+        for i in ids
+        if i in now and now[i] not in allowed
+    ]
+    note = (
+        " " + _("(message {list}: left as it is)").format(list=", ".join(moved_on))
+        if moved_on
+        else ""
+    )
     if not able:
-        set_flash(flash_key, "warning", f"{label}: nothing to do{note}.")
+        set_flash(
+            flash_key, "warning", _("{action}: nothing to do").format(action=label) + note + "."
+        )
         return
     try:
         n = fn(able)
     except CommsError as exc:
         set_flash(flash_key, "error", f"{label}: {exc}")
     else:
-        set_flash(flash_key, "success", f"{label}: {counted(n, 'message')}{note}.")
+        done = ngettext("{n} message", "{n} messages", n).format(n=number(n))
+        set_flash(flash_key, "success", f"{label}: {done}{note}.")
 
 
 def _copy(store: Store, message_id: int, flash_key: str, table_key: str) -> None:
     try:
         new_id = compose.copy_to_draft(store, message_id)
     except CommsError as exc:
-        set_flash(flash_key, "error", f"Copy: {exc}")
+        set_flash(flash_key, "error", _("Copy: {error}").format(error=exc))
         return
     set_flash(
         flash_key,
         "success",
-        f"Copied into a new draft (message {new_id}); it is at the top of the list.",
+        _("Copied into a new draft (message {id}); it is at the top of the list.").format(
+            id=new_id
+        ),
     )
     clear_selection(table_key)  # the copy, at the top, is the one to look at next
 
 
-def _counted(verb: str, n: int, noun: str, none: str) -> str:
-    """A button label: "Send 2 draft(s)", or "Send drafts" (disabled), never "Send 0 …"."""
-    return f"{verb} {number(n)} {noun}" if n else f"{verb} {none}"
+def _counted(n: int, some: str, none: str) -> str:
+    """A button label: "Send 2 drafts", or "Send drafts" (disabled), never "Send 0 …"."""
+    return some.format(n=number(n)) if n else none
 
 
 def _woken(store: Store, n: int) -> int:
@@ -372,7 +407,7 @@ def actions(
     flash_key = f"{key}_flash"
     show_flash(flash_key)
     if not ids:
-        st.caption("Select messages in the table to send drafts, retry, cancel or copy them.")
+        st.caption(_("Select messages in the table to send drafts, retry, cancel or copy them."))
         return
     by: dict[str, list[int]] = {}
     for mid, status in history.statuses_of(store, ids).items():
@@ -381,7 +416,11 @@ def actions(
     # One wrapping row: four fixed columns cut "Copy into a new draft" short.
     row = st.container(horizontal=True)
     row.button(
-        _counted("Send", len(drafts_ids), "draft(s)", "drafts"),
+        _counted(
+            len(drafts_ids),
+            ngettext("Send {n} draft", "Send {n} drafts", len(drafts_ids)),
+            _("Send drafts"),
+        ),
         icon=":material/send:",
         type="primary",
         disabled=not drafts_ids,
@@ -390,15 +429,19 @@ def actions(
         args=(
             store,
             flash_key,
-            "Queued to send now",
+            N_("Queued to send now"),
             lambda ids: _send_drafts(store, ids),
             drafts_ids,
             frozenset({"draft"}),
         ),
-        help="Queue the selected drafts; the background sender sends them within seconds.",
+        help=_("Queue the selected drafts; the background sender sends them within seconds."),
     )
     row.button(
-        _counted("Retry", len(failed), "failed", "failed"),
+        _counted(
+            len(failed),
+            ngettext("Retry {n} failed", "Retry {n} failed", len(failed)),
+            _("Retry failed"),
+        ),
         icon=":material/replay:",
         disabled=not failed,
         key=f"{key}_retry",
@@ -406,14 +449,18 @@ def actions(
         args=(
             store,
             flash_key,
-            "Queued again",
+            N_("Queued again"),
             lambda ids: _woken(store, outbox.retry(store, message_ids=ids)),
             failed,
             frozenset({"failed"}),
         ),
     )
     row.button(
-        _counted("Cancel", len(queued), "queued", "queued"),
+        _counted(
+            len(queued),
+            ngettext("Cancel {n} queued", "Cancel {n} queued", len(queued)),
+            _("Cancel queued"),
+        ),
         icon=":material/cancel_schedule_send:",
         disabled=not queued,
         key=f"{key}_cancel",
@@ -421,19 +468,19 @@ def actions(
         args=(
             store,
             flash_key,
-            "Cancelled",
+            N_("Cancelled"),
             lambda ids: outbox.cancel(store, message_ids=ids),
             queued,
             frozenset({"queued"}),
         ),
-        help="Queued messages that have not left yet are cancelled.",
+        help=_("Queued messages that have not left yet are cancelled."),
     )
     row.button(
-        "Copy into a new draft",
+        _("Copy into a new draft"),
         icon=":material/content_copy:",
         key=f"{key}_copy",
         disabled=len(ids) != 1,
-        help=None if len(ids) == 1 else "Select exactly one message to copy it.",
+        help=None if len(ids) == 1 else _("Select exactly one message to copy it."),
         on_click=_copy,
         args=(store, ids[0], flash_key, table_key),
     )
@@ -445,7 +492,7 @@ def actions(
 def _when(value: Any) -> str:
     if value is None or (isinstance(value, float) and value != value) or value is pd.NaT:
         return "—"
-    return str(value)[:19]
+    return format_datetime(pd.Timestamp(value).to_pydatetime())
 
 
 def message_view(store: Store, message_id: int, *, key: str = "comm_msg") -> None:
@@ -461,7 +508,9 @@ def message_view(store: Store, message_id: int, *, key: str = "comm_msg") -> Non
         top[0].markdown(f"#### {CHANNEL_LABELS[msg['channel']]} {message_id}: {title or ''}")
         with top[1]:
             status_badge(msg["status"])
-        batch = f"{msg['batch_name'] or 'batch'} ({msg['batch_id']})" if msg["batch_id"] else None
+        batch = (
+            f"{msg['batch_name'] or _('batch')} ({msg['batch_id']})" if msg["batch_id"] else None
+        )
         client = (
             f"{msg['client_name'] or '—'} (ID {msg['client_id']})"
             if msg["client_id"] is not None
@@ -469,30 +518,33 @@ def message_view(store: Store, message_id: int, *, key: str = "comm_msg") -> Non
         )
         reason = shown_reason(msg["status"], msg.get("reason"), None)
         facts = (
-            ("To", f"{msg.get('to_name') or ''} <{msg['to_address'] or '—'}>"),
-            ("Client", client),
-            ("Source", msg["source"]),
-            ("Batch", batch),
-            ("Created", _when(msg["created_at"])),
-            ("Scheduled", _when(msg["scheduled_at"])),
-            ("Sent", _when(msg["sent_at"])),
-            ("Provider id", msg["provider_id"]),
-            ("Attempts", msg["attempts"]),
-            ("Reason", reason or None),
+            (_("To"), f"{msg.get('to_name') or ''} <{msg['to_address'] or '—'}>"),
+            (_("Client"), client),
+            (_("Source"), shown_code(msg["source"])),
+            (_("Batch"), batch),
+            (_("Created"), _when(msg["created_at"])),
+            (_("Scheduled"), _when(msg["scheduled_at"])),
+            (_("Sent"), _when(msg["sent_at"])),
+            (_("Provider id"), msg["provider_id"]),
+            (_("Attempts"), msg["attempts"]),
+            (_("Reason"), reason or None),
         )
         # What has not happened (no batch, not scheduled, not sent) is left out, not "—".
         meta = {k: v for k, v in facts if v not in (None, "", "—")}
         st.markdown("  \n".join(f"**{k}:** {v}" for k, v in meta.items()))
         if msg.get("error") and msg["status"] == "invalid":
             # An invalid message never reached a server: the error is ours (render, address).
-            st.warning(f"Cannot be sent: {msg['error']}", icon=":material/block:")
+            st.warning(
+                _("Cannot be sent: {reason}").format(reason=msg["error"]), icon=":material/block:"
+            )
         elif msg.get("error") and msg["status"] in REASON_SHOWN:
-            st.error(f"Last error: {msg['error']}", icon=":material/error:")
+            st.error(_("Last error: {error}").format(error=msg["error"]), icon=":material/error:")
         elif msg.get("error") and msg["status"] == "queued" and msg.get("next_attempt_at"):
             # Deferred after a temporary error; a retried message (attempts from 0) is not.
             st.info(
-                f"The last attempt failed for now ({msg['error']}); it is tried again at "
-                f"{_when(msg['next_attempt_at'])}.",
+                _("The last attempt failed for now ({error}); it is tried again at {when}.").format(
+                    error=msg["error"], when=_when(msg["next_attempt_at"])
+                ),
                 icon=":material/schedule:",
             )
         if msg["channel"] == "email":
@@ -500,52 +552,59 @@ def message_view(store: Store, message_id: int, *, key: str = "comm_msg") -> Non
         else:
             _sms_body(msg)
         if msg["attempt_log"]:
-            st.markdown("**Attempts**")
+            st.markdown("**" + _("Attempts") + "**")
             st.dataframe(
                 pd.DataFrame(msg["attempt_log"]).rename(
-                    columns={"attempt": "#", "ts": "When", "outcome": "Outcome", "detail": "Detail"}
+                    columns={
+                        "attempt": "#",
+                        "ts": _("When"),
+                        "outcome": _("Outcome"),
+                        "detail": _("Detail"),
+                    }
                 ),
                 hide_index=True,
                 key=f"{key}_attempts_{message_id}",
                 placeholder="",
             )
         else:
-            st.caption("No sending attempt yet.")
+            st.caption(_("No sending attempt yet."))
         if msg["status"] in editor.EDITABLE:
             _edit_draft(store, msg, key)
         if msg["client_id"] is not None:
-            if st.button("Open client detail", icon=":material/person:", key=f"{key}_open_client"):
+            if st.button(
+                _("Open client detail"), icon=":material/person:", key=f"{key}_open_client"
+            ):
                 from comms.ui.client import open_client_detail  # avoids an import cycle
 
                 open_client_detail(int(msg["client_id"]))
 
 
 def _email_body(store: Store, msg: dict, key: str) -> None:
-    st.markdown(f"**Subject:** {msg['subject'] or '—'}")
+    st.markdown(_("**Subject:** {subject}").format(subject=msg["subject"] or "—"))
     with st.container(border=True):
         if msg.get("body_html"):
             # st.html sanitises (no scripts, no event handlers): safe for stored HTML.
             st.html(msg["body_html"])
         else:
             st.text(msg["body_text"] or "")
-    with st.expander("Plain-text part"):
+    with st.expander(_("Plain-text part")):
         st.text(msg["body_text"] or "")
     if msg["attachments"]:
-        st.markdown("**Attachments**")
+        st.markdown("**" + _("Attachments") + "**")
         for a in msg["attachments"]:
             cols = st.columns([3, 1, 1], vertical_alignment="center")
             cols[0].markdown(f":material/attach_file: {a['filename']}")
-            cols[1].caption(f"{a['content_type']}, {number(a['size'])} B")
+            cols[1].caption(f"{a['content_type']}, {size(a['size'])}")
             name, ctype, data = history.attachment_data(store, a["id"])
             cols[2].download_button(
-                "Download",
+                _("Download"),
                 data=data,
                 file_name=name,
                 mime=ctype,
                 key=f"{key}_att_{msg['id']}_{a['id']}",
             )
     else:
-        st.caption("No attachments.")
+        st.caption(_("No attachments."))
 
 
 def _sms_body(msg: dict) -> None:
@@ -556,28 +615,28 @@ def _sms_body(msg: dict) -> None:
     for i, part in enumerate(parts, start=1):
         with st.container(border=True):
             if len(parts) > 1:
-                st.caption(f"Segment {i} of {len(parts)}")
+                st.caption(_("Segment {n} of {total}").format(n=i, total=len(parts)))
             st.text(part)
 
 
 def _edit_draft(store: Store, msg: dict, key: str) -> None:
-    with st.expander("Edit this draft", icon=":material/edit:"):
+    with st.expander(_("Edit this draft"), icon=":material/edit:"):
         with st.form(f"{key}_edit_{msg['id']}"):
             subject = (
-                st.text_input("Subject", value=msg["subject"] or "")
+                st.text_input(_("Subject"), value=msg["subject"] or "")
                 if msg["channel"] == "email"
                 else None
             )
-            body = st.text_area("Text", value=editor.editable_body(msg), height=200)
+            body = st.text_area(_("Text"), value=editor.editable_body(msg), height=200)
             if msg["channel"] == "sms":
                 st.caption(sms_info(body).describe())
-            if st.form_submit_button("Save the draft", icon=":material/save:"):
+            if st.form_submit_button(_("Save the draft"), icon=":material/save:"):
                 try:
                     editor.edit_message(store, msg["id"], subject=subject, body=body)
                 except CommsError as exc:
                     st.error(str(exc))
                 else:
-                    st.success("Draft saved.")
+                    st.success(_("Draft saved."))
                     st.rerun()
 
 
@@ -588,7 +647,7 @@ def timeline(store: Store, client_id: int) -> None:
     """Messages of one client over time, by channel (rows) and status (colour)."""
     df = history.client_timeline(store, client_id)
     if df.empty:
-        st.info("This client has no messages yet.", icon=":material/forum:")
+        st.info(_("This client has no messages yet."), icon=":material/forum:")
         return
     df = df.assign(channel=df["channel"].map(CHANNEL_LABELS))
     statuses = [s for s in STATUS_COLORS if s in set(df["status"])]
@@ -632,7 +691,7 @@ def _upload_preview(store: Store, uploaded: Any, reason: str, nonce: int) -> Non
     except CommsError as exc:
         st.error(f"{uploaded.name}: {exc}")
         return
-    emails = sum(1 for _, _, ch in parsed.entries if ch == "email")
+    emails = sum(1 for _a, _n, ch in parsed.entries if ch == "email")
     notes = [
         f"{number(len(parsed.entries))} address(es): {number(emails)} e-mail, "
         f"{number(len(parsed.entries) - emails)} phone"
@@ -723,7 +782,9 @@ def suppression_panel(store: Store) -> None:
             suppressions.remove_suppression(store, address, channel)
         st.session_state["supp_flash"] = (
             "success",
-            f"Removed {counted(len(chosen), 'address', 'addresses')}.",
+            ngettext("Removed {n} address.", "Removed {n} addresses.", len(chosen)).format(
+                n=number(len(chosen))
+            ),
         )
         st.rerun()
 
@@ -741,13 +802,15 @@ def client_header(store: Store, client_id: int) -> bool:
     try:
         client = profile.load_client(store, client_id)
     except NotFound:
-        st.warning(f"Client {client_id} does not exist; showing every message.")
+        st.warning(_("Client {id} does not exist; showing every message.").format(id=client_id))
         clear_client()
         return False
     head, b1, b2 = st.columns([3, 1, 1], vertical_alignment="center")
-    head.subheader(f"{client['name'] or '(no name)'} · client {client_id}")
-    b1.button("Show every client", icon=":material/groups:", on_click=clear_client)
-    if b2.button("Open client detail", icon=":material/person:"):
+    head.subheader(
+        _("{name} · client {id}").format(name=client["name"] or _("(no name)"), id=client_id)
+    )
+    b1.button(_("Show every client"), icon=":material/groups:", on_click=clear_client)
+    if b2.button(_("Open client detail"), icon=":material/person:"):
         open_client_detail(client_id)
     timeline(store, client_id)
     return True
@@ -762,22 +825,24 @@ def _list_panel(store: Store, flt: MessageFilter, ticking: bool) -> None:
             message_view(store, selected[0])
         elif len(selected) > 1:
             st.caption(
-                f"{number(len(selected))} messages selected; select one to see it as it was sent."
+                _("{n} messages selected; select one to see it as it was sent.").format(
+                    n=number(len(selected))
+                )
             )
         settled(st.session_state.pop("comm_page_rows"), ticking)
 
 
 def render(store: Store) -> None:
     """The whole Communication page: every message, or one client's."""
-    st.title("Communication")
+    st.title(_("Communication"))
     client_id = comm_client_id()
     if client_id is not None and not client_header(store, client_id):
         client_id = None
     if client_id is None:
-        st.caption("Every message from bulk sends, client details and the command line.")
+        st.caption(_("Every message from bulk sends, client details and the command line."))
     flt = filters(store, client_id)
-    st.button("Clear filters", icon=":material/filter_alt_off:", on_click=reset_filters)
+    st.button(_("Clear filters"), icon=":material/filter_alt_off:", on_click=reset_filters)
     live(store, flt, _list_panel, store, flt)
     st.divider()
-    with st.expander("Suppression list (opted-out addresses)", icon=":material/block:"):
+    with st.expander(_("Suppression list (opted-out addresses)"), icon=":material/block:"):
         suppression_panel(store)
