@@ -144,3 +144,27 @@ def test_sms_hint_names_the_real_cause():
     assert "ý → y" in letters
     emoji = ucs2_hint("Hi 😀")
     assert "😀 has no GSM-7 form" in emoji
+
+
+def test_recent_batches_say_what_became_of_what_was_sent(store):
+    """Per batch: delivered, bounced and unsubscribed, from the delivery reports."""
+    from comms.outbox.delivery import Report, apply
+
+    cid = add_client(store)
+    batch = store.scalar(
+        "INSERT INTO batches (channel, name) VALUES ('email', 'June news') RETURNING id"
+    )
+    now = dt.datetime.now()
+    ids = [add_message(store, cid, batch_id=batch, sent_at=now) for _ in range(4)]
+    apply(
+        store,
+        [
+            Report("bounced", ids[0], "file", code="5.1.1", reason="bounced: 5.1.1 user unknown"),
+            Report("unsubscribed", ids[1], "web"),
+            Report("complaint", ids[2], "imap"),
+        ],
+    )
+    at = run()
+    (table,) = [t for t in at.dataframe if "unsubscribed" in t.value.columns]
+    row = table.value.iloc[0]
+    assert (row["sent"], row["bounced"], row["unsubscribed"], row["complained"]) == (4, 1, 1, 1)

@@ -341,6 +341,13 @@ def opt_out_panel(store: Store, client: dict[str, Any]) -> None:
                         channel=CHANNEL_LABELS[channel], why=why
                     )
                 )
+                if supp and supp.get("created_at"):
+                    st.caption(
+                        _("On the suppression list since {when}, by {who}.").format(
+                            when=format_datetime(supp["created_at"]),
+                            who=supp.get("created_by") or _("unknown"),
+                        )
+                    )
                 if st.button(
                     _("Opt back in to e-mail") if channel == "email" else _("Opt back in to SMS"),
                     icon=":material/undo:",

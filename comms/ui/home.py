@@ -9,7 +9,8 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from comms.i18n import _, ngettext
+from comms.feedback import queries as feedback_queries
+from comms.i18n import N_, _, ngettext
 from comms.messages import history
 from comms.store import Store
 from comms.ui.client import switch
@@ -141,6 +142,42 @@ def recent_batches(store: Store) -> None:
         return
     st.caption(_("The last bulk sends, newest on top: each bar counts its messages by status now."))
     st.altair_chart(batch_chart(batches), width="stretch")
+    results_table(store, batches)
+
+
+RESULT_LABELS = {
+    "sent": N_("Sent"),
+    "delivered": N_("Delivered"),
+    "bounced": N_("Bounced"),
+    "undelivered": N_("Undelivered"),
+    "unsubscribed": N_("Unsubscribed"),
+    "complained": N_("Complained"),
+}
+
+
+def results_table(store: Store, batches: pd.DataFrame) -> None:
+    """What became of each recent batch once sent: delivered, bounced, unsubscribed, ..."""
+    names = batches.drop_duplicates("batch_id").set_index("batch_id")["batch"]
+    results = feedback_queries.batch_results(store, list(names.index))
+    results = results[results["sent"] > 0]
+    if results.empty:
+        return
+    shown = results.assign(batch=results["batch_id"].map(names)).sort_values(
+        "batch_id", ascending=False
+    )
+    st.markdown("**" + _("What became of them") + "**")
+    st.dataframe(
+        shown[["batch", *RESULT_LABELS]],
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "batch": _("Batch"),
+            **{
+                k: st.column_config.NumberColumn(_(label), format="localized")
+                for k, label in RESULT_LABELS.items()
+            },
+        },
+    )
 
 
 def render(store: Store) -> None:

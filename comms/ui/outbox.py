@@ -17,6 +17,8 @@ import streamlit as st
 
 from comms import outbox
 from comms.errors import CommsError
+from comms.feedback import queries as feedback_queries
+from comms.i18n import _
 from comms.outbox.queries import (
     batch_messages,
     batch_rates,
@@ -155,7 +157,7 @@ def show_flashes() -> None:
     now = time.monotonic()
     kept = [f for f in st.session_state.get("outbox_flash", []) if now - f[2] < FLASH_SECONDS]
     st.session_state["outbox_flash"] = kept
-    for kind, message, _ in kept:
+    for kind, message, _made in kept:
         getattr(st, kind)(message)
 
 
@@ -248,8 +250,16 @@ def _render_body(store: Store, ticking: bool) -> None:
     rates = batch_rates(
         store, [b["batch_id"] for b in shown if b.get("sending") or b.get("queued")]
     )
+    feedback = {
+        int(r["batch_id"]): r
+        for r in feedback_queries.batch_results(store, [b["batch_id"] for b in shown]).to_dict(
+            "records"
+        )
+    }
     for batch in shown:
-        render_batch(store, batch, rates.get(int(batch["batch_id"])))
+        render_batch(
+            store, batch, rates.get(int(batch["batch_id"])), feedback.get(int(batch["batch_id"]))
+        )
     hidden = len(batches if show_all else active) - len(shown)
     if hidden > 0:
         st.caption(
@@ -283,8 +293,14 @@ def render_overview(store: Store) -> dict[str, int]:
     return counts
 
 
-def render_batch(store: Store, b: dict[str, Any], rate: float | None = None) -> None:
-    """One batch: title, progress (with its speed and time left), counts, schedule, actions."""
+def render_batch(
+    store: Store,
+    b: dict[str, Any],
+    rate: float | None = None,
+    feedback: dict[str, Any] | None = None,
+) -> None:
+    """One batch: title, progress (with its speed and time left), counts, what became of
+    what was sent (unsubscribes, complaints), schedule, actions."""
     bid = int(b["batch_id"])
     counts = {s: int(b.get(s) or 0) for s in outbox.STATUSES}
     with st.container(border=True, key=f"batch_card_{bid}"):
@@ -303,6 +319,16 @@ def render_batch(store: Store, b: dict[str, Any], rate: float | None = None) -> 
         fraction, text = progress_of(counts, rate, due)
         st.progress(fraction, text=text)
         st.markdown(counts_markdown(counts))
+        after = [
+            text.format(n=number(int((feedback or {}).get(key) or 0)))
+            for key, text in (
+                ("unsubscribed", _(":material/unsubscribe: {n} unsubscribed")),
+                ("complained", _(":material/report: {n} complained")),
+            )
+            if (feedback or {}).get(key)
+        ]
+        if after:
+            st.caption(" · ".join(after))
         _schedule_line(store, b, counts)
         _batch_actions(store, bid, counts, bool(b.get("paused")))
         if counts["interrupted"]:
