@@ -71,7 +71,10 @@ def test_sms_from_client_detail_through_twilio(run_app, page):
         page.get_by_role("heading", name=re.compile(r"Communication \(1\)")).wait_for()
         tick(page, "Dobry den", key="cd_history")
         page.get_by_text(f"Provider id: {sid}").wait_for()
-        expect(page.get_by_text(re.compile(r"Sent: \d{4}-\d\d-\d\d \d\d:\d\d"))).to_be_visible()
+        # the locale's date and time (English: "Dec 1, 2026, 14:05")
+        expect(
+            page.get_by_text(re.compile(r"Sent: \w{3} \d{1,2}, \d{4}, \d\d:\d\d"))
+        ).to_be_visible()
         expect(page.get_by_text("Source: client detail")).to_be_visible()
     finally:
         twilio.stop()
