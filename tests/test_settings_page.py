@@ -216,3 +216,16 @@ def test_unreachable_smtp_server_leaves_the_test_queued_with_the_reason(store, m
         w.value for w in at.warning
     ]
     assert store.scalar("SELECT status FROM messages") == "queued"
+
+
+def test_after_sending_says_what_a_missing_public_url_turns_off(store, monkeypatch):
+    at = run(store)
+    assert not at.exception
+    assert "After sending" in [s.value for s in at.subheader]
+    assert any("COMMS_PUBLIC_URL is not set" in c.value for c in at.caption)
+    monkeypatch.setenv("COMMS_PUBLIC_URL", "https://comms.example.cz")
+    at = run(store)
+    assert not any("COMMS_PUBLIC_URL is not set" in c.value for c in at.caption)
+    assert "https://comms.example.cz" in everything(at) or any(
+        "https://comms.example.cz" in str(d.value.to_dict()) for d in at.dataframe
+    )

@@ -155,6 +155,7 @@ def settings_summary() -> dict[str, Any]:
     """What the Settings page shows about the loop after sending: the non-secret settings
     and, for each one missing, one sentence saying what that turns off."""
     from comms.errors import ConfigError
+    from comms.i18n import N_
     from comms.sending.senders.config import FeedbackConfig
 
     try:
@@ -164,18 +165,24 @@ def settings_summary() -> dict[str, Any]:
     off = []
     if not config.public_url:
         off.append(
-            "COMMS_PUBLIC_URL is not set: e-mails offer only the mailto: unsubscribe (no"
-            " one-click link), and SMS status is polled from Twilio instead of reported by it;"
-            " replies to SMS are not received."
+            N_(
+                "COMMS_PUBLIC_URL is not set: e-mails offer only the mailto: unsubscribe (no"
+                " one-click link), and SMS status is polled from Twilio instead of reported by"
+                " it; replies to SMS are not received."
+            )
         )
     if not config.bounce_address:
         off.append(
-            "COMMS_BOUNCE_ADDRESS is not set: bounces are matched by Message-ID only (no"
-            " VERP), and mailto: unsubscribes go to the Reply-To / From address."
+            N_(
+                "COMMS_BOUNCE_ADDRESS is not set: bounces are matched by Message-ID only (no"
+                " VERP), and mailto: unsubscribes go to the Reply-To / From address."
+            )
         )
     if config.imap is None:
         off.append(
-            "No bounce mailbox (COMMS_BOUNCE_IMAP_HOST): bounces, complaints and mailto:"
-            " unsubscribes are applied only by `comms bounces import`."
+            N_(
+                "No bounce mailbox (COMMS_BOUNCE_IMAP_HOST): bounces, complaints and mailto:"
+                " unsubscribes are applied only by `comms bounces import`."
+            )
         )
     return {"ok": True, **config.describe(), "off": off}

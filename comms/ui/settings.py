@@ -13,6 +13,7 @@ import streamlit as st
 
 from comms import actionlog, config, i18n
 from comms.errors import CommsError, ConfigError
+from comms.feedback import queries as feedback_queries
 from comms.i18n import N_, _
 from comms.messages.testsend import send_test_message
 from comms.sending.senders.config import ChannelLimits, DispatchConfig, describe_backends
@@ -202,6 +203,38 @@ def limits_section() -> None:
     )
 
 
+AFTER_SENDING_LABELS = {
+    "public_url": N_("Public URL (unsubscribe links, Twilio callbacks)"),
+    "unsubscribe_key": N_("Unsubscribe link key"),
+    "bounce_address": N_("Bounce address (VERP)"),
+    "soft_bounce_limit": N_("Soft bounces in a row that count as hard"),
+    "imap": N_("Bounce mailbox (IMAP)"),
+    "status_callback": N_("SMS status callback"),
+    "inbound_url": N_("SMS replies webhook"),
+}
+
+
+def after_sending_section() -> None:
+    """Unsubscribes, delivery reports and bounces: what is set, and what a missing setting turns off."""
+    st.subheader(_("After sending"))
+    summary = feedback_queries.settings_summary()
+    if not summary["ok"]:
+        st.error(summary["error"])
+        return
+    rows = [
+        {"setting": _(label), "value": str(summary.get(key)) if summary.get(key) else "—"}
+        for key, label in AFTER_SENDING_LABELS.items()
+    ]
+    st.dataframe(
+        rows,
+        hide_index=True,
+        width="stretch",
+        column_config={"setting": _("Setting"), "value": _("Value")},
+    )
+    for sentence in summary["off"]:
+        st.caption(":material/info: " + _(sentence))
+
+
 def sign_in_section() -> None:
     """Whether sign-in is on, and whom the action log names."""
     st.subheader(_("Sign-in"))
@@ -248,4 +281,5 @@ def render(store: Store) -> None:
         with column.container(border=True):
             channel_panel(store, channel, backends[channel])
     limits_section()
+    after_sending_section()
     sign_in_section()
