@@ -252,3 +252,19 @@ def test_the_client_detail_speaks_czech(client_id, czech):
     assert "**Město:**" in text and "+420601123456 (mobil" in text
     assert any(b.label == "Zobrazit komunikaci aktuálně vybraného klienta" for b in at.button)
     assert "Předmět / text" in at.dataframe[-1].value.columns
+
+
+def test_sms_replies_and_stop_show_in_the_clients_history(store, client_id):
+    """A STOP reply is in the client's history, and the SMS channel says since when it is off."""
+    from comms.feedback import twilio
+
+    phone = store.scalar("SELECT phone FROM clients WHERE id = ?", [client_id])
+    twilio.inbound(
+        store, {"From": phone, "To": "+15005550006", "Body": "STOP", "MessageSid": "SM1"}
+    )
+    at = ok(page(client_id))
+    (replies,) = [e for e in at.expander if e.label.startswith("Replies from the client")]
+    table = replies.dataframe[0].value
+    assert list(table["body"]) == ["STOP"]
+    texts = " ".join(c.value for c in at.caption)
+    assert "On the suppression list since" in texts

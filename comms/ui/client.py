@@ -16,7 +16,8 @@ from streamlit.errors import StreamlitAPIException
 
 from comms.clients import profile, search_clients
 from comms.errors import CommsError
-from comms.i18n import _, format_datetime
+from comms.feedback import queries as feedback_queries
+from comms.i18n import TABLE_DATETIME, _, format_datetime, language
 from comms.messages import compose, history
 from comms.rules.sms import max_segments, sms_info, split_segments, to_gsm7
 from comms.sending import dispatcher
@@ -584,6 +585,28 @@ def client_messages(store: Store, client_id: int) -> None:
     """
     flt = history.MessageFilter(client_id=client_id)
     comm_ui.live(store, flt, _client_messages, store, client_id)
+    replies(store, client_id)
+
+
+def replies(store: Store, client_id: int) -> None:
+    """What the client sent back (SMS replies, STOP / START included), newest first."""
+    df = feedback_queries.inbound_for_client(store, client_id, limit=HISTORY_ROWS)
+    if df.empty:
+        return
+    with st.expander(_("Replies from the client ({n})").format(n=number(len(df)))):
+        st.dataframe(
+            df[["received_at", "from_address", "body", "keyword"]],
+            hide_index=True,
+            width="stretch",
+            column_config={
+                "received_at": st.column_config.DatetimeColumn(
+                    _("Received"), format=TABLE_DATETIME[language()]
+                ),
+                "from_address": _("From"),
+                "body": st.column_config.TextColumn(_("Text"), width="large"),
+                "keyword": _("Keyword"),
+            },
+        )
 
 
 def _client_messages(store: Store, client_id: int, ticking: bool) -> None:
