@@ -7,9 +7,10 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from comms import i18n
 from comms import templates as tpl
 from comms.errors import CommsError
-from comms.i18n import _
+from comms.i18n import _, ngettext
 from comms.store import Store
 from comms.ui.common import CHANNEL_LABELS, FORMAT_LABELS, md_escape
 from comms.ui.widgets import attachments as attachments_ui
@@ -65,17 +66,17 @@ def picker(store: Store) -> int:
             key="tpl_table",
             placeholder="",  # an SMS has no subject
             column_config={
-                "name": "Name",
-                "channel": "Channel",
-                "subject": "Subject",
-                "attachments": st.column_config.NumberColumn("Attachments", format="%d"),
+                "name": _("Name"),
+                "channel": _("Channel"),
+                "subject": _("Subject"),
+                "attachments": st.column_config.NumberColumn(_("Attachments"), format="%d"),
                 "updated_at": st.column_config.DatetimeColumn(
-                    "Last changed", format="YYYY-MM-DD HH:mm"
+                    _("Last changed"), format=i18n.TABLE_DATETIME[i18n.language()]
                 ),
             },
         )
     else:
-        st.info("No templates yet. Write the first one below.", icon=":material/description:")
+        st.info(_("No templates yet. Write the first one below."), icon=":material/description:")
     names = {int(r["id"]): f"{r['name']} ({CHANNEL_LABELS[r['channel']]})" for r in rows}
     options = [NEW, *names]
     # A programmatic choice (after create / duplicate / delete) is applied before
@@ -86,9 +87,9 @@ def picker(store: Store) -> int:
     if st.session_state.get("tpl_select") not in options:
         st.session_state["tpl_select"] = NEW
     chosen = st.selectbox(
-        "Template to edit",
+        _("Template to edit"),
         options,
-        format_func=lambda i: "(write a new template)" if i == NEW else names[i],
+        format_func=lambda i: _("(write a new template)") if i == NEW else names[i],
         key="tpl_select",
     )
     if st.session_state.get("tpl_loaded") != chosen:
@@ -110,9 +111,9 @@ def editor(store: Store, template_id: int) -> None:
         st.success(flash, icon=":material/check:")
     left, right = st.columns([3, 2])
     with left:
-        st.text_input("Name", key="tpl_name", placeholder="e.g. Spring offer")
+        st.text_input(_("Name"), key="tpl_name", placeholder=_("e.g. Spring offer"))
         channel = st.radio(
-            "Channel",
+            _("Channel"),
             list(CHANNEL_LABELS),
             format_func=CHANNEL_LABELS.get,
             horizontal=True,
@@ -122,24 +123,31 @@ def editor(store: Store, template_id: int) -> None:
         subject = None
         fmt = "text"
         if channel == "email":
-            subject = st.text_input("Subject", key="tpl_subject")
+            subject = st.text_input(_("Subject"), key="tpl_subject")
             fmt = st.selectbox(
-                "Body format", list(FORMAT_LABELS), format_func=FORMAT_LABELS.get, key="tpl_format"
+                _("Body format"),
+                list(FORMAT_LABELS),
+                format_func=FORMAT_LABELS.get,
+                key="tpl_format",
             )
         body = st.text_area(
-            "Body",
+            _("Body"),
             key="tpl_body",
             height=300,
-            help="Jinja2 placeholders: {{ name }}, {{ city }}, {{ points }} … "
-            "{% if vip is defined %}…{% endif %}, {{ city | default('') }}",
+            help=_("Jinja2 placeholders: {placeholders}").format(
+                placeholders="{{ name }}, {{ city }}, {{ points }} … "
+                "{% if vip is defined %}…{% endif %}, {{ city | default('') }}"
+            ),
         )
         compiled, error = _check(channel, subject, body, fmt)
         if error:
             st.error(error, icon=":material/error:")
         elif compiled.fields:
-            st.caption("Fields used: " + ", ".join(f"`{f}`" for f in sorted(compiled.fields)))
+            st.caption(
+                _("Fields used:") + " " + ", ".join(f"`{f}`" for f in sorted(compiled.fields))
+            )
         if channel == "sms":
-            sms_counter(body, label="Template text")
+            sms_counter(body, label=_("Template text"))
         _actions(store, template_id, channel, subject, body, fmt, error)
     with right:
         client = _client_picker(store)
@@ -163,7 +171,7 @@ def _actions(
     name = st.session_state.get("tpl_name", "")
     row = st.container(horizontal=True)
     if row.button(
-        "Create template" if template_id == NEW else "Save changes",
+        _("Create template") if template_id == NEW else _("Save changes"),
         type="primary",
         icon=":material/save:",
         disabled=error is not None,
@@ -176,40 +184,40 @@ def _actions(
                 )
                 st.session_state["tpl_pending"] = tid
                 st.session_state["tpl_loaded"] = tid
-                _flash(f"Template “{name.strip()}” created.")
+                _flash(_("Template “{name}” created.").format(name=name.strip()))
             else:
                 tpl.update_template(
                     store, template_id, name=name, subject=subject, body=body, body_format=fmt
                 )
-                _flash(f"Template “{name.strip()}” saved.")
+                _flash(_("Template “{name}” saved.").format(name=name.strip()))
         except CommsError as exc:
             st.error(str(exc))
         else:
             st.rerun()
     if template_id == NEW:
         return
-    if row.button("Duplicate", icon=":material/content_copy:", key="tpl_duplicate"):
+    if row.button(_("Duplicate"), icon=":material/content_copy:", key="tpl_duplicate"):
         tid = tpl.duplicate_template(store, template_id)
         st.session_state["tpl_pending"] = tid
-        _flash(f"Copied as “{tpl.get_template(store, tid).name}”.")
+        _flash(_("Copied as “{name}”.").format(name=tpl.get_template(store, tid).name))
         st.rerun()
-    with row.popover("Delete", icon=":material/delete:"):
-        st.caption("Messages already generated from it keep their text.")
-        if st.button("Delete this template", type="primary", key="tpl_delete"):
+    with row.popover(_("Delete"), icon=":material/delete:"):
+        st.caption(_("Messages already generated from it keep their text."))
+        if st.button(_("Delete this template"), type="primary", key="tpl_delete"):
             tpl.delete_template(store, template_id)
             st.session_state["tpl_pending"] = NEW
-            _flash(f"Template “{name}” deleted.")
+            _flash(_("Template “{name}” deleted.").format(name=name))
             st.rerun()
 
 
 def _client_picker(store: Store) -> dict | None:
     rows = tpl.preview_clients(store)
     if not rows:
-        st.caption("Import clients to see the fields and a preview with real values.")
+        st.caption(_("Import clients to see the fields and a preview with real values."))
         return None
-    labels = {r["id"]: f"{r['name'] or '(no name)'} · {r['email'] or ''}" for r in rows}
+    labels = {r["id"]: f"{r['name'] or _('(no name)')} · {r['email'] or ''}" for r in rows}
     cid = st.selectbox(
-        "Preview for client", list(labels), format_func=labels.get, key="tpl_preview_client"
+        _("Preview for client"), list(labels), format_func=labels.get, key="tpl_preview_client"
     )
     return tpl.sample_client(store, cid)
 
@@ -221,41 +229,47 @@ def _fields_table(client: dict) -> None:
         for k, v in ctx.items()
         if k.isidentifier()
     ]
-    with st.expander("Available fields (values of this client)"):
-        st.dataframe(pd.DataFrame(shown), hide_index=True, width="stretch", placeholder="")
+    with st.expander(_("Available fields (values of this client)")):
+        st.dataframe(
+            pd.DataFrame(shown),
+            hide_index=True,
+            width="stretch",
+            placeholder="",
+            column_config={"field": _("field"), "value": _("value")},
+        )
         missing = [f for f in tpl.CLIENT_FIELDS if f not in ctx]
         if missing:
-            st.caption("Empty for this client: " + ", ".join(missing))
+            st.caption(_("Empty for this client:") + " " + ", ".join(missing))
 
 
 def _preview(compiled: tpl.CompiledTemplate, client: dict) -> None:
-    st.markdown("**Preview**")
+    st.markdown("**" + _("Preview") + "**")
     try:
         r = tpl.render_preview(compiled, tpl.context_for(client))
     except CommsError as exc:
-        st.warning(f"For this client: {exc}", icon=":material/warning:")
+        st.warning(_("For this client: {error}").format(error=exc), icon=":material/warning:")
         return
     with st.container(border=True):
         if compiled.channel == "email":
-            st.markdown(f"**Subject:** {md_escape(r.subject or '')}")
+            st.markdown("**" + _("Subject:") + f"** {md_escape(r.subject or '')}")
             st.html(r.html or "")
         else:
             st.text(r.text)
-            sms_counter(r.text, label="This client's SMS")
+            sms_counter(r.text, label=_("This client's SMS"))
 
 
 def attachments_panel(store: Store, template_id: int) -> None:
     """The template's attachments: list, remove, upload."""
-    st.subheader("Attachments")
+    st.subheader(_("Attachments"))
     t = tpl.get_template(store, template_id)
-    attachments_ui.usage_caption(t.attachments, "Sent with every message from this template.")
+    attachments_ui.usage_caption(t.attachments, _("Sent with every message from this template."))
     removed = attachments_ui.file_rows(t.attachments, key_prefix="tpl_detach")
     if removed is not None:
         tpl.detach(store, template_id, removed)
         st.rerun()
     round_ = st.session_state.get("tpl_upload_round", 0)
-    uploads = attachments_ui.uploader("Add files", key=f"tpl_upload_{template_id}_{round_}")
-    if uploads and st.button("Attach", icon=":material/upload:", key="tpl_attach"):
+    uploads = attachments_ui.uploader(_("Add files"), key=f"tpl_upload_{template_id}_{round_}")
+    if uploads and st.button(_("Attach"), icon=":material/upload:", key="tpl_attach"):
         try:
             for u in uploads:
                 tpl.attach(store, template_id, u.name, u.getvalue())
@@ -263,14 +277,22 @@ def attachments_panel(store: Store, template_id: int) -> None:
             st.error(str(exc))
         else:
             st.session_state["tpl_upload_round"] = round_ + 1
-            _flash(f"{len(uploads)} file(s) attached.")
+            _flash(
+                ngettext("{n} file attached.", "{n} files attached.", len(uploads)).format(
+                    n=len(uploads)
+                )
+            )
             st.rerun()
 
 
 def render(store: Store) -> None:
     """The whole Templates page."""
     st.title(_("Templates"))
-    st.caption("E-mail (Markdown, HTML or text) and SMS templates with {{ placeholders }}.")
+    st.caption(
+        _("E-mail (Markdown, HTML or text) and SMS templates with {placeholders}.").format(
+            placeholders="{{ placeholders }}"
+        )
+    )
     template_id = picker(store)
     st.divider()
     editor(store, template_id)

@@ -7,15 +7,16 @@ from collections.abc import Sequence
 import streamlit as st
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
+from comms.i18n import _
 from comms.templates import attachments as att
 
 
 def usage_caption(files: Sequence[att.Attachment], lead: str) -> None:
     """`lead` followed by how much of the per-message size limit the files use."""
-    st.caption(
-        f"{lead} {att.human_size(att.total_size(files))} of "
-        f"{att.human_size(att.max_message_bytes())} per message used."
+    used = _("{used} of {limit} per message used.").format(
+        used=att.human_size(att.total_size(files)), limit=att.human_size(att.max_message_bytes())
     )
+    st.caption(f"{lead} {used}")
 
 
 def file_rows(files: Sequence[att.Attachment], *, key_prefix: str) -> int | None:
@@ -26,7 +27,7 @@ def file_rows(files: Sequence[att.Attachment], *, key_prefix: str) -> int | None
         c1.markdown(
             f":material/attach_file: **{a.filename}** · {a.content_type} · {att.human_size(a.size)}"
         )
-        if c2.button("Remove", key=f"{key_prefix}_{a.id}", icon=":material/delete:"):
+        if c2.button(_("Remove"), key=f"{key_prefix}_{a.id}", icon=":material/delete:"):
             removed = a.id
     return removed
 

@@ -13,10 +13,11 @@ from typing import Any
 
 import streamlit as st
 
+from comms.i18n import N_, _
 from comms.rules.validation import CHANNEL_NAMES
 from comms.sending.senders.config import describe_backends, is_demo_mode, outbox_dir
 
-SETTINGS_HINT = "Configure SMTP / Twilio to send for real (see Settings)."
+SETTINGS_HINT = N_("Configure SMTP / Twilio to send for real (see Settings).")
 _BACKEND_NAMES = {"smtp": "SMTP", "twilio": "Twilio"}
 
 
@@ -26,7 +27,7 @@ def demo_folders() -> dict[str, str]:
 
 
 def _label(channel: str) -> str:
-    name = CHANNEL_NAMES[channel]
+    name = _(CHANNEL_NAMES[channel])
     return name[0].upper() + name[1:]
 
 
@@ -34,7 +35,10 @@ def _real(channel: str, info: dict[str, Any]) -> str:
     """'E-mail really goes out through SMTP (mail.example.com:587)'."""
     backend = _BACKEND_NAMES.get(str(info.get("backend")), str(info.get("backend")))
     where = info.get("server") or info.get("api_base") or ""
-    return f"{_label(channel)} really goes out through {backend}" + (f" ({where})" if where else "")
+    text = _("{channel} really goes out through {backend}").format(
+        channel=_label(channel), backend=backend
+    )
+    return text + (f" ({where})" if where else "")
 
 
 def demo_text(
@@ -50,15 +54,19 @@ def demo_text(
     paths = sorted(set(folders.values()))
     where = paths[0] if len(paths) == 1 else ", ".join(paths)
     if len(folders) == len(CHANNEL_NAMES):
-        return f"Demo mode: nothing leaves this machine — messages are written to {where}"
+        return _("Demo mode: nothing leaves this machine — messages are written to {where}").format(
+            where=where
+        )
     backends = backends if backends is not None else describe_backends()
-    demo = " and ".join(CHANNEL_NAMES[c] for c in folders)
+    demo = _(" and ").join(_(CHANNEL_NAMES[c]) for c in folders)
     real = [
         _real(c, backends.get(c) or {})
         for c in CHANNEL_NAMES
         if c not in folders and (backends.get(c) or {}).get("ok", True)
     ]
-    text = f"Demo mode ({demo} only): {demo} messages are written to {where} and not sent"
+    text = _("Demo mode ({demo} only): {demo} messages are written to {where} and not sent").format(
+        demo=demo, where=where
+    )
     return text + (". " + "; ".join(real) if real else "")
 
 
@@ -70,9 +78,11 @@ def config_problems(backends: dict[str, dict[str, Any]]) -> list[str]:
         if info.get("ok") is False:
             backend = _BACKEND_NAMES.get(str(info.get("backend")), str(info.get("backend")))
             out.append(
-                f"{_label(channel)} is set to go out through {backend}, but its settings do "
-                f"not work: {info.get('error')} Nothing of it can be sent until this is fixed "
-                "(see Settings)."
+                _(
+                    "{channel} is set to go out through {backend}, but its settings do "
+                    "not work: {error} Nothing of it can be sent until this is fixed "
+                    "(see Settings)."
+                ).format(channel=_label(channel), backend=backend, error=info.get("error"))
             )
     return out
 
@@ -83,6 +93,6 @@ def demo_banner() -> None:
     backends = describe_backends()
     text = demo_text(folders, backends)
     if text:
-        st.info(f"{text}. {SETTINGS_HINT}", icon=":material/science:")
+        st.info(f"{text}. {_(SETTINGS_HINT)}", icon=":material/science:")
     for problem in config_problems(backends):
         st.warning(problem, icon=":material/settings_alert:")

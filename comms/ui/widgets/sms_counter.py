@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from comms.i18n import _, ngettext
 from comms.rules.sms import GSM7, SmsInfo, is_gsm7, max_segments, sms_info, to_gsm7
 
 
@@ -18,16 +19,21 @@ def ucs2_hint(text: str) -> str | None:
     if not odd:
         return None
     shown = odd[:8]
-    more = f" and {len(odd) - len(shown)} more" if len(odd) > len(shown) else ""
-    pairs = ", ".join(f"{c} → {to_gsm7(c) or '(dropped)'}" for c in shown)
+    more = _(" and {n} more").format(n=len(odd) - len(shown)) if len(odd) > len(shown) else ""
+    pairs = ", ".join(f"{c} → {to_gsm7(c) or _('(dropped)')}" for c in shown)
     lossy = [c for c in shown if to_gsm7(c) == "?"]
     tail = (
-        f"; {' '.join(lossy)} {'has' if len(lossy) == 1 else 'have'} no GSM-7 form" if lossy else ""
+        "; "
+        + ngettext("{chars} has no GSM-7 form", "{chars} have no GSM-7 form", len(lossy)).format(
+            chars=" ".join(lossy)
+        )
+        if lossy
+        else ""
     )
-    return (
-        f"UCS-2 (70 characters per segment) because of {' '.join(shown)}{more}. Replaced "
-        f"({pairs}{more}) it would be GSM-7: 160 characters per segment{tail}."
-    )
+    return _(
+        "UCS-2 (70 characters per segment) because of {chars}{more}. Replaced "
+        "({pairs}{more}) it would be GSM-7: 160 characters per segment{tail}."
+    ).format(chars=" ".join(shown), more=more, pairs=pairs, tail=tail)
 
 
 def sms_counter(text: str, *, label: str = "") -> SmsInfo:
@@ -36,21 +42,33 @@ def sms_counter(text: str, *, label: str = "") -> SmsInfo:
     single, multi = (160, 153) if info.encoding == GSM7 else (70, 67)
     limit = single if info.segments <= 1 else multi * info.segments
     prefix = f"{label}: " if label else ""
-    st.caption(
-        f"{prefix}**{info.chars}** characters · **{info.encoding}** · "
-        f"**{info.segments}** segment{'s' if info.segments != 1 else ''} "
-        f"({info.units}/{limit} {'septets' if info.encoding == GSM7 else 'units'})"
+    chars = ngettext("**{n}** character", "**{n}** characters", info.chars).format(n=info.chars)
+    segments = ngettext("**{n}** segment", "**{n}** segments", info.segments).format(
+        n=info.segments
     )
+    units = _("septets") if info.encoding == GSM7 else _("units")
+    st.caption(f"{prefix}{chars} · **{info.encoding}** · {segments} ({info.units}/{limit} {units})")
     hint = ucs2_hint(text) if info.encoding != GSM7 and text else None
     if hint:
         # Not naming a control: the Templates page has none, the send screens do.
         st.caption(hint)
     cap = max_segments()
     if info.segments > cap:
+        advice = (
+            _(
+                "Each segment is billed as one SMS; shorten the text or replace the characters "
+                "that make it UCS-2."
+            )
+            if hint
+            else _("Each segment is billed as one SMS; shorten the text.")
+        )
         st.warning(
-            f"{prefix}{info.segments} segments: more than {cap} (COMMS_SMS_MAX_SEGMENTS). "
-            "Each segment is billed as one SMS; shorten the text"
-            + (" or replace the characters that make it UCS-2." if hint else "."),
+            prefix
+            + _("{n} segments: more than {cap} (COMMS_SMS_MAX_SEGMENTS).").format(
+                n=info.segments, cap=cap
+            )
+            + " "
+            + advice,
             icon=":material/warning:",
         )
     return info
