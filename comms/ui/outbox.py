@@ -15,10 +15,10 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from comms import outbox
+from comms import i18n, outbox
 from comms.errors import CommsError
 from comms.feedback import queries as feedback_queries
-from comms.i18n import _
+from comms.i18n import N_, _, ngettext
 from comms.outbox.queries import (
     batch_messages,
     batch_rates,
@@ -29,7 +29,8 @@ from comms.outbox.queries import (
 )
 from comms.sending import dispatcher
 from comms.store import Store
-from comms.ui.common import confirmed_action, counted, number
+from comms.ui.common import CHANNEL_LABELS as CHANNEL_NAMES
+from comms.ui.common import confirmed_action, number, shown_code
 from comms.ui.widgets.tables import id_table
 
 # Counts shown for every batch, in this order, with their badge colours.
@@ -52,41 +53,66 @@ FINISHED = (*WENT_OUT, "failed", "cancelled")
 ACTIVE = ("draft", "queued", "sending", "failed", "interrupted")
 # A batch can be reviewed in the wizard while it has messages a person may still change.
 REVIEWABLE = ("draft", "invalid", "excluded")
-INTERRUPTED_HELP = (
+INTERRUPTED_HELP = N_(
     "These messages were being handed to the server when the app stopped or the "
     "connection dropped. **Nobody can know whether they arrived**, so they are never "
     "resent automatically. Check the recipient's mailbox or the provider's log if you can, "
     "then decide."
 )
 RESOLUTION_LABELS = {
-    "sent": "Mark as sent (it arrived)",
-    "resend": "Send again (the recipient may get it twice)",
-    "cancel": "Cancel (do not send it)",
+    "sent": N_("Mark as sent (it arrived)"),
+    "resend": N_("Send again (the recipient may get it twice)"),
+    "cancel": N_("Cancel (do not send it)"),
 }
+
+
+def _resolved(decision: str, n: int) -> str:
+    """What became of n interrupted messages, after a decision (the flash's sentence)."""
+    shown = number(n)
+    if decision == "sent":
+        return ngettext(
+            "{n} interrupted message(s): mark as sent.",
+            "{n} interrupted message(s): mark as sent.",
+            n,
+        ).format(n=shown)
+    if decision == "resend":
+        return ngettext(
+            "{n} interrupted message(s): send again.",
+            "{n} interrupted message(s): send again.",
+            n,
+        ).format(n=shown)
+    return ngettext(
+        "{n} interrupted message(s): cancel.", "{n} interrupted message(s): cancel.", n
+    ).format(n=shown)
 
 
 # -- formatting ------------------------------------------------------------------
 
 
 def when(ts: Any) -> str:
-    """A timestamp as 'YYYY-MM-DD HH:MM' with a relative hint ('in 2 h', '5 min ago')."""
+    """A timestamp in the viewer's format with a relative hint ('in 2 h', '5 min ago')."""
     if ts is None or pd.isna(ts):
-        return "now"
+        return _("now")
     ts = pd.Timestamp(ts).to_pydatetime()
     delta = (ts - outbox.now()).total_seconds()
     rel = _relative(abs(delta))
-    hint = f"in {rel}" if delta > 0 else f"{rel} ago" if delta < -60 else "now"
-    return f"{ts:%Y-%m-%d %H:%M} ({hint})"
+    if delta > 0:
+        hint = _("in {time}").format(time=rel)
+    elif delta < -60:
+        hint = _("{time} ago").format(time=rel)
+    else:
+        hint = _("now")
+    return f"{i18n.format_datetime(ts)} ({hint})"
 
 
 def _relative(seconds: float) -> str:
     if seconds < 90:
-        return f"{int(seconds)} s"
+        return f"{number(int(seconds))} s"
     if seconds < 90 * 60:
-        return f"{round(seconds / 60)} min"
+        return f"{number(round(seconds / 60))} min"
     if seconds < 36 * 3600:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} days"
+        return f"{number(seconds / 3600, 1)} h"
+    return _("{n} days").format(n=number(seconds / 86400, 1))
 
 
 def counts_markdown(counts: dict[str, int]) -> str:
@@ -95,7 +121,7 @@ def counts_markdown(counts: dict[str, int]) -> str:
     for status, colour in (*SHOWN_STATUSES, *OUT_OF_WORK):
         n = int(counts.get(status, 0) or 0)
         if n:  # eight badges, mostly "0", hid the two that matter
-            parts.append(f":{colour}-badge[{status} {number(n)}]")
+            parts.append(f":{colour}-badge[{shown_code(status)} {number(n)}]")
     return " ".join(parts)
 
 
@@ -117,26 +143,41 @@ def progress_of(
     sent = _n(counts, *WENT_OUT)
     if sendable == 0:
         out = _n(counts, "invalid", "excluded")
-        why = ""
-        if out:
-            why = f": all {number(out)} are invalid or excluded (see the reasons in Communication)"
-            if not counts.get("excluded"):
-                why = f": all {number(out)} are invalid (see the reasons in Communication)"
-        return 0.0, f"No sendable messages{why}."
+        if not out:
+            return 0.0, _("No sendable messages.")
+        if counts.get("excluded"):
+            text = ngettext(
+                "No sendable messages: all {n} are invalid or excluded "
+                "(see the reasons in Communication).",
+                "No sendable messages: all {n} are invalid or excluded "
+                "(see the reasons in Communication).",
+                out,
+            )
+        else:
+            text = ngettext(
+                "No sendable messages: all {n} are invalid (see the reasons in Communication).",
+                "No sendable messages: all {n} are invalid (see the reasons in Communication).",
+                out,
+            )
+        return 0.0, text.format(n=number(out))
     to_go = sendable - finished
     cancelled = _n(counts, "cancelled")
     if not to_go and cancelled == sendable:
-        return 1.0, f"Discarded: {counted(cancelled, 'message')} cancelled, nothing sent."
-    text = f"{number(sent)} of {number(sendable)} sent"
+        return 1.0, ngettext(
+            "Discarded: {n} message cancelled, nothing sent.",
+            "Discarded: {n} messages cancelled, nothing sent.",
+            cancelled,
+        ).format(n=number(cancelled))
+    text = _("{sent} of {total} sent").format(sent=number(sent), total=number(sendable))
     if counts.get("failed"):
-        text += f", {number(counts['failed'])} failed"
+        text += _(", {n} failed").format(n=number(counts["failed"]))
     if cancelled:
-        text += f", {number(cancelled)} cancelled"
-    text += f", {number(to_go)} to go" if to_go else ", finished"
+        text += _(", {n} cancelled").format(n=number(cancelled))
+    text += _(", {n} to go").format(n=number(to_go)) if to_go else _(", finished")
     if to_go and rate:
         text += f" · {number(rate, 1) if rate < 10 else number(rate)}/s"
         left = (due if due is not None else to_go) / rate
-        text += f" · about {_relative(left)} left"
+        text += _(" · about {time} left").format(time=_relative(left))
     return finished / sendable, text
 
 
@@ -192,33 +233,53 @@ def send_soon(
     """
     moved = outbox.send_now(store, batch_id=batch_id, message_ids=message_ids)
     if not moved:
-        return "Nothing to send: no draft or queued message is left."
+        return _("Nothing to send: no draft or queued message is left.")
     if dispatcher.wake(store):
-        return f"{number(moved)} message(s) are going out now; progress shows below."
-    return (
-        f"{number(moved)} message(s) are due now. The background sender is not running in this "
-        "process, so they go out when it runs (or with `comms send`)."
-    )
+        return ngettext(
+            "{n} message(s) are going out now; progress shows below.",
+            "{n} message(s) are going out now; progress shows below.",
+            moved,
+        ).format(n=number(moved))
+    return ngettext(
+        "{n} message(s) are due now. The background sender is not running in this "
+        "process, so they go out when it runs (or with `comms send`).",
+        "{n} message(s) are due now. The background sender is not running in this "
+        "process, so they go out when it runs (or with `comms send`).",
+        moved,
+    ).format(n=number(moved))
 
 
 # -- drawing --------------------------------------------------------------------
 
-CHANNEL_LABELS = {"email": ":material/mail: E-mail", "sms": ":material/sms: SMS"}
+CHANNEL_ICONS = {"email": ":material/mail:", "sms": ":material/sms:"}
 LIVE_SECONDS = 3
 MAX_BATCHES = 50  # cards drawn at most, newest first
-COLUMNS = {
-    "id": st.column_config.NumberColumn("Message", format="%d"),
-    "client": "Client",
-    "to_address": "To",
-    "attempts": st.column_config.NumberColumn("Attempts", format="%d"),
-    "error": st.column_config.TextColumn("Last error", width="large"),
-    "channel": "Channel",
-    "status": "Status",
-    "subject": "Subject",
-    "due_at": "Due",
-    "source": "Source",
-    "updated_at": st.column_config.DatetimeColumn("Interrupted at", format="YYYY-MM-DD HH:mm:ss"),
-}
+
+
+def channel_label(channel: str) -> str:
+    """':material/mail: E-mail': the channel's icon and its name in the viewer's language."""
+    name = CHANNEL_NAMES.get(channel, channel)
+    icon = CHANNEL_ICONS.get(channel)
+    return f"{icon} {name}" if icon else name
+
+
+def columns() -> dict[str, Any]:
+    """The message tables' column headers, in the viewer's language (built per run)."""
+    return {
+        "id": st.column_config.NumberColumn(_("Message"), format="%d"),
+        "client": _("Client"),
+        "to_address": _("To"),
+        "attempts": st.column_config.NumberColumn(_("Attempts"), format="%d"),
+        "error": st.column_config.TextColumn(_("Last error"), width="large"),
+        "channel": _("Channel"),
+        "status": _("Status"),
+        "subject": _("Subject"),
+        "due_at": _("Due"),
+        "source": _("Source"),
+        "updated_at": st.column_config.DatetimeColumn(
+            _("Interrupted at"), format=i18n.TABLE_DATETIME[i18n.language()] + ":ss"
+        ),
+    }
 
 
 def moving(store: Store) -> bool:
@@ -235,17 +296,17 @@ def render_outbox(store: Store, *, live: bool) -> None:
 
 def _render_body(store: Store, ticking: bool) -> None:
     render_overview(store)
-    show_all = st.toggle("Show finished batches too", key="outbox_show_all")
+    show_all = st.toggle(_("Show finished batches too"), key="outbox_show_all")
     batches = outbox.batch_progress(store)
     # Batches acted on in this session, or that moved lately, stay visible after they finish.
     recent = set(st.session_state.get("outbox_recent", ())) | recently_moved_batches(store)
     active = [b for b in batches if b["batch_id"] in recent or any(b.get(s) for s in ACTIVE)]
     shown = (batches if show_all else active)[:MAX_BATCHES]
-    st.subheader("Batches")
+    st.subheader(_("Batches"))
     if not shown:
         st.caption(
-            "No batch is waiting or sending."
-            + ("" if show_all or not batches else " Finished batches are hidden.")
+            _("No batch is waiting or sending.")
+            + ("" if show_all or not batches else " " + _("Finished batches are hidden."))
         )
     rates = batch_rates(
         store, [b["batch_id"] for b in shown if b.get("sending") or b.get("queued")]
@@ -263,7 +324,11 @@ def _render_body(store: Store, ticking: bool) -> None:
     hidden = len(batches if show_all else active) - len(shown)
     if hidden > 0:
         st.caption(
-            f"{number(hidden)} older batch(es) not shown; see Communication for every message."
+            ngettext(
+                "{n} older batch(es) not shown; see Communication for every message.",
+                "{n} older batch(es) not shown; see Communication for every message.",
+                hidden,
+            ).format(n=number(hidden))
         )
     render_loose(store)
     if ticking and not moving(store):
@@ -276,18 +341,23 @@ def render_overview(store: Store) -> dict[str, int]:
     later = scheduled_count_all(store)
     cols = st.columns(5)
     cols[0].metric(
-        "Due now",
+        _("Due now"),
         number(outbox.due_count(store)),
-        help="Queued, due and not paused: the dispatcher sends these next.",
+        help=_("Queued, due and not paused: the dispatcher sends these next."),
     )
-    cols[1].metric("Scheduled", number(later))
-    cols[2].metric("Sending", number(counts["sending"]))
-    cols[3].metric("Failed", number(counts["failed"]))
-    cols[4].metric("Interrupted", number(counts["interrupted"]))
+    cols[1].metric(_("Scheduled"), number(later))
+    cols[2].metric(_("Sending"), number(counts["sending"]))
+    cols[3].metric(_("Failed"), number(counts["failed"]))
+    cols[4].metric(_("Interrupted"), number(counts["interrupted"]))
     if counts["interrupted"]:
         st.warning(
-            f"{number(counts['interrupted'])} message(s) were interrupted mid-send: delivery is "
-            "unknown. Decide about them below (batch cards and single messages).",
+            ngettext(
+                "{n} message(s) were interrupted mid-send: delivery is "
+                "unknown. Decide about them below (batch cards and single messages).",
+                "{n} message(s) were interrupted mid-send: delivery is "
+                "unknown. Decide about them below (batch cards and single messages).",
+                counts["interrupted"],
+            ).format(n=number(counts["interrupted"])),
             icon=":material/help:",
         )
     return counts
@@ -305,16 +375,16 @@ def render_batch(
     counts = {s: int(b.get(s) or 0) for s in outbox.STATUSES}
     with st.container(border=True, key=f"batch_card_{bid}"):
         head, tag = st.columns([5, 1])
-        title = f"Batch #{bid}" + (f": {b['name']}" if b.get("name") else "")
+        title = _("Batch #{id}").format(id=bid) + (f": {b['name']}" if b.get("name") else "")
         head.markdown(f"**{title}**")
-        created = b.get("created_at")
-        head.caption(
-            f"{CHANNEL_LABELS.get(b['channel'], b['channel'])} · created "
-            f"{pd.Timestamp(created):%Y-%m-%d %H:%M}"
-            + (f" by {b['created_by']}" if b.get("created_by") else "")
-        )
+        created = i18n.format_datetime(pd.Timestamp(b.get("created_at")).to_pydatetime())
+        if b.get("created_by"):
+            made = _("created {when} by {user}").format(when=created, user=b["created_by"])
+        else:
+            made = _("created {when}").format(when=created)
+        head.caption(f"{channel_label(b['channel'])} · {made}")
         if b.get("paused"):
-            tag.markdown(":orange-badge[:material/pause: Paused]")
+            tag.markdown(":orange-badge[:material/pause: " + _("Paused") + "]")
         due = counts["sending"] + counts["queued"] - scheduled_count(store, bid) if rate else None
         fraction, text = progress_of(counts, rate, due)
         st.progress(fraction, text=text)
@@ -332,17 +402,20 @@ def render_batch(
         _schedule_line(store, b, counts)
         _batch_actions(store, bid, counts, bool(b.get("paused")))
         if counts["interrupted"]:
-            with st.expander(f"Resolve {number(counts['interrupted'])} interrupted", expanded=True):
+            with st.expander(
+                _("Resolve {n} interrupted").format(n=number(counts["interrupted"])), expanded=True
+            ):
                 ids = batch_messages(store, bid, ("interrupted",))
                 render_resolution(store, ids, key=f"resolve_{bid}")
         if counts["failed"]:
-            with st.expander(f"Why {number(counts['failed'])} failed"):
+            with st.expander(_("Why {n} failed").format(n=number(counts["failed"]))):
                 failed = batch_messages(store, bid, ("failed",))
+                failed = failed.assign(error=failed["error"].map(shown_code))
                 st.dataframe(
                     failed[["id", "client", "to_address", "attempts", "error"]],
                     hide_index=True,
                     width="stretch",
-                    column_config=COLUMNS,
+                    column_config=columns(),
                     placeholder="",
                 )
 
@@ -351,22 +424,38 @@ def _schedule_line(store: Store, b: dict[str, Any], counts: dict[str, int]) -> N
     if not counts["queued"]:
         if counts["draft"]:
             st.caption(
-                f"{number(counts['draft'])} draft(s) kept to send later: Send now queues them, "
-                "Review opens them in Bulk send."
+                ngettext(
+                    "{n} draft(s) kept to send later: Send now queues them, "
+                    "Review opens them in Bulk send.",
+                    "{n} draft(s) kept to send later: Send now queues them, "
+                    "Review opens them in Bulk send.",
+                    counts["draft"],
+                ).format(n=number(counts["draft"]))
             )
         return
     later = scheduled_count(store, int(b["batch_id"]))
     if b.get("paused"):
-        st.caption(":material/pause: Paused: nothing of this batch is sent until you resume.")
+        st.caption(
+            ":material/pause: " + _("Paused: nothing of this batch is sent until you resume.")
+        )
     elif later and later == counts["queued"]:
-        st.caption(f":material/schedule: Scheduled for {when(b.get('next_due_at'))}.")
+        st.caption(
+            ":material/schedule: "
+            + _("Scheduled for {when}.").format(when=when(b.get("next_due_at")))
+        )
     elif later:
         st.caption(
-            f":material/schedule: {number(counts['queued'] - later)} due now, {number(later)} scheduled "
-            f"(next {when(b.get('next_due_at'))})."
+            ":material/schedule: "
+            + _("{due} due now, {later} scheduled (next {when}).").format(
+                due=number(counts["queued"] - later),
+                later=number(later),
+                when=when(b.get("next_due_at")),
+            )
         )
     else:
-        st.caption(":material/send: Due now: the app's dispatcher sends them within seconds.")
+        st.caption(
+            ":material/send: " + _("Due now: the app's dispatcher sends them within seconds.")
+        )
 
 
 def _batch_actions(store: Store, bid: int, counts: dict[str, int], paused: bool) -> None:
@@ -378,67 +467,85 @@ def _batch_actions(store: Store, bid: int, counts: dict[str, int], paused: bool)
         counts.get(s) for s in ("queued", "sending", *FINISHED)
     ):
         if row.button(
-            "Review",
+            _("Review"),
             key=f"review_{bid}",
             icon=":material/rate_review:",
-            help="Open the batch in Bulk send: see, edit or exclude its messages, then send.",
+            help=_("Open the batch in Bulk send: see, edit or exclude its messages, then send."),
         ):
             st.switch_page("pages/wizard.py", query_params={"batch": str(bid)})
     if c1.button(
-        "Send now",
+        _("Send now"),
         key=f"send_{bid}",
         icon=":material/send:",
         type="primary",
         disabled=sendable == 0,
-        help="Queue the drafts, make scheduled messages due now and send the whole batch.",
+        help=_("Queue the drafts, make scheduled messages due now and send the whole batch."),
     ):
         send_batch_now(store, bid, paused)
     if paused:
-        if c2.button("Resume", key=f"resume_{bid}", icon=":material/play_arrow:"):
-            run_action(lambda: (outbox.resume(store, bid), f"Batch #{bid} resumed.")[1])
+        if c2.button(_("Resume"), key=f"resume_{bid}", icon=":material/play_arrow:"):
+            run_action(
+                lambda: (outbox.resume(store, bid), _("Batch #{id} resumed.").format(id=bid))[1]
+            )
     elif c2.button(
-        "Pause",
+        _("Pause"),
         key=f"pause_{bid}",
         icon=":material/pause:",
         disabled=counts["queued"] == 0 and counts["sending"] == 0,
-        help="Stop picking this batch's queued messages; the ones being sent finish.",
+        help=_("Stop picking this batch's queued messages; the ones being sent finish."),
     ):
-        run_action(lambda: (outbox.pause(store, bid), f"Batch #{bid} paused.")[1])
+        run_action(lambda: (outbox.pause(store, bid), _("Batch #{id} paused.").format(id=bid))[1])
     if c3.button(
-        "Retry failed",
+        _("Retry failed"),
         key=f"retry_{bid}",
         icon=":material/replay:",
         disabled=counts["failed"] == 0,
-        help="Queue the failed messages again, due now, with a fresh set of attempts.",
+        help=_("Queue the failed messages again, due now, with a fresh set of attempts."),
     ):
-        run_action(
-            lambda: (
-                f"{number(woken(store, outbox.retry(store, batch_id=bid)))} failed message(s) of "
-                "batch "
-                f"#{bid} queued again."
-            )
-        )
+
+        def retry() -> str:
+            n = woken(store, outbox.retry(store, batch_id=bid))
+            return ngettext(
+                "{n} failed message(s) of batch #{id} queued again.",
+                "{n} failed message(s) of batch #{id} queued again.",
+                n,
+            ).format(n=number(n), id=bid)
+
+        run_action(retry)
     unsent = counts["queued"] + counts["draft"]
     cancel = confirmed_action(
         f"cancel_{bid}",
-        "Cancel unsent",  # drafts too, not only queued ones
-        question=f"Cancel {number(unsent)} unsent message(s) of batch #{bid} "
-        f"({number(counts['queued'])} queued, {number(counts['draft'])} draft)? They will not "
-        "be sent; messages already sent are not affected.",
-        confirm_label="Yes, cancel them",
+        _("Cancel unsent"),  # drafts too, not only queued ones
+        question=ngettext(
+            "Cancel {n} unsent message(s) of batch #{id} ({queued} queued, {draft} draft)? "
+            "They will not be sent; messages already sent are not affected.",
+            "Cancel {n} unsent message(s) of batch #{id} ({queued} queued, {draft} draft)? "
+            "They will not be sent; messages already sent are not affected.",
+            unsent,
+        ).format(
+            n=number(unsent),
+            id=bid,
+            queued=number(counts["queued"]),
+            draft=number(counts["draft"]),
+        ),
+        confirm_label=_("Yes, cancel them"),
         container=c4,
         disabled=unsent == 0,
         icon=":material/cancel:",
     )
-    if c5.button("In action log", key=f"log_{bid}", icon=":material/history:"):
+    if c5.button(_("In action log"), key=f"log_{bid}", icon=":material/history:"):
         st.switch_page("pages/action_log.py", query_params={"batch": str(bid)})
     if cancel:
-        run_action(
-            lambda: (
-                f"{number(outbox.cancel(store, batch_id=bid))} message(s) of batch #{bid} "
-                "cancelled."
-            )
-        )
+
+        def cancel_batch() -> str:
+            n = outbox.cancel(store, batch_id=bid)
+            return ngettext(
+                "{n} message(s) of batch #{id} cancelled.",
+                "{n} message(s) of batch #{id} cancelled.",
+                n,
+            ).format(n=number(n), id=bid)
+
+        run_action(cancel_batch)
 
 
 def _new_action() -> None:
@@ -453,7 +560,7 @@ def send_batch_now(store: Store, bid: int, paused: bool) -> None:
     try:
         if paused:
             outbox.resume(store, bid)
-        flash(f"Batch #{bid}: " + send_soon(store, batch_id=bid))
+        flash(_("Batch #{id}").format(id=bid) + ": " + send_soon(store, batch_id=bid))
     except CommsError as exc:
         flash(str(exc), "error")
     st.rerun()
@@ -461,39 +568,41 @@ def send_batch_now(store: Store, bid: int, paused: bool) -> None:
 
 def render_resolution(store: Store, interrupted: pd.DataFrame, *, key: str) -> None:
     """Let a person decide about interrupted messages: sent, resend or cancel."""
-    st.markdown(INTERRUPTED_HELP)
+    st.markdown(_(INTERRUPTED_HELP))
     st.dataframe(
-        interrupted[["id", "client", "to_address", "attempts", "error", "updated_at"]],
+        interrupted.assign(error=interrupted["error"].map(shown_code))[
+            ["id", "client", "to_address", "attempts", "error", "updated_at"]
+        ],
         hide_index=True,
         width="stretch",
-        column_config=COLUMNS,
+        column_config=columns(),
         placeholder="",
     )
     ids = [int(i) for i in interrupted["id"]]
-    chosen = st.multiselect("Messages", ids, default=ids, key=f"{key}_ids")
+    chosen = st.multiselect(_("Messages"), ids, default=ids, key=f"{key}_ids")
     decision = st.radio(
-        "Decision",
+        _("Decision"),
         list(RESOLUTION_LABELS),
-        format_func=RESOLUTION_LABELS.get,
+        format_func=lambda d: _(RESOLUTION_LABELS[d]),
         key=f"{key}_decision",
         index=None,
     )
     sure = True
     if decision == "resend":
         sure = st.checkbox(
-            "I understand that a recipient who already got it will get it twice.",
+            _("I understand that a recipient who already got it will get it twice."),
             key=f"{key}_sure",
         )
     if st.button(
-        f"Apply to {number(len(chosen))} message(s)",
+        ngettext("Apply to {n} message(s)", "Apply to {n} message(s)", len(chosen)).format(
+            n=number(len(chosen))
+        ),
         key=f"{key}_apply",
         disabled=not chosen or decision is None or not sure,
     ):
         run_action(
-            lambda: (
-                f"{number(woken(store, outbox.resolve_interrupted(store, chosen, decision)))} "
-                "interrupted "
-                f"message(s): {RESOLUTION_LABELS[decision].split(' (')[0].lower()}."
+            lambda: _resolved(
+                decision, woken(store, outbox.resolve_interrupted(store, chosen, decision))
             )
         )
 
@@ -501,15 +610,19 @@ def render_resolution(store: Store, interrupted: pd.DataFrame, *, key: str) -> N
 def render_loose(store: Store) -> None:
     """Messages outside any batch (client detail, CLI, tests), with actions on a selection."""
     df = loose_messages(store)
-    st.subheader("Single messages")
+    st.subheader(_("Single messages"))
     if df.empty:
-        st.caption("No single message is waiting, sending, failed or interrupted.")
+        st.caption(_("No single message is waiting, sending, failed or interrupted."))
         return
     shown = df.assign(
         due_at=[
             when(t) if s == "queued" else ""
             for t, s in zip(df["due_at"], df["status"], strict=True)
-        ]
+        ],
+        channel=df["channel"].map(lambda c: CHANNEL_NAMES.get(c, c)),
+        status=df["status"].map(shown_code),
+        source=df["source"].map(shown_code),
+        error=df["error"].map(shown_code),
     )
     # The selection is ids (comms.ui.widgets.tables): the list may change between the
     # drawing and the click (a message sent, a new one failed); a message that left the
@@ -533,17 +646,21 @@ def render_loose(store: Store) -> None:
         key="loose_table",
         hide_index=True,
         width="stretch",
-        column_config=COLUMNS,
+        column_config=columns(),
         placeholder="",
     )
     picked = df[df["id"].isin(chosen)]
     by_status = {
         s: [int(i) for i in picked.loc[picked["status"] == s, "id"]] for s in outbox.STATUSES
     }
-    st.caption(f"{number(len(picked))} selected." if chosen else "Select messages to act on them.")
+    st.caption(
+        _("{n} selected.").format(n=number(len(picked)))
+        if chosen
+        else _("Select messages to act on them.")
+    )
     row = st.container(horizontal=True)
     if row.button(
-        f"Send {number(len(by_status['queued']))} now",
+        _("Send {n} now").format(n=number(len(by_status["queued"]))),
         key="loose_send",
         icon=":material/send:",
         type="primary",
@@ -551,36 +668,48 @@ def render_loose(store: Store) -> None:
     ):
         run_action(lambda: send_soon(store, message_ids=by_status["queued"]))
     if row.button(
-        f"Retry {number(len(by_status['failed']))} failed",
+        ngettext("Retry {n} failed", "Retry {n} failed", len(by_status["failed"])).format(
+            n=number(len(by_status["failed"]))
+        ),
         key="loose_retry",
         icon=":material/replay:",
         disabled=not by_status["failed"],
     ):
-        run_action(
-            lambda: (
-                f"{number(woken(store, outbox.retry(store, message_ids=by_status['failed'])))} "
-                "message(s) "
-                "queued again."
-            )
-        )
+
+        def retry() -> str:
+            n = woken(store, outbox.retry(store, message_ids=by_status["failed"]))
+            return ngettext(
+                "{n} message(s) queued again.", "{n} message(s) queued again.", n
+            ).format(n=number(n))
+
+        run_action(retry)
     if confirmed_action(
         "loose_cancel",
-        f"Cancel {number(len(by_status['queued']))} queued",
-        question=f"Cancel {number(len(by_status['queued']))} queued message(s)? They will not "
-        "be sent.",
-        confirm_label="Yes, cancel them",
+        ngettext("Cancel {n} queued", "Cancel {n} queued", len(by_status["queued"])).format(
+            n=number(len(by_status["queued"]))
+        ),
+        question=ngettext(
+            "Cancel {n} queued message(s)? They will not be sent.",
+            "Cancel {n} queued message(s)? They will not be sent.",
+            len(by_status["queued"]),
+        ).format(n=number(len(by_status["queued"]))),
+        confirm_label=_("Yes, cancel them"),
         container=row,
         disabled=not by_status["queued"],
         icon=":material/cancel:",
     ):
-        run_action(
-            lambda: (
-                f"{number(outbox.cancel(store, message_ids=by_status['queued']))} message(s) "
-                "cancelled."
+
+        def cancel_loose() -> str:
+            n = outbox.cancel(store, message_ids=by_status["queued"])
+            return ngettext("{n} message(s) cancelled.", "{n} message(s) cancelled.", n).format(
+                n=number(n)
             )
-        )
+
+        run_action(cancel_loose)
     # Every interrupted single message waits for a decision, selected or not.
     interrupted = df[df["status"] == "interrupted"]
     if not interrupted.empty:
-        with st.expander(f"Resolve {number(len(interrupted))} interrupted", expanded=True):
+        with st.expander(
+            _("Resolve {n} interrupted").format(n=number(len(interrupted))), expanded=True
+        ):
             render_resolution(store, interrupted, key="loose_resolve")
