@@ -18,11 +18,13 @@ import io
 import json
 import math
 import numbers
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
@@ -37,7 +39,8 @@ def safe_cell(value: Any) -> str:
         return str(int(value))
     if isinstance(value, numbers.Real):
         return "" if math.isnan(value) else repr(float(value))
-    if isinstance(value, pd.Timestamp):
+    pd = sys.modules.get("pandas")  # no pandas value exists unless pandas was loaded
+    if pd is not None and isinstance(value, pd.Timestamp):
         return "" if pd.isna(value) else value.isoformat(sep=" ")
     if isinstance(value, (datetime, date)):
         return value.isoformat(sep=" ") if isinstance(value, datetime) else value.isoformat()
@@ -45,7 +48,7 @@ def safe_cell(value: Any) -> str:
         text = json.dumps(value, ensure_ascii=False, default=str)
     else:
         try:
-            if pd.isna(value):
+            if pd is not None and pd.isna(value):
                 return ""
         except (TypeError, ValueError):  # arrays and other non-scalars
             pass
@@ -81,6 +84,8 @@ def rows_to_csv(
 
 def _text_column(s: pd.Series) -> pd.Series:
     """A non-numeric column as text (JSON for dicts / lists), neutralised where needed."""
+    import pandas as pd
+
     if pd.api.types.is_bool_dtype(s):
         return s.map({True: "true", False: "false"})
     if s.dtype == object:
@@ -105,6 +110,8 @@ def dataframe_to_csv(
 
     header=False and bom=False let a caller append further chunks of one file.
     """
+    import pandas as pd
+
     out = df.copy(deep=False)
     for col in out.columns:
         series = out[col]

@@ -42,3 +42,13 @@ def test_send_starts_without_pandas_or_jinja():
 def test_no_command_prints_help(capsys):
     assert main([]) == 2
     assert "usage: comms" in capsys.readouterr().out
+
+
+def test_the_clis_copies_of_core_choices_match_the_core():
+    """The CLI names these without loading the modules (a quicker start for every command)."""
+    from comms.cli import clients, templates
+    from comms.clients.importing import CONSENT_CHOICES
+    from comms.templates import FORMATS
+
+    assert clients.CONSENT_CHOICES == CONSENT_CHOICES
+    assert templates.FORMATS == FORMATS

@@ -537,33 +537,6 @@ def test_formula_cells_are_stored_as_text_and_neutralised_in_the_export(store):
     assert "'-2+3" in rows[2]
 
 
-def test_parallel_validation_gives_the_serial_results(monkeypatch, tmp_path):
-    import sys
-    import types
-
-    from comms.clients import reading
-
-    emails = [f"user{i}@example.cz" for i in range(30)] + ["bad@", "", "x y@example.cz"]
-    phones = [f"77712{i:04d}" for i in range(30)] + ["12", "+420 222 333 444"]
-    serial = reading.check_values({"email": emails, "phone": phones}, "CZ", workers=1)
-    monkeypatch.setattr(reading, "PARALLEL_MIN_VALUES", 10)
-
-    def no_local_checks(*args):
-        raise AssertionError("the workers must do the checks")
-
-    monkeypatch.setattr(reading, "_check_chunk", no_local_checks)
-    # Under Streamlit and AppTest, __main__ is a page script: workers must not run it.
-    page = tmp_path / "page.py"
-    page.write_text("raise SystemExit('a page script ran in a worker')\n")
-    fake_main = types.ModuleType("__main__")
-    fake_main.__file__ = str(page)
-    monkeypatch.setitem(sys.modules, "__main__", fake_main)
-    parallel = reading.check_values({"email": emails, "phone": phones}, "CZ", workers=2)
-    assert parallel == serial
-    assert [c.ok for c in parallel["email"][-3:]] == [False, False, False]
-    assert parallel["phone"][-1].kind == "fixed_line"
-
-
 def test_attribute_values_with_quotes_backslashes_and_line_breaks_survive(store):
     text = 'Name;Email;Note;Path\nJan;jan@example.cz;"say ""hi""\nthen\tgo";C:\\temp\\x\x01\n'
     import_clients(store, text.encode())
@@ -660,3 +633,15 @@ def test_a_list_name_with_the_export_separator_is_refused(store):
     with pytest.raises(ImportFailed, match="cannot contain '|'"):
         import_clients(store, b"Name;Email\nJan;jan@example.cz\n", list_name="A | B")
     assert store.scalar("SELECT count(*) FROM clients") == 0
+
+
+def test_a_row_after_a_value_with_a_line_break_is_named_by_its_line(store):
+    text = 'Name;Email;Note\nJan;jan@example.cz;"two\nlines"\nEva;eva@;x\n'
+    report = import_clients(store, text.encode())
+    assert report.problems == [
+        {
+            "row": 4,
+            "reason": "invalid e-mail: There must be something after the @-sign.",
+            "skipped": False,
+        }
+    ]

@@ -10,8 +10,6 @@ from typing import Any
 
 from comms.cli import print_json, whole_number
 from comms.errors import CommsError
-from comms.messages import compose, history
-from comms.outbox.create import SOURCE_CLI
 from comms.store import open_store
 
 HISTORY_FIELDS = (
@@ -88,6 +86,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
+    from comms.messages import history
+
     store = open_store(args.db)
     if store.scalar("SELECT count(*) FROM clients WHERE id = ?", [args.client_id]) == 0:
         raise CommsError(f"No client with id {args.client_id}.")
@@ -124,6 +124,9 @@ def _read_body(path: str) -> str:
 
 
 def cmd_compose(args: argparse.Namespace) -> int:
+    from comms.messages import compose
+    from comms.outbox.create import SOURCE_CLI
+
     store = open_store(args.db)
     subject, body, body_format, attachment_ids, template_id = None, "", "markdown", [], None
     if args.template:
@@ -173,6 +176,8 @@ def cmd_compose(args: argparse.Namespace) -> int:
 
 
 def cmd_send_draft(args: argparse.Namespace) -> int:
+    from comms.messages import compose
+
     store = open_store(args.db)
     queued = compose.send_drafts(store, args.message_ids)
     if args.json:

@@ -7,10 +7,8 @@ import sys
 import time
 from typing import Any
 
-from comms import outbox
 from comms.cli import print_json
 from comms.errors import NotFound
-from comms.sending import dispatcher
 from comms.store import open_store
 
 
@@ -49,6 +47,9 @@ class _Progress:
 
 
 def cmd_send(args: argparse.Namespace) -> int:
+    from comms import outbox
+    from comms.sending import dispatcher
+
     store = open_store(args.db)
     if args.batch is not None and not store.scalar(
         "SELECT count(*) FROM batches WHERE id = ?", [args.batch]

@@ -6,12 +6,14 @@ import argparse
 from datetime import datetime
 from pathlib import Path
 
-from comms import templates as tpl
 from comms.cli import print_json
 from comms.errors import CommsError
-from comms.messages import generate
+from comms.rules.validation import CHANNELS
 from comms.store import open_store
-from comms.templates import attachments as att
+
+# The body formats a template may have (comms.templates.FORMATS, which a test keeps equal):
+# the handlers import comms.templates themselves, so other commands do not load Jinja.
+FORMATS = ("markdown", "html", "text")
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -21,13 +23,13 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
     a = tsub.add_parser("add", parents=[common], help="add a template from a file")
     a.add_argument("--name", required=True, metavar="N", help="unique template name")
-    a.add_argument("--channel", required=True, choices=tpl.CHANNELS)
+    a.add_argument("--channel", required=True, choices=CHANNELS)
     a.add_argument("--subject", metavar="S", help="subject (e-mail; may use {{ fields }})")
     a.add_argument("--body-file", required=True, metavar="F", help="the body (Jinja2 text)")
     a.add_argument(
         "--format",
         dest="body_format",
-        choices=tpl.FORMATS,
+        choices=FORMATS,
         help="e-mail body format (default markdown; .html files: html)",
     )
     a.add_argument("--attach", nargs="+", default=[], metavar="FILE", help="attachments")
@@ -56,6 +58,9 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 
 def cmd_templates_add(args: argparse.Namespace) -> int:
+    from comms import templates as tpl
+    from comms.templates import attachments as att
+
     body_path = Path(args.body_file)
     try:
         body = body_path.read_text(encoding="utf-8-sig")
@@ -103,6 +108,8 @@ def cmd_templates_add(args: argparse.Namespace) -> int:
 
 
 def cmd_templates_list(args: argparse.Namespace) -> int:
+    from comms import templates as tpl
+
     rows = tpl.list_templates(open_store(args.db))
     if args.json:
         print_json(rows)
@@ -133,6 +140,9 @@ def _selection(args: argparse.Namespace) -> dict:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
+    from comms import templates as tpl
+    from comms.messages import generate
+
     store = open_store(args.db)
     t = tpl.get_template_by_name(store, args.template)
     result = generate.generate_messages(
@@ -155,6 +165,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def cmd_queue(args: argparse.Namespace) -> int:
     from comms import outbox
+    from comms.messages import generate
 
     when = None
     if args.at:

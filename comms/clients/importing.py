@@ -1,10 +1,24 @@
 """Importing a client list: normalise every row, dedupe, and write it all or nothing.
 
-The file is read (comms.clients.reading) and every row normalised in memory:
-names joined, e-mails and phones checked once per distinct value, tags and lists
-split, consent read, every other column kept as an attribute. A file read from
-this app's own export imports back unchanged: its computed columns are ignored
-and the export's formula guard (a leading apostrophe) is undone.
+The file is read (comms.clients.reading); then (invariant I1, "per value in
+Python, per row in SQL"): every distinct cell value of a column is worked out
+once in Python (stripped, the export's formula guard undone; e-mails and phones
+checked by comms.clients.checking, the phones in a worker process meanwhile;
+tags and lists split; consent words read), and each row only looks its values
+up. The rows go to DuckDB as numpy arrays, and SQL does the rest in the write
+transaction: names joined, consent per channel, rows left out dropped, rows
+that share a valid e-mail (else a valid phone) merged, within the file and then
+with the stored clients they match, one UPDATE ... FROM and one INSERT ...
+SELECT (the attributes JSON built there), plus the 'import' action-log entry: a
+failure anywhere writes nothing. The filter choices follow the rows it updated
+and inserted (comms.clients.options). Neither pandas nor pyarrow is loaded on
+this path (pyarrow loads pandas), and the cyclic garbage collector waits until
+the import is done: bench/bench_import.py measures the whole, against a plain
+loop calling the validation libraries.
+
+A file read from this app's own export imports back unchanged: its computed
+columns are ignored and the export's formula guard (a leading apostrophe) is
+undone.
 
 Consent is on purpose (C1, C2): a channel's consent comes from the file's own
 consent column when it has one (ano/ne, yes/no, 1/0, x or a date; a blank or an
@@ -13,28 +27,25 @@ states (`consent=`); with neither the import is refused (ConsentNotStated).
 What was stated, and by whom, goes into the 'import' action-log entry. Stated
 consent is recorded for the clients the import adds; a stored client keeps its
 flags (an earlier opt-out is never undone by a bulk statement), unless the
-file's own column says otherwise. Rows that share a
-valid e-mail (else a valid phone) merge into one client, within the file and
-with the clients already stored. Then one transaction registers two frames and
-runs one UPDATE ... FROM and one INSERT ... SELECT, plus the 'import' action-log
-entry: a failure anywhere writes nothing. The filter choices follow the rows it
-updated and inserted (comms.clients.options).
+file's own column says otherwise.
 """
 
 from __future__ import annotations
 
+import gc
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import numpy as np
-import pandas as pd
 
 from comms import actionlog, config
+from comms.clients.checking import PhonesBeside, email_answers
 from comms.clients.options import Change, write_clients
 from comms.clients.reading import (
     ATTRIBUTE,
@@ -46,7 +57,6 @@ from comms.clients.reading import (
     RawTable,
     attribute_key,
     check_mapping,
-    check_values,
     detect_mapping,
     is_own_export,
     read_source,
@@ -58,6 +68,9 @@ from comms.errors import ConsentNotStated, ImportFailed
 from comms.rules.validation import CHANNEL_NAMES, CHANNELS, DUPLICATE, EMPTY_ROW
 from comms.store import Store
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 NO_IDENTITY = "no e-mail or phone"  # nothing to send to: not a client to keep
 TAG_SPLIT = re.compile(r"\s*[,;|]\s*")
 _TRUE = {"1", "true", "yes", "y", "ano", "a", "x", "ok", "souhlas", "souhlasi", "✓", "✔", "t"}
@@ -68,7 +81,8 @@ _SEP = "\x1f"  # tags and lists travel to DuckDB as one string split there
 # What the uploader may state (C1): the channels these clients consented to.
 CONSENT_CHOICES = ("email,sms", "email", "sms", "none")
 # Cells the export guarded against formulas ("'=1+1"): the apostrophe is undone.
-_GUARDED = tuple("'" + c for c in FORMULA_PREFIXES)
+_GUARDED = frozenset(FORMULA_PREFIXES)
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")  # dropped from attribute values
 
 
 @dataclass
@@ -182,6 +196,8 @@ def preview_import(
     sheet: str | None = None,
 ) -> ImportPreview:
     """Read a file and guess its mapping, without writing anything."""
+    import pandas as pd  # the panel draws the sample; the import itself does not need pandas
+
     table, _ = _load(source, filename, sheet)
     mapping = detect_mapping(table.headers)
     sample = pd.DataFrame(table.rows[:sample_rows], columns=table.headers, dtype=object)
@@ -227,49 +243,20 @@ def stated_consent(consent: str | Iterable[str] | None) -> set[str] | None:
     return chosen
 
 
-def _consent(values: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """True (ano, yes, 1, x, a date ...), False (ne, no, 0 ...), None (blank or unreadable),
-    and which non-blank cells were not understood."""
-    folded = values.str.lower()
-    out = pd.Series(None, index=values.index, dtype=object)
-    yes = folded.isin(_TRUE) | folded.str.fullmatch(_DATE)
-    no = folded.isin(_FALSE)
-    out[yes] = True
-    out[no] = False
-    return out, ~(yes | no) & (folded != "")
+def _consent_word(value: str) -> bool | None | str:
+    """True (ano, yes, 1, x, a date ...), False (ne, no, 0 ...), None (blank), or the
+    value itself when it is not understood."""
+    folded = value.lower()
+    if folded in _TRUE or _DATE.fullmatch(folded):
+        return True
+    if folded in _FALSE:
+        return False
+    return None if not folded else value
 
 
-def _checked(email: pd.Series, phone: pd.Series, region: str) -> tuple[dict, dict]:
-    """check_email / check_phone run once per distinct non-empty value: {value: result} each."""
-    uniq = {
-        "email": email[email != ""].unique().tolist(),
-        "phone": phone[phone != ""].unique().tolist(),
-    }
-    res = check_values(uniq, region)
-    return (
-        dict(zip(uniq["email"], res["email"], strict=True)),
-        dict(zip(uniq["phone"], res["phone"], strict=True)),
-    )
-
-
-def _lookup(values: pd.Series, results: dict, fields: dict[str, str]) -> dict[str, pd.Series]:
-    """Columns from per-distinct-value check results, gathered with one index lookup."""
-    idx = pd.Index(list(results), dtype=object).get_indexer(values.astype(object))
-    out = {}
-    for name, attr in fields.items():
-        # The trailing None is what index -1 (an empty cell) picks.
-        table = np.array([getattr(r, attr) for r in results.values()] + [None], dtype=object)
-        out[name] = pd.Series(table[idx], index=values.index, dtype=object)
-    return out
-
-
-def _clean(s: pd.Series) -> pd.Series:
-    """A column's cells stripped, with the export's formula guard undone ("'=1+1" -> "=1+1")."""
-    s = s.astype(str)
-    guarded = s.str.startswith(_GUARDED)
-    if guarded.any():
-        s = s.where(~guarded, s.str[1:])
-    return s.str.strip()
+def _clean_cell(v: str) -> str:
+    """A cell stripped, with the export's formula guard undone ("'=1+1" -> "=1+1")."""
+    return (v[1:] if v[:1] == "'" and v[1:2] in _GUARDED else v).strip()
 
 
 def _problem(row: int, reason: str, skipped: bool) -> dict[str, Any]:
@@ -304,117 +291,162 @@ class _Plan:
     consent: dict[str, str]  # channel -> where it came from (report and action log)
 
 
-def _normalise(
+@dataclass
+class _Staged:
+    """A file's rows ready for SQL (one entry per data row) and the problems found."""
+
+    rows: dict[str, Any]  # numpy arrays: row, skip, the client fields, a0.. (attributes)
+    attr_keys: list[str]
+    problems: list[dict[str, Any]]
+    skipped: int
+
+
+def _distinct(column: tuple[str, ...], make: Any) -> dict[str, Any]:
+    """make(cell) for each distinct cell of a column: per-value work is done once."""
+    return {v: make(v) for v in dict.fromkeys(column)}
+
+
+def _stage(
     table: RawTable, mapping: dict[str, str], keys: dict[str, str], region: str, plan: _Plan
-) -> tuple[pd.DataFrame, list[str], list[dict[str, Any]], int]:
-    """Rows -> one frame of client fields (None = not given), attribute keys, problems, skipped."""
+) -> _Staged:
+    """Every data row as the client fields it gives, and why rows are left out or flagged.
+
+    Work per value (stripping, the e-mail and phone checks, tags, lists, consent words) is
+    done once per distinct cell value; per row only dictionary lookups run here, and the
+    rest (names, consent per channel, dedupe, merge) is SQL (I1).
+    """
+    n = len(table.rows)
     width = len(table.headers)
-    raw = pd.DataFrame(table.rows, columns=range(width), dtype=object) if table.rows else None
-    problems: list[dict[str, Any]] = []
-    if raw is None:
-        return pd.DataFrame(), [], problems, 0
-    raw = raw.apply(_clean)
+    columns = list(zip(*table.rows, strict=True)) if n and width else [()] * width
+    rownum = table.row_numbers
     col_of = {t: table.headers.index(h) for h, t in mapping.items() if t in FIELDS}
-    kept = [i for i, h in enumerate(table.headers) if mapping.get(h) != IGNORE]
-    rownum = pd.Series(table.row_numbers, dtype="int64")
+    blank: tuple[str, ...] = ("",) * n
+    clean_of: dict[int, dict[str, str]] = {}
 
-    def col(target: str) -> pd.Series:
+    def cleaned(i: int) -> dict[str, str]:
+        if i not in clean_of:
+            clean_of[i] = _distinct(columns[i], _clean_cell)
+        return clean_of[i]
+
+    def raw(target: str) -> tuple[str, ...]:
         i = col_of.get(target)
-        return raw[i] if i is not None else pd.Series("", index=raw.index, dtype=object)
+        return columns[i] if i is not None else blank
 
-    def none_if_empty(s: pd.Series) -> pd.Series:
-        return s.astype(object).where(s != "", None)
+    def mapped(target: str, make: Any) -> list[Any]:
+        """make(clean cell) for every row of the column mapped to target (None: no column)."""
+        i = col_of.get(target)
+        if i is None:
+            return [None] * n
+        values = {v: make(c) for v, c in cleaned(i).items()}
+        return [values[v] for v in columns[i]]
 
-    out = pd.DataFrame({"row": rownum})
-    first, last = col("first_name"), col("last_name")
-    joined = (first + " " + last).str.strip()
-    name = col("name")
-    out["name"] = none_if_empty(name.where(name != "", joined))
-    out["first_name"] = none_if_empty(first)
-    out["last_name"] = none_if_empty(last)
-    out["company"] = none_if_empty(col("company"))
-    out["city"] = none_if_empty(col("city"))
+    def array(values: list[Any]) -> Any:
+        """A column as DuckDB scans it from Python: a numpy object array (None is NULL)."""
+        out = np.empty(len(values), dtype=object)
+        out[:] = values
+        return out
 
-    # E-mail and phone: each distinct value checked once (the checks are lru_cached too).
-    email, phone = col("email"), col("phone")
-    checks, pchecks = _checked(email, phone, region)
-    for column, values in _lookup(
-        email, checks, {"email": "address", "email_valid": "ok", "email_error": "error"}
-    ).items():
-        out[column] = values
-    for column, values in _lookup(
-        phone, pchecks, {"phone": "e164", "phone_kind": "kind", "phone_error": "error"}
-    ).items():
-        out[column] = values
+    data: dict[str, Any] = {"row": np.array(rownum, dtype=np.int64)}
+    for target in ("name", "first_name", "last_name", "company", "city"):
+        data[target] = array(mapped(target, lambda c: c or None))
 
-    tags = col("tags")
-    out["tags"] = none_if_empty(
-        tags.map(lambda v: _SEP.join(dict.fromkeys(t for t in TAG_SPLIT.split(v) if t)))
+    # E-mail and phone: each distinct value checked once (comms.clients.checking); the
+    # phones in a worker process beside this one while the rest is done here.
+    email_cells = cleaned(col_of["email"]) if "email" in col_of else {}
+    phone_cells = cleaned(col_of["phone"]) if "phone" in col_of else {}
+    phone_values = [c for c in dict.fromkeys(phone_cells.values()) if c]
+    phones_beside = PhonesBeside(phone_values, region)
+    email_values = [c for c in dict.fromkeys(email_cells.values()) if c]
+    emails = dict(zip(email_values, email_answers(email_values), strict=True))
+    e_of = {v: emails.get(c) for v, c in email_cells.items()}
+    e = [e_of[v] for v in raw("email")] if email_cells else [None] * n  # (ok, address, error)
+    data["email"] = array([r[1] if r else None for r in e])
+    data["email_valid"] = array([r[0] if r else None for r in e])
+    data["email_error"] = array([r[2] if r else None for r in e])
+
+    data["tags"] = array(
+        mapped(
+            "tags",
+            lambda c: (
+                _SEP.join(dict.fromkeys(t for t in TAG_SPLIT.split(c) if t)) or None if c else None
+            ),
+        ),
     )
-    out["lists"] = _row_lists(col("lists") if "lists" in col_of else None, raw.index, plan)
+    if "lists" in col_of:
+        data["lists"] = array(mapped("lists", lambda c: _cell_lists(c, plan)))
+    else:
+        data["lists"] = array([_SEP.join(plan.fallback_lists)] * n)
 
     # Consent (C1): the file's own column per channel; a blank or unreadable cell says nothing.
     flagged: list[dict[str, Any]] = []
     header_of = {t: h for h, t in mapping.items()}
-    both, both_bad = _consent(col("consent"))
-    unreadable = [("consent", both_bad, col("consent"))]
-    for channel in CHANNELS:
-        own = col(f"consent_{channel}")
-        value, bad = _consent(own)
-        out[f"consent_{channel}"] = value.where(own != "", both)
-        unreadable.append((f"consent_{channel}", bad, own))
-    for target, bad, cells in unreadable:
-        for n, cell in zip(rownum[bad], cells[bad], strict=True):
-            flagged.append(
+    for target in ("consent", "consent_email", "consent_sms"):
+        words = mapped(target, _consent_word)
+        data[target] = array([w if isinstance(w, bool) else None for w in words])
+        if target in col_of:
+            flagged += [
                 _problem(
-                    n,
-                    f"consent {cell[:30]!r} in {header_of[target]!r} not understood (ano/ne, "
-                    "yes/no, 1/0, x or a date): no consent recorded",
+                    r,
+                    f"consent {w[:30]!r} in {header_of[target]!r} not understood (ano/ne,"
+                    " yes/no, 1/0, x or a date): no consent recorded",
                     False,
                 )
-            )
+                for r, w in zip(rownum, words, strict=True)
+                if isinstance(w, str)
+            ]
+    # ... and whether the channel's own cell was blank (the general column speaks then)
+    for channel in CHANNELS:
+        data[f"own_{channel}"] = array(mapped(f"consent_{channel}", lambda c: c != ""))
 
     attr_keys = [keys[h] for h in table.headers if h in keys]
-    for h, key in keys.items():
-        out["a:" + key] = none_if_empty(raw[table.headers.index(h)])
+    for j, key in enumerate(attr_keys):
+        i = next(i for i, h in enumerate(table.headers) if keys.get(h) == key)
+        values = {
+            v: (c if c.isprintable() else _CONTROL.sub("", c)) if c else None
+            for v, c in cleaned(i).items()
+        }
+        data[f"a{j}"] = array([values[v] for v in columns[i]])
+
+    phones = dict(zip(phone_values, phones_beside.results(), strict=True))
+    p_of = {v: phones.get(c) for v, c in phone_cells.items()}
+    p = [p_of[v] for v in raw("phone")] if phone_cells else [None] * n  # (ok, e164, kind, error)
+    data["phone"] = array([r[1] if r else None for r in p])
+    data["phone_kind"] = array([r[2] if r else None for r in p])
+    data["phone_error"] = array([r[3] if r else None for r in p])
 
     # Skipped rows: nothing in any kept cell, nothing that identifies a client, or (CSV)
     # more cells than the header has columns: one problem each, the reason it was left out.
-    empty = ~(raw[kept] != "").any(axis=1) if kept else pd.Series(True, index=raw.index)
-    anonymous = ~empty & out["email"].isna() & out["phone"].isna()
-    empty_rows, anonymous_rows = set(rownum[empty].tolist()), set(rownum[anonymous].tolist())
-    skipped_reason: dict[int, str] = {}
-    for n in sorted(set(table.wide) | set(table.formulas) | empty_rows | anonymous_rows):
-        note = _formula_note(table.formulas.get(n))
-        if n in table.wide:
-            reason, skip = _wide_reason(table, table.wide[n])
-            if skip:
-                skipped_reason[n] = reason
-                continue
-            flagged.append(_problem(n, reason, False))
-        if n in empty_rows:
-            skipped_reason[n] = note or EMPTY_ROW
-        elif n in anonymous_rows:
-            skipped_reason[n] = NO_IDENTITY + (f" ({note})" if note else "")
-        elif note:
-            flagged.append(_problem(n, note, False))
-    wide = rownum.isin([n for n in table.wide if n in skipped_reason])
-    keep = ~(empty | anonymous | wide)
-    bad_email = keep & out["email_valid"].eq(False)
-    for n, err in zip(rownum[bad_email], out.loc[bad_email, "email_error"], strict=True):
-        flagged.append(_problem(n, err, False))
-    bad_phone = keep & out["phone_kind"].eq("invalid")
-    for n, err in zip(rownum[bad_phone], out.loc[bad_phone, "phone_error"], strict=True):
-        flagged.append(_problem(n, err, False))
-    problems = [_problem(n, r, True) for n, r in skipped_reason.items()]
-    problems += [p for p in flagged if p["row"] not in skipped_reason]
-    skipped = int((~keep).sum())
-    return (
-        out[keep].drop(columns=["phone_error"]).reset_index(drop=True),
-        attr_keys,
-        problems,
-        skipped,
+    # A cell is blank when it is whitespace (the formula guard never leaves a cell empty).
+    kept = [columns[i] for i, h in enumerate(table.headers) if mapping.get(h) != IGNORE]
+    empty = (
+        [not "".join(cells).strip() for cells in zip(*kept, strict=True)] if kept else [True] * n
     )
+    anonymous = [x is None and y is None for x, y in zip(e, p, strict=True)]
+    skipped_reason: dict[int, str] = {}
+    candidates = set(table.wide) | set(table.formulas)
+    candidates.update(r for r, a, b in zip(rownum, empty, anonymous, strict=True) if a or b)
+    index_of = {r: i for i, r in enumerate(rownum)} if candidates else {}
+    for r in sorted(candidates):
+        i = index_of[r]
+        note = _formula_note(table.formulas.get(r))
+        if r in table.wide:
+            reason, skip = _wide_reason(table, table.wide[r])
+            if skip:
+                skipped_reason[r] = reason
+                continue
+            flagged.append(_problem(r, reason, False))
+        if empty[i]:
+            skipped_reason[r] = note or EMPTY_ROW
+        elif anonymous[i]:
+            skipped_reason[r] = NO_IDENTITY + (f" ({note})" if note else "")
+        elif note:
+            flagged.append(_problem(r, note, False))
+    flagged += [_problem(r, x[2], False) for r, x in zip(rownum, e, strict=True) if x and not x[0]]
+    flagged += [_problem(r, x[3], False) for r, x in zip(rownum, p, strict=True) if x and not x[0]]
+    problems = [_problem(r, why, True) for r, why in skipped_reason.items()]
+    problems += [x for x in flagged if x["row"] not in skipped_reason]
+    data["skip"] = array([r in skipped_reason for r in rownum] if skipped_reason else [False] * n)
+    return _Staged(data, attr_keys, problems, len(skipped_reason))
 
 
 def _formula_note(headers: list[str] | None) -> str | None:
@@ -423,174 +455,17 @@ def _formula_note(headers: list[str] | None) -> str | None:
     return f"{FORMULA_WITHOUT_VALUE} in {', '.join(headers)}: {SAVE_IN_EXCEL}"
 
 
-def _row_lists(cells: pd.Series | None, index: pd.Index, plan: _Plan) -> pd.Series:
-    """Each row's lists, joined by _SEP: its own lists cell (the export's 'A | B'), else the
+def _cell_lists(cell: str, plan: _Plan) -> str:
+    """A row's lists, joined by _SEP: its own lists cell (the export's 'A | B'), else the
     import's list, and the list named for the whole import in any case."""
-    if cells is None:
-        return pd.Series(_SEP.join(plan.fallback_lists), index=index, dtype=object)
-    fallback = _SEP.join(plan.fallback_lists)
-
-    def one(cell: str) -> str:
-        names = [n.strip() for n in cell.split(LIST_SEPARATOR) if n.strip()]
-        if not names:
-            return fallback
-        return _SEP.join(dict.fromkeys([*names, *plan.lists]))
-
-    return cells.map(one).astype(object)
+    names = [x.strip() for x in cell.split(LIST_SEPARATOR) if x.strip()]
+    if not names:
+        return _SEP.join(plan.fallback_lists)
+    return _SEP.join(dict.fromkeys([*names, *plan.lists]))
 
 
-def _drop_invalid_beside_valid(groups: pd.DataFrame) -> pd.DataFrame:
-    """In a group that has a valid e-mail (phone), forget its rows' invalid ones, so a
-    later typo never replaces a good address when rows merge."""
-    groups = groups.copy()
-    by = groups["_key"]
-    for value, cols, valid in (
-        ("email", ["email", "email_valid", "email_error"], groups["email_valid"].eq(True)),
-        (
-            "phone",
-            ["phone", "phone_kind", "phone_error"],
-            groups["phone_kind"].notna() & groups["phone_kind"].ne("invalid"),
-        ),
-    ):
-        if value not in groups:
-            continue
-        group_has_valid = valid.groupby(by).transform("any")
-        forget = group_has_valid & ~valid & groups[value].notna()
-        groups.loc[forget, [c for c in cols if c in groups]] = None
-    return groups
-
-
-def _merge(frame: pd.DataFrame, key: pd.Series) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
-    """Rows sharing a key become one: later non-empty values win; the first row number stays."""
-    dup = key.duplicated(keep=False)
-    if not dup.any():
-        return frame, []
-    groups = frame[dup].assign(_key=key[dup].values)
-    groups = _drop_invalid_beside_valid(groups)
-    first_row = groups.groupby("_key", sort=False)["row"].transform("min")
-    problems = [
-        _problem(r, f"{DUPLICATE} of row {int(f)}: merged into one client", True)
-        for r, f in zip(groups["row"], first_row, strict=True)
-        if r != f
-    ]
-    merged = groups.groupby("_key", sort=False).last()  # last non-null value per column
-    merged["row"] = groups.groupby("_key", sort=False)["row"].min()
-    merged = merged.reset_index(drop=True)
-    out = pd.concat([frame[~dup], merged], ignore_index=True).sort_values("row")
-    return out.reset_index(drop=True), problems
-
-
-def _text(s: pd.Series) -> pd.Series:
-    return s.astype(object).where(s.notna(), "").astype(str)
-
-
-def _dedupe_key(frame: pd.DataFrame) -> pd.Series:
-    """e:<valid e-mail, lowercased>, else p:<valid phone>, else n:<name|e-mail|phone as given>.
-
-    Only valid addresses identify a client: placeholders such as '-' or 'n/a' in
-    the e-mail column must not merge different people. A row with only a phone
-    joins the row with an e-mail that has the same phone.
-    """
-    valid_email = frame["email_valid"].eq(True)
-    valid_phone = frame["phone_kind"].notna() & frame["phone_kind"].ne("invalid")
-    email = _text(frame["email"]).str.lower().where(valid_email, "")
-    phone = _text(frame["phone"]).where(valid_phone, "")
-    fallback = (
-        "n:"
-        + _text(frame["name"]).str.lower()
-        + "|"
-        + _text(frame["email"]).str.lower()
-        + "|"
-        + _text(frame["phone"])
-    )
-    key = pd.Series(
-        np.where(email != "", "e:" + email, np.where(phone != "", "p:" + phone, fallback)),
-        index=frame.index,
-        dtype=object,
-    )
-    with_both = frame[(email != "") & (phone != "")]
-    by_phone = pd.Series(key[with_both.index].values, index=phone[with_both.index].values)
-    by_phone = by_phone[~by_phone.index.duplicated()]
-    phone_only = (email == "") & (phone != "")
-    linked = phone[phone_only].map(by_phone).astype(object)
-    key[phone_only] = linked.where(linked.notna(), key[phone_only])
-    return key
-
-
-# Stored clients a row updates: same valid e-mail; else same valid phone when one
-# side has no valid e-mail; else (no valid address at all) same name, e-mail and phone.
-_MATCH_SQL = """
-WITH em AS (
-    SELECT s.i, min(c.id) AS id FROM imp_keys s JOIN clients c
-    ON c.email_valid AND lower(c.email) = s.ekey
-    GROUP BY s.i
-), ph AS (
-    SELECT s.i, min(c.id) AS id FROM imp_keys s JOIN clients c
-    ON c.phone = s.pkey AND c.phone_kind <> 'invalid'
-    WHERE s.ekey IS NULL OR NOT c.email_valid
-    GROUP BY s.i
-), nm AS (
-    SELECT s.i, min(c.id) AS id FROM imp_keys s JOIN clients c
-    ON lower(coalesce(c.name, '')) = s.nkey AND lower(coalesce(c.email, '')) = s.raw_email
-       AND coalesce(c.phone, '') = s.raw_phone
-    WHERE s.ekey IS NULL AND s.pkey IS NULL AND NOT c.email_valid
-      AND coalesce(c.phone_kind, 'invalid') = 'invalid'
-    GROUP BY s.i
-)
-SELECT s.i, coalesce(em.id, ph.id, nm.id) AS id
-FROM imp_keys s LEFT JOIN em USING (i) LEFT JOIN ph USING (i) LEFT JOIN nm USING (i)
-ORDER BY s.i
-"""
-
-_UPDATE_SQL = """
-UPDATE clients AS c SET
-    name = coalesce(s.name, c.name),
-    first_name = coalesce(s.first_name, c.first_name),
-    last_name = coalesce(s.last_name, c.last_name),
-    email = CASE WHEN s.keep_email THEN c.email ELSE s.email END,
-    email_valid = CASE WHEN s.keep_email THEN c.email_valid ELSE s.email_valid::BOOLEAN END,
-    email_error = CASE WHEN s.keep_email THEN c.email_error ELSE s.email_error END,
-    phone = CASE WHEN s.keep_phone THEN c.phone ELSE s.phone END,
-    phone_kind = CASE WHEN s.keep_phone THEN c.phone_kind ELSE s.phone_kind END,
-    company = coalesce(s.company, c.company),
-    city = coalesce(s.city, c.city),
-    lists = list_concat(c.lists, list_filter(string_split(s.lists, chr(31)),
-                                             lambda x: NOT list_contains(c.lists, x))),
-    tags = CASE WHEN s.tags IS NULL THEN c.tags ELSE list_concat(c.tags,
-        list_filter(string_split(s.tags, chr(31)), lambda x: NOT list_contains(c.tags, x))) END,
-    consent_email = coalesce(s.consent_email::BOOLEAN, c.consent_email),
-    consent_sms = coalesce(s.consent_sms::BOOLEAN, c.consent_sms),
-    attributes = json_merge_patch(c.attributes, s.attributes::JSON),
-    updated_at = current_timestamp
-FROM (
-    SELECT u.*,
-        -- a stored valid address is never replaced by a missing or invalid one
-        u.email IS NULL OR (NOT u.email_valid::BOOLEAN AND k.email_valid) AS keep_email,
-        u.phone IS NULL OR (u.phone_kind = 'invalid' AND coalesce(k.phone_kind, 'invalid')
-                            <> 'invalid') AS keep_phone
-    FROM imp_upd u JOIN clients k ON k.id = u.id
-) AS s
-WHERE c.id = s.id
-"""
-
-_INSERT_SQL = """
-INSERT INTO clients (name, first_name, last_name, email, email_valid, email_error, phone,
-                     phone_kind, company, city, lists, tags, consent_email, consent_sms,
-                     attributes)
-SELECT name, first_name, last_name, email, coalesce(email_valid::BOOLEAN, false), email_error,
-       phone, phone_kind, company, city, string_split(lists, chr(31)),
-       CASE WHEN tags IS NULL THEN [] ELSE string_split(tags, chr(31)) END,
-       coalesce(consent_email::BOOLEAN, $consent_email), coalesce(consent_sms::BOOLEAN, $consent_sms),
-       attributes::JSON
-FROM imp_ins ORDER BY row
-RETURNING id
-"""
-# The stored clients an import changed and the ones it added (for the filter choices).
-_UPDATED = "c.id IN (SELECT id FROM imp_upd)"
-_INSERTED = "c.id IN (SELECT id FROM imp_new)"
-
-_CORE = [
-    "row",
+# The client fields a merge carries (the last non-empty value of a group wins).
+_FIELDS_SQL = (
     "name",
     "first_name",
     "last_name",
@@ -605,45 +480,207 @@ _CORE = [
     "lists",
     "consent_email",
     "consent_sms",
-]
+)
+
+# I1: the rows a file gives, as clients. Names joined; consent per channel (its own column's
+# word, else the general one's); rows left out dropped; then rows sharing a key (a valid
+# e-mail, else a valid phone, else name|e-mail|phone as given; a row with only a phone joins
+# the e-mail row that has the same phone) merge: in a group that has a valid e-mail (phone)
+# its rows' invalid ones are forgotten, then each field is the group's last non-empty value
+# and the row number its first.
+_ROWS_SQL = """
+WITH r AS (
+    SELECT row, coalesce(name, nullif(trim(coalesce(first_name, '') || ' '
+                                           || coalesce(last_name, '')), '')) AS name,
+           first_name, last_name, email, email_valid, email_error, phone, phone_kind,
+           company, city, tags, lists,
+           CASE WHEN own_email THEN consent_email ELSE consent END AS consent_email,
+           CASE WHEN own_sms THEN consent_sms ELSE consent END AS consent_sms
+           {attrs}
+    FROM {staged} WHERE NOT skip
+), keyed AS (
+    SELECT *,
+        email_valid IS TRUE AS ev,
+        phone_kind IS NOT NULL AND phone_kind <> 'invalid' AS pv,
+        CASE WHEN email_valid IS TRUE THEN 'e:' || lower(email)
+             WHEN phone_kind IS NOT NULL AND phone_kind <> 'invalid' THEN 'p:' || phone
+             ELSE 'n:' || lower(coalesce(name, '')) || '|' || lower(coalesce(email, ''))
+                  || '|' || coalesce(phone, '') END AS key0
+    FROM r
+), by_phone AS (
+    SELECT phone, arg_min(key0, row) AS key FROM keyed WHERE ev AND pv GROUP BY phone
+)
+SELECT k.*, CASE WHEN NOT k.ev AND k.pv THEN coalesce(b.key, k.key0) ELSE k.key0 END AS key
+FROM keyed k LEFT JOIN by_phone b ON NOT k.ev AND k.pv AND b.phone = k.phone
+"""
 
 
-_CONTROL_CHARS = r"[\x00-\x08\x0b\x0c\x0e-\x1f]"
+def _staged_sql(attrs: list[str]) -> str:
+    """The staged arrays with their SQL types (a column of only NULLs has none of its own)."""
+    text = (
+        "name",
+        "first_name",
+        "last_name",
+        "company",
+        "city",
+        "email",
+        "email_error",
+        "phone",
+        "phone_kind",
+        "phone_error",
+        "tags",
+        "lists",
+        *attrs,
+    )
+    flags = (
+        "skip",
+        "email_valid",
+        "consent",
+        "consent_email",
+        "consent_sms",
+        "own_email",
+        "own_sms",
+    )
+    cols = ["row::BIGINT AS row"]
+    cols += [f"{c}::VARCHAR AS {c}" for c in text]
+    cols += [f"{c}::BOOLEAN AS {c}" for c in flags]
+    return f"(SELECT {', '.join(cols)} FROM imp_staged)"
 
 
-def _attributes_json(frame: pd.DataFrame, attr_keys: list[str]) -> list[str]:
-    """One JSON object per row of the non-empty attribute cells, built column-wise."""
-    if not attr_keys or not len(frame):
-        return ["{}"] * len(frame)
-    body = pd.Series("", index=frame.index, dtype="string")
-    for key in attr_keys:  # keys are ASCII snake_case (attribute_key): nothing to escape
-        v = frame["a:" + key].astype("string")
-        v = v.where(v != "")
-        esc = (
-            v.str.replace("\\", "\\\\", regex=False)
-            .str.replace('"', '\\"', regex=False)
-            .str.replace("\n", "\\n", regex=False)
-            .str.replace("\r", "\\r", regex=False)
-            .str.replace("\t", "\\t", regex=False)
-            .str.replace(_CONTROL_CHARS, "", regex=True)
-        )
-        body = body + ('"' + key + '":"' + esc + '",').fillna("")
-    return ("{" + body.str.rstrip(",") + "}").tolist()
+def _merge_sql(source: str, key: str, attrs: list[str], *, keep_key: bool = False) -> str:
+    """SQL merging the rows of `source` that share `key` (I1): one row per key (unordered).
+
+    `source` has each row's fields, `ev` / `pv` (its e-mail / phone is valid) and the key;
+    keep_key also returns the key column (the stored client's id in the second merge). Only
+    the rows of repeated keys (a few per cent) are grouped; the others pass as they are.
+    """
+    forget = {
+        **{c: "ev OR NOT g_ev" for c in ("email", "email_valid", "email_error")},
+        **{c: "pv OR NOT g_pv" for c in ("phone", "phone_kind")},
+    }
+    carried = (*_FIELDS_SQL, *attrs)
+    merged = ",\n    ".join(
+        f"arg_max({c}, row) FILTER (WHERE {c} IS NOT NULL"
+        + (f" AND ({forget[c]})" if c in forget else "")
+        + f") AS {c}"
+        for c in carried
+    )
+    kept = f"row, {key + ', ' if keep_key else ''}" + ", ".join(carried)
+    return f"""
+WITH src AS (SELECT * FROM {source}),
+repeated AS (SELECT {key} FROM src GROUP BY {key} HAVING count(*) > 1)
+SELECT {kept} FROM src ANTI JOIN repeated USING ({key})
+UNION ALL
+SELECT min(row) AS row, {key + "," if keep_key else ""}
+    {merged}
+FROM (
+    SELECT *, bool_or(ev) OVER w AS g_ev, bool_or(pv) OVER w AS g_pv
+    FROM src SEMI JOIN repeated USING ({key}) WINDOW w AS (PARTITION BY {key})
+)
+GROUP BY {key}
+"""
 
 
-def _db_frame(frame: pd.DataFrame, attr_keys: list[str]) -> pd.DataFrame:
-    """The frame DuckDB reads: text, booleans as 'true'/'false' text cast in SQL."""
-    out = pd.DataFrame({c: frame[c].astype(object) for c in _CORE})
-    for c in ("email_valid", "consent_email", "consent_sms"):
-        out[c] = out[c].map(lambda v: None if v is None or v is np.nan else str(bool(v)).lower())
-    out["attributes"] = _attributes_json(frame, attr_keys) if len(frame) else []
-    if "id" in frame:
-        out["id"] = frame["id"].astype("int64").values
-    return out.astype({c: object for c in out.columns if c not in ("row", "id")})
+# The rows a merge folded into an earlier one: (row, the row it joined).
+_FOLDED_SQL = """
+WITH repeated AS (SELECT {key} FROM {source} GROUP BY {key} HAVING count(*) > 1)
+SELECT row, first FROM (
+    SELECT row, min(row) OVER (PARTITION BY {key}) AS first
+    FROM {source} SEMI JOIN repeated USING ({key})
+)
+WHERE row <> first ORDER BY row
+"""
 
 
-def _nullable(s: pd.Series) -> list[Any]:
-    return [None if pd.isna(v) else v for v in s]
+# Stored clients a row updates: same valid e-mail; else same valid phone when one
+# side has no valid e-mail; else (no valid address at all) same name, e-mail and phone.
+_MATCH_SQL = """
+WITH s AS (
+    SELECT row AS i,
+        CASE WHEN email_valid THEN lower(email) END AS ekey,
+        CASE WHEN phone_kind <> 'invalid' THEN phone END AS pkey,
+        lower(coalesce(name, '')) AS nkey,
+        lower(coalesce(email, '')) AS raw_email,
+        coalesce(phone, '') AS raw_phone
+    FROM imp_clients
+), em AS (
+    SELECT s.i, min(c.id) AS id FROM s JOIN clients c
+    ON c.email_valid AND lower(c.email) = s.ekey
+    GROUP BY s.i
+), ph AS (
+    SELECT s.i, min(c.id) AS id FROM s JOIN clients c
+    ON c.phone = s.pkey AND c.phone_kind <> 'invalid'
+    WHERE s.ekey IS NULL OR NOT c.email_valid
+    GROUP BY s.i
+), nm AS (
+    SELECT s.i, min(c.id) AS id FROM s JOIN clients c
+    ON lower(coalesce(c.name, '')) = s.nkey AND lower(coalesce(c.email, '')) = s.raw_email
+       AND coalesce(c.phone, '') = s.raw_phone
+    WHERE s.ekey IS NULL AND s.pkey IS NULL AND NOT c.email_valid
+      AND coalesce(c.phone_kind, 'invalid') = 'invalid'
+    GROUP BY s.i
+)
+SELECT s.i AS row, coalesce(em.id, ph.id, nm.id) AS id
+FROM s LEFT JOIN em USING (i) LEFT JOIN ph USING (i) LEFT JOIN nm USING (i)
+"""
+
+_UPDATE_SQL = """
+UPDATE clients AS c SET
+    name = coalesce(s.name, c.name),
+    first_name = coalesce(s.first_name, c.first_name),
+    last_name = coalesce(s.last_name, c.last_name),
+    email = CASE WHEN s.keep_email THEN c.email ELSE s.email END,
+    email_valid = CASE WHEN s.keep_email THEN c.email_valid ELSE s.email_valid END,
+    email_error = CASE WHEN s.keep_email THEN c.email_error ELSE s.email_error END,
+    phone = CASE WHEN s.keep_phone THEN c.phone ELSE s.phone END,
+    phone_kind = CASE WHEN s.keep_phone THEN c.phone_kind ELSE s.phone_kind END,
+    company = coalesce(s.company, c.company),
+    city = coalesce(s.city, c.city),
+    lists = list_concat(c.lists, list_filter(string_split(s.lists, chr(31)),
+                                             lambda x: NOT list_contains(c.lists, x))),
+    tags = CASE WHEN s.tags IS NULL THEN c.tags ELSE list_concat(c.tags,
+        list_filter(string_split(s.tags, chr(31)), lambda x: NOT list_contains(c.tags, x))) END,
+    consent_email = coalesce(s.consent_email, c.consent_email),
+    consent_sms = coalesce(s.consent_sms, c.consent_sms),
+    attributes = json_merge_patch(c.attributes, s.attributes),
+    updated_at = current_timestamp
+FROM (
+    SELECT u.*, {attributes} AS attributes,
+        -- a stored valid address is never replaced by a missing or invalid one
+        u.email IS NULL OR (NOT u.email_valid AND k.email_valid) AS keep_email,
+        u.phone IS NULL OR (u.phone_kind = 'invalid' AND coalesce(k.phone_kind, 'invalid')
+                            <> 'invalid') AS keep_phone
+    FROM imp_upd u JOIN clients k ON k.id = u.id
+) AS s
+WHERE c.id = s.id
+"""
+
+_INSERT_SQL = """
+INSERT INTO clients (name, first_name, last_name, email, email_valid, email_error, phone,
+                     phone_kind, company, city, lists, tags, consent_email, consent_sms,
+                     attributes)
+SELECT name, first_name, last_name, email, coalesce(email_valid, false), email_error,
+       phone, phone_kind, company, city, string_split(lists, chr(31)),
+       CASE WHEN tags IS NULL THEN [] ELSE string_split(tags, chr(31)) END,
+       coalesce(consent_email, $consent_email), coalesce(consent_sms, $consent_sms),
+       {attributes}
+FROM {source} ORDER BY row
+RETURNING id
+"""
+# The stored clients an import changed and the ones it added (for the filter choices).
+_UPDATED = "c.id IN (SELECT id FROM imp_upd)"
+_INSERTED = "c.id IN (SELECT id FROM imp_new)"
+
+
+def _attributes_sql(attr_keys: list[str], alias: str = "") -> str:
+    """The attributes JSON of a row in SQL: its non-empty attribute cells (merge-patching
+    into {} drops the null ones)."""
+    if not attr_keys:
+        return "'{}'::JSON"
+    pairs = ", ".join(
+        "'" + key.replace("'", "''") + f"', {alias}a{j}" for j, key in enumerate(attr_keys)
+    )
+    return f"json_merge_patch('{{}}', json_object({pairs}))"
 
 
 def default_list_name(filename: str | None) -> str:
@@ -687,6 +724,20 @@ def _plan(
     return _Plan(always, fallback, default, where)
 
 
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a list is imported: it builds millions of small
+    objects and no cycles, and the collector's full passes over them cost about a quarter
+    of the import (bench_import). Process-wide, so only for the import's few seconds."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def import_clients(
     store: Store,
     source: bytes | str | Path,
@@ -707,6 +758,20 @@ def import_clients(
     file has no consent column for: 'email,sms', 'email', 'sms' or 'none' (or channels
     as an iterable); without it such a file is refused with ConsentNotStated (C1).
     """
+    with _collector_paused():
+        return _import(store, source, filename, list_name, mapping, region, sheet, consent)
+
+
+def _import(
+    store: Store,
+    source: bytes | str | Path,
+    filename: str | None,
+    list_name: str | None,
+    mapping: dict[str, str] | None,
+    region: str | None,
+    sheet: str | None,
+    consent: str | Iterable[str] | None,
+) -> ImportReport:
     table, filename = _load(source, filename, sheet)
     full = check_mapping(table.headers, mapping or {})
     keys = _attribute_keys(full)
@@ -714,7 +779,9 @@ def import_clients(
     plan = _plan(table, full, filename, list_name, consent)
     # "" when every client keeps the lists of the file's own lists column (the export's)
     list_name = plan.lists[0] if plan.lists else ""
-    frame, attr_keys, problems, skipped = _normalise(table, full, keys, region, plan)
+    staged = _stage(table, full, keys, region, plan)
+    attr_keys, problems, skipped = staged.attr_keys, staged.problems, staged.skipped
+    attrs = [f"a{j}" for j in range(len(attr_keys))]
     report = ImportReport(
         mapping=full,
         keys=keys,
@@ -728,59 +795,68 @@ def import_clients(
         notes=_notes(table),
         consent=plan.consent,
     )
-    if len(frame):
-        frame, dup_problems = _merge(frame, _dedupe_key(frame))
-        problems += dup_problems
-        skipped += len(dup_problems)
-    report.problems = sorted(problems, key=lambda p: p["row"])
+    report.problems = sorted(problems, key=lambda x: x["row"])
     params = {f"consent_{c}": plan.consent_default[c] for c in CHANNELS}
+    keyed_sql = "CREATE TEMP TABLE imp_keyed AS " + _ROWS_SQL.format(
+        staged=_staged_sql(attrs), attrs="".join(f", {a}" for a in attrs)
+    )
+    merged_sql = "CREATE TEMP TABLE imp_clients AS " + _merge_sql("imp_keyed", "key", attrs)
+    update_sql = _UPDATE_SQL.format(attributes=_attributes_sql(attr_keys, "u."))
+    # Two rows of the file that match the same stored client update it once (I1 again).
+    by_id = (
+        "(SELECT *, email_valid IS TRUE AS ev, phone_kind <> 'invalid' IS TRUE AS pv"
+        " FROM imp_matched)"
+    )
+
+    def folded(cur: duckdb.DuckDBPyConnection, key: str, source: str) -> list[dict[str, Any]]:
+        return [
+            _problem(r, f"{DUPLICATE} of row {first}: merged into one client", True)
+            for r, first in cur.execute(_FOLDED_SQL.format(key=key, source=source)).fetchall()
+        ]
 
     def write(cur: duckdb.DuckDBPyConnection, change: Change) -> None:
-        nonlocal frame
         imported = updated = 0
-        if len(frame):
-            valid_phone = frame["phone_kind"].notna() & frame["phone_kind"].ne("invalid")
-            keys_df = pd.DataFrame(
-                {
-                    "i": np.arange(len(frame), dtype="int64"),
-                    "ekey": _nullable(
-                        _text(frame["email"]).str.lower().where(frame["email_valid"].eq(True))
-                    ),
-                    "pkey": _nullable(_text(frame["phone"]).where(valid_phone)),
-                    "nkey": _text(frame["name"]).str.lower().astype(object),
-                    "raw_email": _text(frame["email"]).str.lower().astype(object),
-                    "raw_phone": _text(frame["phone"]).astype(object),
-                }
+        more: list[dict[str, Any]] = []
+        temp = ("imp_keyed", "imp_clients", "imp_matched", "imp_upd")
+        if len(staged.rows["row"]):
+            # The file's rows as clients, deduped and merged (I1), in this transaction.
+            cur.register("imp_staged", staged.rows)
+            cur.execute(keyed_sql)
+            cur.unregister("imp_staged")
+            more = folded(cur, "key", "imp_keyed")
+            cur.execute(merged_sql)
+            clients = cur.execute("SELECT count(*) FROM imp_clients").fetchone()[0]
+            # ... and with the stored clients they match.
+            cur.execute(
+                "CREATE TEMP TABLE imp_matched AS SELECT c.*, m.id FROM imp_clients c "
+                f"JOIN ({_MATCH_SQL}) m USING (row) WHERE m.id IS NOT NULL"
             )
-            cur.register("imp_keys", keys_df)
-            ids = cur.execute(_MATCH_SQL).df()["id"]
-            cur.unregister("imp_keys")
-            frame = frame.assign(id=ids.values)
-            matched = frame["id"].notna()
-            # Two rows of the file that match the same stored client update it once.
-            upd, more = _merge(
-                frame[matched].reset_index(drop=True),
-                frame.loc[matched, "id"].astype("int64").astype(str).reset_index(drop=True),
+            more += folded(cur, "id", "imp_matched")
+            cur.execute(
+                "CREATE TEMP TABLE imp_upd AS " + _merge_sql(by_id, "id", attrs, keep_key=True)
             )
-            report.problems = sorted(report.problems + more, key=lambda p: p["row"])
-            ins = frame[~matched].drop(columns=["id"]).reset_index(drop=True)
-            if len(upd):
-                cur.register("imp_upd", _db_frame(upd, attr_keys))
+            updated = cur.execute("SELECT count(*) FROM imp_upd").fetchone()[0]
+            if updated:
                 change.remove(_UPDATED)
-                cur.execute(_UPDATE_SQL)
+                cur.execute(update_sql)
                 change.add(_UPDATED)
-                cur.unregister("imp_upd")
-            if len(ins):
-                cur.register("imp_ins", _db_frame(ins, attr_keys))
-                new_ids = cur.execute(_INSERT_SQL, params).df()
-                cur.unregister("imp_ins")
-                cur.register("imp_new", new_ids)
+            matched = cur.execute("SELECT count(*) FROM imp_matched").fetchone()[0]
+            imported = clients - matched
+            if imported:
+                source = (
+                    "(SELECT * FROM imp_clients ANTI JOIN imp_matched USING (row))"
+                    if matched
+                    else "imp_clients"
+                )
+                insert = _INSERT_SQL.format(attributes=_attributes_sql(attr_keys), source=source)
+                returned = cur.execute(insert, params).fetchall()
+                cur.register("imp_new", {"id": np.array([r[0] for r in returned], np.int64)})
                 change.add(_INSERTED)
                 cur.unregister("imp_new")
-            imported, updated = len(ins), len(upd)
-            report.skipped = skipped + len(more)
-        else:
-            report.skipped = skipped
+            for name in temp:
+                cur.execute(f"DROP TABLE {name}")
+        report.problems = sorted(report.problems + more, key=lambda x: x["row"])
+        report.skipped = skipped + len(more)
         report.imported, report.updated = imported, updated
         stated = stated_consent(consent)
         actionlog.record(

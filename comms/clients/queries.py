@@ -13,13 +13,14 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from comms.rules.text import fold, fold_sql
 from comms.rules.validation import SMS_KINDS
 from comms.store import Store
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 _CORE_COLUMNS = ("name", "first_name", "last_name", "email", "phone", "company", "city")
 _SEARCHED = ("name", "company", "city")  # searched with the e-mail, attributes and phone

@@ -6,8 +6,7 @@ into text and guess the separator (client lists and suppression lists alike);
 and header row detected; workbooks through comms.clients.workbook, which keeps
 zip bombs out); `read_source` reads a path, refusing devices, FIFOs and files
 over the upload limit before reading them; `detect_mapping` guesses which column is the name,
-e-mail, phone ... from Czech and English header names; `check_values` runs the
-e-mail / phone checks over many values, in worker processes when they are many.
+e-mail, phone ... from Czech and English header names.
 A whole file that cannot be read raises ImportFailed with one sentence a person
 can act on. The caps (rows, columns, upload and unpacked size) come from comms.config.
 """
@@ -330,16 +329,20 @@ def sniff_delimiter(text: str) -> str:
 # -- file -> rows ----------------------------------------------------------------
 
 
-def _csv_lines(text: str, delimiter: str, cap: Limits):
-    """The file's lines, each refused when it has far more separators than a list has
-    columns (csv would build the whole row first: 50 MB of ';' is 50 million cells)."""
+def _check_line_widths(text: str, delimiter: str, cap: Limits) -> int:
+    """Refuse a line with far more separators than a list has columns, before csv builds it
+    (50 MB of ';' would be 50 million cells). Only lines long enough to hold that many are
+    counted, so a normal file costs one split. Returns the number of lines."""
     most = 4 * cap.columns + 16  # quoted values may hold separators too
-    for number, line in enumerate(io.StringIO(text, newline=""), start=1):
-        if line.count(delimiter) > most:
+    lines = text.splitlines()
+    if max(map(len, lines), default=0) <= most:
+        return len(lines)
+    for number, line in enumerate(lines, start=1):
+        if len(line) > most and line.count(delimiter) > most:
             raise ImportFailed(
                 f"Line {number:,} has {line.count(delimiter) + 1:,} cells; " + too_wide_tail(cap)
             )
-        yield line
+    return len(lines)
 
 
 def too_wide_tail(cap: Limits) -> str:
@@ -350,11 +353,23 @@ def too_wide_tail(cap: Limits) -> str:
 
 
 def _read_csv(text: str, delimiter: str, cap: Limits) -> tuple[list[list[str]], list[int]]:
-    rows: list[list[str]] = []
-    numbers: list[int] = []
-    reader = csv.reader(_csv_lines(text, delimiter, cap), delimiter=delimiter)
-    start = 1
+    """The rows and the line each starts on (a quoted value may hold line breaks)."""
+    lines = _check_line_widths(text, delimiter, cap)
     most = cap.rows + HEADER_SCAN_ROWS
+    if lines <= most:  # never more rows than lines: read them all at once
+        reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+        try:
+            rows = list(reader)
+        except csv.Error as exc:
+            raise ImportFailed(
+                f"The CSV file is malformed at line {reader.line_num}: {exc}."
+            ) from None
+        if reader.line_num == len(rows):  # one line each: row n is on line n
+            return rows, list(range(1, len(rows) + 1))
+    rows = []
+    numbers: list[int] = []
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    start = 1
     try:
         for row in reader:
             rows.append(row)
@@ -689,83 +704,3 @@ def check_mapping(headers: list[str], mapping: dict[str, str]) -> dict[str, str]
             f"(columns: {', '.join(headers[:20])}). Map one in the column mapping."
         )
     return full
-
-
-# -- validation in bulk ------------------------------------------------------------------
-
-# Below this many distinct values worker processes cost more than they save.
-PARALLEL_MIN_VALUES = 20_000
-
-
-def _check_chunk(kind: str, values: list[str], region: str) -> list:
-    from comms.rules.validation import check_email, check_phone
-
-    if kind == "email":
-        return [check_email(v) for v in values]
-    return [check_phone(v, region) for v in values]
-
-
-# A worker is a fresh interpreter that imports only comms.rules.validation: importing
-# this module there would load the comms.clients package, and with it pandas and
-# DuckDB (bench_import: 164 MB per worker that way, 60 MB this way, for 50,000
-# values each). multiprocessing's spawn would re-run the parent's __main__, which
-# in Streamlit (and AppTest) is a page script; fork is unsafe in the app's
-# threaded process.
-_WORKER = """
-import json, sys
-from dataclasses import astuple
-from comms.rules.validation import check_email, check_phone
-job = json.load(sys.stdin)
-region = job.pop("region")
-check = {"email": check_email, "phone": lambda v: check_phone(v, region)}
-json.dump({kind: [astuple(check[kind](v)) for v in vals] for kind, vals in job.items()}, sys.stdout)
-"""
-
-
-def _run_worker(job: dict) -> dict:
-    """One worker process: JSON {kind: values, 'region': r} on stdin -> JSON results on stdout."""
-    import json
-    import subprocess
-    import sys
-
-    proc = subprocess.run(
-        [sys.executable, "-c", _WORKER],
-        input=json.dumps(job),
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return json.loads(proc.stdout)
-
-
-def check_values(
-    batches: dict[str, list[str]], region: str, workers: int | None = None
-) -> dict[str, list]:
-    """check_email / check_phone over {'email': [...], 'phone': [...]}, on every core when large.
-
-    Each worker process gets an equal share of every kind; if a worker fails the
-    checks run here instead, so the result never depends on the pool.
-    """
-    import os
-    from concurrent.futures import ThreadPoolExecutor
-
-    from comms.rules.validation import EmailCheck, PhoneCheck
-
-    workers = workers or min(os.cpu_count() or 1, 4)
-    total = sum(len(v) for v in batches.values())
-    if total < PARALLEL_MIN_VALUES or workers < 2:
-        return {kind: _check_chunk(kind, values, region) for kind, values in batches.items()}
-    jobs = []
-    for w in range(workers):
-        job: dict = {"region": region}
-        for kind, values in batches.items():
-            size = -(-len(values) // workers)
-            job[kind] = values[w * size : (w + 1) * size]
-        jobs.append(job)
-    try:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            parts = list(pool.map(_run_worker, jobs))
-    except Exception:  # a worker could not start or died: check here instead
-        return {kind: _check_chunk(kind, values, region) for kind, values in batches.items()}
-    make = {"email": EmailCheck, "phone": PhoneCheck}
-    return {kind: [make[kind](*row) for part in parts for row in part[kind]] for kind in batches}

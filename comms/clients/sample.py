@@ -140,8 +140,11 @@ def _landline(rng: random.Random, prefix: str) -> str:
     return f"+420 {n[:3]} {n[3:6]} {n[6:]}"
 
 
-def rows(n: int = 200, seed: int = 42) -> list[list[str]]:
-    """n client rows (about 4% bad e-mails, 4% bad phones, 10% landlines, a few duplicates)."""
+def rows(
+    n: int = 200, seed: int = 42, *, bad_emails: float = 0.04, bad_phones: float = 0.04
+) -> list[list[str]]:
+    """n client rows (by default about 4% bad e-mails, 4% bad phones, 10% landlines, a few
+    duplicates)."""
     rng = random.Random(seed)
     out: list[list[str]] = []
     for i in range(n):
@@ -155,18 +158,18 @@ def rows(n: int = 200, seed: int = 42) -> list[list[str]]:
         _, last = rng.choice(FIRST)
         city, landline, country = rng.choice(CITIES[:12] * 3 + CITIES[12:])
         r = rng.random()
-        if r < 0.04:
+        if r < bad_emails:
             email = rng.choice(BAD_EMAILS).format(f=fold(first), l=fold(last))
-        elif r < 0.07:
+        elif r < bad_emails + 0.03:
             email = ""
         else:
             email = f"{fold(first)}.{fold(last)}{i}@{rng.choice(DOMAINS)}"
         r = rng.random()
-        if r < 0.04:
+        if r < bad_phones:
             phone = rng.choice(BAD_PHONES)
-        elif r < 0.14 and landline:
+        elif r < bad_phones + 0.10 and landline:
             phone = _landline(rng, landline)
-        elif r < 0.18:
+        elif r < bad_phones + 0.14:
             phone = ""
         else:
             phone = _mobile(rng, country)
@@ -189,12 +192,12 @@ def rows(n: int = 200, seed: int = 42) -> list[list[str]]:
     return out
 
 
-def csv_text(n: int = 200, seed: int = 42, delimiter: str = ";") -> str:
-    """The client list as CSV text with Czech headers."""
+def csv_text(n: int = 200, seed: int = 42, delimiter: str = ";", **rates: float) -> str:
+    """The client list as CSV text with Czech headers (rates: rows()'s bad_emails, bad_phones)."""
     buf = io.StringIO()
     writer = csv.writer(buf, delimiter=delimiter, lineterminator="\r\n")
     writer.writerow(HEADERS)
-    writer.writerows(rows(n, seed))
+    writer.writerows(rows(n, seed, **rates))
     return buf.getvalue()
 
 

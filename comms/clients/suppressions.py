@@ -15,10 +15,9 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-import pandas as pd
 
 from comms import actionlog
 from comms.clients.reading import NotText, decode, sniff_delimiter
@@ -26,6 +25,9 @@ from comms.config import default_region
 from comms.errors import CommsError, ImportFailed
 from comms.rules.validation import CHANNELS, check_email, check_phone
 from comms.store import Store
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 _HEADER_WORDS = ("mail", "phone", "telefon", "mobil", "address", "adresa", "číslo", "number")
 
