@@ -411,3 +411,32 @@ def test_numbers_have_thousands_separators(store):
     at.run()
     assert "1,200 draft(s) kept" in card_text(at, 9)
     assert ":gray-badge[draft 1,200]" in card_text(at, 9)
+
+
+def test_outbox_reads_in_czech(store):
+    """The same page in Czech: statuses, progress, figures and plurals in Czech."""
+    from comms import i18n
+    from comms.ui.common import LANGUAGE_KEY
+    from comms.ui.outbox import progress_of
+
+    seed(store)
+    at = AppTest.from_file(PAGE, default_timeout=30)
+    at.session_state[LANGUAGE_KEY] = "cs"
+    at.run()
+    assert not at.exception
+    text = card_text(at, 1)
+    assert "Dávka č. 1: Spring offer" in text
+    assert ":blue-badge[ve frontě 2]" in text and ":orange-badge[přerušeno 1]" in text
+    assert "Odesláno 2 z 7, selhalo 1, zbývá 4" in text
+    assert "Naplánováno na " in text and "(za 2" in text
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Naplánováno"] == "3" and metrics["Přerušeno"] == "2"
+    assert any("Nikdo neví, jestli dorazily" in m.value for m in at.markdown)
+    i18n.set_language("cs")
+    try:
+        assert progress_of({"cancelled": 1})[1] == "Zahozeno: 1 zpráva zrušena, nic se neodeslalo."
+        assert progress_of({"cancelled": 3})[1] == "Zahozeno: 3 zprávy zrušeny, nic se neodeslalo."
+        assert progress_of({"cancelled": 5})[1] == "Zahozeno: 5 zpráv zrušeno, nic se neodeslalo."
+    finally:
+        i18n.set_language("en")
+    assert progress_of({"cancelled": 1})[1] == "Discarded: 1 message cancelled, nothing sent."

@@ -229,3 +229,27 @@ def test_after_sending_says_what_a_missing_public_url_turns_off(store, monkeypat
     assert "https://comms.example.cz" in everything(at) or any(
         "https://comms.example.cz" in str(d.value.to_dict()) for d in at.dataframe
     )
+
+
+def banner_app_cs():
+    from comms import i18n
+    from comms.ui.widgets.banners import demo_banner
+
+    i18n.set_language("cs")
+    try:
+        demo_banner()
+    finally:
+        i18n.set_language("en")
+
+
+def test_demo_banner_in_czech(store, db_path, monkeypatch):
+    folder = Path(db_path).parent / "outbox"
+    at = AppTest.from_function(banner_app_cs, default_timeout=30).run()
+    assert [i.value for i in at.info] == [
+        f"Ukázkový režim: nic se neodesílá ven — zprávy se jen ukládají do {folder}. "
+        "Pro skutečné odesílání nastavte SMTP / Twilio (viz Nastavení)."
+    ]
+    monkeypatch.setenv("COMMS_SMTP_HOST", "mail.example.com")
+    at = AppTest.from_function(banner_app_cs, default_timeout=30).run()
+    assert "Ukázkový režim jen pro SMS" in at.info[0].value
+    assert "E-mail se doopravdy odesílá přes SMTP (mail.example.com" in at.info[0].value

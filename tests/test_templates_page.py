@@ -107,3 +107,27 @@ def test_attachments_listed_and_removable(store):
     at.button(key=f"tpl_detach_{aid}").click().run()
     assert tpl.get_template(store, tid).attachments == []
     assert not any("price list.pdf" in m.value for m in at.markdown)
+
+
+def test_templates_page_and_sms_counter_in_czech(store):
+    from comms import i18n
+    from comms.ui.common import LANGUAGE_KEY
+
+    seed(store)
+    at = AppTest.from_file(PAGE, default_timeout=30)
+    at.session_state[LANGUAGE_KEY] = "cs"
+    at.run()
+    assert not at.exception
+    assert at.title[0].value == "Šablony"
+    assert "Zatím tu nejsou žádné šablony" in at.info[0].value
+    # AppTest calls the widgets' format_func in this thread: Czech here too.
+    i18n.set_language("cs")
+    try:
+        at.radio(key="tpl_channel").set_value("sms").run()
+        at.text_area(key="tpl_body").input("Dobrý den, {{ first_name }}…").run()
+    finally:
+        i18n.set_language("en")
+    assert not at.exception
+    captions = " ".join(c.value for c in at.caption)
+    assert "znaků · **UCS-2** · **1** segment SMS" in captions
+    assert "kvůli znakům" in captions and "ý → y" in captions
