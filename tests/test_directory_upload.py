@@ -135,3 +135,19 @@ def test_the_pages_own_export_uploads_back_unchanged(at, store):
     run(at)
     assert at.success[0].value == "The file's lists: 0 imported, 2 updated, 0 skipped."
     assert export_csv(store) == exported
+
+
+def test_a_malformed_setting_is_one_line_on_the_page_not_a_traceback(store, monkeypatch):
+    monkeypatch.setenv("COMMS_MAX_UPLOAD_MB", "hunter2-Pa55word")
+    at = run(AppTest.from_file(PAGE, default_timeout=30))
+    assert [e.value for e in at.error] == [
+        "COMMS_MAX_UPLOAD_MB must be a whole number of megabytes, at least 1, e.g. 50."
+    ]
+    monkeypatch.setenv("COMMS_MAX_UPLOAD_MB", "50")
+    monkeypatch.setenv("COMMS_MAX_ROWS", "many")
+    at = run(AppTest.from_file(PAGE, default_timeout=30))
+    upload(at, "jaro.csv", PLAIN.encode())
+    assert [e.value for e in at.error] == [
+        "COMMS_MAX_ROWS must be a whole number of rows, at least 1, e.g. 1000000."
+    ]
+    assert store.scalar("SELECT count(*) FROM clients") == 0

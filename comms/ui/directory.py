@@ -32,7 +32,7 @@ from comms.clients import (
 from comms.clients.importing import _attribute_keys, consent_columns
 from comms.clients.queries import list_clients
 from comms.clients.reading import ATTRIBUTE, TARGETS
-from comms.errors import ImportFailed
+from comms.errors import CommsError
 from comms.i18n import _
 from comms.rules.validation import CHANNEL_NAMES, CHANNELS
 from comms.store import Store
@@ -317,11 +317,16 @@ def upload_panel(store: Store, expanded: bool = False) -> None:
     """Upload, detection results, the sheet, an editable mapping, consent, list name, Import,
     then the report."""
     with st.expander("Upload a client list (CSV or XLSX)", expanded=expanded):
+        try:
+            limit_mb = config.max_upload_bytes() // 1048576
+        except CommsError as exc:  # a malformed setting: named, and the page goes on
+            st.error(str(exc))
+            return
         up = st.file_uploader(
             "Client list",
             type=["csv", "txt", "tsv", "xlsx"],
             key="dir_upload",
-            help=f"At most {config.max_upload_bytes() // 1048576} MB. Excel exports welcome: "
+            help=f"At most {limit_mb} MB. Excel exports welcome: "
             "UTF-8 or Windows-1250, separated by ; , or tab.",
         )
         if up is not None:
@@ -389,7 +394,7 @@ def _upload_form(store: Store, filename: str, data: bytes) -> None:
     sheet = st.session_state.get("dir_sheet_" + file_key)
     try:
         preview = _preview(data, filename, file_key, sheet)
-    except ImportFailed as exc:
+    except CommsError as exc:  # the file, or a setting it is read with (one sentence each)
         st.error(str(exc))
         return
     if len(preview.sheets) > 1:
@@ -465,7 +470,7 @@ def _upload_form(store: Store, filename: str, data: bytes) -> None:
                 sheet=preview.sheet,
                 consent=consent,
             )
-        except ImportFailed as exc:
+        except CommsError as exc:
             st.error(str(exc))
             return
         st.session_state[REPORT_KEY] = report.to_dict()
