@@ -100,6 +100,9 @@ class EmailChecks:
             return (True, self._validate(text[:at], text[at + 1 :]), None)
         except self._error as exc:
             return (False, text, f"{INVALID_EMAIL}: {exc}")
+        except (TypeError, AttributeError, KeyError):  # email-validator's internals changed
+            r = check_email(raw)
+            return (r.ok, r.address, r.error)
 
     def _domain(self, domain: str) -> dict[str, Any]:
         known = self._domains.get(domain)
@@ -345,9 +348,14 @@ class _Region:
 
 
 def _supported(make: Any) -> Any:
+    """make(), or None when the analysis cannot model it (the library answers those numbers).
+
+    Anything that goes wrong here (a construct not modelled, or Python's regex internals,
+    re._parser, changed) only means no shortcut: never a different answer.
+    """
     try:
         return make()
-    except _Unsupported:
+    except Exception:
         return None
 
 
