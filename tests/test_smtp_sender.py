@@ -240,3 +240,28 @@ def test_envelope_sent_ahead_delivers_nothing_until_send(sink: SmtpSink) -> None
         ["six@example.com"],
     ]
     assert sink.message_ids()[:2] == [other.provider_id, third.provider_id]
+
+
+@pytest.mark.parametrize(
+    "env, value",
+    [
+        ("COMMS_SMTP_PORT", "hunter2"),
+        ("COMMS_SMTP_PORT", "99999"),
+        ("COMMS_SMTP_SECURITY", "s3cret-pasted-here"),
+        ("COMMS_SMTP_CONNECTIONS", "s3cret"),
+        ("COMMS_BACKOFF_SECONDS", "p4ss"),
+    ],
+)
+def test_a_bad_setting_is_named_and_its_value_never_repeated(
+    monkeypatch: pytest.MonkeyPatch, db_path: Path, env: str, value: str
+) -> None:
+    """A secret pasted into the wrong variable must not end up in stderr or the log."""
+    from comms.errors import ConfigError
+    from comms.sending.senders.config import DispatchConfig
+
+    monkeypatch.setenv("COMMS_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv(env, value)
+    with pytest.raises(ConfigError) as exc:
+        SmtpConfig.from_settings()
+        DispatchConfig.from_settings()
+    assert env in str(exc.value) and value not in str(exc.value)

@@ -18,7 +18,7 @@ from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
 
-from comms.config import ROOT, setting
+from comms.config import ROOT, float_setting, int_setting, setting
 from comms.errors import ConfigError
 
 SECURITY_MODES = ("none", "starttls", "ssl")
@@ -32,25 +32,13 @@ def _has_newline(value: str | None) -> bool:
 
 
 def _int(env: str, section: str, key: str, default: int, minimum: int = 0) -> int:
-    raw = setting(env, section, key, default)
-    try:
-        value = int(raw)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{env} must be a whole number, not {raw!r}.") from None
-    if value < minimum:
-        raise ConfigError(f"{env} must be at least {minimum}, not {value}.")
-    return value
+    """A whole-number setting, its error naming the setting and never its value."""
+    return int_setting(env, section, key, default, minimum=minimum)
 
 
 def _float(env: str, section: str, key: str, default: float) -> float:
-    raw = setting(env, section, key, default)
-    try:
-        value = float(raw)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{env} must be a number, not {raw!r}.") from None
-    if value < 0:
-        raise ConfigError(f"{env} must not be negative, not {value}.")
-    return value
+    """A non-negative number setting, its error naming the setting and never its value."""
+    return float_setting(env, section, key, default)
 
 
 def parse_from(raw: str, setting_name: str = "COMMS_FROM") -> Address:
@@ -81,14 +69,11 @@ class SmtpConfig:
 
     def __post_init__(self) -> None:
         if self.security not in SECURITY_MODES:
-            raise ConfigError(
-                f"COMMS_SMTP_SECURITY must be one of {', '.join(SECURITY_MODES)},"
-                f" not {self.security!r}."
-            )
+            raise ConfigError(f"COMMS_SMTP_SECURITY must be one of {', '.join(SECURITY_MODES)}.")
         if not self.host:
             raise ConfigError("COMMS_SMTP_HOST is empty.")
         if not 0 < int(self.port) < 65536:
-            raise ConfigError(f"COMMS_SMTP_PORT must be a port number, not {self.port!r}.")
+            raise ConfigError("COMMS_SMTP_PORT must be a port number from 1 to 65535.")
         if self.user and not self.password and not self.oauth2_file:
             raise ConfigError("COMMS_SMTP_USER is set but COMMS_SMTP_PASSWORD is missing.")
         parse_from(self.from_address)
@@ -150,9 +135,7 @@ class TwilioConfig:
             if not value:
                 raise ConfigError(f"{name} is missing: Twilio needs it to send SMS.")
         if not self.api_base.startswith(("http://", "https://")):
-            raise ConfigError(
-                f"COMMS_TWILIO_API_BASE must start with http:// or https://, not {self.api_base!r}."
-            )
+            raise ConfigError("COMMS_TWILIO_API_BASE must start with http:// or https://.")
 
     @property
     def uses_messaging_service(self) -> bool:
