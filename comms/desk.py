@@ -49,6 +49,7 @@ from comms.rules.validation import CHANNELS
 from comms.sending import dispatcher
 from comms.store import Store, open_store, resolve_db_path
 from comms.templates import attachments as att
+from comms.templates.storage import validate_template
 
 WAIT_POLL_SECONDS = 0.05  # how often wait_until_sent looks at the outbox
 
@@ -253,9 +254,10 @@ class Desk:
         if paths and channel != "email":
             raise CommsError("SMS templates cannot carry attachments.")
         store = self.store
-        # Checked before any file is stored, as the CLI does; then files and template
-        # are one transaction, so a refused template (a taken name) leaves no file behind.
-        tpl.compile_template(channel, subject, body, body_format)
+        # Checked (render budget included) before any file is stored and outside the write
+        # lock, as the CLI does; then files and template are one transaction, so a refused
+        # template (a taken name) leaves no file behind.
+        validate_template(name, channel, subject, body, body_format)
         files = [(p.name, p.read_bytes()) for p in paths]
         att.check_total([att.Attachment(0, "", n, "", len(d)) for n, d in files])
         with store.transaction():

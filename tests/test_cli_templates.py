@@ -214,3 +214,19 @@ def test_templates_list_text(seeded, tmp_path, capsys):
     assert "H  [email, 1 attachment(s)] subject: S" in out
     code, out, _ = run(["templates", "list", "--json"], capsys)
     assert json.loads(out)[0]["body_format"] == "html"  # from the .html suffix
+
+
+def test_a_refused_template_leaves_no_attachment_behind(seeded, tmp_path, capsys):
+    body = tmp_path / "body.md"
+    body.write_text("Hello {{ name }}", encoding="utf-8")
+    price = tmp_path / "price.pdf"
+    price.write_bytes(b"%PDF-1.4 price list")
+    db = ["--db", str(seeded)]
+    add = ["templates", "add", "--channel", "email", "--subject", "Hi", "--body-file", str(body)]
+    assert run([*add, "--name", "Offer", *db], capsys)[0] == 0
+    code, _, err = run([*add, "--name", "offer", "--attach", str(price), *db], capsys)
+    assert code == 1 and "offer" in err.lower()
+    store = open_store(seeded)
+    assert store.scalar("SELECT count(*) FROM attachments") == 0
+    assert store.scalar("SELECT count(*) FROM templates") == 1
+    store.close()

@@ -60,6 +60,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 def cmd_templates_add(args: argparse.Namespace) -> int:
     from comms import templates as tpl
     from comms.templates import attachments as att
+    from comms.templates.storage import validate_template
 
     body_path = Path(args.body_file)
     try:
@@ -77,20 +78,23 @@ def cmd_templates_add(args: argparse.Namespace) -> int:
     if args.attach and args.channel != "email":
         raise CommsError("SMS templates cannot carry attachments.")
     store = open_store(args.db)
-    # Check the template before storing any file, so a bad one leaves nothing behind.
-    tpl.compile_template(args.channel, args.subject, body, body_format)
+    # Check the template (render budget included) before storing any file and outside the
+    # write lock; then the files and the template are one transaction, so a template
+    # refused at save (a taken name) leaves no file behind.
+    validate_template(args.name, args.channel, args.subject, body, body_format)
     files = [(Path(f).name, Path(f).read_bytes()) for f in args.attach]
     att.check_total([att.Attachment(0, "", n, "", len(d)) for n, d in files])
-    ids = [att.add_attachment(store, n, d) for n, d in files]
-    tid = tpl.create_template(
-        store,
-        name=args.name,
-        channel=args.channel,
-        subject=args.subject,
-        body=body,
-        body_format=body_format,
-        attachment_ids=ids,
-    )
+    with store.transaction():
+        ids = [att.add_attachment(store, n, d) for n, d in files]
+        tid = tpl.create_template(
+            store,
+            name=args.name,
+            channel=args.channel,
+            subject=args.subject,
+            body=body,
+            body_format=body_format,
+            attachment_ids=ids,
+        )
     t = tpl.get_template(store, tid)
     if args.json:
         print_json(

@@ -42,7 +42,11 @@ class Template:
         return compile_template(self.channel, self.subject, self.body, self.body_format)
 
 
-def _validate(name: str, channel: str, subject: str | None, body: str, body_format: str) -> None:
+def validate_template(
+    name: str, channel: str, subject: str | None, body: str, body_format: str
+) -> None:
+    """Everything saving checks before it writes (TemplateError): a runaway template is
+    refused here, so nothing renders for long while the write lock is held."""
     if not (name or "").strip():
         raise TemplateError("A template needs a name.")
     if channel not in CHANNELS:
@@ -88,7 +92,7 @@ def create_template(
     """Save a new template (only when it parses); return its id."""
     if channel == "sms":
         subject, body_format = None, "text"
-    _validate(name, channel, subject, body, body_format)
+    validate_template(name, channel, subject, body, body_format)
     name = name.strip()
     attachment_ids = list(attachment_ids)
     if channel == "sms" and attachment_ids:
@@ -148,7 +152,7 @@ def update_template(
     new_format = body_format or current.body_format
     if current.channel == "sms":
         new_subject, new_format = None, "text"
-    _validate(new_name, current.channel, new_subject, new_body, new_format)
+    validate_template(new_name, current.channel, new_subject, new_body, new_format)
 
     def tx(cur: duckdb.DuckDBPyConnection) -> None:
         _ensure_name_free(cur, new_name, template_id)
