@@ -183,3 +183,16 @@ def test_switching_language_changes_nothing_in_the_database(store):
         for lang in ("cs", "en"):
             run_page(page, lang)
     assert snapshot(store) == before
+
+
+def test_a_signed_in_users_language_is_remembered(store):
+    from comms import preferences
+
+    assert preferences.saved_language(store, "ana@example.com") is None
+    preferences.save_language(store, "ana@example.com", "cs")
+    preferences.save_language(store, "ana@example.com", "cs")  # one row per user
+    preferences.save_language(store, "bob@example.com", "en")
+    assert preferences.saved_language(store, "ana@example.com") == "cs"
+    assert preferences.saved_language(store, "bob@example.com") == "en"
+    assert preferences.saved_language(store, None) is None
+    assert store.scalar("SELECT count(*) FROM settings WHERE key LIKE 'language:%'") == 2

@@ -12,7 +12,7 @@ from typing import Any
 
 import streamlit as st
 
-from comms import actionlog, i18n
+from comms import actionlog, i18n, preferences
 from comms.i18n import N_, _, ngettext
 from comms.rules.validation import CHANNEL_NAMES
 from comms.store import Store, open_store
@@ -122,29 +122,6 @@ def shown_code(code: Any) -> str:
 LANGUAGE_KEY = "ui_language"  # the sidebar switch's key: the session's choice
 
 
-def _setting_key(user: str) -> str:
-    return f"language:{user}"
-
-
-def saved_language(store: Store, user: str | None) -> str | None:
-    """The language a signed-in user chose last time (store's settings), if any."""
-    if not user:
-        return None
-    value = store.scalar("SELECT value FROM settings WHERE key = ?", [_setting_key(user)])
-    return i18n.normalise(value)
-
-
-def save_language(store: Store, user: str, lang: str) -> None:
-    """Remember a signed-in user's language (one row per user in settings)."""
-    key = _setting_key(user)
-
-    def write(cur) -> None:
-        cur.execute("DELETE FROM settings WHERE key = ?", [key])
-        cur.execute("INSERT INTO settings (key, value) VALUES (?, ?)", [key, lang])
-
-    store.write(write)
-
-
 def browser_language() -> str | None:
     """The browser's language (st.context.locale), when it is one we have."""
     try:
@@ -158,7 +135,11 @@ def use_language(store: Store) -> str:
     else the browser's, else English. Set for `_()` and kept in the session."""
     chosen = st.session_state.get(LANGUAGE_KEY)
     if i18n.normalise(chosen) is None:
-        chosen = saved_language(store, auth.signed_in_user()) or browser_language() or i18n.DEFAULT
+        chosen = (
+            preferences.saved_language(store, auth.signed_in_user())
+            or browser_language()
+            or i18n.DEFAULT
+        )
         st.session_state[LANGUAGE_KEY] = chosen
     return i18n.set_language(chosen)
 
@@ -168,7 +149,7 @@ def _language_changed() -> None:
     lang = i18n.set_language(st.session_state.get(LANGUAGE_KEY))
     user = auth.signed_in_user()
     if user:
-        save_language(open_store(), user, lang)
+        preferences.save_language(open_store(), user, lang)
 
 
 def language_switch() -> None:
