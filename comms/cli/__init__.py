@@ -18,7 +18,9 @@ import sys
 from collections.abc import Callable
 from typing import Any, NoReturn
 
+from comms import i18n
 from comms.errors import CommsError, DatabaseInUse
+from comms.i18n import _
 
 # Each module and the commands its register() adds. A command loads only its own
 # module (`comms send` starts without pandas, Jinja2 or the import machinery: for cron
@@ -36,7 +38,8 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line naming the problem (exit code 2)."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: {message} (see `{self.prog} --help`)\n")
+        hint = _("see `{command} --help`").format(command=self.prog)
+        self.exit(2, f"{self.prog}: {message} ({hint})\n")
 
 
 def whole_number(minimum: int) -> Callable[[str], int]:
@@ -48,7 +51,9 @@ def whole_number(minimum: int) -> Callable[[str], int]:
         except ValueError:
             value = None
         if value is None or value < minimum:
-            raise argparse.ArgumentTypeError(f"must be a whole number, at least {minimum}")
+            raise argparse.ArgumentTypeError(
+                _("must be a whole number, at least {minimum}").format(minimum=minimum)
+            )
         return value
 
     parse.__name__ = "whole number"  # argparse names the type in some messages
@@ -96,8 +101,41 @@ def print_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, ensure_ascii=False, default=str, indent=2) + "\n")
 
 
+def _language_of(argv: list[str]) -> tuple[str | None, list[str]]:
+    """`--lang X` / `--lang=X` (anywhere before `--`) and argv without it."""
+    lang, rest, i = None, [], 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            rest.extend(argv[i:])
+            break
+        if arg == "--lang" and i + 1 < len(argv):
+            lang, i = argv[i + 1], i + 2
+            continue
+        if arg.startswith("--lang="):
+            lang, i = arg.split("=", 1)[1], i + 1
+            continue
+        rest.append(arg)
+        i += 1
+    return lang, rest
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    # The language: --lang cs|en (before or after the command), else LC_ALL / LANG, else English.
+    lang, argv = _language_of(argv)
+    if lang is not None and i18n.normalise(lang) is None:
+        i18n.set_language(i18n.from_environment())
+        choices = ", ".join(i18n.LANGUAGES)
+        print(
+            "comms: "
+            + _("unknown language {lang!r}; choose one of: {choices}.").format(
+                lang=lang, choices=choices
+            ),
+            file=sys.stderr,
+        )
+        return 2
+    i18n.set_language(lang if lang is not None else i18n.from_environment())
     parser = build_parser(_command_of(argv))
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

@@ -26,6 +26,7 @@ from comms import config
 from comms.clients import workbook
 from comms.clients.workbook import Limits
 from comms.errors import ImportFailed
+from comms.i18n import N_, _
 from comms.rules.text import fold
 
 # Junk title rows that Excel exports put above the header are looked for here.
@@ -216,7 +217,7 @@ _ISO_ONLY = bytes([0xA9, 0xAB, 0xAE, 0xB9, 0xBB, 0xBE])
 # How much of a file the binary and code-page checks look at: enough for the header
 # and many rows, and it keeps them at a few milliseconds on a 10 MB file.
 _SNIFF_BYTES = 65536
-_BINARY = "The file is binary, not a CSV or XLSX table."
+_BINARY = N_("The file is binary, not a CSV or XLSX table.")
 
 
 def _count_any(data: bytes, chars: bytes) -> int:
@@ -242,11 +243,13 @@ def _no_nul(text: str | bytes, nul: str | bytes) -> None:
     if at < 0:
         return
     if at < _SNIFF_BYTES:
-        raise NotText(_BINARY)
+        raise NotText(_(_BINARY))
     line = text.count("\n" if isinstance(text, str) else b"\n", 0, at) + 1  # type: ignore[arg-type]
     raise NotText(
-        f"The file has a NUL byte on line {line:,}: it is damaged or binary, not a CSV table. "
-        "Save it again from the program that made it."
+        _(
+            "The file has a NUL byte on line {line}: it is damaged or binary, not a CSV table. "
+            "Save it again from the program that made it."
+        ).format(line=f"{line:,}")
     )
 
 
@@ -262,7 +265,7 @@ def decode(data: bytes) -> tuple[str, str]:
         text, encoding = _decode_without_bom(data)
     _no_nul(text, "\x00")
     if _looks_binary(text):
-        raise NotText(_BINARY)
+        raise NotText(_(_BINARY))
     return text, encoding
 
 
@@ -282,7 +285,9 @@ def _decode_without_bom(data: bytes) -> tuple[str, str]:
             return data.decode(enc), enc
         except UnicodeDecodeError:
             continue
-    raise ImportFailed("The file's text encoding is not readable (expected UTF-8 or Windows-1250).")
+    raise ImportFailed(
+        _("The file's text encoding is not readable (expected UTF-8 or Windows-1250).")
+    )
 
 
 def _decode_or_fail(data: bytes, encoding: str) -> str:
@@ -290,8 +295,9 @@ def _decode_or_fail(data: bytes, encoding: str) -> str:
         return data.decode(encoding)
     except UnicodeDecodeError as exc:
         raise ImportFailed(
-            f"The file says it is {encoding.upper()} but byte {exc.start} is not: "
-            "save it again as UTF-8 CSV."
+            _(
+                "The file says it is {encoding} but byte {byte} is not: save it again as UTF-8 CSV."
+            ).format(encoding=encoding.upper(), byte=exc.start)
         ) from None
 
 
@@ -507,7 +513,7 @@ def read_table(data: bytes, filename: str | None = None, *, sheet: str | None = 
     known column and has rows below it.
     """
     if not data or not data.strip():
-        raise ImportFailed("The file is empty.")
+        raise ImportFailed(_("The file is empty."))
     cap = limits()
     name = (filename or "").lower()
     encoding = delimiter = None
@@ -515,9 +521,9 @@ def read_table(data: bytes, filename: str | None = None, *, sheet: str | None = 
         kind = "xlsx"
         read = _read_xlsx(data, sheet, cap)
     elif data.startswith(b"\xd0\xcf\x11\xe0"):
-        raise ImportFailed("Old Excel .xls files are not supported: save it as .xlsx or CSV.")
+        raise ImportFailed(_("Old Excel .xls files are not supported: save it as .xlsx or CSV."))
     elif name.endswith((".xlsx", ".xlsm")):
-        raise ImportFailed("The file is named .xlsx but is not an Excel workbook.")
+        raise ImportFailed(_("The file is named .xlsx but is not an Excel workbook."))
     else:
         text, encoding = decode(data)
         delimiter = sniff_delimiter(text)
@@ -528,7 +534,7 @@ def read_table(data: bytes, filename: str | None = None, *, sheet: str | None = 
     if not any(any(c.strip() for c in r) for r in rows):
         if read.formulas:
             raise ImportFailed(_formulas_only(read))
-        raise ImportFailed("The file is empty: it has no cells with text.")
+        raise ImportFailed(_("The file is empty: it has no cells with text."))
     h = _header_index(rows)
     header_cells = rows[h]
     # The header decides the width: cells to the right of the last named column
@@ -592,8 +598,9 @@ def _formulas_only(read: _Read) -> str:
 
 def _too_large(size: int, limit: int) -> ImportFailed:
     return ImportFailed(
-        f"The file is {size / 1048576:.1f} MB; the upload limit is "
-        f"{limit / 1048576:.0f} MB (setting COMMS_MAX_UPLOAD_MB)."
+        _(
+            "The file is {size} MB; the upload limit is {limit} MB (setting COMMS_MAX_UPLOAD_MB)."
+        ).format(size=f"{size / 1048576:.1f}", limit=f"{limit / 1048576:.0f}")
     )
 
 
@@ -611,25 +618,34 @@ def read_source(source: bytes | str | Path, limit: int | None = None) -> tuple[b
         # O_NONBLOCK: opening a FIFO must not wait for a writer; fstat then tells what it is.
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except FileNotFoundError:
-        raise ImportFailed(f"No such file: {path}.") from None
+        raise ImportFailed(_("No such file: {path}.").format(path=path)) from None
     except IsADirectoryError:
-        raise ImportFailed(f"{path} is a folder, not a file.") from None
+        raise ImportFailed(_("{path} is a folder, not a file.").format(path=path)) from None
     except OSError as exc:
-        raise ImportFailed(f"{path} cannot be read: {exc.strerror}.") from None
+        raise ImportFailed(
+            _("{path} cannot be read: {reason}.").format(path=path, reason=exc.strerror)
+        ) from None
     with os.fdopen(fd, "rb") as fh:
         mode = os.fstat(fd).st_mode
         if stat.S_ISDIR(mode):
-            raise ImportFailed(f"{path} is a folder, not a file.")
+            raise ImportFailed(_("{path} is a folder, not a file.").format(path=path))
         if not stat.S_ISREG(mode):
-            what = "a named pipe (FIFO)" if stat.S_ISFIFO(mode) else "a device or socket"
-            raise ImportFailed(f"{path} is {what}, not a file: save the list as a file first.")
+            if stat.S_ISFIFO(mode):
+                what = _(
+                    "{path} is a named pipe (FIFO), not a file: save the list as a file first."
+                )
+            else:
+                what = _("{path} is a device or socket, not a file: save the list as a file first.")
+            raise ImportFailed(what.format(path=path))
         size = os.fstat(fd).st_size
         if size > limit:
             raise _too_large(size, limit)
         try:
             data = fh.read(limit + 1)
         except OSError as exc:
-            raise ImportFailed(f"{path} cannot be read: {exc.strerror}.") from None
+            raise ImportFailed(
+                _("{path} cannot be read: {reason}.").format(path=path, reason=exc.strerror)
+            ) from None
     if len(data) > limit:  # it grew while being read
         raise _too_large(len(data), limit)
     return data, path.name
