@@ -33,25 +33,33 @@ from comms.clients.importing import _attribute_keys, consent_columns
 from comms.clients.queries import list_clients
 from comms.clients.reading import ATTRIBUTE, TARGETS
 from comms.errors import CommsError
-from comms.i18n import _
+from comms.i18n import N_, _, ngettext
 from comms.rules.validation import CHANNEL_NAMES, CHANNELS
 from comms.store import Store
 from comms.templates import NON_ATTRIBUTE_FIELDS
-from comms.ui.common import CHANNEL_LABELS, counted, number
+from comms.ui.common import CHANNEL_LABELS, number, shown_code
 from comms.ui.widgets.tables import clear_picked, drawn_ids, id_table
 
 PAGE_ROWS = 2000  # rows per server-side page; "select all N matching" covers every page
 TABLE_KEY = "dir_table"
 PAGE_KEY = "dir_page_no"
-ANY, YES, NO = "Any", "Yes", "No"
+# Choice values stay English (what the filter compares); the viewer reads them through _().
+ANY, YES, NO = N_("Any"), N_("Yes"), N_("No")
 WIZARD, COMMUNICATION, CLIENT = "pages/wizard.py", "pages/communication.py", "pages/client.py"
 REPORT_KEY = "dir_import_report"
 VERSION_KEY = "dir_data_version"  # bumped by an import: filter choices are read again
+# The delimiter names of comms.clients.reading (Detected: ..., delimiter: semicolon).
+N_("comma"), N_("semicolon"), N_("tab")
 
 
 def _tri(label: str, key: str) -> bool | None:
-    value = st.selectbox(label, (ANY, YES, NO), key=key)
+    value = st.selectbox(label, (ANY, YES, NO), key=key, format_func=_)
     return None if value == ANY else value == YES
+
+
+def _any(value: str) -> str:
+    """A filter choice as shown: "Any" in the viewer's language, data values as they are."""
+    return _(ANY) if value == ANY else value
 
 
 def _options(store: Store) -> dict[str, list[str]]:
@@ -69,25 +77,34 @@ def filter_panel(store: Store) -> ClientFilter:
     opts = _options(store)
     c1, c2, c3, c4 = st.columns([3, 2, 2, 2])
     search = c1.text_input(
-        "Search", key="dir_search", placeholder="name, e-mail, phone, company, city, any value"
+        _("Search"),
+        key="dir_search",
+        placeholder=_("name, e-mail, phone, company, city, any value"),
     )
-    list_name = c2.selectbox("List", [ANY, *opts["lists"]], key="dir_list")
-    tag = c3.selectbox("Tag", [ANY, *opts["tags"]], key="dir_tag")
-    city = c4.selectbox("City", [ANY, *opts["cities"]], key="dir_city")
-    with st.expander("More filters: attribute, valid e-mail, mobile, consent"):
+    list_name = c2.selectbox(_("List"), [ANY, *opts["lists"]], key="dir_list", format_func=_any)
+    tag = c3.selectbox(_("Tag"), [ANY, *opts["tags"]], key="dir_tag", format_func=_any)
+    city = c4.selectbox(_("City"), [ANY, *opts["cities"]], key="dir_city", format_func=_any)
+    with st.expander(_("More filters: attribute, valid e-mail, mobile, consent")):
         a1, a2, a3 = st.columns([2, 1, 2])
-        attribute = a1.selectbox("Attribute", [ANY, "company", *opts["attributes"]], key="dir_attr")
-        op = a2.selectbox("Match", ("equals", "contains"), key="dir_attr_op")
-        value = a3.text_input("Value", key="dir_attr_value")
+        attribute = a1.selectbox(
+            _("Attribute"),
+            [ANY, "company", *opts["attributes"]],
+            key="dir_attr",
+            format_func=_any,
+        )
+        op = a2.selectbox(
+            _("Match"), (N_("equals"), N_("contains")), key="dir_attr_op", format_func=_
+        )
+        value = a3.text_input(_("Value"), key="dir_attr_value")
         b1, b2, b3, b4 = st.columns(4)
         with b1:
-            valid = _tri("Has valid e-mail", "dir_valid_email")
+            valid = _tri(_("Has valid e-mail"), "dir_valid_email")
         with b2:
-            mobile = _tri("Has mobile", "dir_mobile")
+            mobile = _tri(_("Has mobile"), "dir_mobile")
         with b3:
-            consent_email = _tri("E-mail consent", "dir_consent_email")
+            consent_email = _tri(_("E-mail consent"), "dir_consent_email")
         with b4:
-            consent_sms = _tri("SMS consent", "dir_consent_sms")
+            consent_sms = _tri(_("SMS consent"), "dir_consent_sms")
     return ClientFilter(
         search=search.strip() or None,
         list=None if list_name == ANY else list_name,
@@ -169,13 +186,20 @@ def client_table(store: Store, f: ClientFilter) -> Selection:
     shown = ""
     if pages > 1:
         first = (page - 1) * PAGE_ROWS
-        shown = f" (showing {number(first + 1)}–{number(first + len(df))})"
-    head.markdown(f"**{counted(total, 'matching client')}**{shown}")
+        shown = " " + _("(showing {first}–{last})").format(
+            first=number(first + 1), last=number(first + len(df))
+        )
+    matching = ngettext("{n} matching client", "{n} matching clients", total).format(
+        n=number(total)
+    )
+    head.markdown(f"**{matching}**{shown}")
     select_all = st.toggle(
-        f"Select all {counted(total, 'matching client')}",
+        ngettext("Select all {n} matching client", "Select all {n} matching clients", total).format(
+            n=number(total)
+        ),
         key="dir_all_" + key,
         disabled=total == 0,
-        help="Use the whole filtered list, including rows on other pages.",
+        help=_("Use the whole filtered list, including rows on other pages."),
     )
     ids = id_table(
         _display(df),
@@ -185,16 +209,16 @@ def client_table(store: Store, f: ClientFilter) -> Selection:
         hide_index=True,
         width="stretch",
         column_config={
-            "name": st.column_config.TextColumn("Name"),
-            "email": st.column_config.TextColumn("E-mail"),
-            "phone": st.column_config.TextColumn("Phone"),
-            "list": st.column_config.TextColumn("List"),
-            "city": st.column_config.TextColumn("City"),
-            "company": st.column_config.TextColumn("Company"),
-            "tags": st.column_config.TextColumn("Tags"),
-            "valid e-mail": st.column_config.CheckboxColumn("Valid e-mail"),
-            "mobile": st.column_config.CheckboxColumn("Mobile"),
-            "consent": st.column_config.CheckboxColumn("Consent"),
+            "name": st.column_config.TextColumn(_("Name")),
+            "email": st.column_config.TextColumn(_("E-mail")),
+            "phone": st.column_config.TextColumn(_("Phone")),
+            "list": st.column_config.TextColumn(_("List")),
+            "city": st.column_config.TextColumn(_("City")),
+            "company": st.column_config.TextColumn(_("Company")),
+            "tags": st.column_config.TextColumn(_("Tags")),
+            "valid e-mail": st.column_config.CheckboxColumn(_("Valid e-mail")),
+            "mobile": st.column_config.CheckboxColumn(_("Mobile")),
+            "consent": st.column_config.CheckboxColumn(_("Consent")),
         },
     )
     if select_all and total:
@@ -208,17 +232,24 @@ def selection_line(sel: Selection, shown_ids: list[int] | None = None) -> None:
     """ "N selected" (with how many are on other pages or filtered out) and a clear button."""
     row = st.container(horizontal=True, vertical_alignment="center")
     if not sel.count:
-        row.caption("Nothing selected.")
+        row.caption(_("Nothing selected."))
         return
     hidden = ""
     if sel.payload and "client_ids" in sel.payload and shown_ids is not None:
         elsewhere = len(set(sel.payload["client_ids"]) - set(shown_ids))
         if elsewhere:
-            hidden = f" ({number(elsewhere)} not on this page)"
-    row.caption(f"Selected: {counted(sel.count, 'client')}{hidden}")
+            hidden = " " + ngettext(
+                "({n} not on this page)", "({n} not on this page)", elsewhere
+            ).format(n=number(elsewhere))
+    row.caption(
+        ngettext("Selected: {n} client", "Selected: {n} clients", sel.count).format(
+            n=number(sel.count)
+        )
+        + hidden
+    )
     if sel.payload and "client_ids" in sel.payload:
         row.button(
-            "Deselect all",
+            _("Deselect all"),
             key="dir_clear_selection",
             icon=":material/deselect:",
             type="tertiary",
@@ -233,38 +264,44 @@ def _go(page: str, state: dict[str, Any]) -> None:
         st.switch_page(page)
     except StreamlitAPIException:
         # The page runs alone (not under app.py's navigation): the hand-off is saved.
-        st.info(f"Saved; open {page} to continue.")
+        st.info(_("Saved; open {page} to continue.").format(page=page))
 
 
 def actions(sel: Selection) -> None:
     """The four actions on the selection, each enabled only when the selection fits it."""
-    some = None if sel.count else "Select at least one client first."
-    one = None if sel.client_id is not None else "Select exactly one client (tick one row)."
+    some = None if sel.count else _("Select at least one client first.")
+    one = None if sel.client_id is not None else _("Select exactly one client (tick one row).")
     wizard = {"comms_selection": sel.payload}
     buttons = (
         # label, key, why it is disabled (None: enabled), page, what the page is handed
         (
-            "Send e-mail to selected clients",
+            _("Send e-mail to selected clients"),
             "dir_act_email",
             some,
             WIZARD,
             {**wizard, "comms_wizard_channel": "email"},
         ),
         (
-            "Send SMS to selected clients",
+            _("Send SMS to selected clients"),
             "dir_act_sms",
             some,
             WIZARD,
             {**wizard, "comms_wizard_channel": "sms"},
         ),
         (
-            "Show communication of the selected client",
+            _("Show communication of the selected client"),
             "dir_act_comm",
             one,
             COMMUNICATION,
             {"comms_comm_client_id": sel.client_id},
         ),
-        ("Open client detail", "dir_act_client", one, CLIENT, {"comms_client_id": sel.client_id}),
+        (
+            _("Open client detail"),
+            "dir_act_client",
+            one,
+            CLIENT,
+            {"comms_client_id": sel.client_id},
+        ),
     )
     # One row that wraps, so no label is cut short ("Show communication of the sel…").
     row = st.container(horizontal=True)
@@ -276,7 +313,7 @@ def actions(sel: Selection) -> None:
 def download(store: Store, f: ClientFilter) -> None:
     """Download of the filtered list as formula-safe CSV (built only when clicked)."""
     st.download_button(
-        "Download the filtered list (CSV)",
+        _("Download the filtered list (CSV)"),
         data=lambda: export_csv(store, f),
         file_name="clients.csv",
         mime="text/csv",
@@ -316,18 +353,20 @@ def _mapping_frame(preview: Any, mapping: dict[str, str]) -> pd.DataFrame:
 def upload_panel(store: Store, expanded: bool = False) -> None:
     """Upload, detection results, the sheet, an editable mapping, consent, list name, Import,
     then the report."""
-    with st.expander("Upload a client list (CSV or XLSX)", expanded=expanded):
+    with st.expander(_("Upload a client list (CSV or XLSX)"), expanded=expanded):
         try:
             limit_mb = config.max_upload_bytes() // 1048576
         except CommsError as exc:  # a malformed setting: named, and the page goes on
             st.error(str(exc))
             return
         up = st.file_uploader(
-            "Client list",
+            _("Client list"),
             type=["csv", "txt", "tsv", "xlsx"],
             key="dir_upload",
-            help=f"At most {limit_mb} MB. Excel exports welcome: "
-            "UTF-8 or Windows-1250, separated by ; , or tab.",
+            help=_(
+                "At most {mb} MB. Excel exports welcome: "
+                "UTF-8 or Windows-1250, separated by ; , or tab."
+            ).format(mb=number(limit_mb)),
         )
         if up is not None:
             _upload_form(store, up.name, up.getvalue())
@@ -338,15 +377,15 @@ def upload_panel(store: Store, expanded: bool = False) -> None:
 # the file has no consent column for: label -> the import's `consent=`.
 _CONSENT_OPTIONS = {
     ("email", "sms"): {
-        "E-mail and SMS": "email,sms",
-        "E-mail only": "email",
-        "SMS only": "sms",
-        "Neither": "none",
+        N_("E-mail and SMS"): "email,sms",
+        N_("E-mail only"): "email",
+        N_("SMS only"): "sms",
+        N_("Neither"): "none",
     },
-    ("email",): {"Yes, to e-mail": "email", "No": "none"},
-    ("sms",): {"Yes, to SMS": "sms", "No": "none"},
+    ("email",): {N_("Yes, to e-mail"): "email", N_("No"): "none"},
+    ("sms",): {N_("Yes, to SMS"): "sms", N_("No"): "none"},
 }
-CONSENT_REMINDER = (
+CONSENT_REMINDER = N_(
     "Required: marketing e-mail and SMS may only go to people who agreed to them (GDPR); "
     "clients without consent are left out when you send."
 )
@@ -371,21 +410,28 @@ def _consent_choice(
     needed = tuple(c for c in CHANNELS if c not in columns)
     if columns:
         st.caption(
-            "Consent from the file: "
-            + "; ".join(f"{CHANNEL_LABELS[c]} from column '{h}'" for c, h in columns.items())
+            _("Consent from the file: {sources}").format(
+                sources="; ".join(
+                    _("{channel} from column '{column}'").format(
+                        channel=CHANNEL_LABELS[c], column=h
+                    )
+                    for c, h in columns.items()
+                )
+            )
         )
     if not needed:
         return True, None
     options = _CONSENT_OPTIONS[needed]
-    channels = " and ".join(CHANNEL_NAMES[c] for c in needed)
+    channels = _(" and ").join(_(CHANNEL_NAMES[c]) for c in needed)
     choice = st.radio(
-        f"Consent these clients gave to {channels}",
+        _("Consent these clients gave to {channels}").format(channels=channels),
         list(options),
+        format_func=_,
         index=None,
         horizontal=True,
         key=f"dir_consent_{file_key}_{'_'.join(needed)}",
     )
-    st.caption(CONSENT_REMINDER)
+    st.caption(_(CONSENT_REMINDER))
     return choice is not None, None if choice is None else options[choice]
 
 
@@ -399,20 +445,24 @@ def _upload_form(store: Store, filename: str, data: bytes) -> None:
         return
     if len(preview.sheets) > 1:
         st.selectbox(
-            "Sheet",
+            _("Sheet"),
             preview.sheets,
             index=preview.sheets.index(preview.sheet),
             key="dir_sheet_" + file_key,
-            help="The first sheet with a header row is chosen; pick another to import it.",
+            help=_("The first sheet with a header row is chosen; pick another to import it."),
         )
-    detected = (
-        f"{preview.kind.upper()}, {number(preview.rows)} rows, header on row {preview.header_row}"
-    )
+    detected = ngettext(
+        "{kind}, {n} row, header on row {header}",
+        "{kind}, {n} rows, header on row {header}",
+        int(preview.rows),
+    ).format(kind=preview.kind.upper(), n=number(preview.rows), header=preview.header_row)
     if preview.kind == "csv":
-        detected += f", encoding {preview.encoding}, delimiter: {preview.delimiter_name}"
+        detected += _(", encoding {encoding}, delimiter: {delimiter}").format(
+            encoding=preview.encoding, delimiter=_(preview.delimiter_name)
+        )
     if preview.sheet:
-        detected += f", sheet '{preview.sheet}'"
-    st.caption("Detected: " + detected)
+        detected += _(", sheet '{sheet}'").format(sheet=preview.sheet)
+    st.caption(_("Detected: {what}").format(what=detected))
     for note in preview.notes[1:] if preview.sheet else preview.notes:
         st.info(note)  # the first note of a workbook ("Read sheet ...") is in Detected
     # The mapping as the person set it; the frame is drawn from it, so the template
@@ -425,9 +475,12 @@ def _upload_form(store: Store, filename: str, data: bytes) -> None:
         hide_index=True,
         disabled=["column", "template variable", "example"],
         column_config={
+            "column": st.column_config.TextColumn(_("column")),
             "maps to": st.column_config.SelectboxColumn(
-                "maps to", options=list(TARGETS), required=True
+                _("maps to"), options=list(TARGETS), required=True
             ),
+            "template variable": st.column_config.TextColumn(_("template variable")),
+            "example": st.column_config.TextColumn(_("example")),
         },
         width="stretch",
     )
@@ -439,25 +492,25 @@ def _upload_form(store: Store, filename: str, data: bytes) -> None:
     own_lists = "lists" in mapping.values()
     c1, c2 = st.columns([3, 1])
     list_name = c1.text_input(
-        "List name",
+        _("List name"),
         value="" if own_lists else default_list_name(filename),
         key="dir_list_name_" + file_key,
-        help="Leave empty to keep the lists of the file's lists column."
+        help=_("Leave empty to keep the lists of the file's lists column.")
         if own_lists
-        else "Every imported client joins this list.",
+        else _("Every imported client joins this list."),
     )
     region = c2.text_input(
-        "Default phone region",
+        _("Default phone region"),
         value=config.default_region(),
         key="dir_region_" + file_key,
         max_chars=2,
     )
     if st.button(
-        "Import",
+        _("Import"),
         type="primary",
         key="dir_import_" + file_key,
         disabled=not consent_ok,
-        help=None if consent_ok else "Choose the consent these clients gave first.",
+        help=None if consent_ok else _("Choose the consent these clients gave first."),
     ):
         try:
             report = import_clients(
@@ -484,10 +537,22 @@ def _problem_summary(problems: list[dict[str, Any]]) -> str:
     flagged = len(problems) - left_out
     parts = []
     if left_out:
-        parts.append(f"{counted(left_out, 'row')} not imported")
+        parts.append(
+            ngettext("{n} row not imported", "{n} rows not imported", left_out).format(
+                n=number(left_out)
+            )
+        )
     if flagged:
-        parts.append(f"{counted(flagged, 'row')} imported with a problem flagged")
-    return " and ".join(parts) + "; each is listed below with its reason."
+        parts.append(
+            ngettext(
+                "{n} row imported with a problem flagged",
+                "{n} rows imported with a problem flagged",
+                flagged,
+            ).format(n=number(flagged))
+        )
+    return _("{problems}; each is listed below with its reason.").format(
+        problems=_(" and ").join(parts)
+    )
 
 
 def show_report() -> None:
@@ -495,19 +560,33 @@ def show_report() -> None:
     report = st.session_state.get(REPORT_KEY)
     if not report:
         return
-    sheet = f" (sheet '{report['sheet']}')" if report.get("sheet") else ""
-    title = f"List '{report['list_name']}'" if report["list_name"] else "The file's lists"
+    sheet = (
+        " " + _("(sheet '{sheet}')").format(sheet=report["sheet"]) if report.get("sheet") else ""
+    )
+    title = (
+        _("List '{name}'").format(name=report["list_name"])
+        if report["list_name"]
+        else _("The file's lists")
+    )
     st.success(
-        f"{title}{sheet}: {number(report['imported'])} imported, "
-        f"{number(report['updated'])} updated, {number(report['skipped'])} skipped."
+        _("{title}: {imported} imported, {updated} updated, {skipped} skipped.").format(
+            title=title + sheet,
+            imported=number(report["imported"]),
+            updated=number(report["updated"]),
+            skipped=number(report["skipped"]),
+        )
     )
     consent = report.get("consent") or {}
     if consent:
-        st.caption("Consent: " + "; ".join(f"{CHANNEL_LABELS[c]}: {w}" for c, w in consent.items()))
+        st.caption(
+            _("Consent: {what}").format(
+                what="; ".join(f"{CHANNEL_LABELS[c]}: {shown_code(w)}" for c, w in consent.items())
+            )
+        )
     for note in report.get("notes") or []:
         if not note.startswith("Read sheet"):
             st.info(note)
-    if st.button("Hide the import report", key="dir_hide_report", type="tertiary"):
+    if st.button(_("Hide the import report"), key="dir_hide_report", type="tertiary"):
         del st.session_state[REPORT_KEY]
         st.rerun()
     problems = report["problems"]
@@ -517,10 +596,15 @@ def show_report() -> None:
             pd.DataFrame(
                 {
                     "row": [p["row"] for p in problems],
-                    "reason": [p["reason"] for p in problems],
-                    "imported": ["no" if p.get("skipped") else "yes" for p in problems],
+                    "reason": [shown_code(p["reason"]) for p in problems],
+                    "imported": [_("no") if p.get("skipped") else _("yes") for p in problems],
                 }
             ),
+            column_config={
+                "row": st.column_config.NumberColumn(_("row")),
+                "reason": st.column_config.TextColumn(_("reason")),
+                "imported": st.column_config.TextColumn(_("imported")),
+            },
             hide_index=True,
             key="dir_problems",
             width="stretch",
@@ -533,7 +617,7 @@ def render(store: Store) -> None:
     total_all = count_clients(store)
     upload_panel(store, expanded=total_all == 0)
     if total_all == 0:
-        st.info("No clients yet: upload a client list above.")
+        st.info(_("No clients yet: upload a client list above."))
         return
     f = filter_panel(store)
     sel = client_table(store, f)
