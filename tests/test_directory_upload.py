@@ -151,3 +151,41 @@ def test_a_malformed_setting_is_one_line_on_the_page_not_a_traceback(store, monk
         "COMMS_MAX_ROWS must be a whole number of rows, at least 1, e.g. 1000000."
     ]
     assert store.scalar("SELECT count(*) FROM clients") == 0
+
+
+@pytest.fixture
+def czech():
+    """Czech in this thread too: AppTest calls a widget's format_func here, not in the page."""
+    from comms.i18n import set_language
+
+    set_language("cs")
+    yield
+    set_language("en")
+
+
+def test_the_upload_and_its_report_in_czech(store, czech):
+    """Every label in Czech; the choices a widget returns stay the English codes."""
+    from comms.ui.common import LANGUAGE_KEY
+
+    at = AppTest.from_file(PAGE, default_timeout=30)
+    at.session_state[LANGUAGE_KEY] = "cs"
+    run(at)
+    assert at.info[0].value == "Zatím tu nejsou žádní klienti: nahrajte seznam klientů výše."
+    key = upload(at, "jaro.csv", PLAIN.encode())
+    radio = at.radio(key=f"dir_consent_{key}_email_sms")
+    assert radio.options == ["E-mail i SMS", "Jen e-mail", "Jen SMS", "Ani jedno"]
+    detected = next(c.value for c in at.caption if c.value.startswith("Rozpoznáno"))
+    assert "2 řádky" in detected and "oddělovač: středník" in detected
+    radio.set_value("E-mail only")  # the code; Czech is only what is shown
+    run(at)
+    import_button(at, key).click()
+    run(at)
+    assert at.success[0].value == ("Seznam 'jaro': importováno 2, aktualizováno 0, přeskočeno 0.")
+    assert at.toggle[0].label == "Vybrat všechny 2 odpovídající klienty"
+    assert at.button(key="dir_act_email").label == "Odesílání e-mailu vybraným klientům"
+    assert at.selectbox(key="dir_valid_email").options == ["Vše", "Ano", "Ne"]
+    at.selectbox(key="dir_valid_email").set_value("Yes")
+    run(at)
+    assert any(m.value == "**2 odpovídající klienti**" for m in at.markdown)
+    assert any(c.value == "Nic není vybráno." for c in at.caption)
+    assert any(c.value == "Souhlas: E-mail: uvedeno: ano; SMS: uvedeno: ne" for c in at.caption)

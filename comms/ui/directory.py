@@ -555,6 +555,17 @@ def _problem_summary(problems: list[dict[str, Any]]) -> str:
     )
 
 
+# Where a channel's consent came from, as the import reports it (comms.clients.importing).
+N_("stated: yes"), N_("stated: no")
+
+
+def _consent_source(where: str) -> str:
+    """ "column 'Souhlas'" / "stated: yes" in the viewer's language (the column name is data)."""
+    if where.startswith("column "):
+        return _("column {name}").format(name=where.removeprefix("column "))
+    return _(where)
+
+
 def show_report() -> None:
     """The last import's counts, notes, consent and problem rows."""
     report = st.session_state.get(REPORT_KEY)
@@ -580,7 +591,9 @@ def show_report() -> None:
     if consent:
         st.caption(
             _("Consent: {what}").format(
-                what="; ".join(f"{CHANNEL_LABELS[c]}: {shown_code(w)}" for c, w in consent.items())
+                what="; ".join(
+                    f"{CHANNEL_LABELS[c]}: {_consent_source(w)}" for c, w in consent.items()
+                )
             )
         )
     for note in report.get("notes") or []:
