@@ -95,3 +95,14 @@ def test_unknown_language_is_a_usage_error(bad_bin: Path, tmp_path: Path) -> Non
     run = comms("--lang", "xx", "import", str(bad_bin), env={"LANG": "C"})
     assert run.returncode == 2
     assert run.stderr.strip() == "comms: unknown language 'xx'; choose one of: en, cs."
+
+
+def test_czech_empty_file_and_damaged_workbook(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"")
+    run = comms("import", str(empty), "--db", str(tmp_path / "c.duckdb"), env={"LANG": "cs_CZ"})
+    assert failed(run) == "comms: Soubor je prázdný."
+    broken = tmp_path / "broken.xlsx"
+    broken.write_bytes(b"PK\x03\x04" + b"\x01" * 64)
+    run = comms("import", str(broken), "--db", str(tmp_path / "c.duckdb"), env={"LANG": "cs_CZ"})
+    assert failed(run) == "comms: Soubor vypadá jako XLSX, ale je poškozený."

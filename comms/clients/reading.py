@@ -22,7 +22,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from comms import config
+from comms import config, i18n
 from comms.clients import workbook
 from comms.clients.workbook import Limits
 from comms.errors import ImportFailed
@@ -249,7 +249,7 @@ def _no_nul(text: str | bytes, nul: str | bytes) -> None:
         _(
             "The file has a NUL byte on line {line}: it is damaged or binary, not a CSV table. "
             "Save it again from the program that made it."
-        ).format(line=f"{line:,}")
+        ).format(line=i18n.number(line))
     )
 
 
@@ -346,7 +346,14 @@ def _check_line_widths(text: str, delimiter: str, cap: Limits) -> int:
     for number, line in enumerate(lines, start=1):
         if len(line) > most and line.count(delimiter) > most:
             raise ImportFailed(
-                f"Line {number:,} has {line.count(delimiter) + 1:,} cells; " + too_wide_tail(cap)
+                _(
+                    "Line {line} has {cells} cells; a client list may have at most {most} "
+                    "columns (setting COMMS_MAX_COLUMNS). Remove the extra columns and try again."
+                ).format(
+                    line=i18n.number(number),
+                    cells=i18n.number(line.count(delimiter) + 1),
+                    most=i18n.number(cap.columns),
+                )
             )
     return len(lines)
 
@@ -367,9 +374,7 @@ def _read_csv(text: str, delimiter: str, cap: Limits) -> tuple[list[list[str]], 
         try:
             rows = list(reader)
         except csv.Error as exc:
-            raise ImportFailed(
-                f"The CSV file is malformed at line {reader.line_num}: {exc}."
-            ) from None
+            raise ImportFailed(_malformed(reader.line_num, exc)) from None
         if reader.line_num == len(rows):  # one line each: row n is on line n
             return rows, list(range(1, len(rows) + 1))
     rows = []
@@ -384,15 +389,19 @@ def _read_csv(text: str, delimiter: str, cap: Limits) -> tuple[list[list[str]], 
             if len(rows) > most:
                 raise ImportFailed(_too_many_rows(cap))
     except csv.Error as exc:
-        raise ImportFailed(f"The CSV file is malformed at line {reader.line_num}: {exc}.") from None
+        raise ImportFailed(_malformed(reader.line_num, exc)) from None
     return rows, numbers
 
 
+def _malformed(line: int, exc: csv.Error) -> str:
+    return _("The CSV file is malformed at line {line}: {error}.").format(line=line, error=exc)
+
+
 def _too_many_rows(cap: Limits) -> str:
-    return (
-        f"The file has more than {cap.rows:,} rows; a client list may have at most "
-        f"{cap.rows:,} (setting COMMS_MAX_ROWS). Split it into smaller files."
-    )
+    return _(
+        "The file has more than {rows} rows; a client list may have at most "
+        "{rows} (setting COMMS_MAX_ROWS). Split it into smaller files."
+    ).format(rows=i18n.number(cap.rows))
 
 
 def _header_hits(row: list[str]) -> int:
@@ -460,7 +469,11 @@ def _choose_sheet(found: list[workbook.Sheet], sheet: str | None) -> workbook.Sh
             if s.name == sheet:
                 return s
         names = ", ".join(f"'{s.name}'" for s in found)
-        raise ImportFailed(f"The workbook has no sheet '{sheet}'; its sheets are {names}.")
+        raise ImportFailed(
+            _("The workbook has no sheet '{sheet}'; its sheets are {names}.").format(
+                sheet=sheet, names=names
+            )
+        )
     visible = [s for s in found if not s.hidden] or found
     for test in (_names_fields, _has_rows_below_header):
         for s in visible:
@@ -474,7 +487,7 @@ def _read_xlsx(data: bytes, sheet: str | None, cap: Limits) -> _Read:
     try:
         found = workbook.sheets(book, archive, scans, cap, HEADER_SCAN_ROWS + 5)
         if not found:
-            raise ImportFailed("The workbook has no worksheets.")
+            raise ImportFailed(_("The workbook has no worksheets."))
         chosen = _choose_sheet(found, sheet)
         ws = book[chosen.name]
         rows: list[list[str]] = []
@@ -567,7 +580,11 @@ def read_table(data: bytes, filename: str | None = None, *, sheet: str | None = 
     if not any(any(c.strip() for c in r) for r in data_rows):
         if formulas:
             raise ImportFailed(_formulas_only(read))
-        raise ImportFailed(f"The file has a header (row {numbers[h]}) but no client rows below it.")
+        raise ImportFailed(
+            _("The file has a header (row {row}) but no client rows below it.").format(
+                row=numbers[h]
+            )
+        )
     return RawTable(
         kind=kind,
         encoding=encoding,
@@ -589,18 +606,34 @@ SAVE_IN_EXCEL = "open the file in Excel and save it, then import it again"
 
 
 def _formulas_only(read: _Read) -> str:
-    where = f" of sheet '{read.sheet}'" if read.sheet else ""
-    return (
-        f"The cells{where} are formulas without saved values (the program that wrote the "
-        f"file did not calculate them): {SAVE_IN_EXCEL}."
-    )
+    if read.sheet:
+        text = _(
+            "The cells of sheet '{sheet}' are formulas without saved values (the program "
+            "that wrote the file did not calculate them): open the file in Excel and save "
+            "it, then import it again."
+        )
+    else:
+        text = _(
+            "The cells are formulas without saved values (the program that wrote the "
+            "file did not calculate them): open the file in Excel and save it, then "
+            "import it again."
+        )
+    return text.format(sheet=read.sheet)
+
+
+def _megabytes(n_bytes: int, digits: int) -> str:
+    """Megabytes without grouping, with the language's decimal mark ('3072.0', '3072,0')."""
+    from babel.numbers import format_decimal
+
+    fmt = "0." + "0" * digits if digits else "0"
+    return format_decimal(n_bytes / 1048576, format=fmt, locale=i18n.babel_locale())
 
 
 def _too_large(size: int, limit: int) -> ImportFailed:
     return ImportFailed(
         _(
             "The file is {size} MB; the upload limit is {limit} MB (setting COMMS_MAX_UPLOAD_MB)."
-        ).format(size=f"{size / 1048576:.1f}", limit=f"{limit / 1048576:.0f}")
+        ).format(size=_megabytes(size, 1), limit=_megabytes(limit, 0))
     )
 
 

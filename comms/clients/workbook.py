@@ -35,7 +35,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from typing import Any
 
+from comms import i18n
 from comms.errors import ImportFailed
+from comms.i18n import _
 
 # X1: parts openpyxl reads whole (everything but the sheets it streams and media it skips).
 MAX_PART_BYTES = 20 * 1024 * 1024
@@ -122,7 +124,7 @@ def _entry_count(data: bytes) -> int:
     reads the whole directory into memory)."""
     at = data.rfind(b"PK\x05\x06", max(0, len(data) - 65_557))
     if at < 0 or len(data) < at + 22:
-        raise ImportFailed("The file looks like XLSX but is damaged.")
+        raise ImportFailed(_("The file looks like XLSX but is damaged."))
     (entries,) = struct.unpack_from("<H", data, at + 10)
     if entries == 0xFFFF or data.rfind(b"PK\x06\x07", max(0, at - 20), at) >= 0:
         entries = MAX_PARTS + 1  # ZIP64: only for archives far beyond any client list
@@ -130,24 +132,26 @@ def _entry_count(data: bytes) -> int:
 
 
 def _too_big(limit_mb: float) -> str:
-    return (
-        f"The workbook unpacks to more than {limit_mb:,.0f} MB of data, far more than a "
+    return _(
+        "The workbook unpacks to more than {limit} MB of data, far more than a "
         "client list needs (setting COMMS_MAX_XLSX_UNPACKED_MB); save the client sheet "
         "alone as a new workbook or as CSV and try again."
-    )
+    ).format(limit=i18n.number(round(limit_mb)))
 
 
 def check_archive(data: bytes, limits: Limits) -> zipfile.ZipFile:
     """The archive, once its declared sizes are within the limits (X1)."""
     if _entry_count(data) > MAX_PARTS:
         raise ImportFailed(
-            f"The workbook has more than {MAX_PARTS:,} parts; it is not a client list "
-            "(save the client sheet as a new workbook or as CSV)."
+            _(
+                "The workbook has more than {parts} parts; it is not a client list "
+                "(save the client sheet as a new workbook or as CSV)."
+            ).format(parts=i18n.number(MAX_PARTS))
         )
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except (zipfile.BadZipFile, ValueError, struct.error):
-        raise ImportFailed("The file looks like XLSX but is damaged.") from None
+        raise ImportFailed(_("The file looks like XLSX but is damaged.")) from None
     xml = [i for i in archive.infolist() if i.filename.lower().endswith((".xml", ".rels"))]
     if sum(i.file_size for i in xml) > limits.unpacked:
         raise ImportFailed(_too_big(limits.unpacked / 1048576))
@@ -165,29 +169,31 @@ def check_archive(data: bytes, limits: Limits) -> zipfile.ZipFile:
 
 
 def _too_many_rows(limits: Limits) -> str:
-    return (
-        f"The sheet has more than {limits.rows:,} rows; a client list may have at most "
-        f"{limits.rows:,} (setting COMMS_MAX_ROWS). Split it into smaller files."
-    )
+    return _(
+        "The sheet has more than {rows} rows; a client list may have at most "
+        "{rows} (setting COMMS_MAX_ROWS). Split it into smaller files."
+    ).format(rows=i18n.number(limits.rows))
 
 
 def too_wide(columns: int, limits: Limits) -> str:
-    return (
-        f"The file has {columns:,} columns; a client list may have at most {limits.columns:,} "
+    return _(
+        "The file has {columns} columns; a client list may have at most {most} "
         "columns (setting COMMS_MAX_COLUMNS). Remove the extra columns and try again."
-    )
+    ).format(columns=i18n.number(columns), most=i18n.number(limits.columns))
 
 
 def _too_many_cells(limits: Limits) -> str:
-    return (
-        f"A row of the sheet has more than {limits.columns:,} cells; a client list may have at "
-        f"most {limits.columns:,} columns (setting COMMS_MAX_COLUMNS). Remove the extra columns "
+    return _(
+        "A row of the sheet has more than {most} cells; a client list may have at "
+        "most {most} columns (setting COMMS_MAX_COLUMNS). Remove the extra columns "
         "and try again."
-    )
+    ).format(most=i18n.number(limits.columns))
 
 
 def _row_too_big() -> str:
-    return f"A row of the sheet holds more than {MAX_ROW_BYTES // 1048576} MB; it is not a client list."
+    return _("A row of the sheet holds more than {size} MB; it is not a client list.").format(
+        size=MAX_ROW_BYTES // 1048576
+    )
 
 
 def _formula_cells(buf: bytes, start: int, end: int) -> list[int]:
@@ -279,7 +285,7 @@ def _scan(archive: zipfile.ZipFile, name: str, limits: Limits) -> SheetScan:
         with archive.open(name) as stream:
             return scan_sheet(stream, limits)
     except Exception:  # a bad CRC, zlib.error ...: a damaged archive
-        raise ImportFailed("The file looks like XLSX but is damaged.") from None
+        raise ImportFailed(_("The file looks like XLSX but is damaged.")) from None
 
 
 def open_workbook(data: bytes, limits: Limits) -> tuple[Any, zipfile.ZipFile, dict[str, SheetScan]]:
@@ -304,7 +310,9 @@ def open_workbook(data: bytes, limits: Limits) -> tuple[Any, zipfile.ZipFile, di
     except Exception as exc:  # openpyxl raises many types for broken files
         archive.close()
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ImportFailed(f"The XLSX file cannot be opened: {reason}.") from None
+        raise ImportFailed(
+            _("The XLSX file cannot be opened: {reason}.").format(reason=reason)
+        ) from None
     return book, archive, scans
 
 
