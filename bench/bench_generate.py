@@ -49,7 +49,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from common import run_isolated, timed_process  # noqa: E402  (bench/common.py: shared helpers)
+from common import mailmerge_command, run_isolated, timed_process  # noqa: E402  (bench/common.py: shared helpers)
 
 FIELDS = ("first_name", "name", "city", "company", "points")
 EMAIL_SUBJECT = "{{ first_name }}, your spring offer"
@@ -357,24 +357,9 @@ def mailmerge_inputs(base: Path, work: Path, rows_wanted: int = TEN_K) -> Path:
     return folder
 
 
-def time_mailmerge(exe: Path, folder: Path) -> dict:
+def time_mailmerge(folder: Path) -> dict:
     """One whole mailmerge dry run (process start included): wall and its CPU."""
-    return timed_process(
-        [
-            str(exe),
-            "--dry-run",
-            "--no-limit",
-            "--template",
-            str(folder / "template.txt"),
-            "--database",
-            str(folder / "database.csv"),
-            "--config",
-            str(folder / "server.conf"),
-            "--output-format",
-            "raw",
-        ],
-        cwd=folder,
-    )
+    return timed_process(mailmerge_command(folder, dry_run=True), cwd=folder)
 
 
 def time_ours(base: Path, work: Path, limit: int) -> dict:
@@ -389,14 +374,14 @@ def time_ours(base: Path, work: Path, limit: int) -> dict:
     return res
 
 
-def compare(exe: Path, base: Path, work: Path, runs: int = 3) -> None:
+def compare(base: Path, work: Path, runs: int = 3) -> None:
     """The like-for-like comparison with mailmerge (see the module docstring)."""
     folders = {k: mailmerge_inputs(base, work, k) for k in (TEN_K, 0)}
     res: dict[tuple[str, int], list[dict]] = {}
     for _ in range(runs):  # alternate the sides so both see the same machine load
         for k in (TEN_K, 0):
             res.setdefault(("comms", k), []).append(time_ours(base, work, k))
-            res.setdefault(("mailmerge", k), []).append(time_mailmerge(exe, folders[k]))
+            res.setdefault(("mailmerge", k), []).append(time_mailmerge(folders[k]))
     built = res[("comms", TEN_K)][0]["built"]
     print(
         f"e-mail, {TEN_K:,} rows, the same work on both sides: render subject + Markdown body,"
@@ -485,11 +470,10 @@ def main() -> int:
             " the watchdog: nothing in them can loop)"
         )
 
-        exe = mailmerge_bin()
-        if exe is None:
+        if mailmerge_bin() is None:
             print("mailmerge is not installed: `.venv/bin/pip install -e '.[bench]'`")
             return 0
-        compare(exe, base, work)
+        compare(base, work)
     return 0
 
 

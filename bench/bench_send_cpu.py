@@ -55,6 +55,7 @@ from common import (  # noqa: E402  (bench/common.py: shared helpers)
     EMAIL_FROM,
     create_email_template,
     insert_clients,
+    mailmerge_command,
     mailmerge_template,
 )
 
@@ -239,20 +240,7 @@ def setup_mailmerge(folder: Path, rows: list[dict[str, str]], port: int) -> list
     (folder / "server.conf").write_text(
         f"[smtp_server]\nhost = 127.0.0.1\nport = {port}\nratelimit = 0\n", encoding="utf-8"
     )
-    exe = Path(sys.executable).parent / "mailmerge"
-    return [
-        str(exe),
-        "--no-dry-run",
-        "--no-limit",
-        "--template",
-        str(folder / "template.txt"),
-        "--database",
-        str(folder / "database.csv"),
-        "--config",
-        str(folder / "server.conf"),
-        "--output-format",
-        "raw",
-    ]
+    return mailmerge_command(folder, dry_run=False)
 
 
 # -- timing -------------------------------------------------------------------------------------

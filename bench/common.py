@@ -161,3 +161,21 @@ def mailmerge_template() -> str:
         f"--=_bench\nContent-Type: text/plain; charset=utf-8\n\n{EMAIL_BODY}\n"
         f"--=_bench\nContent-Type: text/html; charset=utf-8\n\n{html}\n--=_bench--\n"
     )
+
+
+def mailmerge_command(folder: Path, *, dry_run: bool) -> list[str]:
+    """mailmerge over folder's template.txt, database.csv and server.conf (raw output)."""
+    exe = Path(sys.executable).parent / "mailmerge"
+    return [
+        str(exe),
+        "--dry-run" if dry_run else "--no-dry-run",
+        "--no-limit",
+        "--template",
+        str(folder / "template.txt"),
+        "--database",
+        str(folder / "database.csv"),
+        "--config",
+        str(folder / "server.conf"),
+        "--output-format",
+        "raw",
+    ]

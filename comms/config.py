@@ -105,19 +105,7 @@ def int_setting(
     unit: str = "",
 ) -> int:
     """A whole-number setting; ConfigError naming it (never its value) when it is not one."""
-    raw, name = _lookup(env, section, key)
-    if raw is None:
-        return default
-    value = _number(raw, whole=True)
-    if (
-        value is None
-        or (minimum is not None and value < minimum)
-        or (maximum is not None and value > maximum)
-    ):
-        raise ConfigError(
-            f"{name} must be {_expected('a whole number', unit, minimum, maximum, default)}."
-        )
-    return int(value)
+    return int(_number_setting(env, section, key, default, True, minimum, maximum, unit))
 
 
 def float_setting(
@@ -131,19 +119,31 @@ def float_setting(
     unit: str = "",
 ) -> float:
     """A number setting (decimals allowed); ConfigError naming it (never its value)."""
+    return float(_number_setting(env, section, key, default, False, minimum, maximum, unit))
+
+
+def _number_setting(
+    env: str,
+    section: str | None,
+    key: str | None,
+    default: float,
+    whole: bool,
+    minimum: float | None,
+    maximum: float | None,
+    unit: str,
+) -> float:
     raw, name = _lookup(env, section, key)
     if raw is None:
         return default
-    value = _number(raw, whole=False)
+    value = _number(raw, whole=whole)
     if (
         value is None
         or (minimum is not None and value < minimum)
         or (maximum is not None and value > maximum)
     ):
-        raise ConfigError(
-            f"{name} must be {_expected('a number', unit, minimum, maximum, default)}."
-        )
-    return float(value)
+        kind = "a whole number" if whole else "a number"
+        raise ConfigError(f"{name} must be {_expected(kind, unit, minimum, maximum, default)}.")
+    return value
 
 
 def _expected(kind: str, unit: str, minimum: Any, maximum: Any, default: Any) -> str:

@@ -101,6 +101,17 @@ def print_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, ensure_ascii=False, default=str, indent=2) + "\n")
 
 
+def report(args: argparse.Namespace, payload: Any, line: str, errors: list[str]) -> int:
+    """A run's result: JSON with --json, else one line; each error on stderr; exit 1 if any."""
+    if args.json:
+        print_json(payload)
+    else:
+        print(line)
+        for err in errors:
+            print(f"error: {err}", file=sys.stderr)
+    return 1 if errors else 0
+
+
 def _language_of(argv: list[str]) -> tuple[str | None, list[str]]:
     """`--lang X` / `--lang=X` (anywhere before `--`) and argv without it."""
     lang, rest, i = None, [], 0

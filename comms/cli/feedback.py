@@ -17,7 +17,7 @@ import os
 import sys
 from pathlib import Path
 
-from comms.cli import print_json
+from comms.cli import print_json, report
 from comms.config import ROOT
 from comms.feedback import mailbox, twilio
 from comms.sending.senders.config import FeedbackConfig
@@ -138,13 +138,10 @@ def cmd_bounces_fetch(args: argparse.Namespace) -> int:
 def cmd_sms_status(args: argparse.Namespace) -> int:
     store = open_store(args.db)
     result = twilio.poll(store, everything=True)
-    if args.json:
-        print_json(result.to_dict())
-    else:
-        print(
-            f"asked {result.asked}: {result.delivered} delivered, {result.undelivered}"
-            f" undelivered, {result.pending} not final yet"
-        )
-        for err in result.errors:
-            print(f"error: {err}", file=sys.stderr)
-    return 1 if result.errors else 0
+    return report(
+        args,
+        result.to_dict(),
+        f"asked {result.asked}: {result.delivered} delivered, {result.undelivered}"
+        f" undelivered, {result.pending} not final yet",
+        result.errors,
+    )

@@ -7,7 +7,7 @@ import sys
 import time
 from typing import Any
 
-from comms.cli import print_json
+from comms.cli import report
 from comms.errors import NotFound
 from comms.store import open_store
 
@@ -67,13 +67,10 @@ def cmd_send(args: argparse.Namespace) -> int:
     )
     out = result.to_dict()
     out["recovered_interrupted"] = recovered
-    if args.json:
-        print_json(out)
-    else:
-        print(
-            f"sent {result.sent}, failed {result.failed}, retried {result.retried},"
-            f" interrupted {result.interrupted} in {result.duration:.1f}s"
-        )
-        for err in result.errors:
-            print(f"error: {err}", file=sys.stderr)
-    return 1 if result.errors else 0
+    return report(
+        args,
+        out,
+        f"sent {result.sent}, failed {result.failed}, retried {result.retried},"
+        f" interrupted {result.interrupted} in {result.duration:.1f}s",
+        result.errors,
+    )
