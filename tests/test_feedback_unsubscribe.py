@@ -11,6 +11,7 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
+from email.message import Message
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,7 @@ from test_feedback_delivery import (
     send_all,
 )
 
+from comms import web
 from comms.feedback import keys, links, unsubscribe
 from comms.sending.senders.base import OutgoingMessage
 from comms.sending.senders.mime import EmailIdentity, build_email
@@ -34,24 +36,29 @@ ROOT = Path(__file__).resolve().parent.parent
 KEY = b"k" * 32
 
 
-def _post(url: str, body: bytes = b"List-Unsubscribe=One-Click") -> tuple[int, str]:
+def _open(
+    url: str, body: bytes | None = None, accept_language: str | None = None
+) -> tuple[int, str, Message]:
+    """GET (no body) or form POST; status, page and response headers (errors included)."""
+    headers = {"Content-Type": "application/x-www-form-urlencoded"} if body is not None else {}
+    if accept_language is not None:
+        headers["Accept-Language"] = accept_language
     req = urllib.request.Request(
-        url, data=body, method="POST",
-        headers={"Content-Type": "application/x-www-form-urlencoded"},
-    )  # fmt: skip
+        url, data=body, method="GET" if body is None else "POST", headers=headers
+    )
     try:
         with urllib.request.urlopen(req, timeout=30) as resp:
-            return resp.status, resp.read().decode()
+            return resp.status, resp.read().decode(), resp.headers
     except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
+        return exc.code, exc.read().decode(), exc.headers
+
+
+def _post(url: str, body: bytes = b"List-Unsubscribe=One-Click") -> tuple[int, str]:
+    return _open(url, body)[:2]
 
 
 def _get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=30) as resp:
-            return resp.status, resp.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
+    return _open(url)[:2]
 
 
 # -- what an e-mail carries ------------------------------------------------------------------
@@ -197,6 +204,115 @@ def test_a_tampered_link_gets_404_and_changes_nothing(
     assert store.scalar("SELECT consent_email FROM clients WHERE id = ?", [cid]) is True
     assert store.scalar("SELECT count(*) FROM suppressions") == 0
     assert actions(store, "unsubscribed") == []
+
+
+def test_the_pages_speak_the_recipients_language(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The recipient's browser decides (Accept-Language), not the desk's language."""
+    with SmtpSink() as sink, route_server() as url:
+        monkeypatch.setenv("COMMS_PUBLIC_URL", url)
+        cid, mid = _sent_email(store, sink, monkeypatch)
+        link = f"{url}/u/{links.unsubscribe_token(keys.signing_key(store.path), mid)}"
+        czech = "cs-CZ,cs;q=0.9,en-US;q=0.8,en;q=0.7"
+
+        status, page, headers = _open(link, accept_language=czech)
+        assert status == 200 and '<html lang="cs">' in page
+        assert "<title>Odhlásit odběr</title>" in page
+        assert "Opravdu už nechcete dostávat e-maily na <b>j***@example.cz</b>?" in page
+        assert '<button type="submit">Odhlásit odběr</button>' in page
+        assert headers["Content-Language"] == "cs" and "Accept-Language" in headers["Vary"]
+        assert store.scalar("SELECT consent_email FROM clients WHERE id = ?", [cid]) is True
+
+        status, page, _headers = _open(link, b"something=else", czech)
+        assert status == 400 and "Požadavek musí obsahovat <code>" in page
+
+        status, page, headers = _open(link, b"List-Unsubscribe=One-Click", czech)
+        assert status == 200 and '<html lang="cs">' in page and "<h1>Odhlášeno</h1>" in page
+        assert "Na j***@example.cz vám už nebudeme posílat e-maily." in page
+        assert headers["Content-Language"] == "cs"
+        assert store.scalar("SELECT consent_email FROM clients WHERE id = ?", [cid]) is False
+        (entry,) = actions(store, "unsubscribed")
+        assert entry["user"] == web.RECIPIENT
+
+        status, page, _headers = _open(f"{url}/u/x", accept_language="cs")
+        assert status == 404 and '<html lang="cs">' in page and "Neplatný odkaz" in page
+        assert "Nic se nezměnilo." in page
+
+        status, page, _headers = _open(f"{url}/hooks/twilio/status", b"a=b", "cs")
+        assert status == 403 and page.startswith("Zakázáno")
+
+
+@pytest.mark.parametrize(
+    "accept_language",
+    [None, "", "en-GB,en;q=0.9", "de-DE,de;q=0.9", "cs;q=0, en", "*", "cs;q=nonsense"],
+)
+def test_english_unless_the_browser_asks_for_czech(
+    store: Store, monkeypatch: pytest.MonkeyPatch, accept_language: str | None
+) -> None:
+    with SmtpSink() as sink, route_server() as url:
+        _cid, mid = _sent_email(store, sink, monkeypatch)
+        link = f"{url}/u/{links.unsubscribe_token(keys.signing_key(store.path), mid)}"
+        status, page, headers = _open(link, accept_language=accept_language)
+        assert status == 200 and '<html lang="en">' in page
+        assert "<title>Unsubscribe</title>" in page
+        assert "Stop sending e-mails to <b>j***@example.cz</b>?" in page
+        assert headers["Content-Language"] == "en"
+        status, page, _headers = _open(link, b"List-Unsubscribe=One-Click", accept_language)
+        assert status == 200 and "<h1>Unsubscribed</h1>" in page
+        assert "j***@example.cz will get no more e-mails from us." in page
+        assert _open(f"{url}/u/x", accept_language=accept_language)[1].count("Link not valid")
+
+
+@pytest.mark.parametrize(
+    ("header", "lang"),
+    [
+        ("cs", "cs"),
+        ("CS-cz", "cs"),
+        ("en;q=0.5, cs;q=0.8", "cs"),  # q decides, not the order
+        ("de-DE, cs;q=0.7, en;q=0.5", "cs"),  # the first one we have
+        ("en, cs;q=0.9", "en"),
+        ("cs;q=0.9, en;q=0.9", "cs"),  # equal q: the header's order
+        ("cs;q=0", "en"),  # refused
+        ("cs;q=1.5", "en"),  # out of range: ignored
+        ("fr, *;q=0.5, cs;q=0.1", "en"),  # anything else before Czech
+        (" , ;q=1, cs ; q=0.3 ", "cs"),
+        ("sk", "en"),
+        (None, "en"),
+    ],
+)
+def test_accept_language_is_read_with_its_q_values(header: str | None, lang: str) -> None:
+    from starlette.requests import Request
+
+    headers = [] if header is None else [(b"accept-language", header.encode())]
+    request = Request({"type": "http", "method": "GET", "path": "/", "headers": headers})
+    assert web.request_language(request) == lang
+
+
+def test_the_worker_thread_speaks_the_requests_language_and_forgets_it() -> None:
+    """Work done in _in_thread's worker formats text in the request's language; the pool's
+    thread keeps nothing of it for the next request."""
+    import asyncio
+
+    from comms import i18n
+
+    def in_worker() -> tuple[str, str]:
+        return i18n.language(), i18n._("Unsubscribed")
+
+    async def czech_request() -> tuple[str, str]:
+        with web._speaking("cs"):
+            return await web._in_thread(web.RECIPIENT, in_worker)
+
+    async def english_request() -> tuple[str, str]:
+        return await web._in_thread(web.RECIPIENT, in_worker)
+
+    async def both() -> list[tuple[str, str]]:
+        return [await czech_request(), await english_request(), await czech_request()]
+
+    assert asyncio.run(both()) == [("cs", "Odhlášeno"), ("en", "Unsubscribed")] + [
+        ("cs", "Odhlášeno")
+    ]
+    assert i18n.language() == "en"
 
 
 def test_mailto_unsubscribe_is_processed_from_the_mailbox(
