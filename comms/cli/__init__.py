@@ -20,7 +20,7 @@ from typing import Any, NoReturn
 
 from comms import i18n
 from comms.errors import CommsError, DatabaseInUse
-from comms.i18n import _
+from comms.i18n import N_, _
 
 # Each module and the commands its register() adds. A command loads only its own
 # module (`comms send` starts without pandas, Jinja2 or the import machinery: for cron
@@ -32,6 +32,44 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "comms.cli.history": ("history", "compose", "send-draft", "suppressions", "log"),
     "comms.cli.feedback": ("serve", "bounces", "sms-status"),
 }
+
+
+# argparse's own words ("usage:", "positional arguments", "options", "show this help
+# message and exit", "the following arguments are required: ...") are `_(...)` and
+# `ngettext(...)` calls on the globals of the argparse module (`from gettext import
+# gettext as _, ngettext`), looked up each time they are said: in the help formatter,
+# in ArgumentParser.__init__ (the group titles, -h's help), in ArgumentError and in a
+# dozen parse errors. A subclass could reach only some of them (each method would be
+# copied whole), and gettext's global domain would follow LANG rather than --lang; so
+# those two globals are ours: the same catalogue and language as every other line. In
+# English ours returns the message unchanged, as gettext without a catalogue does.
+argparse._ = _  # type: ignore[attr-defined]
+argparse.ngettext = i18n.ngettext  # type: ignore[attr-defined]
+
+# argparse's messages a person may read (Python 3.11's wording), for the catalogue:
+# the coverage test (tests/test_i18n.py) checks each has Czech.
+ARGPARSE_MESSAGES = (
+    N_("usage: "),
+    N_("positional arguments"),
+    N_("options"),
+    N_("show this help message and exit"),
+    N_("argument %(argument_name)s: %(message)s"),
+    N_("unrecognized arguments: %s"),
+    N_("the following arguments are required: %s"),
+    N_("one of the arguments %s is required"),
+    N_("not allowed with argument %s"),
+    N_("ignored explicit argument %r"),
+    N_("expected one argument"),
+    N_("expected at most one argument"),
+    N_("expected at least one argument"),
+    N_("ambiguous option: %(option)s could match %(matches)s"),
+    N_("unexpected option string: %s"),
+    N_("invalid %(type)s value: %(value)r"),
+    N_("invalid choice: %(value)r (choose from %(choices)s)"),
+    N_("unknown parser %(parser_name)r (choices: %(choices)s)"),
+    N_("can't open '%(filename)s': %(error)s"),
+)
+# ngettext("expected %s argument", "expected %s arguments", n): in cli.po too.
 
 
 class _Parser(argparse.ArgumentParser):
@@ -60,19 +98,31 @@ def whole_number(minimum: int) -> Callable[[str], int]:
     return parse
 
 
+def _lang_option(parser: argparse.ArgumentParser) -> None:
+    """--lang in the help: main() takes it out of argv before parsing (it must choose the
+    language the parser's own help is built in), so argparse only shows it."""
+    parser.add_argument(
+        "--lang",
+        metavar="|".join(i18n.LANGUAGES),
+        help=_("language of the output (default: from LC_ALL / LANG, else English)"),
+    )
+
+
 def common_parser() -> argparse.ArgumentParser:
-    """--db and --json, shared by every subcommand."""
+    """--db and --json, shared by every subcommand (and --lang, shown in their help)."""
     common = _Parser(add_help=False)
     common.add_argument(
-        "--db", metavar="PATH", help="DuckDB file (default: $COMMS_DB or data/comms.duckdb)"
+        "--db", metavar="PATH", help=_("DuckDB file (default: $COMMS_DB or data/comms.duckdb)")
     )
-    common.add_argument("--json", action="store_true", help="print results as JSON")
+    common.add_argument("--json", action="store_true", help=_("print results as JSON"))
+    _lang_option(common)
     return common
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The `comms` parser: every command, or only the module of `command` when it names one."""
-    parser = _Parser(prog="comms", description="Client communication desk.", allow_abbrev=False)
+    parser = _Parser(prog="comms", description=_("Client communication desk."), allow_abbrev=False)
+    _lang_option(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     common = common_parser()
     owners = [m for m, names in COMMANDS.items() if command in names] or list(COMMANDS)
@@ -96,6 +146,44 @@ def _no_abbreviations(parser: argparse.ArgumentParser) -> None:
                 _no_abbreviations(child)
 
 
+def shown(code: Any) -> str:
+    """A stored code (status, source, action, reason) in the viewer's language.
+
+    The CLI's copy of comms.ui.common.shown_code (that module loads Streamlit): a reason
+    may carry a detail after a colon ("invalid e-mail: no @", "missing field: city"); the
+    named part is translated, the detail is data and stays. English: the code itself.
+    """
+    if code is None or (isinstance(code, float) and code != code):
+        return ""
+    text = str(code)
+    if i18n.language() == i18n.DEFAULT or not text:
+        return text
+    translated = _(text)
+    if translated != text:
+        return translated
+    head, sep, detail = text.partition(": ")
+    if sep:
+        template = head + ": {" + ("field" if head == "missing field" else "error") + "}"
+        if _(template) != template:
+            return _(template).replace("{field}", detail).replace("{error}", detail)
+        return f"{_(head)}: {detail}"
+    return text
+
+
+def channel_name(code: str | None) -> str:
+    """A channel code ('email', 'sms') as a person reads it; English keeps the code."""
+    if i18n.language() == i18n.DEFAULT or not code:
+        return code or ""
+    from comms.rules.validation import CHANNEL_NAMES
+
+    return _(CHANNEL_NAMES.get(code, code))
+
+
+def column(values: list[str], least: int) -> int:
+    """A column's width: `least` (the English layout), wider when a translation is longer."""
+    return max([least, *(len(v) for v in values)])
+
+
 def print_json(obj: Any) -> None:
     # One string, one write: json.dump to a stream writes every token (a second for 10k rows).
     sys.stdout.write(json.dumps(obj, ensure_ascii=False, default=str, indent=2) + "\n")
@@ -108,7 +196,7 @@ def report(args: argparse.Namespace, payload: Any, line: str, errors: list[str])
     else:
         print(line)
         for err in errors:
-            print(f"error: {err}", file=sys.stderr)
+            print(_("error: {error}").format(error=err), file=sys.stderr)
     return 1 if errors else 0
 
 

@@ -8,8 +8,10 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from comms.cli import print_json, whole_number
+from comms import i18n
+from comms.cli import print_json, shown, whole_number
 from comms.errors import CommsError, ConsentNotStated
+from comms.i18n import _, ngettext
 from comms.store import open_store
 
 if TYPE_CHECKING:
@@ -27,36 +29,53 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p = sub.add_parser(
         "init",
         parents=[common],
-        help="create the database; load the sample clients when there are none",
+        help=_("create the database; load the sample clients when there are none"),
     )
     p.set_defaults(func=cmd_init)
 
-    p = sub.add_parser("import", parents=[common], help="import a CSV / XLSX client list")
-    p.add_argument("file", metavar="FILE", help="CSV or XLSX file")
-    p.add_argument("--list", dest="list_name", metavar="NAME", help="list name (default: file)")
-    p.add_argument("--region", metavar="CC", help="default phone region, e.g. CZ")
+    p = sub.add_parser(
+        "import",
+        parents=[common],
+        help=_("import a CSV / XLSX client list"),
+        description=_(
+            "Import a client list from a CSV or XLSX file into the client directory: new"
+            " clients are added, known ones (the same e-mail or phone) updated."
+        ),
+    )
+    p.add_argument("file", metavar="FILE", help=_("CSV or XLSX file"))
+    p.add_argument("--list", dest="list_name", metavar="NAME", help=_("list name (default: file)"))
+    p.add_argument("--region", metavar="CC", help=_("default phone region, e.g. CZ"))
     p.add_argument(
         "--sheet",
         metavar="NAME",
-        help="XLSX: the sheet to import (default: the first with a header)",
+        help=_("XLSX: the sheet to import (default: the first with a header)"),
     )
     p.add_argument(
         "--consent",
         metavar="|".join(CONSENT_CHOICES),
-        help="the consent these clients gave, for the channels the file has no consent column for",
+        help=_(
+            "the consent these clients gave, for the channels the file has no consent column for"
+        ),
     )
     p.set_defaults(func=cmd_import)
 
-    p = sub.add_parser("clients", parents=[common], help="list the matching clients")
-    p.add_argument("--search", metavar="TEXT", help="free text: name, e-mail, phone, company ...")
-    p.add_argument("--list", dest="list_name", metavar="NAME", help="only this list")
-    p.add_argument("--tag", metavar="TAG", help="only clients with this tag")
-    p.add_argument("--city", metavar="CITY", help="only clients in this city")
-    p.add_argument("--limit", type=whole_number(1), metavar="N", help="at most N clients")
+    p = sub.add_parser(
+        "clients",
+        parents=[common],
+        help=_("list the matching clients"),
+        description=_("List the clients of the client directory that match the filters."),
+    )
+    p.add_argument(
+        "--search", metavar="TEXT", help=_("free text: name, e-mail, phone, company ...")
+    )
+    p.add_argument("--list", dest="list_name", metavar="NAME", help=_("only this list"))
+    p.add_argument("--tag", metavar="TAG", help=_("only clients with this tag"))
+    p.add_argument("--city", metavar="CITY", help=_("only clients in this city"))
+    p.add_argument("--limit", type=whole_number(1), metavar="N", help=_("at most N clients"))
     p.add_argument(
         "--csv",
         metavar="FILE",
-        help="write the matching clients to FILE, the same CSV as the Clients page's download",
+        help=_("write the matching clients to FILE, the same CSV as the Clients page's download"),
     )
     p.set_defaults(func=cmd_clients)
 
@@ -77,19 +96,42 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def _print_report(report: ImportReport) -> None:
-    sheet = f", sheet '{report.sheet}'" if report.sheet else ""
-    title = f"List '{report.list_name}'" if report.list_name else "The file's lists"
+    n = i18n.number
+    source = report.kind
+    if report.sheet:
+        source += _(", sheet '{sheet}'").format(sheet=report.sheet)
+    title = (
+        _("List '{name}'").format(name=report.list_name)
+        if report.list_name
+        else _("The file's lists")
+    )
     print(
-        f"{title}: {report.imported} imported, {report.updated} updated, "
-        f"{report.skipped} skipped, {len(report.problems)} problems "
-        f"({report.kind}{sheet}, {report.encoding or '-'}, header on row {report.header_row})."
+        _(
+            "{title}: {imported} imported, {updated} updated, {skipped} skipped, {problems}"
+            " problems ({source}, {encoding}, header on row {row})."
+        ).format(
+            title=title,
+            imported=n(report.imported),
+            updated=n(report.updated),
+            skipped=n(report.skipped),
+            problems=n(len(report.problems)),
+            source=source,
+            encoding=report.encoding or "-",
+            row=n(report.header_row),
+        )
     )
     for note in report.notes:
-        print(f"  note: {note}")
+        print(_("  note: {note}").format(note=note))
     for p in report.problems[:MAX_PROBLEMS_SHOWN]:
-        print(f"  row {p['row']}: {p['reason']}")
+        print(_("  row {row}: {reason}").format(row=n(p["row"]), reason=shown(p["reason"])))
     if len(report.problems) > MAX_PROBLEMS_SHOWN:
-        print(f"  ... and {len(report.problems) - MAX_PROBLEMS_SHOWN} more (use --json)")
+        more = len(report.problems) - MAX_PROBLEMS_SHOWN
+        # English says "more" for one and many alike; Czech has three forms.
+        print(
+            ngettext(
+                "  ... and {count} more (use --json)", "  ... and {count} more (use --json)", more
+            ).format(count=n(more))
+        )
 
 
 def cmd_import(args: argparse.Namespace) -> int:
@@ -119,19 +161,25 @@ def _write_file(path: str, data: bytes) -> None:
     target = Path(path)
     if target.is_dir():
         raise CommsError(
-            f"--csv {path} is a folder; give a file name such as {target / 'clients.csv'}."
+            _("--csv {path} is a folder; give a file name such as {example}.").format(
+                path=path, example=target / "clients.csv"
+            )
         )
     try:
         fd, tmp = tempfile.mkstemp(prefix=".comms-", suffix=".csv", dir=target.parent or ".")
     except OSError as exc:
-        raise CommsError(f"--csv {path} cannot be written: {exc.strerror}.") from None
+        raise CommsError(_cannot_write(path, exc)) from None
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
         os.replace(tmp, target)
     except OSError as exc:
         os.unlink(tmp)
-        raise CommsError(f"--csv {path} cannot be written: {exc.strerror}.") from None
+        raise CommsError(_cannot_write(path, exc)) from None
+
+
+def _cannot_write(path: str, exc: OSError) -> str:
+    return _("--csv {path} cannot be written: {reason}.").format(path=path, reason=exc.strerror)
 
 
 def cmd_clients(args: argparse.Namespace) -> int:
@@ -142,7 +190,7 @@ def cmd_clients(args: argparse.Namespace) -> int:
     if args.csv:
         if args.limit is not None:
             raise CommsError(
-                "--limit does not apply to --csv: the file holds every matching client."
+                _("--limit does not apply to --csv: the file holds every matching client.")
             )
         data = export_csv(store, f)
         _write_file(args.csv, data)
@@ -150,7 +198,12 @@ def cmd_clients(args: argparse.Namespace) -> int:
         if args.json:
             print_json({"file": args.csv, "clients": rows, "bytes": len(data)})
         else:
-            print(f"{rows} clients written to {args.csv}.")
+            # English keeps its one form ("1 clients"); Czech has three.
+            print(
+                ngettext(
+                    "{count} clients written to {file}.", "{count} clients written to {file}.", rows
+                ).format(count=i18n.number(rows), file=args.csv)
+            )
         return 0
     clients = query_clients(store, f, limit=args.limit)
     if args.json:
@@ -161,5 +214,9 @@ def cmd_clients(args: argparse.Namespace) -> int:
             f"{c['id']:>6}  {c['name'] or '':<28} {c['email'] or '':<36} "
             f"{c['phone'] or '':<16} {c['list'] or ''}"
         )
-    print(f"{len(clients)} clients")
+    print(
+        ngettext("{count} clients", "{count} clients", len(clients)).format(
+            count=i18n.number(len(clients))
+        )
+    )
     return 0

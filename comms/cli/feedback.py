@@ -17,9 +17,11 @@ import os
 import sys
 from pathlib import Path
 
+from comms import i18n
 from comms.cli import print_json, report
 from comms.config import ROOT
 from comms.feedback import mailbox, twilio
+from comms.i18n import _, ngettext
 from comms.sending.senders.config import FeedbackConfig
 from comms.store import open_store, resolve_db_path
 
@@ -30,44 +32,46 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p = sub.add_parser(
         "serve",
         parents=[common],
-        help="start the app with its routes and background sender",
-        description=(
+        help=_("start the app with its routes and background sender"),
+        description=_(
             "Start the app (pages, unsubscribe links, Twilio callbacks) and its background"
             " sender on one port. Recipients and Twilio reach it at COMMS_PUBLIC_URL."
         ),
     )
-    p.add_argument("--port", type=int, default=8501, help="port (default 8501)")
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8501, help=_("port (default 8501)"))
+    p.add_argument(
+        "--host", default="127.0.0.1", help=_("address to listen on (default 127.0.0.1)")
+    )
     p.set_defaults(func=cmd_serve)
 
-    b = sub.add_parser("bounces", help="apply bounces and complaints (files or the mailbox)")
+    b = sub.add_parser("bounces", help=_("apply bounces and complaints (files or the mailbox)"))
     bsub = b.add_subparsers(dest="bounces_command", metavar="COMMAND", required=True)
     imp = bsub.add_parser(
         "import",
         parents=[common],
-        help="apply the bounces in .eml / mbox files",
-        description=(
+        help=_("apply the bounces in .eml / mbox files"),
+        description=_(
             "Read .eml files or mbox files: delivery-status reports and MTA bounces make their"
             " message bounced and suppress the address, complaints suppress it, mailto"
             " unsubscribes opt the client out. Mail that is none of these is ignored; a mail"
             " seen before counts once."
         ),
     )
-    imp.add_argument("files", nargs="+", metavar="FILE")
+    imp.add_argument("files", nargs="+", metavar="FILE", help=_(".eml or mbox files"))
     imp.set_defaults(func=cmd_bounces_import)
     fetch = bsub.add_parser(
         "fetch",
         parents=[common],
-        help="read the bounce mailbox (COMMS_BOUNCE_IMAP_*) once",
-        description="Read the bounce mailbox's new mail once and apply it, like the app does.",
+        help=_("read the bounce mailbox (COMMS_BOUNCE_IMAP_*) once"),
+        description=_("Read the bounce mailbox's new mail once and apply it, like the app does."),
     )
     fetch.set_defaults(func=cmd_bounces_fetch)
 
     s = sub.add_parser(
         "sms-status",
         parents=[common],
-        help="ask Twilio about SMS without a final status",
-        description=(
+        help=_("ask Twilio about SMS without a final status"),
+        description=_(
             "Ask Twilio (GET Messages/{Sid}.json) about every SMS sent in the last 72 hours"
             " that is still `sent`, and mark it delivered or undelivered."
         ),
@@ -83,8 +87,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     feedback = FeedbackConfig.from_settings()
     if not feedback.public_url:
         print(
-            "comms: COMMS_PUBLIC_URL is not set: e-mails carry only the mailto: unsubscribe,"
-            " and SMS status is polled instead of reported by Twilio.",
+            "comms: "
+            + _(
+                "COMMS_PUBLIC_URL is not set: e-mails carry only the mailto: unsubscribe,"
+                " and SMS status is polled instead of reported by Twilio."
+            ),
             file=sys.stderr,
         )
     argv = [
@@ -98,21 +105,61 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _print_summary(out: dict, *, title: str) -> None:
+    # English keeps one form for one and many ("1 complaints"); Czech has three.
     parts = [
-        f"{out['read']} read",
-        f"{out['bounced']} bounced",
-        f"{out['soft']} soft bounces",
-        f"{out['complaints']} complaints",
-        f"{out['unsubscribed']} unsubscribed",
-        f"{out['ignored']} not bounces (left alone)",
+        _("{count} read").format(count=i18n.number(out["read"])),
+        _("{count} bounced").format(count=i18n.number(out["bounced"])),
+        _counted(
+            ngettext("{count} soft bounces", "{count} soft bounces", out["soft"]), out["soft"]
+        ),
+        _counted(
+            ngettext("{count} complaints", "{count} complaints", out["complaints"]),
+            out["complaints"],
+        ),
+        _("{count} unsubscribed").format(count=i18n.number(out["unsubscribed"])),
+        _counted(
+            ngettext(
+                "{count} not bounces (left alone)",
+                "{count} not bounces (left alone)",
+                out["ignored"],
+            ),
+            out["ignored"],
+        ),
     ]
     if out["duplicates"]:
-        parts.append(f"{out['duplicates']} seen before")
+        parts.append(
+            _counted(
+                ngettext("{count} seen before", "{count} seen before", out["duplicates"]),
+                out["duplicates"],
+            )
+        )
     if out["unmatched"]:
-        parts.append(f"{out['unmatched']} naming no message of ours")
+        parts.append(
+            _counted(
+                ngettext(
+                    "{count} naming no message of ours",
+                    "{count} naming no message of ours",
+                    out["unmatched"],
+                ),
+                out["unmatched"],
+            )
+        )
     if out["late"]:
-        parts.append(f"{out['late']} about messages already bounced")
-    print(f"{title}: " + ", ".join(parts))
+        parts.append(
+            _counted(
+                ngettext(
+                    "{count} about messages already bounced",
+                    "{count} about messages already bounced",
+                    out["late"],
+                ),
+                out["late"],
+            )
+        )
+    print(_("{title}: {parts}").format(title=title, parts=", ".join(parts)))
+
+
+def _counted(message: str, count: int) -> str:
+    return message.format(count=i18n.number(count))
 
 
 def cmd_bounces_import(args: argparse.Namespace) -> int:
@@ -121,7 +168,9 @@ def cmd_bounces_import(args: argparse.Namespace) -> int:
     if args.json:
         print_json(out)
     else:
-        _print_summary(out, title=f"{len(args.files)} file(s)")
+        files = len(args.files)
+        title = ngettext("{count} file(s)", "{count} file(s)", files)
+        _print_summary(out, title=title.format(count=i18n.number(files)))
     return 0
 
 
@@ -131,17 +180,20 @@ def cmd_bounces_fetch(args: argparse.Namespace) -> int:
     if args.json:
         print_json(out)
     else:
-        _print_summary(out, title="bounce mailbox")
+        _print_summary(out, title=_("bounce mailbox"))
     return 0
 
 
 def cmd_sms_status(args: argparse.Namespace) -> int:
     store = open_store(args.db)
     result = twilio.poll(store, everything=True)
-    return report(
-        args,
-        result.to_dict(),
-        f"asked {result.asked}: {result.delivered} delivered, {result.undelivered}"
-        f" undelivered, {result.pending} not final yet",
-        result.errors,
+    n = i18n.number
+    line = _(
+        "asked {asked}: {delivered} delivered, {undelivered} undelivered, {pending} not final yet"
+    ).format(
+        asked=n(result.asked),
+        delivered=n(result.delivered),
+        undelivered=n(result.undelivered),
+        pending=n(result.pending),
     )
+    return report(args, result.to_dict(), line, result.errors)

@@ -7,8 +7,10 @@ import sys
 import time
 from typing import Any
 
+from comms import i18n
 from comms.cli import report
 from comms.errors import NotFound
+from comms.i18n import _, ngettext
 from comms.store import open_store
 
 
@@ -16,14 +18,14 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p = sub.add_parser(
         "send",
         parents=[common],
-        help="send due messages now (what the app's dispatcher does), then exit",
-        description=(
+        help=_("send due messages now (what the app's dispatcher does), then exit"),
+        description=_(
             "Send every queued message that is due, with retries and rate limits, and exit"
             " when nothing is due. Messages left `sending` by a process that died become"
             " `interrupted` first (they are never resent automatically)."
         ),
     )
-    p.add_argument("--batch", type=int, metavar="ID", help="only this batch")
+    p.add_argument("--batch", type=int, metavar="ID", help=_("only this batch"))
     p.set_defaults(func=cmd_send)
 
 
@@ -38,9 +40,19 @@ class _Progress:
         if now - self.last < 0.5 and p["done"] < p["total"]:
             return
         self.last = now
+        n = i18n.number
         print(
-            f"sent {p['sent']}, failed {p['failed']}, retrying {p['retried']},"
-            f" interrupted {p['interrupted']} ({p['done']}/{p['total']})",
+            _(
+                "sent {sent}, failed {failed}, retrying {retried},"
+                " interrupted {interrupted} ({done}/{total})"
+            ).format(
+                sent=n(p["sent"]),
+                failed=n(p["failed"]),
+                retried=n(p["retried"]),
+                interrupted=n(p["interrupted"]),
+                done=n(p["done"]),
+                total=n(p["total"]),
+            ),
             file=sys.stderr,
             flush=True,
         )
@@ -54,12 +66,22 @@ def cmd_send(args: argparse.Namespace) -> int:
     if args.batch is not None and not store.scalar(
         "SELECT count(*) FROM batches WHERE id = ?", [args.batch]
     ):
-        raise NotFound(f"No batch with id {args.batch} (see the Outbox page for batch numbers).")
+        raise NotFound(
+            _("No batch with id {batch} (see the Outbox page for batch numbers).").format(
+                batch=args.batch
+            )
+        )
     recovered = outbox.recover_interrupted(store)
     if recovered and not args.json:
+        # English keeps its one "(s)" form; Czech has three.
         print(
-            f"{recovered} message(s) were being sent when a previous run stopped: marked"
-            " interrupted (delivery unknown; resolve them in the Outbox).",
+            ngettext(
+                "{count} message(s) were being sent when a previous run stopped: marked"
+                " interrupted (delivery unknown; resolve them in the Outbox).",
+                "{count} message(s) were being sent when a previous run stopped: marked"
+                " interrupted (delivery unknown; resolve them in the Outbox).",
+                recovered,
+            ).format(count=i18n.number(recovered)),
             file=sys.stderr,
         )
     result = dispatcher.run_once(
@@ -67,10 +89,14 @@ def cmd_send(args: argparse.Namespace) -> int:
     )
     out = result.to_dict()
     out["recovered_interrupted"] = recovered
-    return report(
-        args,
-        out,
-        f"sent {result.sent}, failed {result.failed}, retried {result.retried},"
-        f" interrupted {result.interrupted} in {result.duration:.1f}s",
-        result.errors,
+    n = i18n.number
+    line = _(
+        "sent {sent}, failed {failed}, retried {retried}, interrupted {interrupted} in {seconds}s"
+    ).format(
+        sent=n(result.sent),
+        failed=n(result.failed),
+        retried=n(result.retried),
+        interrupted=n(result.interrupted),
+        seconds=n(round(result.duration, 1), 1),
     )
+    return report(args, out, line, result.errors)

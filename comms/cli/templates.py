@@ -6,8 +6,10 @@ import argparse
 from datetime import datetime
 from pathlib import Path
 
-from comms.cli import print_json
+from comms import i18n
+from comms.cli import channel_name, print_json, shown
 from comms.errors import CommsError
+from comms.i18n import _, ngettext
 from comms.rules.validation import CHANNELS
 from comms.store import open_store
 
@@ -18,42 +20,42 @@ FORMATS = ("markdown", "html", "text")
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     """Add the template, generate and queue commands to the `comms` parser."""
-    p = sub.add_parser("templates", help="e-mail and SMS templates")
+    p = sub.add_parser("templates", help=_("e-mail and SMS templates"))
     tsub = p.add_subparsers(dest="templates_command", metavar="ACTION", required=True)
 
-    a = tsub.add_parser("add", parents=[common], help="add a template from a file")
-    a.add_argument("--name", required=True, metavar="N", help="unique template name")
-    a.add_argument("--channel", required=True, choices=CHANNELS)
-    a.add_argument("--subject", metavar="S", help="subject (e-mail; may use {{ fields }})")
-    a.add_argument("--body-file", required=True, metavar="F", help="the body (Jinja2 text)")
+    a = tsub.add_parser("add", parents=[common], help=_("add a template from a file"))
+    a.add_argument("--name", required=True, metavar="N", help=_("unique template name"))
+    a.add_argument("--channel", required=True, choices=CHANNELS, help=_("e-mail or SMS"))
+    a.add_argument("--subject", metavar="S", help=_("subject (e-mail; may use {{ fields }})"))
+    a.add_argument("--body-file", required=True, metavar="F", help=_("the body (Jinja2 text)"))
     a.add_argument(
         "--format",
         dest="body_format",
         choices=FORMATS,
-        help="e-mail body format (default markdown; .html files: html)",
+        help=_("e-mail body format (default markdown; .html files: html)"),
     )
-    a.add_argument("--attach", nargs="+", default=[], metavar="FILE", help="attachments")
+    a.add_argument("--attach", nargs="+", default=[], metavar="FILE", help=_("attachments"))
     a.set_defaults(func=cmd_templates_add)
 
-    ls = tsub.add_parser("list", parents=[common], help="list the templates")
+    ls = tsub.add_parser("list", parents=[common], help=_("list the templates"))
     ls.set_defaults(func=cmd_templates_list)
 
     g = sub.add_parser(
-        "generate", parents=[common], help="generate a batch of messages from a template"
+        "generate", parents=[common], help=_("generate a batch of messages from a template")
     )
-    g.add_argument("--template", required=True, metavar="NAME", help="template name")
+    g.add_argument("--template", required=True, metavar="NAME", help=_("template name"))
     who = g.add_mutually_exclusive_group(required=True)
-    who.add_argument("--ids", metavar="1,2,3", help="client ids")
-    who.add_argument("--list", dest="list_name", metavar="NAME", help="every client of a list")
-    who.add_argument("--search", metavar="TEXT", help="clients matching a text search")
-    who.add_argument("--all", action="store_true", help="every client")
-    g.add_argument("--gsm7", action="store_true", help="SMS: replace diacritics (GSM-7)")
+    who.add_argument("--ids", metavar="1,2,3", help=_("client ids"))
+    who.add_argument("--list", dest="list_name", metavar="NAME", help=_("every client of a list"))
+    who.add_argument("--search", metavar="TEXT", help=_("clients matching a text search"))
+    who.add_argument("--all", action="store_true", help=_("every client"))
+    g.add_argument("--gsm7", action="store_true", help=_("SMS: replace diacritics (GSM-7)"))
     g.set_defaults(func=cmd_generate)
 
     if "queue" not in sub.choices:  # the sending area may offer its own
-        q = sub.add_parser("queue", parents=[common], help="queue a batch's drafts for sending")
-        q.add_argument("--batch", required=True, type=int, metavar="ID")
-        q.add_argument("--at", metavar="ISO-8601", help="send at this time (default: now)")
+        q = sub.add_parser("queue", parents=[common], help=_("queue a batch's drafts for sending"))
+        q.add_argument("--batch", required=True, type=int, metavar="ID", help=_("the batch"))
+        q.add_argument("--at", metavar="ISO-8601", help=_("send at this time (default: now)"))
         q.set_defaults(func=cmd_queue)
 
 
@@ -66,17 +68,21 @@ def cmd_templates_add(args: argparse.Namespace) -> int:
     try:
         body = body_path.read_text(encoding="utf-8-sig")
     except OSError as exc:
-        raise CommsError(f"Cannot read the body file {body_path}: {exc.strerror}") from None
+        raise CommsError(
+            _("Cannot read the body file {path}: {reason}").format(
+                path=body_path, reason=exc.strerror
+            )
+        ) from None
     except UnicodeDecodeError:
-        raise CommsError(f"{body_path} is not UTF-8 text.") from None
+        raise CommsError(_("{path} is not UTF-8 text.").format(path=body_path)) from None
     body_format = args.body_format or (
         "html" if body_path.suffix.lower() in (".html", ".htm") else "markdown"
     )
     for f in args.attach:
         if not Path(f).is_file():
-            raise CommsError(f"Attachment {f} does not exist.")
+            raise CommsError(_("Attachment {file} does not exist.").format(file=f))
     if args.attach and args.channel != "email":
-        raise CommsError("SMS templates cannot carry attachments.")
+        raise CommsError(_("SMS templates cannot carry attachments."))
     store = open_store(args.db)
     # Check the template (render budget included) before storing any file and outside the
     # write lock; then the files and the template are one transaction, so a template
@@ -107,7 +113,11 @@ def cmd_templates_add(args: argparse.Namespace) -> int:
             }
         )
     else:
-        print(f"Template {t.id} '{t.name}' ({t.channel}) saved.")
+        print(
+            _("Template {id} '{name}' ({channel}) saved.").format(
+                id=t.id, name=t.name, channel=channel_name(t.channel)
+            )
+        )
     return 0
 
 
@@ -119,11 +129,16 @@ def cmd_templates_list(args: argparse.Namespace) -> int:
         print_json(rows)
         return 0
     if not rows:
-        print("No templates yet: `comms templates add` creates one.")
+        print(_("No templates yet: `comms templates add` creates one."))
     for r in rows:
-        extra = f", {r['attachments']} attachment(s)" if r["attachments"] else ""
-        subject = f" subject: {r['subject']}" if r["subject"] else ""
-        print(f"{r['id']:>4}  {r['name']}  [{r['channel']}{extra}]{subject}")
+        extra = ""
+        if r["attachments"]:
+            # English keeps its one "(s)" form; Czech has three.
+            extra = ngettext(
+                ", {count} attachment(s)", ", {count} attachment(s)", r["attachments"]
+            ).format(count=i18n.number(r["attachments"]))
+        subject = _(" subject: {subject}").format(subject=r["subject"]) if r["subject"] else ""
+        print(f"{r['id']:>4}  {r['name']}  [{channel_name(r['channel'])}{extra}]{subject}")
     return 0
 
 
@@ -133,7 +148,7 @@ def _selection(args: argparse.Namespace) -> dict:
             ids = [int(x) for x in args.ids.replace(" ", "").split(",") if x]
         except ValueError:
             raise CommsError(
-                f"--ids takes numbers separated by commas, not {args.ids!r}."
+                _("--ids takes numbers separated by commas, not {value!r}.").format(value=args.ids)
             ) from None
         return {"client_ids": ids}
     if args.list_name:
@@ -155,15 +170,25 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if args.json:
         print_json(result.to_dict())
         return 0
+    n = i18n.number
+    # English keeps its one form ("1 messages"); Czech has three.
     print(
-        f"Batch {result.batch_id}: {result.total} messages, {result.valid} ready, "
-        f"{result.invalid} invalid."
+        ngettext(
+            "Batch {batch}: {total} messages, {valid} ready, {invalid} invalid.",
+            "Batch {batch}: {total} messages, {valid} ready, {invalid} invalid.",
+            result.total,
+        ).format(
+            batch=result.batch_id,
+            total=n(result.total),
+            valid=n(result.valid),
+            invalid=n(result.invalid),
+        )
     )
-    for reason, n in sorted(result.reasons.items(), key=lambda kv: -kv[1]):
-        print(f"  {n:>6}  {reason}")
+    for reason, count in sorted(result.reasons.items(), key=lambda kv: -kv[1]):
+        print(f"  {n(count):>6}  {shown(reason)}")
     if result.segments is not None:
-        print(f"SMS segments to send: {result.segments}")
-    print(f"Queue them with: comms queue --batch {result.batch_id}")
+        print(_("SMS segments to send: {segments}").format(segments=n(result.segments)))
+    print(_("Queue them with: comms queue --batch {batch}").format(batch=result.batch_id))
     return 0
 
 
@@ -177,7 +202,9 @@ def cmd_queue(args: argparse.Namespace) -> int:
             when = datetime.fromisoformat(args.at)
         except ValueError:
             raise CommsError(
-                f"--at {args.at!r} is not an ISO-8601 time, e.g. 2026-12-01T09:30"
+                _("--at {value!r} is not an ISO-8601 time, e.g. 2026-12-01T09:30").format(
+                    value=args.at
+                )
             ) from None
     store = open_store(args.db)
     info = generate.batch_info(store, args.batch)
@@ -185,6 +212,26 @@ def cmd_queue(args: argparse.Namespace) -> int:
     if args.json:
         print_json({"batch_id": args.batch, "queued": n, "scheduled_at": when})
     else:
-        at = f" for {when.isoformat(sep=' ')}" if when else " to go now"
-        print(f"Batch {args.batch}: {n} of {info['total']} messages queued{at}.")
+        total, queued = info["total"], i18n.number(n)
+        # English keeps its one form ("of 1 messages"); Czech has three.
+        if when:
+            line = ngettext(
+                "Batch {batch}: {queued} of {total} messages queued for {when}.",
+                "Batch {batch}: {queued} of {total} messages queued for {when}.",
+                total,
+            )
+        else:
+            line = ngettext(
+                "Batch {batch}: {queued} of {total} messages queued to go now.",
+                "Batch {batch}: {queued} of {total} messages queued to go now.",
+                total,
+            )
+        print(
+            line.format(
+                batch=args.batch,
+                queued=queued,
+                total=i18n.number(total),
+                when=when.isoformat(sep=" ") if when else "",
+            )
+        )
     return 0
