@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextvars
 import gettext
 import os
+import threading
 from collections.abc import Iterable
 from datetime import date, datetime
 from functools import cache
@@ -192,6 +193,10 @@ def collation(lang: str | None = None) -> str:
     return COLLATIONS.get(lang or language(), "en")
 
 
+_SORTER: list = []  # one in-memory DuckDB for sorted_texts (a connect costs ~13 ms)
+_SORTER_LOCK = threading.Lock()
+
+
 def sorted_texts(values: Iterable[str], lang: str | None = None) -> list[str]:
     """Texts sorted the language's way (Czech: Č after C, Ch after H, Ř after R, ...)."""
     import duckdb
@@ -199,12 +204,16 @@ def sorted_texts(values: Iterable[str], lang: str | None = None) -> list[str]:
     items = [v for v in values if v is not None]
     if not items:
         return []
-    con = duckdb.connect()
-    try:
-        rows = con.execute(
-            f"SELECT v FROM (SELECT unnest(?::VARCHAR[]) AS v) ORDER BY v COLLATE {collation(lang)}",
-            [items],
-        ).fetchall()
-    finally:
-        con.close()
+    with _SORTER_LOCK:
+        if not _SORTER:
+            _SORTER.append(duckdb.connect())
+        rows = (
+            _SORTER[0]
+            .execute(
+                "SELECT v FROM (SELECT unnest(?::VARCHAR[]) AS v) "
+                f"ORDER BY v COLLATE {collation(lang)}, v",  # then bytes: one order for equals
+                [items],
+            )
+            .fetchall()
+        )
     return [r[0] for r in rows]

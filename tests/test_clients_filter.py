@@ -186,12 +186,35 @@ def test_export_csv_of_the_filtered_list(seeded):
         ClientFilter(attribute="segment", attribute_value="A"),
     ],
 )
-def test_page_and_count_equals_count_plus_first_page(seeded, f):
-    total, df = page_and_count(seeded, f, limit=1)
+@pytest.mark.parametrize("sort", ["id", "name", "city"])
+def test_page_and_count_equals_count_plus_first_page(seeded, f, sort):
+    total, df = page_and_count(seeded, f, limit=2, sort=sort, lang="cs")
     assert total == count_clients(seeded, f)
-    expected = list_clients(seeded, f, limit=1)
+    expected = list_clients(seeded, f, limit=2, sort=sort, lang="cs")
     assert df["id"].tolist() == expected["id"].tolist()
     assert list(df.columns) == list(expected.columns)
+
+
+def test_sorted_by_name_or_city_the_viewers_way(seeded):
+    """Czech: Š after S, Ž after Z; a city's clients in the order added; no city last."""
+    by_name = list_clients(seeded, sort="name", lang="cs")["name"].tolist()
+    assert by_name == ["Eva Malá", "Jan Novák", "John Smith", "Petr Dvořák", "Šárka Žáková"]
+    assert list_clients(seeded, sort="name", lang="en")["name"].tolist()[-1] == "Šárka Žáková"
+    by_city = list_clients(seeded, sort="city", lang="cs")
+    # 'Praha' and 'praha' are one letter sequence: case only orders them
+    assert by_city["city"].tolist() == ["Brno", "London", "Plzeň", "praha", "Praha"]
+
+
+def test_filter_choices_sorted_for_the_viewer(seeded):
+    from comms.clients.options import sorted_choices
+
+    more = "Name;Email;City;Tags\nŽ;z@example.cz;Žďár;čtvrtletník\nC;c@example.cz;Cheb;\n"
+    import_clients(seeded, more.encode(), list_name="Č")
+    opts = sorted_choices(filter_options(seeded), "cs")
+    assert opts["cities"] == ["Brno", "Cheb", "London", "Plzeň", "praha", "Praha", "Žďár"]
+    assert opts["lists"] == ["Č", "Jaro", "Podzim"]
+    assert opts["tags"] == ["čtvrtletník", "newsletter", "vip"]
+    assert sorted_choices(filter_options(seeded), "en")["lists"] == ["Č", "Jaro", "Podzim"]
 
 
 def test_search_terms_with_like_wildcards_match_literally(store):

@@ -74,6 +74,7 @@ def test_table_shows_count_and_columns(at):
         "valid e-mail",
         "mobile",
         "consent",
+        "added",
     ]
     assert df["name"].tolist() == ["Jan Novák", "Eva Malá", "Petr Dvořák", "John Smith"]
     assert df["valid e-mail"].tolist() == [True, False, True, True]
@@ -246,7 +247,8 @@ def test_upload_shows_detection_and_mapping_then_imports(at, seeded):
     assert heading(at) == "**6 matching clients**"
     names = seeded.rows("SELECT name FROM clients WHERE list_contains(lists, 'crm') ORDER BY id")
     assert [r["name"] for r in names] == ["Zdeňka Šťastná", "Jiří Říha"]
-    assert at.selectbox(key="dir_list").options == ["Any", "Jaro", "crm"]
+    # sorted the English way (case does not put 'crm' after 'Jaro'), not by code point
+    assert at.selectbox(key="dir_list").options == ["Any", "crm", "Jaro"]
 
 
 def _keys(at: AppTest) -> list[str]:
@@ -312,3 +314,139 @@ def test_template_variable_follows_a_remapped_column(at, seeded):
 def test_action_labels_are_whole(at):
     labels = [b.label for b in at.button if (b.key or "").startswith("dir_act_")]
     assert "Show communication of the selected client" in labels
+
+
+# -- sorting: server-side, in the viewer's language, selection kept -------------------
+
+
+def shown_names(at: AppTest) -> list[str]:
+    return grid.table_of(at, directory.TABLE_KEY).value["name"].tolist()
+
+
+def test_sort_by_name_orders_every_page_and_keeps_the_selection(seeded, monkeypatch):
+    monkeypatch.setattr(directory, "PAGE_ROWS", 3)
+    at = run(AppTest.from_file(PAGE, default_timeout=30))
+    assert at.selectbox(key=directory.SORT_KEY).value == "id"  # the order added by default
+    assert shown_names(at) == ["Jan Novák", "Eva Malá", "Petr Dvořák"]
+    select_rows(at, [0])  # Jan, on page 1
+    at.pagination[0].select(2)
+    run(at)
+    select_rows(at, [0])  # John, on page 2
+    assert selected_caption(at) == "Selected: 2 clients (1 not on this page)"
+
+    at.selectbox(key=directory.SORT_KEY).set_value("name")
+    run(at)
+    # A new order starts at its first page, sorted across every page on the server.
+    assert heading(at) == "**4 matching clients** (showing 1–3)"
+    assert shown_names(at) == ["Eva Malá", "Jan Novák", "John Smith"]
+    assert grid.ticked_rows(at, directory.TABLE_KEY) == [1, 2]  # Jan and John, still
+    assert selected_caption(at) == "Selected: 2 clients"
+    at.pagination[0].select(2)
+    run(at)
+    assert shown_names(at) == ["Petr Dvořák"]
+    assert selected_caption(at) == "Selected: 2 clients (2 not on this page)"
+    at.button(key="dir_act_email").click()
+    run(at)
+    jan, john = (
+        seeded.scalar("SELECT id FROM clients WHERE name = ?", [n])
+        for n in ("Jan Novák", "John Smith")
+    )
+    assert sorted(at.session_state["comms_selection"]["client_ids"]) == sorted([jan, john])
+
+
+def test_several_pages_say_the_header_click_sorts_one_page(seeded, monkeypatch):
+    at = run(AppTest.from_file(PAGE, default_timeout=30))
+    assert not [c for c in at.caption if "column header" in c.value]  # one page: all rows
+    monkeypatch.setattr(directory, "PAGE_ROWS", 3)
+    at = run(AppTest.from_file(PAGE, default_timeout=30))
+    hint = [c.value for c in at.caption if "column header" in c.value]
+    assert hint == [
+        "A click on a column header sorts only the rows of this page; "
+        "“Sort by” sorts all 4 matching clients."
+    ]
+
+
+CZECH_CITIES = (
+    "Name;Email;City\n"
+    "Žofie Zelená;zofie@example.cz;Žatec\n"
+    "Cyril Černý;cyril@example.cz;České Budějovice\n"
+    "Hana Hrubá;hana@example.cz;Hradec Králové\n"
+    "Chrudoš Chládek;chrudos@example.cz;Cheb\n"
+    "Řehoř Říha;rehor@example.cz;Řevnice\n"
+    "Zdeněk Zach;zdenek@example.cz;Zlín\n"
+)
+
+
+@pytest.fixture
+def czech():
+    """Czech in the test's thread too: AppTest formats a widget's choices with the page's
+    format_func (through _()) when it sends their state."""
+    from comms.i18n import set_language
+
+    set_language("cs")
+    yield
+    set_language("en")
+
+
+def test_czech_viewer_gets_czech_order_in_filters_and_table(seeded, czech):
+    from comms.i18n import set_language
+    from comms.ui.common import LANGUAGE_KEY
+
+    import_clients(seeded, CZECH_CITIES.encode(), list_name="Čechy", consent="email,sms")
+    at = AppTest.from_file(PAGE, default_timeout=30)
+    at.session_state[LANGUAGE_KEY] = "cs"
+    run(at)
+    cities = at.selectbox(key="dir_city").options
+    assert cities[0] == "Vše"
+    assert cities[1:] == [
+        "Brno",
+        "České Budějovice",
+        "Hradec Králové",
+        "Cheb",
+        "London",
+        "Praha",
+        "Řevnice",
+        "Zlín",
+        "Žatec",
+    ]
+    assert at.selectbox(key="dir_list").options[1:] == ["Čechy", "Jaro"]  # Č after C, before J
+    sort = at.selectbox(key=directory.SORT_KEY)
+    assert sort.label == "Seřadit podle"
+    assert sort.options == ["Pořadí přidání", "Jméno", "Město", "Firma"]
+    sort.set_value("name")
+    run(at)
+    assert shown_names(at) == [
+        "Cyril Černý",
+        "Eva Malá",
+        "Hana Hrubá",
+        "Chrudoš Chládek",  # "Ch" after H
+        "Jan Novák",
+        "John Smith",
+        "Petr Dvořák",
+        "Řehoř Říha",  # Ř after R (no R name here: after P)
+        "Zdeněk Zach",
+        "Žofie Zelená",  # Ž after Z
+    ]
+    # The same clients in English: accents next to their letter, "Ch" under C.
+    set_language("en")
+    at = AppTest.from_file(PAGE, default_timeout=30)
+    at.session_state[LANGUAGE_KEY] = "en"
+    at.session_state[directory.SORT_KEY] = "name"
+    run(at)
+    assert shown_names(at)[:4] == ["Chrudoš Chládek", "Cyril Černý", "Eva Malá", "Hana Hrubá"]
+    assert at.selectbox(key="dir_city").options[1:4] == ["Brno", "České Budějovice", "Cheb"]
+
+
+def test_the_added_column_is_a_date_in_the_viewers_format(seeded):
+    import json
+
+    from comms.ui.common import LANGUAGE_KEY
+
+    for lang, fmt in (("en", "MMM D, YYYY, HH:mm"), ("cs", "D. M. YYYY HH:mm")):
+        at = AppTest.from_file(PAGE, default_timeout=30)
+        at.session_state[LANGUAGE_KEY] = lang
+        run(at)
+        table = grid.table_of(at, directory.TABLE_KEY)
+        config = json.loads(table.proto.columns)
+        assert config["added"]["type_config"]["format"] == fmt
+        assert str(table.value["added"].dtype).startswith("datetime64")

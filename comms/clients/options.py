@@ -19,6 +19,10 @@ O2  A write adds its difference only onto the state it started from (its
 
 Every write of a process is serialised by the store (W1), so two differences
 never interleave; the lock here only orders them with readers.
+
+The choices are kept language-neutral (plain code-point order); the page sorts
+them the viewer's way when it shows them (`sorted_choices`: in Czech Č after C,
+"Ch" after H, Ř after R, Š after S, Ž after Z).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from typing import Any, TypeVar
 import duckdb
 
 from comms.clients.queries import DATA_VERSION_SQL
+from comms.i18n import sorted_texts
 from comms.store import Store
 
 T = TypeVar("T")
@@ -67,6 +72,12 @@ def _choices(counts: Counts) -> dict[str, list[str]]:
     return {kind: sorted(v for v, n in counts[kind].items() if n > 0) for kind in KINDS}
 
 
+def sorted_choices(choices: dict[str, list[str]], lang: str | None = None) -> dict[str, list[str]]:
+    """Filter choices as a person reads them: sorted the way `lang` (by default the
+    viewer's language) sorts text, through comms.i18n.sorted_texts."""
+    return {kind: sorted_texts(values, lang) for kind, values in choices.items()}
+
+
 def _stamp(cur: duckdb.DuckDBPyConnection) -> str:
     return str(cur.execute(DATA_VERSION_SQL).fetchall()[0][0])
 
@@ -95,7 +106,8 @@ def _kept(store: Store) -> _Kept:
 
 
 def filter_options(store: Store) -> dict[str, list[str]]:
-    """Distinct lists, tags, cities and attribute keys for the filter widgets, sorted."""
+    """Distinct lists, tags, cities and attribute keys for the filter widgets, in
+    code-point order (language-neutral; sorted_choices orders them for a viewer)."""
     kept = _kept(store)
     cur = store.cursor()
     stamp = _stamp(cur)

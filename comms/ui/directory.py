@@ -1,9 +1,15 @@
 """Widgets of the Clients directory: filters, the client table with selection, actions, upload.
 
 The table shows one server-side page of the matching clients at a time
-(comms.clients.list_clients with an offset); the selection is a set of client
-ids (comms.ui.widgets.tables.id_table) that survives paging, new filters and
-imports until the person clears it.
+(comms.clients.list_clients with an offset), in the order "Sort by" asks for:
+the order clients were added, or name / city / company compared the viewer's
+language's way (DuckDB's ICU collation: in Czech Č after C, "Ch" after H). The
+selection is a set of client ids (comms.ui.widgets.tables.id_table) that
+survives paging, sorting, new filters and imports until the person clears it.
+The filter choices are sorted the same way when shown.
+
+A click on a column header sorts only the rows in the browser (Streamlit's
+grid, one page): with several pages a caption says so and points to "Sort by".
 """
 
 from __future__ import annotations
@@ -30,10 +36,11 @@ from comms.clients import (
     preview_import,
 )
 from comms.clients.importing import _attribute_keys, consent_columns
-from comms.clients.queries import list_clients
+from comms.clients.options import sorted_choices
+from comms.clients.queries import SORTS, list_clients
 from comms.clients.reading import ATTRIBUTE, TARGETS
 from comms.errors import CommsError
-from comms.i18n import N_, _, ngettext
+from comms.i18n import N_, TABLE_DATETIME, _, collation, language, ngettext
 from comms.rules.validation import CHANNEL_NAMES, CHANNELS
 from comms.store import Store
 from comms.templates import NON_ATTRIBUTE_FIELDS
@@ -43,6 +50,14 @@ from comms.ui.widgets.tables import clear_picked, drawn_ids, id_table
 PAGE_ROWS = 2000  # rows per server-side page; "select all N matching" covers every page
 TABLE_KEY = "dir_table"
 PAGE_KEY = "dir_page_no"
+SORT_KEY = "dir_sort"
+# The table's sort choices (comms.clients.queries.SORTS) as the viewer reads them.
+SORT_LABELS = {
+    "id": N_("Order added"),
+    "name": N_("Name"),
+    "city": N_("City"),
+    "company": N_("Company"),
+}
 # Choice values stay English (what the filter compares); the viewer reads them through _().
 ANY, YES, NO = N_("Any"), N_("Yes"), N_("No")
 WIZARD, COMMUNICATION, CLIENT = "pages/wizard.py", "pages/communication.py", "pages/client.py"
@@ -63,11 +78,12 @@ def _any(value: str) -> str:
 
 
 def _options(store: Store) -> dict[str, list[str]]:
-    """Filter choices, recomputed only when the data changed (an import, or a new count)."""
-    version = (st.session_state.get(VERSION_KEY, 0), data_version(store))
+    """Filter choices in the viewer's language's order, recomputed only when the data
+    changed (an import, or a new count) or the language did."""
+    version = (st.session_state.get(VERSION_KEY, 0), data_version(store), language())
     cached = st.session_state.get("dir_options")
     if not cached or cached[0] != version:
-        cached = (version, filter_options(store))
+        cached = (version, sorted_choices(filter_options(store)))
         st.session_state["dir_options"] = cached
     return cached[1]
 
@@ -132,31 +148,54 @@ def _display(df: pd.DataFrame) -> pd.DataFrame:
     out["valid e-mail"] = df["email_valid"].astype(bool)
     out["mobile"] = df["mobile"].fillna(False).astype(bool)
     out["consent"] = (df["consent_email"] & df["consent_sms"]).astype(bool)
+    out["added"] = df["created_at"]
     return out
 
 
-def _count(store: Store, f: ClientFilter, key: str) -> int:
+def _count(store: Store, f: ClientFilter, key: str, sort: str) -> int:
     """The match count, reused while neither the filter nor the data changed: ticking a
     row must not filter a million clients again. The first page comes with it."""
     stamp = data_version(store)
     cached = st.session_state.get("dir_count")
     if cached and cached[0] == (key, stamp):
         return cached[1]
-    total, first = page_and_count(store, f, limit=PAGE_ROWS)
+    lang = language()
+    total, first = page_and_count(store, f, limit=PAGE_ROWS, sort=sort, lang=lang)
     st.session_state["dir_count"] = ((key, stamp), total)
-    st.session_state["dir_page"] = ((key, stamp, 1), first)
+    st.session_state["dir_page"] = ((key, sort, collation(lang), stamp, 1), first)
     return total
 
 
-def _page(store: Store, f: ClientFilter, key: str, page: int) -> pd.DataFrame:
-    """One server-side page of the matching clients (by id), kept while nothing changed."""
+def _page(store: Store, f: ClientFilter, key: str, sort: str, page: int) -> pd.DataFrame:
+    """One server-side page of the matching clients in `sort` order, kept while nothing
+    changed (filter, sort, language, data, page)."""
     stamp = data_version(store)
+    lang = language()
+    wanted = (key, sort, collation(lang), stamp, page)
     cached = st.session_state.get("dir_page")
-    if cached and cached[0] == (key, stamp, page):
+    if cached and cached[0] == wanted:
         return cached[1]
-    df = list_clients(store, f, limit=PAGE_ROWS, offset=(page - 1) * PAGE_ROWS)
-    st.session_state["dir_page"] = ((key, stamp, page), df)
+    df = list_clients(
+        store, f, limit=PAGE_ROWS, offset=(page - 1) * PAGE_ROWS, sort=sort, lang=lang
+    )
+    st.session_state["dir_page"] = (wanted, df)
     return df
+
+
+def _sort_choice(where: Any) -> str:
+    """The "Sort by" select: a server-side order over every matching client."""
+    if st.session_state.get(SORT_KEY) not in SORTS:
+        st.session_state[SORT_KEY] = "id"  # the order added: selection and tests expect it
+    return where.selectbox(
+        _("Sort by"),
+        SORTS,
+        key=SORT_KEY,
+        format_func=lambda s: _(SORT_LABELS[s]),
+        help=_(
+            "Sorts every matching client, across all pages, the way your language "
+            "sorts names. A click on a column header sorts only the rows shown."
+        ),
+    )
 
 
 @dataclass
@@ -171,18 +210,20 @@ class Selection:
 def client_table(store: Store, f: ClientFilter) -> Selection:
     """Count, one page of rows with multi-row selection, and 'select all N matching'."""
     key = filter_key(f)
-    total = _count(store, f, key)
+    head, order, pager = st.columns([3, 1, 2], vertical_alignment="bottom")
+    sort = _sort_choice(order)
+    total = _count(store, f, key, sort)
     pages = max(1, -(-total // PAGE_ROWS))
-    if st.session_state.get("dir_page_filter") != key:
-        st.session_state["dir_page_filter"] = key
-        st.session_state[PAGE_KEY] = 1  # a new filter starts at its first page
-    head, pager = st.columns([3, 2], vertical_alignment="center")
+    view = (key, sort, collation())
+    if st.session_state.get("dir_page_filter") != view:
+        st.session_state["dir_page_filter"] = view
+        st.session_state[PAGE_KEY] = 1  # a new filter or order starts at its first page
     page = 1
     if pages > 1:
         with pager:
             page = int(st.pagination(pages, key=PAGE_KEY, max_visible_pages=5) or 1)
         page = min(max(page, 1), pages)
-    df = _page(store, f, key, page)
+    df = _page(store, f, key, sort, page)
     shown = ""
     if pages > 1:
         first = (page - 1) * PAGE_ROWS
@@ -193,6 +234,16 @@ def client_table(store: Store, f: ClientFilter) -> Selection:
         n=number(total)
     )
     head.markdown(f"**{matching}**{shown}")
+    if pages > 1:  # the grid's own header sort reorders one page in the browser only
+        st.caption(
+            ngettext(
+                "A click on a column header sorts only the rows of this page; "
+                "“Sort by” sorts the {n} matching client.",
+                "A click on a column header sorts only the rows of this page; "
+                "“Sort by” sorts all {n} matching clients.",
+                total,
+            ).format(n=number(total))
+        )
     select_all = st.toggle(
         ngettext("Select all {n} matching client", "Select all {n} matching clients", total).format(
             n=number(total)
@@ -219,6 +270,7 @@ def client_table(store: Store, f: ClientFilter) -> Selection:
             "valid e-mail": st.column_config.CheckboxColumn(_("Valid e-mail")),
             "mobile": st.column_config.CheckboxColumn(_("Mobile")),
             "consent": st.column_config.CheckboxColumn(_("Consent")),
+            "added": st.column_config.DatetimeColumn(_("Added"), format=TABLE_DATETIME[language()]),
         },
     )
     if select_all and total:
@@ -614,7 +666,8 @@ def show_report() -> None:
                 }
             ),
             column_config={
-                "row": st.column_config.NumberColumn(_("row")),
+                # a row of the file, as the spreadsheet numbers it: no grouping
+                "row": st.column_config.NumberColumn(_("row"), format="%d"),
                 "reason": st.column_config.TextColumn(_("reason")),
                 "imported": st.column_config.TextColumn(_("imported")),
             },
