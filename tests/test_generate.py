@@ -5,7 +5,7 @@ import pytest
 from comms import outbox
 from comms import templates as tpl
 from comms.errors import CommsError, InvalidTransition, TemplateError
-from comms.messages import editor, generate, selection, testsend
+from comms.messages import chunks, editor, generate, selection, testsend
 
 
 def add_client(store, **values):
@@ -339,16 +339,16 @@ def test_chunks_keep_duplicates_and_counts_across_chunks(store, monkeypatch):
 def test_failure_in_a_later_chunk_leaves_nothing(store, monkeypatch):
     monkeypatch.setattr(generate, "CHUNK", 2)
     ids = [email_client(store, f"C{i}", f"c{i}@example.com") for i in range(5)]
-    real_arrow = generate._arrow
+    real_arrow = chunks.to_arrow
     calls = []
 
-    def failing_arrow(rows):
+    def failing_arrow(columns, schema):
         calls.append(1)
         if len(calls) == 2:
             raise MemoryError("out of memory in chunk 2")
-        return real_arrow(rows)
+        return real_arrow(columns, schema)
 
-    monkeypatch.setattr(generate, "_arrow", failing_arrow)
+    monkeypatch.setattr(chunks, "to_arrow", failing_arrow)
     with pytest.raises(MemoryError):
         generate.generate_messages(
             store, selection={"client_ids": ids}, channel="email", subject="S", body="B"

@@ -30,16 +30,17 @@ from typing import Any
 import duckdb
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from comms import actionlog
 from comms import templates as tpl
 from comms.errors import CommsError, NotFound
+from comms.messages import chunks
 from comms.messages.selection import selection_count, selection_where
 from comms.outbox import SOURCES
 from comms.outbox.create import COLUMNS as MESSAGE_COLUMNS
 from comms.outbox.create import DRAFT, EDITABLE, INVALID, insert_messages
-from comms.rules.recipients import EMPTY_MESSAGE, address_key, check_recipient
-from comms.rules.sms import is_gsm7, sms_info, to_gsm7
+from comms.rules.recipients import address_key
 from comms.rules.validation import DUPLICATE
 from comms.store import Store
 from comms.templates import attachments as att
@@ -47,6 +48,25 @@ from comms.templates import batch
 from comms.templates.context import row_columns
 
 CHUNK = 2_000  # clients rendered at a time (a worker's share of work; progress per chunk)
+# The columns a chunk of generated messages has (comms.messages.chunks), typed for the insert.
+_SCHEMA = pa.schema(
+    [
+        (k, MESSAGE_COLUMNS[k])
+        for k in (
+            "client_id",
+            "to_address",
+            "to_name",
+            "subject",
+            "body_text",
+            "body_html",
+            "status",
+            "reason",
+            "error",
+            "segments",
+            "encoding",
+        )
+    ]
+)
 
 
 @dataclass
@@ -129,18 +149,6 @@ def _spec(
     return _Spec(channel, subject, body, fmt, template_id, name)
 
 
-def _arrow(rows: dict[str, list[Any]]) -> pa.Table:
-    """One chunk's columns as an Arrow table, typed as comms.outbox.create inserts them."""
-    return pa.table({k: _array(v, MESSAGE_COLUMNS[k]) for k, v in rows.items()})
-
-
-def _array(values: list[Any], kind: pa.DataType) -> pa.Array:
-    # The system allocator, not pyarrow's default (mimalloc): these buffers live until
-    # the insert, and mimalloc's page resets cost 0.2 s of system time per 100,000
-    # messages (bench_generate), the kernel zeroing the same pages again.
-    return pa.array(values, type=kind, memory_pool=pa.system_memory_pool())
-
-
 def generate_messages(
     store: Store,
     *,
@@ -182,20 +190,25 @@ def generate_messages(
     attached = att.get_attachments(store, attachment_ids)
     att.check_total(attached)
 
+    checks = chunks.Checks(
+        spec.channel,
+        gsm7,
+        frozenset(_suppressed(store, spec.channel)),
+        _SCHEMA,
+        DRAFT,
+        INVALID,
+    )
     # Worker processes (comms.templates.batch) start now, while the clients load.
     workers = batch.workers_for(selection_count(store, selection))
-    with batch.Renderers(compiled, workers) as renderers:
+    with batch.Renderers(compiled, workers, (*chunks.FINISH, checks)) as renderers:
         names, clients = _load_clients(store, selection, spec.channel, frozenset(compiled.fields))
         if not clients:
             raise CommsError("No clients selected: pick clients in Clients first.")
-        suppressed = _suppressed(store, spec.channel)
         total = len(clients)
         if progress is not None:
             progress(0, total)
         # G1: everything rendered and checked first, outside the write lock.
-        tables, valid, reasons, segments = _render_all(
-            renderers, names, clients, suppressed, spec.channel, gsm7, progress
-        )
+        tables, valid, reasons, segments = _render_all(renderers, names, clients, progress)
         del clients
     user = actionlog.current_user()
 
@@ -272,126 +285,58 @@ def _render_all(
     renderers: batch.Renderers,
     names: list[str],
     clients: list[tuple[Any, ...]],
-    suppressed: set[str],
-    channel: str,
-    gsm7: bool,
     progress: Any,
 ) -> tuple[list[pa.Table], int, Counter[str], int]:
     """Every client rendered and checked: (Arrow tables in client order, valid, reasons, segments).
 
-    Chunks come back in the order they finish (a worker renders some of them);
-    `duplicate` is then given in client order, to an address that an earlier,
-    otherwise sendable message already uses.
+    Each chunk comes back checked and converted (comms.messages.chunks), from
+    this process or a render worker, in the order chunks finish; `duplicate`
+    is then given in client order, to an address that an earlier, otherwise
+    sendable message already uses.
     """
-    size, total, done = CHUNK, len(clients), 0
-    # Each chunk becomes Arrow as soon as it is checked (its Python strings go);
-    # its status / reason lists stay for the duplicate pass.
-    checked: dict[int, tuple[pa.Table, list[Any], list[Any], list[Any], list[Any]]] = {}
-    for start, results in renderers.render(names, clients, size):
-        rows = _check_chunk(
-            channel, names, clients[start : start + size], results, suppressed, gsm7
-        )
-        keys = rows.pop("_key")
-        checked[start] = (_arrow(rows), keys, rows["status"], rows["reason"], rows["segments"])
-        del rows, results
+    total, done = len(clients), 0
+    checked: dict[int, tuple[pa.Table, list[str | None]]] = {}
+    for start, (table, keys) in renderers.render(names, clients, CHUNK):
+        checked[start] = (table, keys)
         done += len(keys)
         if progress is not None:
             progress(done, total)
     seen: set[str] = set()
-    reasons: Counter[str] = Counter()
-    valid = segments = 0
     tables = []
     for start in sorted(checked):
-        table, keys, status, reason, counts = checked.pop(start)
-        duplicates = False
+        table, keys = checked.pop(start)
+        repeated = [False] * len(keys)
         for i, key in enumerate(keys):
             if key is None:
                 continue
             if key in seen:
-                status[i], reason[i] = INVALID, DUPLICATE
-                duplicates = True
+                repeated[i] = True
             else:
                 seen.add(key)
-        if duplicates:
-            for column, values in (("status", status), ("reason", reason)):
+        if any(repeated):
+            mask = pa.array(repeated)
+            for column, value in (("status", INVALID), ("reason", DUPLICATE)):
                 at = table.schema.get_field_index(column)
-                table = table.set_column(at, column, _array(values, MESSAGE_COLUMNS[column]))
-        for st, why, n in zip(status, reason, counts, strict=True):
-            if st == DRAFT:
-                valid += 1
-                segments += n or 0
-            else:
-                reasons[why] += 1
+                table = table.set_column(
+                    at, column, pc.if_else(mask, pa.scalar(value, pa.string()), table[column])
+                )
         tables.append(table)
-    return tables, valid, reasons, segments
+    return (tables, *_counts(tables))
 
 
-def _check_chunk(
-    channel: str,
-    names: list[str],
-    clients: list[tuple[Any, ...]],
-    results: list[batch.Result],
-    suppressed: set[str],
-    gsm7: bool,
-) -> dict[str, list[Any]]:
-    """The rendered clients checked, as columns (plain Python lists: the fastest shape here).
-
-    `_key` holds the address key of each message that is sendable so far
-    (None for the others): `duplicate` is given across chunks, in client order.
-    """
-    if channel == "email":
-        address_col, known_col, consent_col = "email", "email_valid", "consent_email"
-    else:
-        address_col, known_col, consent_col = "phone", "phone_kind", "consent_sms"
-    at = {n: i for i, n in enumerate(names)}
-    i_id, i_name = at["id"], at["name"]
-    i_address, i_known, i_consent = at[address_col], at[known_col], at[consent_col]
-    subjects, texts, htmls, render_reasons, render_details = (
-        list(column) for column in zip(*results, strict=True)
-    )
-    addresses, reasons, details, keys = [], [], [], []
-    segments: list[int | None] = [None] * len(clients)
-    encodings: list[str | None] = [None] * len(clients)
-    for i, values in enumerate(clients):
-        address, reason, detail = check_recipient(
-            channel,
-            values[i_address],
-            values[i_known],
-            consent=values[i_consent],
-            suppressed=suppressed,
-        )
-        if reason is None and render_reasons[i] is not None:
-            reason, detail = render_reasons[i], render_details[i]
-        text = texts[i]
-        if channel == "sms" and text is not None:
-            if gsm7 and not is_gsm7(text):  # the template did most of it already
-                text = texts[i] = to_gsm7(text)
-            info = sms_info(text)
-            segments[i], encodings[i] = info.segments, info.encoding
-        if reason is None and text is not None and not text.strip():
-            reason = EMPTY_MESSAGE
-        addresses.append(address or None)
-        reasons.append(reason)
-        details.append(detail)
-        keys.append(None if reason else address_key(channel, address))
-    return {
-        "client_id": [int(v[i_id]) for v in clients],
-        "to_address": addresses,
-        # A display name ends up in a header: one line, always.
-        "to_name": [
-            None if n is None or n != n else " ".join(str(n).split())
-            for n in (v[i_name] for v in clients)
-        ],
-        "subject": subjects,
-        "body_text": texts,
-        "body_html": htmls,
-        "status": [INVALID if r else DRAFT for r in reasons],
-        "reason": reasons,
-        "error": details,
-        "segments": segments,
-        "encoding": encodings,
-        "_key": keys,
-    }
+def _counts(tables: list[pa.Table]) -> tuple[int, Counter[str], int]:
+    """(sendable messages, {reason: count} of the others in client order, sendable segments)."""
+    if not tables:
+        return 0, Counter(), 0
+    status = pa.chunked_array([t["status"] for t in tables])
+    sendable = pc.equal(status, DRAFT)
+    reasons: Counter[str] = Counter()
+    for item in pc.value_counts(
+        pc.filter(pa.chunked_array([t["reason"] for t in tables]), pc.invert(sendable))
+    ).to_pylist():
+        reasons[item["values"]] = item["counts"]
+    segments = pc.sum(pc.filter(pa.chunked_array([t["segments"] for t in tables]), sendable))
+    return int(pc.sum(sendable).as_py() or 0), reasons, int(segments.as_py() or 0)
 
 
 # -- review -----------------------------------------------------------------------

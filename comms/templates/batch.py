@@ -20,6 +20,12 @@ chunks from the same queue as this process. Invariants:
   the app's threaded process.
 * P3: a render in the worker has the same budget as here (the Limits are
   sent with the job; the worker has its own watchdog).
+* P5: a caller may give a finishing step (`Finish`: a module, a function of it,
+  and its argument): each chunk's results then come back as
+  function(argument, names, rows, results), made where the chunk was rendered.
+  The bulk generator checks and converts its chunks that way (comms.messages
+  .chunks), so a worker sends back a chunk ready to store. The module must be
+  as light as this one (P2).
 * P4: once SLOW_IN_A_ROW renders in a row ran out of time (in one renderer),
   the rest of the batch is not rendered: each remaining row gets the same
   reason, saying so. A template that runs away for every client would
@@ -28,6 +34,7 @@ chunks from the same queue as this process. Invariants:
 
 from __future__ import annotations
 
+import importlib
 import os
 import pickle
 import socket
@@ -54,6 +61,17 @@ WORKER_CODE = "from comms.templates.batch import serve; serve()"  # what a worke
 # of them cross the pipe from a worker.
 Result = tuple[str | None, str | None, str | None, str | None, str | None]
 _OK = (None, None)
+# P5: (module, function, argument); function(argument, names, rows, results) per chunk.
+Finish = tuple[str, str, Any]
+
+
+def _finisher(finish: Finish | None) -> Any:
+    """The chunk step of P5, or one that gives the results as they are."""
+    if finish is None:
+        return lambda names, rows, results: results
+    module, function, argument = finish
+    fn = getattr(importlib.import_module(module), function)
+    return lambda names, rows, results: fn(argument, names, rows, results)
 
 
 class _Renderer:
@@ -168,7 +186,7 @@ class _Worker:
         self.has_work = threading.Event()
         self.ready = threading.Event()
         self.lock = threading.Lock()
-        self.results: list[tuple[int, list[Result]]] = []  # taken by the main thread
+        self.results: list[tuple[int, Any]] = []  # taken by the main thread (P5: finished)
         self.in_flight: set[int] = set()
         self.redo: list[int] = []  # chunks the worker did not give back (P1)
         self.slots = threading.Semaphore(_IN_FLIGHT)
@@ -236,7 +254,7 @@ class _Worker:
             self.redo.extend(self.in_flight)
             self.in_flight.clear()
 
-    def take_results(self) -> list[tuple[int, list[Result]]]:
+    def take_results(self) -> list[tuple[int, Any]]:
         with self.lock:
             out, self.results = self.results, []
         return out
@@ -296,8 +314,11 @@ class Renderers:
     it ends any worker still running.
     """
 
-    def __init__(self, compiled: CompiledTemplate, workers: int = 0) -> None:
+    def __init__(
+        self, compiled: CompiledTemplate, workers: int = 0, finish: Finish | None = None
+    ) -> None:
         self.compiled = compiled
+        self.finish = _finisher(finish)
         job = {
             "template": (
                 compiled.channel,
@@ -307,6 +328,7 @@ class Renderers:
                 compiled.gsm7,
             ),
             "limits": budget.limits(),  # P3
+            "finish": finish,  # P5
         }
         self.pool = [_Worker(job) for _ in range(workers)]
 
@@ -323,14 +345,21 @@ class Renderers:
 
     def render(
         self, names: Sequence[str], rows: Sequence[Sequence[Any]], size: int
-    ) -> Iterator[tuple[int, list[Result]]]:
+    ) -> Iterator[tuple[int, Any]]:
         """(start, results of rows[start:start + size]) for every chunk, as chunks finish.
 
         rows are the bulk generator's client rows (comms.templates.context.ROW_COLUMNS
-        among their columns, `names`). Call it once.
+        among their columns, `names`). The results are a list of Result, or what the
+        finishing step made of them (P5). Call it once.
         """
         work = _Work(names, rows, size)
-        here = _Renderer(self.compiled, names)
+        renderer = _Renderer(self.compiled, names)
+        finish = self.finish
+
+        def here(start: int, results: list[Result] | None = None) -> Any:
+            chunk = work.chunk(start)
+            return finish(names, chunk, renderer.chunk(chunk) if results is None else results)
+
         for worker in self.pool:
             worker.start(work)
         while True:
@@ -339,16 +368,16 @@ class Renderers:
             start = work.take()
             if start is None:
                 break
-            yield start, here.chunk(work.chunk(start))
-            if here.stopped:
+            yield start, here(start)
+            if renderer.stopped:
                 work.stopped = True
         for worker in self.pool:
             worker.finish()
             yield from worker.take_results()
             for start in worker.redo:  # P1
-                yield start, here.chunk(work.chunk(start))
+                yield start, here(start)
         for start in work.rest():  # P4: never handed out
-            yield start, [not_rendered() for _ in work.chunk(start)]
+            yield start, here(start, [not_rendered() for _ in work.chunk(start)])
 
 
 def render_rows(
@@ -377,6 +406,7 @@ def serve() -> None:
     budget.use(job["limits"])
     channel, subject, body, body_format, gsm7 = job["template"]
     compiled = CompiledTemplate(channel, subject, body, body_format, gsm7=gsm7)
+    finish = _finisher(job["finish"])  # P5
     renderers: dict[tuple[str, ...], _Renderer] = {}
     _send_message(sock, "ready")
     while (message := _receive_message(sock)) is not None:
@@ -384,6 +414,6 @@ def serve() -> None:
         renderer = renderers.get(tuple(names))
         if renderer is None:
             renderer = renderers[tuple(names)] = _Renderer(compiled, names)
-        results = renderer.chunk(rows)
+        results = finish(names, rows, renderer.chunk(rows))
         _send_message(sock, (start, results, renderer.stopped))
     _send_message(sock, None)
