@@ -31,10 +31,22 @@ def test_init_loads_the_sample_once(db):
     assert first.returncode == 0, first.stderr
     out = json.loads(first.stdout)
     assert out["sample_loaded"] is True and out["clients"] > 150
+    assert out["starter_templates"] == 5
     again = json.loads(comms("init", "--json", db=db).stdout)
-    assert again == {**out, "sample_loaded": False}
+    assert again == {**out, "sample_loaded": False, "starter_templates": 0}
     listed = json.loads(comms("clients", "--list", "Sample", "--json", db=db).stdout)
     assert len(listed) == out["clients"]
+    names = {t["name"] for t in json.loads(comms("templates", "list", "--json", db=db).stdout)}
+    assert {"Jarní nabídka (e-mail)", "Spring offer (e-mail, English)"} <= names
+
+
+def test_init_speaks_czech(db):
+    first = comms("init", "--lang", "cs", db=db)
+    assert first.returncode == 0, first.stderr
+    assert "ukázkových klientů do seznamu 'Sample'" in first.stdout
+    assert "Přidáno 5 ukázkových šablon" in first.stdout
+    again = comms("init", "--lang", "cs", db=db)
+    assert "připraveno" in again.stdout and "šablon" not in again.stdout
 
 
 def test_import_json_report_and_clients_json(db, tmp_path):

@@ -82,16 +82,45 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 def cmd_init(args: argparse.Namespace) -> int:
     from comms.clients.sample import load_sample_if_empty
+    from comms.templates.starter import add_starter_templates
 
     store = open_store(args.db)
     report = load_sample_if_empty(store)
+    # A fresh install can walk the wizard at once: example templates in Czech and English.
+    starters = add_starter_templates(store)
     total = store.scalar("SELECT count(*) FROM clients")
     if args.json:
-        print_json({"db": str(store.path), "clients": total, "sample_loaded": bool(report)})
-    elif report:
-        print(f"{store.path}: loaded {report.imported} sample clients as list 'Sample'.")
+        print_json(
+            {
+                "db": str(store.path),
+                "clients": total,
+                "sample_loaded": bool(report),
+                "starter_templates": starters,
+            }
+        )
+        return 0
+    if report:
+        print(
+            ngettext(
+                "{db}: loaded {n} sample client as list 'Sample'.",
+                "{db}: loaded {n} sample clients as list 'Sample'.",
+                report.imported,
+            ).format(db=store.path, n=i18n.number(report.imported))
+        )
     else:
-        print(f"{store.path}: ready, {total} clients.")
+        print(
+            ngettext("{db}: ready, {n} client.", "{db}: ready, {n} clients.", total).format(
+                db=store.path, n=i18n.number(total)
+            )
+        )
+    if starters:
+        print(
+            ngettext(
+                "Added {n} example template (Templates).",
+                "Added {n} example templates (Templates).",
+                starters,
+            ).format(n=starters)
+        )
     return 0
 
 
