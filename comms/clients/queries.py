@@ -179,11 +179,16 @@ def list_clients(
     """`limit` matching clients from `offset` (by id, or by `sort` the way `lang` sorts
     text: the viewer's language by default) with the directory's columns."""
     where, params = filter_where(f or ClientFilter())
-    return store.df(
-        f"SELECT {LIST_COLUMNS} FROM clients c WHERE {where} "
-        f"ORDER BY {order_by(sort, lang)} LIMIT ? OFFSET ?",
-        [*params, int(limit), int(offset)],
-    )
+    order = order_by(sort, lang)
+    if sort == "id":
+        sql = (
+            f"SELECT {LIST_COLUMNS} FROM clients c WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?"
+        )
+    else:  # the ICU sort over (id, key) alone, then the page's rows: about half the time
+        sql = f"""SELECT {LIST_COLUMNS} FROM clients c SEMI JOIN (
+            SELECT c.id FROM clients c WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?
+        ) p ON c.id = p.id ORDER BY {order}"""
+    return store.df(sql, [*params, int(limit), int(offset)])
 
 
 def page_and_count(

@@ -184,9 +184,7 @@ def _page(store: Store, f: ClientFilter, key: str, sort: str, page: int) -> pd.D
 
 def _sort_choice(where: Any) -> str:
     """The "Sort by" select: a server-side order over every matching client."""
-    if st.session_state.get(SORT_KEY) not in SORTS:
-        st.session_state[SORT_KEY] = "id"  # the order added: selection and tests expect it
-    return where.selectbox(
+    return where.selectbox(  # first choice: the order added, as before there was a choice
         _("Sort by"),
         SORTS,
         key=SORT_KEY,
