@@ -247,10 +247,10 @@ def test_the_client_detail_speaks_czech(client_id, czech):
     ok(at.run())
     assert at.title[0].value == "Jana Nováková"
     assert at.subheader[-1].value == "Komunikace (1)"
-    assert at.subheader[0].value == "Napsat: Jana Nováková"
+    assert at.subheader[0].value == "Nová zpráva pro Jana Nováková"
     text = " ".join(m.value for m in at.markdown)
     assert "**Město:**" in text and "+420601123456 (mobil" in text
-    assert any(b.label == "Zobrazit komunikaci aktuálně vybraného klienta" for b in at.button)
+    assert any(b.label == "Zobrazit komunikaci" for b in at.button)
     assert "Předmět / text" in at.dataframe[-1].value.columns
 
 

@@ -220,7 +220,11 @@ def entry_panel(store: Store, entry: dict[str, Any]) -> None:
         st.markdown("  \n".join(f"**{k}:** {v}" for k, v in meta.items() if v is not None))
         if entry["detail"]:
             st.dataframe(
-                detail_rows(entry["detail"]), hide_index=True, width="stretch", key="log_detail"
+                detail_rows(entry["detail"]),
+                hide_index=True,
+                width="stretch",
+                key="log_detail",
+                column_config={"Field": _("Field"), "Value": _("Value")},
             )
             with st.expander(_("As recorded (JSON)")):
                 st.json(entry["detail"], expanded=2)

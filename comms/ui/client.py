@@ -17,7 +17,7 @@ from streamlit.errors import StreamlitAPIException
 from comms.clients import profile, search_clients
 from comms.errors import CommsError
 from comms.feedback import queries as feedback_queries
-from comms.i18n import TABLE_DATETIME, _, format_datetime, language
+from comms.i18n import N_, TABLE_DATETIME, _, format_datetime, language, size
 from comms.messages import compose, history
 from comms.rules.sms import max_segments, sms_info, split_segments, to_gsm7
 from comms.sending import dispatcher
@@ -35,6 +35,21 @@ FLASH = "cd_flash"
 HISTORY_ROWS = 500
 HISTORY_KEY = "cd_history"
 BLANK = 0  # the template picker's "blank message": a None value reads "Choose an option"
+# The edited fields (profile.update_client's keys), named in the "Saved: ..." outcome.
+FIELD_LABELS = {
+    "name": N_("Name"),
+    "email": N_("E-mail"),
+    "phone": N_("Phone"),
+    "company": N_("Company"),
+    "city": N_("City"),
+    "consent_email": N_("E-mail consent"),
+    "consent_sms": N_("SMS consent"),
+    "tags": N_("Tags"),
+    "attributes": N_("Attributes"),
+}
+# Stored reasons this page writes or falls back to (codes, translated when shown).
+N_("client asked to stop")
+CONSENT_WITHDRAWN = N_("consent withdrawn")
 
 
 # -- navigation helpers (for every page that shows a client) ---------------------------
@@ -241,6 +256,7 @@ def edit_form(store: Store, client: dict[str, Any]) -> None:
             key=f"cd_e_attrs_{v}",
             width="stretch",
             placeholder="",
+            column_config={"Field": _("Field"), "Value": _("Value")},
         )
         submitted = st.form_submit_button(_("Save changes"), type="primary", icon=":material/save:")
     if not submitted:
@@ -274,9 +290,14 @@ def edit_form(store: Store, client: dict[str, Any]) -> None:
         st.error(str(exc), icon=":material/error:")
         return
     st.session_state["cd_edit_version"] = _edit_version() + 1
-    st.session_state[FLASH] = (
+    changed = list(diff)
+    set_flash(
+        FLASH,
         "success",
-        _("Saved: {fields}.").format(fields=", ".join(diff) or _("no change")),
+        lambda: _("Saved: {fields}.").format(
+            fields=", ".join(_(FIELD_LABELS[f]) if f in FIELD_LABELS else f for f in changed)
+            or _("no change")
+        ),
     )
     st.rerun()
 
@@ -309,10 +330,16 @@ def opt_out_panel(store: Store, client: dict[str, Any]) -> None:
                 st.markdown(
                     _("**{channel}:** receives messages").format(channel=CHANNEL_LABELS[channel])
                 )
-                reason = st.text_input(
+                typed = st.text_input(
                     _("Reason"),
-                    value=profile.DEFAULT_OPT_OUT_REASON,
+                    value=_(profile.DEFAULT_OPT_OUT_REASON),
                     key=f"cd_optout_reason_{channel}",
+                )
+                # Left as filled in: stored as the code, shown in the viewer's language.
+                reason = (
+                    profile.DEFAULT_OPT_OUT_REASON
+                    if typed.strip() in ("", _(profile.DEFAULT_OPT_OUT_REASON))
+                    else typed
                 )
                 if st.button(
                     _("Opt out of e-mail") if channel == "email" else _("Opt out of SMS"),
@@ -324,19 +351,10 @@ def opt_out_panel(store: Store, client: dict[str, Any]) -> None:
                     except CommsError as exc:
                         st.error(str(exc))
                     else:
-                        done = (
-                            _("{name} is opted out of e-mail.")
-                            if channel == "email"
-                            else _("{name} is opted out of SMS.")
-                        ).format(name=client["name"])
-                        if address:
-                            done += " " + _("({address} is on the suppression list)").format(
-                                address=address
-                            )
-                        st.session_state[FLASH] = ("success", done)
+                        set_flash(FLASH, "success", _opted_out(client["name"], channel, address))
                         st.rerun()
             else:
-                why = shown_code((supp or {}).get("reason") or "consent withdrawn")
+                why = shown_code((supp or {}).get("reason") or CONSENT_WITHDRAWN)
                 st.markdown(
                     _("**{channel}:** opted out ({why})").format(
                         channel=CHANNEL_LABELS[channel], why=why
@@ -356,15 +374,33 @@ def opt_out_panel(store: Store, client: dict[str, Any]) -> None:
                     help=_("Only when the client asked for it again."),
                 ):
                     profile.opt_in(store, client["id"], channel)
-                    st.session_state[FLASH] = (
+                    name = client["name"]
+                    set_flash(
+                        FLASH,
                         "success",
-                        (
+                        lambda name=name, channel=channel: (
                             _("{name} receives e-mail again.")
                             if channel == "email"
                             else _("{name} receives SMS again.")
-                        ).format(name=client["name"]),
+                        ).format(name=name),
                     )
                     st.rerun()
+
+
+def _opted_out(name: str, channel: str, address: str | None):
+    """The outcome of an opt-out, written when shown (in the viewer's language then)."""
+
+    def text() -> str:
+        done = (
+            _("{name} is opted out of e-mail.")
+            if channel == "email"
+            else _("{name} is opted out of SMS.")
+        ).format(name=name)
+        if address:
+            done += " " + _("({address} is on the suppression list)").format(address=address)
+        return done
+
+    return text
 
 
 # -- compose ------------------------------------------------------------------------
@@ -419,18 +455,27 @@ def _submit(store: Store, client_id: int, channel: str, send: bool) -> None:
             send=send,
         )
     except CommsError as exc:
-        set_flash(FLASH, "error", _("Not saved: {error}").format(error=exc))
+        error = str(exc)
+        set_flash(FLASH, "error", lambda: _("Not saved: {error}").format(error=error))
         return
     if result.status == "queued":
         dispatcher.wake(store)  # due now: the background sender sends it, not this page
-    done = (
-        _("Message {id} to {to} queued to send now. It is at the top of the communication below.")
-        if result.status == "queued"
-        else _(
-            "Message {id} to {to} saved as a draft. It is at the top of the communication below."
-        )
+    queued, mid, to = result.status == "queued", result.message_id, result.to_address
+    set_flash(
+        FLASH,
+        "success",
+        lambda: (
+            _(
+                "Message {id} to {to} queued to send now. It is at the top of the "
+                "communication below."
+            )
+            if queued
+            else _(
+                "Message {id} to {to} saved as a draft. It is at the top of the "
+                "communication below."
+            )
+        ).format(id=mid, to=to),
     )
-    set_flash(FLASH, "success", done.format(id=result.message_id, to=result.to_address))
     _clear_compose(channel)
     # The new message is at the top of the client's list: it is the one to look at.
     comm_ui.clear_selection(HISTORY_KEY)
@@ -481,8 +526,7 @@ def compose_panel(store: Store, client: dict[str, Any]) -> None:
         pool = st.session_state.get("cd_email_att_pool") or []
         if pool:
             names = {
-                a.id: f"{a.filename} ({att.human_size(a.size)})"
-                for a in att.get_attachments(store, pool)
+                a.id: f"{a.filename} ({size(a.size)})" for a in att.get_attachments(store, pool)
             }
             st.multiselect(
                 _("Template attachments"),

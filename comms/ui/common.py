@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +82,51 @@ def number(value: Any, digits: int = 0) -> str:
     if digits:
         return i18n.number(float(value), digits)
     return i18n.number(int(round(float(value))))
+
+
+# -- charts (Altair / Vega-Lite) in the viewer's language ---------------------------------
+
+# d3 time formats of chart axes and tooltips: the date with a 24-hour time ("1. 12. 2026
+# 14:05" in Czech; Vega's default mixed "06:50" and "07 PM").
+CHART_DATETIME = {"en": "%Y-%m-%d %H:%M", "cs": "%-d. %-m. %Y %H:%M"}
+
+
+def chart_datetime() -> str:
+    """The d3 time format of a chart's date and time, in the viewer's language."""
+    return CHART_DATETIME.get(i18n.language(), CHART_DATETIME[i18n.DEFAULT])
+
+
+def chart_locale() -> dict[str, Any]:
+    """Vega's number and time locale for the viewer (config.locale of a chart).
+
+    Numbers: the decimal mark and grouping ("1 234,5" in Czech); dates: day and
+    month names of Vega's own axis labels. From Babel, the same data as i18n's formats.
+    """
+    from babel.numbers import get_decimal_symbol, get_group_symbol
+
+    loc = i18n.babel_locale()
+    days = loc.days["stand-alone"]
+    months = loc.months["stand-alone"]
+    sunday_first = [6, 0, 1, 2, 3, 4, 5]  # Babel counts from Monday, d3 from Sunday
+    periods = loc.day_periods.get("stand-alone", {}).get("abbreviated", {})
+    return {
+        "number": {
+            "decimal": get_decimal_symbol(loc),
+            "thousands": get_group_symbol(loc),
+            "grouping": [3],
+            "currency": ["", ""],
+        },
+        "time": {
+            "dateTime": "%x %X",
+            "date": "%-d. %-m. %Y" if i18n.language() == "cs" else "%-m/%-d/%Y",
+            "time": "%H:%M:%S",
+            "periods": [periods.get("am", "AM"), periods.get("pm", "PM")],
+            "days": [days["wide"][d] for d in sunday_first],
+            "shortDays": [days["abbreviated"][d] for d in sunday_first],
+            "months": [months["wide"][m] for m in range(1, 13)],
+            "shortMonths": [months["abbreviated"][m] for m in range(1, 13)],
+        },
+    }
 
 
 def counted(n: Any, noun: str, plural: str | None = None) -> str:
@@ -198,14 +244,28 @@ def confirmed_action(
 
 FLASH_SECONDS = 20  # how long an action's outcome stays on its page
 
+# A sentence kept in the session to show later: a plain string (shown as it is), or
+# a zero-argument callable that writes it in the viewer's language when it is shown.
+# An outcome kept across reruns is made with the callable: after the person switches
+# the language in the sidebar it reads in the new language, not in the one it was made in.
+Text = str | Callable[[], str]
 
-def set_flash(key: str, kind: str, text: str) -> None:
+
+def text_of(text: Text) -> str:
+    """A kept sentence in the language of this run (a callable is called now)."""
+    return text() if callable(text) else str(text)
+
+
+def set_flash(key: str, kind: str, text: Text, *, once: bool = False) -> None:
     """Keep an action's outcome ('success', 'warning', 'error' ...) to show under `key`.
 
     It stays FLASH_SECONDS (or until the next action's outcome replaces it): a live
     panel that settles reruns the page, which must not take the outcome with it.
+    `once`: shown by the next run only. `text` is best a callable
+    (`lambda: _("...").format(...)`): it is translated when shown, so the outcome
+    follows a language switch.
     """
-    st.session_state[key] = (kind, text, time.monotonic())
+    st.session_state[key] = (kind, text) if once else (kind, text, time.monotonic())
 
 
 def show_flash(key: str) -> None:
@@ -217,7 +277,7 @@ def show_flash(key: str) -> None:
         st.session_state.pop(key, None)
         if len(kept) != 2:
             return
-    getattr(st, kept[0])(kept[1])
+    getattr(st, kept[0])(text_of(kept[1]))
 
 
 def md_escape(text: str) -> str:

@@ -29,11 +29,14 @@ from comms.i18n import N_, TABLE_DATETIME, _, format_datetime, language, ngettex
 from comms.messages import compose, editor, history
 from comms.messages.history import MessageFilter
 from comms.rules.sms import sms_info, split_segments
+from comms.rules.validation import OPTED_OUT
 from comms.sending import dispatcher
 from comms.store import Store
 from comms.ui.common import (
     CHANNEL_LABELS,
     STATUS_COLORS,
+    chart_datetime,
+    chart_locale,
     number,
     set_flash,
     show_flash,
@@ -62,6 +65,9 @@ STATUS_BADGES = {
     "undelivered": ("red", ":material/sms_failed:"),
     "bounced": ("red", ":material/unsubscribe:"),
 }
+# A sending attempt's outcomes (message_attempts.outcome), shown through shown_code.
+N_("transient")
+N_("permanent")
 FILTER_KEYS = (
     "comm_f_client",
     "comm_f_channel",
@@ -343,41 +349,58 @@ def _act(
     """
     now = history.statuses_of(store, ids)
     able = [i for i in ids if now.get(i) in allowed]
-    label = _(label)
-    moved_on = [
-        _("{id} is {status} now").format(id=i, status=shown_code(now[i]))
-        for i in ids
-        if i in now and now[i] not in allowed
-    ]
-    note = (
-        " " + _("(message {list}: left as it is)").format(list=", ".join(moved_on))
-        if moved_on
-        else ""
-    )
+    moved_on = {i: now[i] for i in ids if i in now and now[i] not in allowed}
+
+    def note() -> str:
+        if not moved_on:
+            return ""
+        listed = ", ".join(
+            _("{id} is {status} now").format(id=i, status=shown_code(s))
+            for i, s in moved_on.items()
+        )
+        return " " + _("(message {list}: left as it is)").format(list=listed)
+
+    # The outcomes are written when shown (set_flash): they follow a language switch.
     if not able:
         set_flash(
-            flash_key, "warning", _("{action}: nothing to do").format(action=label) + note + "."
+            flash_key,
+            "warning",
+            lambda: _("{action}: nothing to do").format(action=_(label)) + note() + ".",
         )
         return
     try:
         n = fn(able)
     except CommsError as exc:
-        set_flash(flash_key, "error", f"{label}: {exc}")
+        error = str(exc)
+        set_flash(
+            flash_key, "error", lambda: _("{action}: {error}").format(action=_(label), error=error)
+        )
     else:
-        done = ngettext("{n} message", "{n} messages", n).format(n=number(n))
-        set_flash(flash_key, "success", f"{label}: {done}{note}.")
+        set_flash(
+            flash_key,
+            "success",
+            lambda: (
+                _("{action}: {done}").format(
+                    action=_(label),
+                    done=ngettext("{n} message", "{n} messages", n).format(n=number(n)),
+                )
+                + note()
+                + "."
+            ),
+        )
 
 
 def _copy(store: Store, message_id: int, flash_key: str, table_key: str) -> None:
     try:
         new_id = compose.copy_to_draft(store, message_id)
     except CommsError as exc:
-        set_flash(flash_key, "error", _("Copy: {error}").format(error=exc))
+        error = str(exc)
+        set_flash(flash_key, "error", lambda: _("Copy: {error}").format(error=error))
         return
     set_flash(
         flash_key,
         "success",
-        _("Copied into a new draft (message {id}); it is at the top of the list.").format(
+        lambda: _("Copied into a new draft (message {id}); it is at the top of the list.").format(
             id=new_id
         ),
     )
@@ -512,7 +535,7 @@ def message_view(store: Store, message_id: int, *, key: str = "comm_msg") -> Non
             f"{msg['batch_name'] or _('batch')} ({msg['batch_id']})" if msg["batch_id"] else None
         )
         client = (
-            f"{msg['client_name'] or '—'} (ID {msg['client_id']})"
+            _("{name} (ID {id})").format(name=msg["client_name"] or "—", id=msg["client_id"])
             if msg["client_id"] is not None
             else None
         )
@@ -553,8 +576,9 @@ def message_view(store: Store, message_id: int, *, key: str = "comm_msg") -> Non
             _sms_body(msg)
         if msg["attempt_log"]:
             st.markdown("**" + _("Attempts") + "**")
+            attempts = pd.DataFrame(msg["attempt_log"])
             st.dataframe(
-                pd.DataFrame(msg["attempt_log"]).rename(
+                attempts.assign(outcome=attempts["outcome"].map(shown_code)).rename(
                     columns={
                         "attempt": "#",
                         "ts": _("When"),
@@ -565,6 +589,12 @@ def message_view(store: Store, message_id: int, *, key: str = "comm_msg") -> Non
                 hide_index=True,
                 key=f"{key}_attempts_{message_id}",
                 placeholder="",
+                column_config={
+                    "#": st.column_config.NumberColumn(format="%d", width="small"),
+                    _("When"): st.column_config.DatetimeColumn(
+                        format=TABLE_DATETIME[language()] + ":ss"
+                    ),
+                },
             )
         else:
             st.caption(_("No sending attempt yet."))
@@ -644,34 +674,41 @@ def _edit_draft(store: Store, msg: dict, key: str) -> None:
 
 
 def timeline(store: Store, client_id: int) -> None:
-    """Messages of one client over time, by channel (rows) and status (colour)."""
+    """Messages of one client over time, by channel (rows) and status (colour).
+
+    Titles, channels and statuses in the viewer's language; dates in its format
+    (chart_datetime) and Vega's numbers and month names in its locale (chart_locale).
+    """
     df = history.client_timeline(store, client_id)
     if df.empty:
         st.info(_("This client has no messages yet."), icon=":material/forum:")
         return
-    df = df.assign(channel=df["channel"].map(CHANNEL_LABELS))
-    statuses = [s for s in STATUS_COLORS if s in set(df["status"])]
+    codes = [s for s in STATUS_COLORS if s in set(df["status"])]
+    df = df.assign(channel=df["channel"].map(CHANNEL_LABELS), status=df["status"].map(shown_code))
+    when = chart_datetime()
     chart = (
         alt.Chart(df)
         .mark_circle(size=140, opacity=0.85)
         .encode(
-            # 24-hour times with the date: Vega's default mixed "06:50" and "07 PM".
-            x=alt.X("ts:T", title=None, axis=alt.Axis(format="%Y-%m-%d %H:%M", labelAngle=0)),
-            y=alt.Y("channel:N", title=None, sort=["E-mail", "SMS"]),
+            x=alt.X("ts:T", title=None, axis=alt.Axis(format=when, labelAngle=0)),
+            y=alt.Y("channel:N", title=None, sort=list(CHANNEL_LABELS.values())),
             color=alt.Color(
                 "status:N",
-                title="Status",
-                scale=alt.Scale(domain=statuses, range=[STATUS_COLORS[s] for s in statuses]),
+                title=_("Status"),
+                scale=alt.Scale(
+                    domain=[shown_code(s) for s in codes], range=[STATUS_COLORS[s] for s in codes]
+                ),
             ),
             tooltip=[
-                alt.Tooltip("id:Q", title="Message"),
-                alt.Tooltip("ts:T", title="When", format="%Y-%m-%d %H:%M"),
-                alt.Tooltip("channel:N", title="Channel"),
-                alt.Tooltip("status:N", title="Status"),
-                alt.Tooltip("title:N", title="Subject / text"),
+                alt.Tooltip("id:Q", title=_("Message"), format="d"),  # an id: no grouping
+                alt.Tooltip("ts:T", title=_("When"), format=when),
+                alt.Tooltip("channel:N", title=_("Channel")),
+                alt.Tooltip("status:N", title=_("Status")),
+                alt.Tooltip("title:N", title=_("Subject / text")),
             ],
         )
         .properties(height=150)
+        .configure(locale=chart_locale())
     )
     st.altair_chart(chart, width="stretch")
 
@@ -679,51 +716,89 @@ def timeline(store: Store, client_id: int) -> None:
 # -- the suppression list -------------------------------------------------------------
 
 
+# Reasons the panel fills in (stored as these codes, shown translated).
+UPLOADED_LIST = N_("uploaded list")
+ASKED_TO_STOP = N_("asked to stop")
+SUPP_FLASH = "supp_flash"
+
+
+def _reason(typed: str, code: str) -> str:
+    """The reason to store: the code when the person left the filled-in one as it was."""
+    text = (typed or "").strip()
+    return code if text in ("", code, _(code)) else text
+
+
 def _upload_preview(store: Store, uploaded: Any, reason: str, nonce: int) -> None:
     """Parse an uploaded address list, report bad lines, offer to add the rest."""
 
     data = uploaded.getvalue()
     if len(data) > max_upload_bytes():
-        st.error(f"{uploaded.name} is too large; the limit is {number(max_upload_bytes())} bytes.")
+        st.error(
+            _("{name} is too large; the limit is {size}.").format(
+                name=uploaded.name, size=size(max_upload_bytes())
+            )
+        )
         return
     try:
         parsed = suppressions.parse_address_list(data)
     except CommsError as exc:
-        st.error(f"{uploaded.name}: {exc}")
+        st.error(_("{name}: {error}").format(name=uploaded.name, error=exc))
         return
+    total = len(parsed.entries)
     emails = sum(1 for _a, _n, ch in parsed.entries if ch == "email")
     notes = [
-        f"{number(len(parsed.entries))} address(es): {number(emails)} e-mail, "
-        f"{number(len(parsed.entries) - emails)} phone"
+        ngettext(
+            "{n} address(es): {emails} e-mail, {phones} phone",
+            "{n} address(es): {emails} e-mail, {phones} phone",
+            total,
+        ).format(n=number(total), emails=number(emails), phones=number(total - emails))
     ]
     if parsed.duplicates:
-        notes.append(f"{number(parsed.duplicates)} repeated line(s) counted once")
+        notes.append(
+            ngettext(
+                "{n} repeated line(s) counted once",
+                "{n} repeated line(s) counted once",
+                parsed.duplicates,
+            ).format(n=number(parsed.duplicates))
+        )
     if parsed.header_skipped:
-        notes.append("the header line was skipped")
+        notes.append(_("the header line was skipped"))
     st.markdown("; ".join(notes) + ".")
     if parsed.errors:
         st.warning(
-            f"{number(len(parsed.errors))} line(s) are not an e-mail or phone number and "
-            "will be left out:"
+            ngettext(
+                "{n} line(s) are not an e-mail or phone number and will be left out:",
+                "{n} line(s) are not an e-mail or phone number and will be left out:",
+                len(parsed.errors),
+            ).format(n=number(len(parsed.errors)))
         )
         st.dataframe(
             pd.DataFrame(parsed.errors, columns=["Line", "Text", "Problem"]),
             hide_index=True,
             key="supp_bad_lines",
             placeholder="",
+            column_config={
+                "Line": st.column_config.NumberColumn(_("Line"), format="%d"),
+                "Text": _("Text"),
+                "Problem": _("Problem"),
+            },
         )
 
     def add_all() -> None:
         n = suppressions.import_suppressions(store, parsed, reason)
-        st.session_state["supp_flash"] = (
+        set_flash(
+            SUPP_FLASH,
             "success",
-            f"{number(n)} address(es) added to the suppression list "
-            f"({number(len(parsed.entries) - n)} were already on it).",
+            lambda: ngettext(
+                "{n} address(es) added to the suppression list ({known} were already on it).",
+                "{n} address(es) added to the suppression list ({known} were already on it).",
+                n,
+            ).format(n=number(n), known=number(total - n)),
         )
         st.session_state["supp_nonce"] = nonce + 1
 
     st.button(
-        f"Add {number(len(parsed.entries))} address(es)",
+        ngettext("Add {n} address(es)", "Add {n} address(es)", total).format(n=number(total)),
         type="primary",
         disabled=not parsed.entries,
         key="supp_import",
@@ -733,57 +808,82 @@ def _upload_preview(store: Store, uploaded: Any, reason: str, nonce: int) -> Non
 
 def suppression_panel(store: Store) -> None:
     """Opted-out addresses: upload a list, add one by hand, search, remove."""
-    flash = st.session_state.pop("supp_flash", None)
-    if flash:
-        getattr(st, flash[0])(flash[1])
+    show_flash(SUPP_FLASH)
     total = suppressions.count_suppressions(store)
     st.caption(
-        f"{number(total)} address(es). Nobody on this list is sent bulk messages (reason "
-        "“opted out”), and one-off messages to them are refused."
+        ngettext(
+            "{n} address. Nobody on this list is sent bulk messages (reason “{reason}”), "
+            "and one-off messages to them are refused.",
+            "{n} addresses. Nobody on this list is sent bulk messages (reason “{reason}”), "
+            "and one-off messages to them are refused.",
+            total,
+        ).format(n=number(total), reason=shown_code(OPTED_OUT))
     )
     up, hand = st.columns(2)
     with up:
-        st.markdown("**Upload a list** (CSV or TXT, one e-mail or phone per line)")
+        st.markdown(_("**Upload a list** (CSV or TXT, one e-mail or phone per line)"))
         nonce = st.session_state.get("supp_nonce", 0)
-        uploaded = st.file_uploader("Addresses", type=["csv", "txt"], key=f"supp_upload_{nonce}")
-        reason = st.text_input("Reason", value="uploaded list", key="supp_upload_reason")
+        uploaded = st.file_uploader(_("Addresses"), type=["csv", "txt"], key=f"supp_upload_{nonce}")
+        reason = st.text_input(_("Reason"), value=_(UPLOADED_LIST), key="supp_upload_reason")
         if uploaded is not None:
-            _upload_preview(store, uploaded, reason, nonce)
+            _upload_preview(store, uploaded, _reason(reason, UPLOADED_LIST), nonce)
     with hand:
-        st.markdown("**Add one address**")
-        address = st.text_input("E-mail or phone", key="supp_address")
-        hand_reason = st.text_input("Reason", value="asked to stop", key="supp_hand_reason")
-        if st.button("Add to the list", key="supp_add", disabled=not address.strip()):
+        st.markdown("**" + _("Add one address") + "**")
+        address = st.text_input(_("E-mail or phone"), key="supp_address")
+        hand_reason = st.text_input(_("Reason"), value=_(ASKED_TO_STOP), key="supp_hand_reason")
+        if st.button(_("Add to the list"), key="supp_add", disabled=not address.strip()):
             try:
-                norm, channel = suppressions.add_suppression(store, address, hand_reason)
+                norm, channel = suppressions.add_suppression(
+                    store, address, _reason(hand_reason, ASKED_TO_STOP)
+                )
             except CommsError as exc:
                 st.error(str(exc))
             else:
-                st.session_state["supp_flash"] = ("success", f"{norm} ({channel}) is suppressed.")
+                set_flash(
+                    SUPP_FLASH,
+                    "success",
+                    lambda: _("{address} ({channel}) is suppressed.").format(
+                        address=norm, channel=CHANNEL_LABELS.get(channel, channel)
+                    ),
+                )
                 st.rerun()
-    search = st.text_input("Search the list", key="supp_search", placeholder="address")
+    search = st.text_input(_("Search the list"), key="supp_search", placeholder=_("address"))
     listed = suppressions.list_suppressions(store, search=search or None, limit=1000)
     if listed.empty:
         return
     chosen = id_table(
-        listed,
+        listed.assign(
+            channel=listed["channel"].map(lambda c: CHANNEL_LABELS.get(c, c)),
+            reason=listed["reason"].map(shown_code),
+        ),
         list(zip(listed["address"], listed["channel"], strict=True)),
         key="supp_table",
         hide_index=True,
         placeholder="",
+        column_config={
+            "address": _("Address"),
+            "channel": _("Channel"),
+            "reason": _("Reason"),
+            "created_by": _("Added by"),
+            "created_at": st.column_config.DatetimeColumn(
+                _("Added on"), format=TABLE_DATETIME[language()]
+            ),
+        },
     )
     if st.button(
-        f"Remove {number(len(chosen))} selected",
+        _("Remove {n} selected").format(n=number(len(chosen))),
         disabled=not chosen,
         key="supp_remove",
-        help="Only when the person asked to receive messages again.",
+        help=_("Only when the person asked to receive messages again."),
     ):
         for address, channel in chosen:
             suppressions.remove_suppression(store, address, channel)
-        st.session_state["supp_flash"] = (
+        removed = len(chosen)
+        set_flash(
+            SUPP_FLASH,
             "success",
-            ngettext("Removed {n} address.", "Removed {n} addresses.", len(chosen)).format(
-                n=number(len(chosen))
+            lambda: ngettext("Removed {n} address.", "Removed {n} addresses.", removed).format(
+                n=number(removed)
             ),
         )
         st.rerun()

@@ -14,7 +14,7 @@ from comms.i18n import N_, _, ngettext
 from comms.messages import history
 from comms.store import Store
 from comms.ui.client import switch
-from comms.ui.common import STATUS_COLORS, number, shown_code
+from comms.ui.common import STATUS_COLORS, chart_datetime, chart_locale, number, shown_code
 
 DAYS = 30  # the window of the "sent" and "failed" figures
 
@@ -126,10 +126,11 @@ def batch_chart(batches: pd.DataFrame) -> alt.Chart:
                 alt.Tooltip("batch:N", title=_("Batch")),
                 alt.Tooltip("status:N", title=_("Status")),
                 alt.Tooltip("messages:Q", title=_("Messages")),
-                alt.Tooltip("created_at:T", title=_("Created")),
+                alt.Tooltip("created_at:T", title=_("Created"), format=chart_datetime()),
             ],
         )
         .properties(height=alt.Step(30))
+        .configure(locale=chart_locale())  # Vega's numbers in the viewer's format
     )
 
 

@@ -30,7 +30,7 @@ from comms.outbox.queries import (
 from comms.sending import dispatcher
 from comms.store import Store
 from comms.ui.common import CHANNEL_LABELS as CHANNEL_NAMES
-from comms.ui.common import confirmed_action, number, shown_code
+from comms.ui.common import Text, confirmed_action, number, shown_code, text_of
 from comms.ui.widgets.tables import id_table
 
 # Counts shown for every batch, in this order, with their badge colours.
@@ -184,9 +184,11 @@ def progress_of(
 FLASH_SECONDS = 20  # an action's outcome stays this long (a live refresh reruns the page)
 
 
-def flash(message: str, kind: str = "success") -> None:
+def flash(message: Text, kind: str = "success") -> None:
     """Show a message after the rerun that follows an action (and the live refreshes
-    of the next FLASH_SECONDS: a batch that finishes at once reruns the page again)."""
+    of the next FLASH_SECONDS: a batch that finishes at once reruns the page again).
+
+    A callable message is written when shown: it follows a language switch."""
     fresh = st.session_state.get("outbox_flash_action") != st.session_state.get("outbox_action")
     kept = [] if fresh else list(st.session_state.get("outbox_flash", []))
     st.session_state["outbox_flash"] = [*kept, (kind, message, time.monotonic())]
@@ -199,11 +201,12 @@ def show_flashes() -> None:
     kept = [f for f in st.session_state.get("outbox_flash", []) if now - f[2] < FLASH_SECONDS]
     st.session_state["outbox_flash"] = kept
     for kind, message, _made in kept:
-        getattr(st, kind)(message)
+        getattr(st, kind)(text_of(message))
 
 
-def run_action(fn: Callable[[], str]) -> None:
-    """Run one outbox action, report its result or its domain error, and rerun."""
+def run_action(fn: Callable[[], Text]) -> None:
+    """Run one outbox action, report its result (best a callable writing the sentence,
+    see flash) or its domain error, and rerun."""
     _new_action()
     try:
         flash(fn())
@@ -225,16 +228,22 @@ def woken(store: Store, moved: int) -> int:
 
 def send_soon(
     store: Store, *, batch_id: int | None = None, message_ids: list[int] | None = None
-) -> str:
-    """Make drafts and queued messages due now and wake the background sender; a sentence.
+) -> Callable[[], str]:
+    """Make drafts and queued messages due now and wake the background sender; what it
+    did (a callable writing the sentence in the viewer's language when shown).
 
     The page never sends: the app's background sender does, and the batch card
     shows its progress live. A message already being sent is not sent again.
     """
     moved = outbox.send_now(store, batch_id=batch_id, message_ids=message_ids)
+    woke = bool(moved) and dispatcher.wake(store)
+    return lambda: _sent_soon(moved, woke)
+
+
+def _sent_soon(moved: int, woke: bool) -> str:
     if not moved:
         return _("Nothing to send: no draft or queued message is left.")
-    if dispatcher.wake(store):
+    if woke:
         return ngettext(
             "{n} message(s) are going out now; progress shows below.",
             "{n} message(s) are going out now; progress shows below.",
@@ -485,7 +494,10 @@ def _batch_actions(store: Store, bid: int, counts: dict[str, int], paused: bool)
     if paused:
         if c2.button(_("Resume"), key=f"resume_{bid}", icon=":material/play_arrow:"):
             run_action(
-                lambda: (outbox.resume(store, bid), _("Batch #{id} resumed.").format(id=bid))[1]
+                lambda: (
+                    outbox.resume(store, bid),
+                    lambda: _("Batch #{id} resumed.").format(id=bid),
+                )[1]
             )
     elif c2.button(
         _("Pause"),
@@ -494,7 +506,9 @@ def _batch_actions(store: Store, bid: int, counts: dict[str, int], paused: bool)
         disabled=counts["queued"] == 0 and counts["sending"] == 0,
         help=_("Stop picking this batch's queued messages; the ones being sent finish."),
     ):
-        run_action(lambda: (outbox.pause(store, bid), _("Batch #{id} paused.").format(id=bid))[1])
+        run_action(
+            lambda: (outbox.pause(store, bid), lambda: _("Batch #{id} paused.").format(id=bid))[1]
+        )
     if c3.button(
         _("Retry failed"),
         key=f"retry_{bid}",
@@ -503,9 +517,9 @@ def _batch_actions(store: Store, bid: int, counts: dict[str, int], paused: bool)
         help=_("Queue the failed messages again, due now, with a fresh set of attempts."),
     ):
 
-        def retry() -> str:
+        def retry() -> Text:
             n = woken(store, outbox.retry(store, batch_id=bid))
-            return ngettext(
+            return lambda: ngettext(
                 "{n} failed message(s) of batch #{id} queued again.",
                 "{n} failed message(s) of batch #{id} queued again.",
                 n,
@@ -537,9 +551,9 @@ def _batch_actions(store: Store, bid: int, counts: dict[str, int], paused: bool)
         st.switch_page("pages/action_log.py", query_params={"batch": str(bid)})
     if cancel:
 
-        def cancel_batch() -> str:
+        def cancel_batch() -> Text:
             n = outbox.cancel(store, batch_id=bid)
-            return ngettext(
+            return lambda: ngettext(
                 "{n} message(s) of batch #{id} cancelled.",
                 "{n} message(s) of batch #{id} cancelled.",
                 n,
@@ -560,7 +574,8 @@ def send_batch_now(store: Store, bid: int, paused: bool) -> None:
     try:
         if paused:
             outbox.resume(store, bid)
-        flash(_("Batch #{id}").format(id=bid) + ": " + send_soon(store, batch_id=bid))
+        said = send_soon(store, batch_id=bid)
+        flash(lambda: _("Batch #{id}").format(id=bid) + ": " + said())
     except CommsError as exc:
         flash(str(exc), "error")
     st.rerun()
@@ -600,11 +615,12 @@ def render_resolution(store: Store, interrupted: pd.DataFrame, *, key: str) -> N
         key=f"{key}_apply",
         disabled=not chosen or decision is None or not sure,
     ):
-        run_action(
-            lambda: _resolved(
-                decision, woken(store, outbox.resolve_interrupted(store, chosen, decision))
-            )
-        )
+
+        def resolve() -> Text:
+            n = woken(store, outbox.resolve_interrupted(store, chosen, decision))
+            return lambda: _resolved(decision, n)
+
+        run_action(resolve)
 
 
 def render_loose(store: Store) -> None:
@@ -676,9 +692,9 @@ def render_loose(store: Store) -> None:
         disabled=not by_status["failed"],
     ):
 
-        def retry() -> str:
+        def retry() -> Text:
             n = woken(store, outbox.retry(store, message_ids=by_status["failed"]))
-            return ngettext(
+            return lambda: ngettext(
                 "{n} message(s) queued again.", "{n} message(s) queued again.", n
             ).format(n=number(n))
 
@@ -699,11 +715,11 @@ def render_loose(store: Store) -> None:
         icon=":material/cancel:",
     ):
 
-        def cancel_loose() -> str:
+        def cancel_loose() -> Text:
             n = outbox.cancel(store, message_ids=by_status["queued"])
-            return ngettext("{n} message(s) cancelled.", "{n} message(s) cancelled.", n).format(
-                n=number(n)
-            )
+            return lambda: ngettext(
+                "{n} message(s) cancelled.", "{n} message(s) cancelled.", n
+            ).format(n=number(n))
 
         run_action(cancel_loose)
     # Every interrupted single message waits for a decision, selected or not.

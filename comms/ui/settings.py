@@ -19,7 +19,7 @@ from comms.messages.testsend import send_test_message
 from comms.sending.senders.config import ChannelLimits, DispatchConfig, describe_backends
 from comms.store import Store
 from comms.ui import auth
-from comms.ui.common import CHANNEL_LABELS, number
+from comms.ui.common import CHANNEL_LABELS, Text, number, shown_code, text_of
 
 CHANNELS = {"email": ":material/mail:", "sms": ":material/sms:"}  # channel -> icon
 BACKEND_LABELS = {
@@ -88,55 +88,61 @@ def show_backend(channel: str, info: dict[str, Any]) -> None:
 
 
 def show_result(channel: str) -> None:
-    """The outcome of the last test message of this channel."""
+    """The outcome of the last test message of this channel (in the viewer's language now)."""
     result = st.session_state.get(f"settings_test_result_{channel}")
     if not result:
         return
     kind, text = result
-    getattr(st, kind)(text)
+    getattr(st, kind)(text_of(text))
 
 
-def send_test(store: Store, channel: str, info: dict[str, Any]) -> None:
-    """Create, queue and send a test message to the typed address; remember the outcome."""
-    backend = info.get("backend", "outbox")
-    raw = st.session_state.get(f"settings_test_to_{channel}", "")
-    try:
-        with st.spinner(_("Sending the test message…")):
-            r = send_test_message(store, channel, raw, backend=backend)
-    except CommsError as exc:
-        outcome = ("error", str(exc))
-    else:
-        where = _("message #{id} to {address}").format(id=r["message_id"], address=r["to_address"])
-        if r["status"] == "sent":
+def _outcome(r: dict[str, Any], backend: str, folder: Any) -> tuple[str, Text]:
+    """What became of a test message: its kind and a callable writing the sentence (kept
+    in the session, it is written when shown, so it follows a language switch)."""
+
+    def where() -> str:
+        return _("message #{id} to {address}").format(id=r["message_id"], address=r["to_address"])
+
+    if r["status"] == "sent":
+
+        def sent() -> str:
             extra = (
                 " " + _("Provider id: `{id}`.").format(id=r["provider_id"])
                 if r["provider_id"]
                 else ""
             )
             if backend == "outbox":
-                extra += " " + _("Written to `{folder}`.").format(folder=info.get("folder"))
-            outcome = ("success", _("Sent {what}.").format(what=where) + extra)
-        elif r["status"] == "failed":
-            outcome = (
-                "error",
-                _("Failed: {what} was refused: {error}").format(what=where, error=r["error"]),
-            )
-        elif r["status"] == "queued":
-            problem = r["error"] or ", ".join(r["errors"])
-            outcome = (
-                "warning",
-                _(
-                    "Not sent yet: {what} met a temporary problem ({problem}); it stays "
-                    "queued and will be retried (see Outbox)."
-                ).format(what=where, problem=problem),
-            )
-        else:
-            outcome = (
-                "warning",
-                _("{what} is {status}: {error}").format(
-                    what=where, status=_(r["status"]), error=r["error"] or ""
-                ),
-            )
+                extra += " " + _("Written to `{folder}`.").format(folder=folder)
+            return _("Sent {what}.").format(what=where()) + extra
+
+        return "success", sent
+    if r["status"] == "failed":
+        return "error", lambda: _("Failed: {what} was refused: {error}").format(
+            what=where(), error=r["error"]
+        )
+    if r["status"] == "queued":
+        problem = r["error"] or ", ".join(r["errors"])
+        return "warning", lambda: _(
+            "Not sent yet: {what} met a temporary problem ({problem}); it stays "
+            "queued and will be retried (see Outbox)."
+        ).format(what=where(), problem=problem)
+    return "warning", lambda: _("{what} is {status}: {error}").format(
+        what=where(), status=shown_code(r["status"]), error=r["error"] or ""
+    )
+
+
+def send_test(store: Store, channel: str, info: dict[str, Any]) -> None:
+    """Create, queue and send a test message to the typed address; remember the outcome."""
+    backend = info.get("backend", "outbox")
+    raw = st.session_state.get(f"settings_test_to_{channel}", "")
+    outcome: tuple[str, Text]
+    try:
+        with st.spinner(_("Sending the test message…")):
+            r = send_test_message(store, channel, raw, backend=backend)
+    except CommsError as exc:
+        outcome = ("error", str(exc))
+    else:
+        outcome = _outcome(r, backend, info.get("folder"))
     st.session_state[f"settings_test_result_{channel}"] = outcome
 
 
@@ -164,8 +170,8 @@ def channel_panel(store: Store, channel: str, info: dict[str, Any]) -> None:
 
 def rate_text(limits: ChannelLimits) -> str:
     """'10/s, 300/min' or 'no limit'."""
-    parts = [f"{limits.per_second:g}/s"] if limits.per_second else []
-    parts += [f"{limits.per_minute:g}/min"] if limits.per_minute else []
+    parts = [f"{i18n.number(limits.per_second)}/s"] if limits.per_second else []
+    parts += [f"{i18n.number(limits.per_minute)}/min"] if limits.per_minute else []
     return ", ".join(parts) or _("no limit")
 
 

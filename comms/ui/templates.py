@@ -10,7 +10,7 @@ import streamlit as st
 from comms import i18n
 from comms import templates as tpl
 from comms.errors import CommsError
-from comms.i18n import _, ngettext
+from comms.i18n import N_, _, ngettext
 from comms.store import Store
 from comms.ui.common import CHANNEL_LABELS, FORMAT_LABELS, md_escape
 from comms.ui.widgets import attachments as attachments_ui
@@ -18,8 +18,9 @@ from comms.ui.widgets.sms_counter import sms_counter
 
 NEW = 0  # the "new template" choice in the picker
 EDITOR_KEYS = ("tpl_name", "tpl_channel", "tpl_subject", "tpl_format", "tpl_body")
+# A new template's starting text (msgids: written in the viewer's language).
 STARTER = {
-    "email": ("Hello {{ first_name }}", "Dear {{ name }},\n\n…\n\nKind regards"),
+    "email": (N_("Hello {{ first_name }}"), N_("Dear {{ name }},\n\n…\n\nKind regards")),
     "sms": (None, "Dobrý den {{ first_name }}, …"),
 }
 
@@ -31,9 +32,9 @@ def _load_editor(store: Store, template_id: int) -> None:
         values = {
             "tpl_name": "",
             "tpl_channel": "email",
-            "tpl_subject": subject,
+            "tpl_subject": _(subject),
             "tpl_format": "markdown",
-            "tpl_body": body,
+            "tpl_body": _(body),
         }
     else:
         t = tpl.get_template(store, template_id)

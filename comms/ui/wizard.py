@@ -21,7 +21,7 @@ import streamlit as st
 from comms import outbox
 from comms import templates as tpl
 from comms.errors import CommsError
-from comms.i18n import N_, _, format_datetime, ngettext
+from comms.i18n import N_, _, format_datetime, ngettext, size
 from comms.messages import batches, generate, recipients, selection
 from comms.rules.sms import to_gsm7
 from comms.store import Store
@@ -67,6 +67,20 @@ RECIPIENT_VIEWS = {
     N_("Passing every check"): "ok",
     N_("Dropped"): "dropped",
 }
+# A directory filter's fields (comms.clients.queries.ClientFilter) as the selection names them.
+FILTER_LABELS = {
+    "search": N_("search"),
+    "list": N_("list"),
+    "tag": N_("tag"),
+    "city": N_("city"),
+    "attribute": N_("attribute"),
+    "attribute_op": N_("comparison"),
+    "attribute_value": N_("value"),
+    "has_valid_email": N_("valid e-mail"),
+    "has_mobile": N_("mobile"),
+    "consent_email": N_("E-mail consent"),
+    "consent_sms": N_("SMS consent"),
+}
 RECIPIENT_ROWS = 200  # rows per page of the recipients list
 RECIPIENT_TABLE = "wiz_rcpt_table"
 
@@ -76,10 +90,20 @@ def _describe_selection(store: Store, sel: dict) -> tuple[int, str]:
     if "client_ids" in sel:
         return n, ngettext("{n} selected client", "{n} selected clients", n).format(n=number(n))
     flt = {k: v for k, v in (sel.get("filter") or {}).items() if v not in (None, "", "equals")}
-    what = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in flt.items()) or _("every client")
+    what = ", ".join(_filter_part(k, v) for k, v in flt.items()) or _("every client")
     return n, ngettext(
         "all {n} matching client ({what})", "all {n} matching clients ({what})", n
     ).format(n=number(n), what=what)
+
+
+def _filter_part(key: str, value: Any) -> str:
+    """One field of a directory filter, in the viewer's language ("list: VIP")."""
+    label = _(FILTER_LABELS[key]) if key in FILTER_LABELS else key.replace("_", " ")
+    if isinstance(value, bool):
+        value = _("yes") if value else _("no")
+    elif key == "attribute_op":
+        value = _(str(value))  # "contains" (the directory's choice)
+    return f"{label}: {value}"
 
 
 def no_selection(store: Store) -> None:
@@ -444,7 +468,7 @@ def step_attachments(store: Store) -> None:
                 _(
                     "These files would make {size} per message; the limit is {limit} "
                     "(COMMS_MAX_ATTACHMENT_MB). Remove some of them from the box above."
-                ).format(size=att.human_size(new), limit=att.human_size(limit)),
+                ).format(size=size(new), limit=size(limit)),
                 icon=":material/error:",
             )
         else:

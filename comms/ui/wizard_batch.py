@@ -16,12 +16,11 @@ import streamlit as st
 
 from comms import outbox
 from comms.errors import CommsError, NotFound
-from comms.i18n import N_, _, format_datetime, language, ngettext
+from comms.i18n import N_, _, format_datetime, language, ngettext, size
 from comms.messages import batches, editor, generate, testsend
 from comms.rules.sms import max_segments
 from comms.sending import dispatcher
 from comms.store import Store
-from comms.templates import attachments as att
 from comms.ui.common import CHANNEL_LABELS, confirmed_action, md_escape, number, shown_code
 from comms.ui.widgets.sms_counter import sms_counter
 from comms.ui.wizard_flow import (
@@ -286,7 +285,7 @@ def message_panel(store: Store, message_id: int) -> None:
                 st.caption(
                     _("Attachments: {files}").format(
                         files=", ".join(
-                            f"{a.filename} ({att.human_size(a.size)})" for a in msg["attachments"]
+                            f"{a.filename} ({size(a.size)})" for a in msg["attachments"]
                         )
                     )
                 )
@@ -451,7 +450,7 @@ def step_finish(store: Store, info: dict) -> None:
             batches.record_kept(store, batch_id, n)
             set_done(
                 batch_id,
-                ngettext(
+                lambda: ngettext(
                     "{n} message kept as a draft in batch {id}. Send it later from Outbox "
                     "(its Review button brings you back here) or Communication.",
                     "{n} messages kept as drafts in batch {id}. Send them later from Outbox "
@@ -490,7 +489,7 @@ def step_finish(store: Store, info: dict) -> None:
         moved = outbox.cancel(store, batch_id=batch_id)
         set_done(
             batch_id,
-            ngettext(
+            lambda: ngettext(
                 "Batch {id} discarded: {n} draft cancelled.",
                 "Batch {id} discarded: {n} drafts cancelled.",
                 moved,
@@ -509,14 +508,14 @@ def _queue(store: Store, batch_id: int, when: datetime | None) -> None:
         dispatcher.wake(store)  # due now: the background sender need not wait for its poll
         set_done(
             batch_id,
-            ngettext(
+            lambda: ngettext(
                 "{n} message queued to send now.", "{n} messages queued to send now.", n
             ).format(n=number(n)),
         )
     else:
         set_done(
             batch_id,
-            ngettext(
+            lambda: ngettext(
                 "{n} message scheduled for {when}.", "{n} messages scheduled for {when}.", n
             ).format(n=number(n), when=format_datetime(when)),
         )

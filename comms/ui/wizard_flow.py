@@ -14,7 +14,7 @@ from typing import Any
 import streamlit as st
 
 from comms.i18n import N_, _
-from comms.ui.common import CHANNEL_LABELS
+from comms.ui.common import CHANNEL_LABELS, Text, text_of
 
 # The steps' names, translated where they are shown.
 STEPS = (
@@ -76,10 +76,14 @@ def close_batch() -> None:
 
 
 def done_text(batch_id: int) -> str | None:
-    return (st.session_state.get(DONE_KEY) or {}).get(int(batch_id))
+    """What the last action on the batch did, in the viewer's language now."""
+    text = (st.session_state.get(DONE_KEY) or {}).get(int(batch_id))
+    return None if text is None else text_of(text)
 
 
-def set_done(batch_id: int, text: str | None) -> None:
+def set_done(batch_id: int, text: Text | None) -> None:
+    """Remember what an action did to the batch (a callable: written when shown, so it
+    follows a language switch)."""
     done = dict(st.session_state.get(DONE_KEY) or {})
     if text is None:
         done.pop(int(batch_id), None)

@@ -7,14 +7,14 @@ from collections.abc import Sequence
 import streamlit as st
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
-from comms.i18n import _
+from comms.i18n import _, size
 from comms.templates import attachments as att
 
 
 def usage_caption(files: Sequence[att.Attachment], lead: str) -> None:
     """`lead` followed by how much of the per-message size limit the files use."""
     used = _("{used} of {limit} per message used.").format(
-        used=att.human_size(att.total_size(files)), limit=att.human_size(att.max_message_bytes())
+        used=size(att.total_size(files)), limit=size(att.max_message_bytes())
     )
     st.caption(f"{lead} {used}")
 
@@ -24,9 +24,7 @@ def file_rows(files: Sequence[att.Attachment], *, key_prefix: str) -> int | None
     removed = None
     for a in files:
         c1, c2 = st.columns([5, 1], vertical_alignment="center")
-        c1.markdown(
-            f":material/attach_file: **{a.filename}** · {a.content_type} · {att.human_size(a.size)}"
-        )
+        c1.markdown(f":material/attach_file: **{a.filename}** · {a.content_type} · {size(a.size)}")
         if c2.button(_("Remove"), key=f"{key_prefix}_{a.id}", icon=":material/delete:"):
             removed = a.id
     return removed
