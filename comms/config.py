@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from comms.errors import ConfigError
+from comms.i18n import N_, _
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -44,13 +45,21 @@ def secrets() -> dict[str, Any]:
     except tomllib.TOMLDecodeError as exc:
         # The parser's message may quote the broken text (a secret, perhaps): only the place.
         where = re.search(r"line (\d+)", str(exc))
-        at = f" at line {where.group(1)}" if where else ""
-        raise ConfigError(
-            f"{path} is not valid TOML{at}: fix it (see .streamlit/secrets.toml.example) "
-            "or remove it."
-        ) from None
+        if where:
+            text = _(
+                "{path} is not valid TOML at line {line}: fix it (see "
+                ".streamlit/secrets.toml.example) or remove it."
+            )
+        else:
+            text = _(
+                "{path} is not valid TOML: fix it (see .streamlit/secrets.toml.example) "
+                "or remove it."
+            )
+        raise ConfigError(text.format(path=path, line=where and where.group(1))) from None
     except OSError as exc:
-        raise ConfigError(f"{path} cannot be read: {exc.strerror}.") from None
+        raise ConfigError(
+            _("{path} cannot be read: {reason}.").format(path=path, reason=exc.strerror)
+        ) from None
 
 
 def _lookup(env: str, section: str | None, key: str | None) -> tuple[Any, str]:
@@ -62,7 +71,9 @@ def _lookup(env: str, section: str | None, key: str | None) -> tuple[Any, str]:
         table = secrets().get(section, {})
         value = table.get(key) if isinstance(table, dict) else None
         if value not in (None, ""):
-            return value, f"{key} in [{section}] of {secrets_path().name} ({env})"
+            return value, _("{key} in [{section}] of {file} ({env})").format(
+                key=key, section=section, file=secrets_path().name, env=env
+            )
     return None, env
 
 
@@ -141,28 +152,45 @@ def _number_setting(
         or (minimum is not None and value < minimum)
         or (maximum is not None and value > maximum)
     ):
-        kind = "a whole number" if whole else "a number"
-        raise ConfigError(f"{name} must be {_expected(kind, unit, minimum, maximum, default)}.")
+        raise ConfigError(_refusal(name, whole, unit, minimum, maximum, default))
     return value
 
 
-def _expected(kind: str, unit: str, minimum: Any, maximum: Any, default: Any) -> str:
-    """'a whole number of megabytes, at least 1, e.g. 50'."""
-    text = kind + (f" of {unit}" if unit else "")
+# What a number setting must be, in the viewer's language; another unit reads in English.
+_WHAT = {
+    (True, ""): N_("a whole number"),
+    (False, ""): N_("a number"),
+    (True, "megabytes"): N_("a whole number of megabytes"),
+    (True, "kilobytes"): N_("a whole number of kilobytes"),
+    (True, "rows"): N_("a whole number of rows"),
+    (True, "columns"): N_("a whole number of columns"),
+    (False, "seconds"): N_("a number of seconds"),
+}
+
+
+def _refusal(name: str, whole: bool, unit: str, minimum: Any, maximum: Any, default: Any) -> str:
+    """'COMMS_MAX_UPLOAD_MB must be a whole number of megabytes, at least 1, e.g. 50.'
+
+    The numbers are written as a setting takes them (a decimal point), in any language.
+    """
+    kind = _WHAT[(whole, "")]
+    what = _WHAT.get((whole, unit)) or (f"{kind} of {unit}" if unit else kind)
     if minimum is not None and maximum is not None:
-        text += f" from {minimum} to {maximum}"
+        text = _("{name} must be {what} from {minimum} to {maximum}, e.g. {example}.")
     elif minimum is not None:
-        text += f", at least {minimum}"
+        text = _("{name} must be {what}, at least {minimum}, e.g. {example}.")
     elif maximum is not None:
-        text += f", at most {maximum}"
-    return f"{text}, e.g. {default}"
+        text = _("{name} must be {what}, at most {maximum}, e.g. {example}.")
+    else:
+        text = _("{name} must be {what}, e.g. {example}.")
+    return text.format(name=name, what=_(what), minimum=minimum, maximum=maximum, example=default)
 
 
 def default_region() -> str:
     """Region used to parse phone numbers written without a country code."""
     region = str(setting("COMMS_REGION", "comms", "region", "CZ")).strip().upper()
     if not re.fullmatch(r"[A-Z]{2}", region):
-        raise ConfigError("COMMS_REGION must be a two-letter country code, e.g. CZ.")
+        raise ConfigError(_("COMMS_REGION must be a two-letter country code, e.g. CZ."))
     return region
 
 

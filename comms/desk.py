@@ -43,6 +43,7 @@ from comms import templates as tpl
 from comms.cli.history import HISTORY_FIELDS
 from comms.clients import ClientFilter, get_client, import_clients, query_clients
 from comms.errors import CommsError, NotFound
+from comms.i18n import _
 from comms.messages import generate as gen
 from comms.messages import history as hist
 from comms.rules.validation import CHANNELS
@@ -80,15 +81,20 @@ def _ids(values: int | Iterable[int] | None, what: str) -> list[int]:
     try:
         items = [values] if scalar else list(values)
     except TypeError:
-        raise InvalidArgument(f"{what} must be an id or a list of ids, not {values!r}.") from None
+        raise InvalidArgument(
+            _("{what} must be an id or a list of ids, not {value!r}.").format(
+                what=what, value=values
+            )
+        ) from None
     out: list[int] = []
     for v in items:
+        not_ids = _("{what} must be ids (whole numbers), not {value!r}.")
         if isinstance(v, bool):
-            raise InvalidArgument(f"{what} must be ids (whole numbers), not {v!r}.")
+            raise InvalidArgument(not_ids.format(what=what, value=v))
         try:
             out.append(int(v) if isinstance(v, str) else operator.index(v))
         except (TypeError, ValueError):
-            raise InvalidArgument(f"{what} must be ids (whole numbers), not {v!r}.") from None
+            raise InvalidArgument(not_ids.format(what=what, value=v)) from None
     return sorted(set(out))
 
 
@@ -96,7 +102,9 @@ def _one_id(value: int, what: str) -> int:
     """Exactly one id."""
     ids = _ids(value, what)
     if len(ids) != 1 or isinstance(value, list | tuple | set):
-        raise InvalidArgument(f"{what} must be one id, not {value!r}.")
+        raise InvalidArgument(
+            _("{what} must be one id, not {value!r}.").format(what=what, value=value)
+        )
     return ids[0]
 
 
@@ -107,12 +115,16 @@ def _channels(consent: str | Iterable[str]) -> set[str]:
         chosen = set(items)
     except TypeError:
         raise InvalidArgument(
-            f"consent must be channels such as ('email', 'sms'), not {consent!r}."
+            _("consent must be channels such as ('email', 'sms'), not {value!r}.").format(
+                value=consent
+            )
         ) from None
     unknown = sorted(str(c) for c in chosen - set(CHANNELS))
     if unknown:
         raise InvalidArgument(
-            f"consent: unknown channel {unknown[0]!r}; use any of {', '.join(CHANNELS)}."
+            _("consent: unknown channel {channel!r}; use any of {channels}.").format(
+                channel=unknown[0], channels=", ".join(CHANNELS)
+            )
         )
     return chosen
 
@@ -126,7 +138,9 @@ def _when(at: datetime | str | None) -> datetime | None:
             return datetime.fromisoformat(at)
         except ValueError:
             pass
-    raise InvalidArgument(f"at={at!r} is not a time: give a datetime or e.g. '2026-12-01T09:30'.")
+    raise InvalidArgument(
+        _("at={at!r} is not a time: give a datetime or e.g. '2026-12-01T09:30'.").format(at=at)
+    )
 
 
 class Desk:
@@ -170,11 +184,15 @@ class Desk:
     def store(self) -> Store:
         """The process-wide Store of the file (what the CLI's open_store returned)."""
         if self._closed:
-            raise DeskClosed(f"This Desk on {self.path} is closed; open a new Desk().")
+            raise DeskClosed(
+                _("This Desk on {path} is closed; open a new Desk().").format(path=self.path)
+            )
         if self._store._closed:
             raise DeskClosed(
-                f"The database {self.path} was closed (by another Desk or Store on it in this"
-                " process); open a new Desk()."
+                _(
+                    "The database {path} was closed (by another Desk or Store on it in this "
+                    "process); open a new Desk()."
+                ).format(path=self.path)
             )
         return self._store
 
@@ -220,7 +238,7 @@ class Desk:
         cid = _one_id(client_id, "client_id")
         store = self.store
         if get_client(store, cid) is None:
-            raise NotFound(f"No client with id {client_id}.")
+            raise NotFound(_("No client with id {id}.").format(id=client_id))
         return [
             {k: r.get(k) for k in HISTORY_FIELDS}
             for r in hist.client_history(store, cid, limit=limit)
@@ -239,20 +257,26 @@ class Desk:
     ) -> dict[str, Any]:
         """Save a template with its files; what `comms templates add --json` prints."""
         if channel not in CHANNELS:
-            raise InvalidArgument(f"channel must be one of {', '.join(CHANNELS)}, not {channel!r}.")
+            raise InvalidArgument(
+                _("channel must be one of {choices}, not {value!r}.").format(
+                    choices=", ".join(CHANNELS), value=channel
+                )
+            )
         if body_format not in tpl.FORMATS:
             raise InvalidArgument(
-                f"body_format must be one of {', '.join(tpl.FORMATS)}, not {body_format!r}."
+                _("body_format must be one of {choices}, not {value!r}.").format(
+                    choices=", ".join(tpl.FORMATS), value=body_format
+                )
             )
         if not isinstance(body, str) or not isinstance(name, str):
-            raise InvalidArgument("name and body must be text.")
+            raise InvalidArgument(_("name and body must be text."))
         one = isinstance(attachments, str | os.PathLike)
         paths = [Path(attachments)] if one else [Path(f) for f in attachments]
         for p in paths:
             if not p.is_file():
-                raise CommsError(f"Attachment {p} does not exist.")
+                raise CommsError(_("Attachment {file} does not exist.").format(file=p))
         if paths and channel != "email":
-            raise CommsError("SMS templates cannot carry attachments.")
+            raise CommsError(_("SMS templates cannot carry attachments."))
         store = self.store
         # Checked (render budget included) before any file is stored and outside the write
         # lock, as the CLI does; then files and template are one transaction, so a refused
@@ -307,10 +331,16 @@ class Desk:
             if v is not None
         ]
         if len(chosen) != 1:
-            raise InvalidArgument(
-                "generate needs exactly one of list_name, ids, search or all_clients=True"
-                + (f", not {' and '.join(chosen)}." if chosen else ".")
-            )
+            if chosen:
+                text = _(
+                    "generate needs exactly one of list_name, ids, search or all_clients=True, "
+                    "not {given}."
+                )
+            else:
+                text = _(
+                    "generate needs exactly one of list_name, ids, search or all_clients=True."
+                )
+            raise InvalidArgument(text.format(given=" and ".join(chosen)))
         if ids is not None:
             selection: dict[str, Any] = {"client_ids": _ids(ids, "ids")}
         elif list_name is not None:
@@ -325,7 +355,9 @@ class Desk:
         elif isinstance(template, int) and not isinstance(template, bool):
             t = tpl.get_template(store, template)
         else:
-            raise InvalidArgument(f"template must be a name or an id, not {template!r}.")
+            raise InvalidArgument(
+                _("template must be a name or an id, not {value!r}.").format(value=template)
+            )
         result = gen.generate_messages(store, selection=selection, template_id=t.id, gsm7=gsm7)
         return {**result.to_dict(), "segments": result.segments}
 
@@ -348,7 +380,9 @@ class Desk:
         unknown = [s for s in statuses if s not in outbox.STATUSES]
         if unknown:
             raise InvalidArgument(
-                f"Unknown status {unknown[0]!r}; use one of {', '.join(outbox.STATUSES)}."
+                _("Unknown status {status!r}; use one of {statuses}.").format(
+                    status=unknown[0], statuses=", ".join(outbox.STATUSES)
+                )
             )
         bid = None if batch_id is None else _one_id(batch_id, "batch_id")
         where, params = hist.filter_where(hist.MessageFilter(batch_id=bid, statuses=statuses))
@@ -412,11 +446,9 @@ class Desk:
                 break
             time.sleep(WAIT_POLL_SECONDS)
         running = dispatcher.wake(store)
-        hint = (
-            ""
-            if running
-            else " No background sender runs in this process: call start_sending() first."
-        )
-        raise TimeoutError(
-            f"After {timeout:g}s {due} message(s) are still due and {sending} being sent.{hint}"
-        )
+        text = _("After {timeout}s {due} message(s) are still due and {sending} being sent.")
+        if not running:
+            text += " " + _(
+                "No background sender runs in this process: call start_sending() first."
+            )
+        raise TimeoutError(text.format(timeout=f"{timeout:g}", due=due, sending=sending))

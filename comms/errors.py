@@ -1,4 +1,10 @@
-"""Domain exceptions: each carries a message a user can act on."""
+"""Domain exceptions: each carries a message a user can act on.
+
+The message is in the language of whoever reads it (comms.i18n), chosen when the
+exception is raised; what is stored in the database never comes from here.
+"""
+
+from comms.i18n import _
 
 
 class CommsError(Exception):
@@ -47,8 +53,13 @@ class ConsentNotStated(ImportFailed):
         super().__init__(self.sentence(option))
 
     def sentence(self, option: str) -> str:
-        return (
-            f"The file has no consent column for {' and '.join(self.channels)}: state the consent"
-            f" these clients gave with {option} (or add a column such as 'Souhlas');"
-            " nothing was imported."
+        names = [_(c) for c in self.channels]  # 'e-mail', 'SMS': core.po's channel names
+        channels = (
+            names[0]
+            if len(names) == 1
+            else _("{first} and {last}").format(first=", ".join(names[:-1]), last=names[-1])
         )
+        return _(
+            "The file has no consent column for {channels}: state the consent these clients"
+            " gave with {option} (or add a column such as 'Souhlas'); nothing was imported."
+        ).format(channels=channels, option=option)

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import duckdb
 
 from comms.errors import DatabaseInUse, DatabaseUnusable
+from comms.i18n import N_, _
 
 if TYPE_CHECKING:  # pandas costs ~0.4 s to import: only the pages need it
     import pandas as pd
@@ -241,58 +242,71 @@ def resolve_db_path(path: str | os.PathLike[str] | None = None) -> Path:
     try:
         return Path(chosen).expanduser().resolve()
     except (OSError, RuntimeError) as exc:  # a symlink loop, an unknown ~user
-        raise DatabaseUnusable(f"The database path {chosen} cannot be used: {exc}.") from None
+        raise DatabaseUnusable(
+            _("The database path {path} cannot be used: {error}.").format(path=chosen, error=exc)
+        ) from None
 
 
 # Why DuckDB could not open a file, as its IOException words it, and what a person reads.
+_FOLDER = N_("it is a folder, not a file")
 _OPEN_FAILURES = (
-    ("not a valid duckdb database", "it is not a DuckDB database file"),
-    ("is a directory", "it is a folder, not a file"),
-    ("permission denied", "permission denied"),
-    ("read-only file system", "the file system is read-only"),
-    ("no such file or directory", "no file can be created in its folder"),
+    ("not a valid duckdb database", N_("it is not a DuckDB database file")),
+    ("is a directory", _FOLDER),
+    ("permission denied", N_("permission denied")),
+    ("read-only file system", N_("the file system is read-only")),
+    ("no such file or directory", N_("no file can be created in its folder")),
 )
 
 
 def _unusable(path: Path, why: str) -> DatabaseUnusable:
+    """`why` already in the viewer's language."""
     return DatabaseUnusable(
-        f"The database {path} cannot be opened: {why}. Give another file with --db PATH "
-        "or COMMS_DB (the default is data/comms.duckdb)."
+        _(
+            "The database {path} cannot be opened: {why}. Give another file with --db PATH "
+            "or COMMS_DB (the default is data/comms.duckdb)."
+        ).format(path=path, why=why)
     )
 
 
 def _connect(path: Path) -> duckdb.DuckDBPyConnection:
     """A read-write connection to the file; DatabaseInUse / DatabaseUnusable in one sentence."""
     if path.is_dir():
-        raise _unusable(path, "it is a folder, not a file")
+        raise _unusable(path, _(_FOLDER))
     if path.exists() and not path.is_file():
-        raise _unusable(path, "it is a device or a pipe, not a file")
+        raise _unusable(path, _("it is a device or a pipe, not a file"))
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise _unusable(path, f"its folder cannot be created ({exc.strerror.lower()})") from None
+        why = _("its folder cannot be created ({error})").format(error=exc.strerror.lower())
+        raise _unusable(path, why) from None
     try:
         return duckdb.connect(str(path))
     except duckdb.Error as exc:
         text = str(exc).lower()
         if "lock" in text:
             raise DatabaseInUse(_in_use_message(path, exc)) from None
-        why = next((say for key, say in _OPEN_FAILURES if key in text), None)
-        if why is None:  # DuckDB's own words, without its "IO Error:" prefix
-            why = str(exc).split(": ", 1)[-1].rstrip(".!")
+        say = next((say for key, say in _OPEN_FAILURES if key in text), None)
+        # else DuckDB's own words, without its "IO Error:" prefix
+        why = _(say) if say else str(exc).split(": ", 1)[-1].rstrip(".!")
         raise _unusable(path, why) from None
 
 
 def _in_use_message(path: Path, exc: Exception) -> str:
     match = _LOCK_RE.search(str(exc))
-    holder = ""
     if match:
-        proc = os.path.basename(match.group("proc"))
-        holder = f" by {proc} (PID {match.group('pid')})"
-    return (
-        f"The database {path} is in use{holder}; DuckDB allows one writing process. "
-        "Stop the app (or the other command) or use the app itself, then try again."
-    )
+        text = _(
+            "The database {path} is in use by {process} (PID {pid}); DuckDB allows one "
+            "writing process. Stop the app (or the other command) or use the app itself, "
+            "then try again."
+        )
+        proc, pid = os.path.basename(match.group("proc")), match.group("pid")
+    else:
+        text = _(
+            "The database {path} is in use; DuckDB allows one writing process. Stop the app "
+            "(or the other command) or use the app itself, then try again."
+        )
+        proc = pid = None
+    return text.format(path=path, process=proc, pid=pid)
 
 
 def dicts(cur: duckdb.DuckDBPyConnection, sql: str, params: Any = None) -> list[dict]:

@@ -50,10 +50,8 @@ from comms.clients.options import Change, write_clients
 from comms.clients.reading import (
     ATTRIBUTE,
     FIELDS,
-    FORMULA_WITHOUT_VALUE,
     IGNORE,
     LIST_SEPARATOR,
-    SAVE_IN_EXCEL,
     RawTable,
     attribute_key,
     check_mapping,
@@ -65,13 +63,14 @@ from comms.clients.reading import (
 from comms.clients.workbook import column_letter
 from comms.csv_export import FORMULA_PREFIXES
 from comms.errors import ConsentNotStated, ImportFailed
-from comms.rules.validation import CHANNEL_NAMES, CHANNELS, DUPLICATE, EMPTY_ROW
+from comms.i18n import N_, _
+from comms.rules.validation import CHANNEL_NAMES, CHANNELS, EMPTY_ROW
 from comms.store import Store
 
 if TYPE_CHECKING:
     import pandas as pd
 
-NO_IDENTITY = "no e-mail or phone"  # nothing to send to: not a client to keep
+NO_IDENTITY = N_("no e-mail or phone")  # nothing to send to: not a client to keep
 TAG_SPLIT = re.compile(r"\s*[,;|]\s*")
 _TRUE = {"1", "true", "yes", "y", "ano", "a", "x", "ok", "souhlas", "souhlasi", "✓", "✔", "t"}
 _FALSE = {"0", "false", "no", "n", "ne", "nesouhlas", "nesouhlasi", "f", "-", "✗"}
@@ -169,8 +168,10 @@ def _notes(table: RawTable) -> list[str]:
     notes = list(table.notes)
     if is_own_export(table.headers):
         notes.append(
-            "This is a CSV export of this app: its id, email_valid and phone_kind columns "
-            "are worked out again, not imported."
+            _(
+                "This is a CSV export of this app: its id, email_valid and phone_kind columns "
+                "are worked out again, not imported."
+            )
         )
     return notes
 
@@ -237,8 +238,10 @@ def stated_consent(consent: str | Iterable[str] | None) -> set[str] | None:
     chosen = {{"e-mail": "email"}.get(c, c) for c in items}
     if not chosen or not chosen <= set(CHANNELS):
         raise ImportFailed(
-            "The stated consent must be one of " + ", ".join(CONSENT_CHOICES) + " (the channels"
-            " these clients agreed to be contacted on)."
+            _(
+                "The stated consent must be one of {choices} (the channels these clients "
+                "agreed to be contacted on)."
+            ).format(choices=", ".join(CONSENT_CHOICES))
         )
     return chosen
 
@@ -260,6 +263,9 @@ def _clean_cell(v: str) -> str:
 
 
 def _problem(row: int, reason: str, skipped: bool) -> dict[str, Any]:
+    """A problem row of the report. Its reason is a code (EMPTY_ROW, NO_IDENTITY, a
+    checker's 'invalid e-mail: ...') translated where it is shown, or a sentence made in
+    the viewer's language here: the report is shown, never stored."""
     return {"row": int(row), "reason": reason, "skipped": skipped}
 
 
@@ -267,16 +273,20 @@ def _wide_reason(table: RawTable, cells: int) -> tuple[str, bool]:
     """Why a row with values right of the header's last column is (CSV) or is not skipped."""
     width = len(table.headers)
     if table.kind == "csv":
-        sep = {"\t": "tab"}.get(table.delimiter or "", f"'{table.delimiter}'")
+        sep = _("tab") if table.delimiter == "\t" else f"'{table.delimiter}'"
         return (
-            f"{cells} cells where the header has {width} columns: a value holds an unquoted "
-            f"{sep}, which shifts the cells after it; quote that value or remove the extra "
-            f"{sep} (row not imported)",
+            _(
+                "{cells} cells where the header has {width} columns: a value holds an "
+                "unquoted {sep}, which shifts the cells after it; quote that value or remove "
+                "the extra {sep} (row not imported)"
+            ).format(cells=cells, width=width, sep=sep),
             True,
         )
     return (
-        f"values right of the last named column, up to column {column_letter(cells)}, ignored"
-        " (give those columns a header to keep them)",
+        _(
+            "values right of the last named column, up to column {column}, ignored (give "
+            "those columns a header to keep them)"
+        ).format(column=column_letter(cells)),
         False,
     )
 
@@ -384,13 +394,12 @@ def _stage(
         words = mapped(target, _consent_word)
         data[target] = array([w if isinstance(w, bool) else None for w in words])
         if target in col_of:
+            not_understood = _(
+                "consent {value!r} in {column!r} not understood (ano/ne, yes/no, 1/0, x or "
+                "a date): no consent recorded"
+            )
             flagged += [
-                _problem(
-                    r,
-                    f"consent {w[:30]!r} in {header_of[target]!r} not understood (ano/ne,"
-                    " yes/no, 1/0, x or a date): no consent recorded",
-                    False,
-                )
+                _problem(r, not_understood.format(value=w[:30], column=header_of[target]), False)
                 for r, w in zip(rownum, words, strict=True)
                 if isinstance(w, str)
             ]
@@ -438,7 +447,9 @@ def _stage(
         if empty[i]:
             skipped_reason[r] = note or EMPTY_ROW
         elif anonymous[i]:
-            skipped_reason[r] = NO_IDENTITY + (f" ({note})" if note else "")
+            skipped_reason[r] = (
+                _("no e-mail or phone ({note})").format(note=note) if note else NO_IDENTITY
+            )
         elif note:
             flagged.append(_problem(r, note, False))
     flagged += [_problem(r, x[2], False) for r, x in zip(rownum, e, strict=True) if x and not x[0]]
@@ -452,7 +463,11 @@ def _stage(
 def _formula_note(headers: list[str] | None) -> str | None:
     if not headers:
         return None
-    return f"{FORMULA_WITHOUT_VALUE} in {', '.join(headers)}: {SAVE_IN_EXCEL}"
+    # reading.FORMULA_WITHOUT_VALUE in the columns: reading.SAVE_IN_EXCEL, as one sentence
+    return _(
+        "formula without a saved value in {columns}: open the file in Excel and save it, "
+        "then import it again"
+    ).format(columns=", ".join(headers))
 
 
 def _cell_lists(cell: str, plan: _Plan) -> str:
@@ -701,7 +716,9 @@ def _plan(
     named = (list_name or "").strip()
     if LIST_SEPARATOR in named:
         raise ImportFailed(
-            f"A list name cannot contain '{LIST_SEPARATOR}' (exports use it between lists)."
+            _("A list name cannot contain '{separator}' (exports use it between lists).").format(
+                separator=LIST_SEPARATOR
+            )
         )
     has_lists = "lists" in mapping.values()
     # A file with its own lists column (the export's) keeps them; a named list is added.
@@ -808,9 +825,11 @@ def _import(
         " FROM imp_matched)"
     )
 
+    merged = _("duplicate of row {row}: merged into one client")
+
     def folded(cur: duckdb.DuckDBPyConnection, key: str, source: str) -> list[dict[str, Any]]:
         return [
-            _problem(r, f"{DUPLICATE} of row {first}: merged into one client", True)
+            _problem(r, merged.format(row=first), True)
             for r, first in cur.execute(_FOLDED_SQL.format(key=key, source=source)).fetchall()
         ]
 

@@ -20,12 +20,14 @@ from comms.clients.options import Change, write_clients
 from comms.clients.suppressions import (
     InvalidField,
     check_channel,
+    shown_check,
     suppress,
     suppression_of,
     unsuppress,
 )
 from comms.config import default_region
 from comms.errors import NotFound
+from comms.i18n import _
 from comms.rules.validation import CHANNELS, check_email, check_phone
 from comms.store import Store
 
@@ -48,7 +50,7 @@ def _client_row(cur: duckdb.DuckDBPyConnection, client_id: int) -> dict[str, Any
     names = [d[0] for d in res.description]
     row = res.fetchone()
     if row is None:
-        raise NotFound(f"Client {client_id} does not exist.")
+        raise NotFound(_("Client {id} does not exist.").format(id=client_id))
     return dict(zip(names, row, strict=True))
 
 
@@ -101,17 +103,20 @@ def _clean_attributes(attrs: Any) -> dict[str, Any]:
             attrs = json.loads(attrs or "{}")
         except json.JSONDecodeError as exc:
             raise InvalidField(
-                "attributes", f"not valid JSON ({exc.msg}, line {exc.lineno})"
+                "attributes",
+                _("not valid JSON ({error}, line {line})").format(error=exc.msg, line=exc.lineno),
             ) from None
     if not isinstance(attrs, dict):
-        raise InvalidField("attributes", "must be an object of name: value pairs")
+        raise InvalidField("attributes", _("must be an object of name: value pairs"))
     clean: dict[str, Any] = {}
     for key, value in attrs.items():
         key = str(key).strip()
         if not key:
-            raise InvalidField("attributes", "an attribute has an empty name")
+            raise InvalidField("attributes", _("an attribute has an empty name"))
         if isinstance(value, (dict, list)):
-            raise InvalidField("attributes", f"'{key}' must be a single value, not a list")
+            raise InvalidField(
+                "attributes", _("'{key}' must be a single value, not a list").format(key=key)
+            )
         clean[key] = value
     return clean
 
@@ -121,26 +126,33 @@ def _clause(text: str | None) -> str:
     return (text or "").strip().rstrip(".")
 
 
+def _not_valid(raw: str, error: str | None) -> str:
+    """ "'x' is not valid (invalid e-mail: ...)", the checker's code in the viewer's language."""
+    return _("'{value}' is not valid ({error})").format(
+        value=raw, error=shown_check(_clause(error))
+    )
+
+
 def validate_changes(changes: dict[str, Any], *, region: str | None = None) -> dict[str, Any]:
     """Normalise and check edited fields; the columns to write (raises InvalidField)."""
     unknown = set(changes) - set(EDITABLE)
     if unknown:
-        raise InvalidField(sorted(unknown)[0], "this field cannot be edited")
+        raise InvalidField(sorted(unknown)[0], _("this field cannot be edited"))
     out: dict[str, Any] = {}
     for key in ("name", "company", "city"):
         if key in changes:
             value = (changes[key] or "").strip()
             if any(c in value for c in "\r\n"):
-                raise InvalidField(key, "must be one line")
+                raise InvalidField(key, _("must be one line"))
             out[key] = value or None
     if "name" in out and not out["name"]:
-        raise InvalidField("name", "cannot be empty")
+        raise InvalidField("name", _("cannot be empty"))
     if "email" in changes:
         raw = (changes["email"] or "").strip()
         if raw:
             check = check_email(raw)
             if not check.ok:
-                raise InvalidField("e-mail", f"'{raw}' is not valid ({_clause(check.error)})")
+                raise InvalidField("e-mail", _not_valid(raw, check.error))
             out.update(email=check.address, email_valid=True, email_error=None)
         else:
             out.update(email=None, email_valid=False, email_error=None)
@@ -149,7 +161,7 @@ def validate_changes(changes: dict[str, Any], *, region: str | None = None) -> d
         if raw:
             check = check_phone(raw, region or default_region())
             if not check.ok:
-                raise InvalidField("phone", f"'{raw}' is not valid ({_clause(check.error)})")
+                raise InvalidField("phone", _not_valid(raw, check.error))
             out.update(phone=check.e164, phone_kind=check.kind)
         else:
             out.update(phone=None, phone_kind=None)
@@ -181,7 +193,10 @@ def update_client(
             ).fetchone()
             if other:
                 raise InvalidField(
-                    "e-mail", f"{values['email']} already belongs to client {other[0]} ({other[1]})"
+                    "e-mail",
+                    _("{email} already belongs to client {id} ({name})").format(
+                        email=values["email"], id=other[0], name=other[1]
+                    ),
                 )
         old_attrs = _parse_attributes(before.get("attributes"))
         diff: dict[str, Any] = {}
@@ -232,7 +247,7 @@ def opt_out(store: Store, client_id: int, channel: str, reason: str) -> dict[str
     check_channel(channel)
     reason = (reason or "").strip()
     if not reason:
-        raise InvalidField("reason", "say why the client is opted out")
+        raise InvalidField("reason", _("say why the client is opted out"))
 
     def write(cur: duckdb.DuckDBPyConnection, _: Change) -> dict[str, Any]:
         address = _set_consent(cur, client_id, channel, False)

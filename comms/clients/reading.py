@@ -26,7 +26,7 @@ from comms import config, i18n
 from comms.clients import workbook
 from comms.clients.workbook import Limits
 from comms.errors import ImportFailed
-from comms.i18n import N_, _
+from comms.i18n import N_, _, ngettext
 from comms.rules.text import fold
 
 # Junk title rows that Excel exports put above the header are looked for here.
@@ -496,8 +496,13 @@ def _read_xlsx(data: bytes, sheet: str | None, cap: Limits) -> _Read:
             rows.append(cells)
             numbers.append(number)
         notes = [
-            f"Sheet '{s.name}' also looks like a client list ({s.scan.rows:,} rows) and was "
-            "not imported; choose that sheet to import it."
+            ngettext(
+                "Sheet '{sheet}' also looks like a client list ({rows} row) and was not "
+                "imported; choose that sheet to import it.",
+                "Sheet '{sheet}' also looks like a client list ({rows} rows) and was not "
+                "imported; choose that sheet to import it.",
+                s.scan.rows,
+            ).format(sheet=s.name, rows=i18n.number(s.scan.rows))
             for s in found
             if s is not chosen
             and not s.hidden
@@ -505,7 +510,10 @@ def _read_xlsx(data: bytes, sheet: str | None, cap: Limits) -> _Read:
             and _names_fields(s.head)
         ]
         if len(found) > 1:
-            notes.insert(0, f"Read sheet '{chosen.name}' of {len(found)}.")
+            notes.insert(
+                0,
+                _("Read sheet '{sheet}' of {count}.").format(sheet=chosen.name, count=len(found)),
+            )
         return _Read(
             rows,
             numbers,
@@ -728,8 +736,10 @@ def check_mapping(headers: list[str], mapping: dict[str, str]) -> dict[str, str]
     unknown = [h for h in mapping if h not in headers]
     if unknown:
         raise ImportFailed(
-            f"The mapping names column {unknown[0]!r}, which the file does not have "
-            f"(columns: {', '.join(headers[:20])})."
+            _(
+                "The mapping names column {column!r}, which the file does not have "
+                "(columns: {columns})."
+            ).format(column=unknown[0], columns=", ".join(headers[:20]))
         )
     full = detect_mapping(headers)
     # A user's choice wins; a field the user gave to one column leaves the guessed one.
@@ -740,16 +750,24 @@ def check_mapping(headers: list[str], mapping: dict[str, str]) -> dict[str, str]
     for h, t in mapping.items():
         if t not in TARGETS:
             raise ImportFailed(
-                f"Column {h!r} is mapped to {t!r}; choose one of: {', '.join(TARGETS)}."
+                _("Column {column!r} is mapped to {target!r}; choose one of: {targets}.").format(
+                    column=h, target=t, targets=", ".join(TARGETS)
+                )
             )
         full[h] = t
     twice = [t for t in FIELDS if list(full.values()).count(t) > 1]
     if twice:
         cols = [h for h, t in full.items() if t == twice[0]]
-        raise ImportFailed(f"Field {twice[0]!r} is mapped to several columns: {', '.join(cols)}.")
+        raise ImportFailed(
+            _("Field {field!r} is mapped to several columns: {columns}.").format(
+                field=twice[0], columns=", ".join(cols)
+            )
+        )
     if not set(full.values()) & {"name", "first_name", "last_name", "email", "phone"}:
         raise ImportFailed(
-            "No usable column: none of the columns is a name, e-mail or phone "
-            f"(columns: {', '.join(headers[:20])}). Map one in the column mapping."
+            _(
+                "No usable column: none of the columns is a name, e-mail or phone "
+                "(columns: {columns}). Map one in the column mapping."
+            ).format(columns=", ".join(headers[:20]))
         )
     return full

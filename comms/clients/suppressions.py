@@ -23,6 +23,7 @@ from comms import actionlog
 from comms.clients.reading import NotText, decode, sniff_delimiter
 from comms.config import default_region
 from comms.errors import CommsError, ImportFailed
+from comms.i18n import N_, _
 from comms.rules.validation import CHANNELS, check_email, check_phone
 from comms.store import Store
 
@@ -32,20 +33,49 @@ if TYPE_CHECKING:
 _HEADER_WORDS = ("mail", "phone", "telefon", "mobil", "address", "adresa", "číslo", "number")
 
 
+# The fields InvalidField names, as a person reads them (the key itself stays English).
+_FIELD_NAMES = {
+    "name": N_("name"),
+    "e-mail": N_("e-mail"),
+    "phone": N_("phone"),
+    "company": N_("company"),
+    "city": N_("city"),
+    "attributes": N_("attributes"),
+    "reason": N_("reason"),
+    "address": N_("address"),
+    "file": N_("file"),
+}
+
+
 class InvalidField(CommsError):
     """A value a person gave (an edited field, an address, a file) does not pass validation;
-    nothing was saved."""
+    nothing was saved.
+
+    `field` is the field's key (English); `reason` and the message are in the viewer's
+    language (the caller translates `message`)."""
 
     def __init__(self, field_name: str, message: str) -> None:
-        super().__init__(f"{field_name}: {message}. Nothing was saved.")
+        shown = _(_FIELD_NAMES[field_name]) if field_name in _FIELD_NAMES else field_name
+        super().__init__(
+            _("{field}: {message}. Nothing was saved.").format(field=shown, message=message)
+        )
         self.field = field_name
         self.reason = message
+
+
+def shown_check(code: str) -> str:
+    """A checker's reason code ('invalid e-mail: <detail>', 'no phone') in the viewer's
+    language: the named part is translated (core.po), the detail is data and stays."""
+    head, sep, detail = code.partition(": ")
+    return _(head) + sep + detail
 
 
 def check_channel(channel: str) -> None:
     """Refuse a channel other than 'email' or 'sms'."""
     if channel not in CHANNELS:
-        raise CommsError(f"channel: must be 'email' or 'sms', not {channel!r}.")
+        raise CommsError(
+            _("channel: must be 'email' or 'sms', not {channel!r}.").format(channel=channel)
+        )
 
 
 def suppress(cur: duckdb.DuckDBPyConnection, entries: list[tuple[str, str]], reason: str) -> int:
@@ -128,11 +158,11 @@ def normalise_address(raw: str, *, region: str | None = None) -> tuple[str, str]
     if "@" in text:
         check = check_email(text)
         if not check.ok:
-            raise InvalidField("address", check.error or "invalid e-mail")
+            raise InvalidField("address", shown_check(check.error or "invalid e-mail"))
         return check.address, "email"
     check = check_phone(text, region or default_region())
     if not check.ok:
-        raise InvalidField("address", check.error or "invalid phone")
+        raise InvalidField("address", shown_check(check.error or "invalid phone"))
     return check.e164, "sms"
 
 
@@ -144,7 +174,11 @@ def add_suppression(
     channel = channel or detected
     check_channel(channel)
     if channel != detected:
-        raise InvalidField("address", f"{norm} is not an address for {channel}")
+        if channel == "email":
+            text = _("{address} is not an address for email")
+        else:
+            text = _("{address} is not an address for sms")
+        raise InvalidField("address", text.format(address=norm))
 
     def write(cur: duckdb.DuckDBPyConnection) -> None:
         suppress(cur, [(norm, channel)], reason or "added by hand")
@@ -188,7 +222,7 @@ def _text_of(data: bytes | str) -> str:
         return decode(data)[0]
     except NotText:
         raise InvalidField(
-            "file", "this is not a text file (CSV or TXT with one address per line)"
+            "file", _("this is not a text file (CSV or TXT with one address per line)")
         ) from None
     except ImportFailed as exc:
         raise InvalidField("file", str(exc).rstrip(".")) from None

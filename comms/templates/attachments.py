@@ -14,8 +14,10 @@ from pathlib import Path
 
 import duckdb
 
+from comms import i18n
 from comms.config import int_setting
 from comms.errors import CommsError, NotFound
+from comms.i18n import _
 from comms.store import Store
 
 
@@ -34,7 +36,10 @@ def max_message_bytes() -> int:
 
 
 def human_size(size: int) -> str:
-    """'1.2 MB', '340 kB', '12 B'."""
+    """A file size in the viewer's language: i18n.size ('1,2 MB' in Czech); in English
+    the form it has always had ('1.2 MB', '1.0 MB', '340 kB', '12 B')."""
+    if i18n.language() != i18n.DEFAULT:
+        return i18n.size(size)
     if size >= 1024 * 1024:
         return f"{size / 1024 / 1024:.1f} MB"
     if size >= 1024:
@@ -52,7 +57,7 @@ def _clean_name(filename: str) -> str:
     name = Path(str(filename).replace("\\", "/")).name
     name = "".join(c for c in name if c not in "\r\n\t\x00").strip()
     if not name:
-        raise CommsError("An attachment needs a file name.")
+        raise CommsError(_("An attachment needs a file name."))
     return name
 
 
@@ -62,8 +67,9 @@ def add_in(cur: duckdb.DuckDBPyConnection, filename: str, data: bytes) -> int:
     limit = max_message_bytes()
     if len(data) > limit:
         raise CommsError(
-            f"{filename} is {human_size(len(data))}; "
-            f"the limit per message is {human_size(limit)} (COMMS_MAX_ATTACHMENT_MB)."
+            _(
+                "{file} is {size}; the limit per message is {limit} (COMMS_MAX_ATTACHMENT_MB)."
+            ).format(file=filename, size=human_size(len(data)), limit=human_size(limit))
         )
     digest = hashlib.sha256(data).hexdigest()
     row = cur.execute(
@@ -91,7 +97,7 @@ def add_file(store: Store, path: str | Path) -> int:
     """Store a file from disk and return its id."""
     p = Path(path)
     if not p.is_file():
-        raise CommsError(f"Attachment {p} does not exist.")
+        raise CommsError(_("Attachment {file} does not exist.").format(file=p))
     return add_attachment(store, p.name, p.read_bytes())
 
 
@@ -108,7 +114,7 @@ def get_attachments(store: Store, ids: Iterable[int]) -> list[Attachment]:
     by_id = {r["id"]: Attachment(**r) for r in rows}
     missing = [i for i in ids if i not in by_id]
     if missing:
-        raise NotFound(f"Attachment {missing[0]} does not exist.")
+        raise NotFound(_("Attachment {file} does not exist.").format(file=missing[0]))
     return [by_id[i] for i in ids]
 
 
@@ -116,7 +122,7 @@ def attachment_data(store: Store, attachment_id: int) -> bytes:
     """The stored content of one attachment."""
     data = store.scalar("SELECT data FROM attachments WHERE id = ?", [attachment_id])
     if data is None:
-        raise NotFound(f"Attachment {attachment_id} does not exist.")
+        raise NotFound(_("Attachment {file} does not exist.").format(file=attachment_id))
     return bytes(data)
 
 
@@ -129,8 +135,10 @@ def check_total(attachments: list[Attachment]) -> None:
     total, limit = total_size(attachments), max_message_bytes()
     if total > limit:
         raise CommsError(
-            f"Attachments total {human_size(total)}; the limit per message is "
-            f"{human_size(limit)} (COMMS_MAX_ATTACHMENT_MB). Remove some files."
+            _(
+                "Attachments total {size}; the limit per message is {limit} "
+                "(COMMS_MAX_ATTACHMENT_MB). Remove some files."
+            ).format(size=human_size(total), limit=human_size(limit))
         )
 
 

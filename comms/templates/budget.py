@@ -48,7 +48,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from comms import config
+from comms import config, i18n
+from comms.i18n import N_, _
 
 T = TypeVar("T")
 
@@ -112,27 +113,49 @@ class RenderTooLarge(Exception):  # noqa: N818
         self.what = what  # "text" or "number"
 
 
-def too_slow_sentence(budget: Limits | None = None) -> str:
-    """What a person is told about a render that ran out of time."""
-    b = budget or _limits
-    return (
-        f"This template takes longer than {b.seconds:g} s to fill in for one client"
-        " (a loop that runs too long?)"
-    )
+_TOO_SLOW = N_(
+    "This template takes longer than {seconds} s to fill in for one client"
+    " (a loop that runs too long?)"
+)
+_TOO_BIG_NUMBER = N_(
+    "This template computes a number too large to fill in for one client"
+    " (more than {digits} digits)"
+)
+_TOO_MUCH_TEXT = N_(
+    "This template makes more than {size} of text for one client (a value repeated too many times?)"
+)
 
 
-def too_large_sentence(exc: RenderTooLarge, budget: Limits | None = None) -> str:
-    """What a person is told about a render that made too much."""
+def _localised(shown: bool) -> bool:
+    """Whether a sentence is in the viewer's language with its number format: only when
+    it is shown (stored sentences stay English) and the viewer's language is not English
+    (whose numbers keep the form they have always had here)."""
+    return shown and i18n.language() != i18n.DEFAULT
+
+
+def too_slow_sentence(budget: Limits | None = None, *, shown: bool = False) -> str:
+    """What a person is told about a render that ran out of time.
+
+    English by default: it is stored as a message's error detail. shown: in the viewer's
+    language, for a refusal at save or preview (RenderFailed.sentence).
+    """
     b = budget or _limits
+    if _localised(shown):
+        return _(_TOO_SLOW).format(seconds=i18n.number(b.seconds))
+    return _TOO_SLOW.format(seconds=f"{b.seconds:g}")
+
+
+def too_large_sentence(
+    exc: RenderTooLarge, budget: Limits | None = None, *, shown: bool = False
+) -> str:
+    """What a person is told about a render that made too much (English unless shown)."""
+    b = budget or _limits
+    local = _localised(shown)
     if exc.what == "number":
-        return (
-            "This template computes a number too large to fill in for one client"
-            f" (more than {_MAX_DIGITS:,} digits)"
-        )
-    return (
-        f"This template makes more than {b.size_text} of text for one client"
-        " (a value repeated too many times?)"
-    )
+        digits = i18n.number(_MAX_DIGITS) if local else f"{_MAX_DIGITS:,}"
+        return (_(_TOO_BIG_NUMBER) if local else _TOO_BIG_NUMBER).format(digits=digits)
+    size = i18n.size(b.max_chars) if local else b.size_text
+    return (_(_TOO_MUCH_TEXT) if local else _TOO_MUCH_TEXT).format(size=size)
 
 
 # -- time (B1, B4) ------------------------------------------------------------------

@@ -36,10 +36,11 @@ a preview says the same sentence.
 
 from __future__ import annotations
 
+import functools
 import html
 import re
 import types
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,6 +66,7 @@ from jinja2.sandbox import (
 from markupsafe import Markup
 
 from comms.errors import TemplateError
+from comms.i18n import N_, _
 from comms.rules.sms import to_gsm7
 from comms.rules.validation import (
     CHANNELS,
@@ -84,6 +86,16 @@ BUDGET_REASONS = frozenset({TEMPLATE_TOO_SLOW, TEMPLATE_TOO_LARGE})
 
 class TemplateTooCostly(TemplateError):
     """A template that blows its render budget whatever the client; the message is one sentence."""
+
+
+def unknown_channel(channel: Any) -> str:
+    return _("Unknown channel {channel!r}: use email or sms.").format(channel=channel)
+
+
+def unknown_format(body_format: Any) -> str:
+    return _("Unknown body format {format!r}: use markdown, html or text.").format(
+        format=body_format
+    )
 
 
 class _BoundedCodeGenerator(CodeGenerator):
@@ -233,8 +245,19 @@ PLACEHOLDER_RE = re.compile(r"\{\{\s*([A-Za-z_][\w.]*)\s*\}\}")
 
 
 # -- checking ---------------------------------------------------------------
+# The parts of a template a refusal names ("body: syntax error on line 2: ...").
+_PARTS = {"body": N_("body"), "subject": N_("subject")}
+
+
+def _part(part: str) -> str:
+    return _(_PARTS[part]) if part in _PARTS else part
+
+
 def _syntax_message(part: str, exc: TemplateSyntaxError) -> str:
-    return f"{part}: syntax error on line {exc.lineno}: {exc.message}"
+    # Jinja's own words (exc.message) stay English.
+    return _("{part}: syntax error on line {line}: {error}").format(
+        part=_part(part), line=exc.lineno, error=exc.message
+    )
 
 
 def _unsafe_name(name: str) -> bool:
@@ -256,13 +279,17 @@ def _static_security_check(part: str, ast: nodes.Template) -> None:
             # "{0.__class__}".format(x) and friends
             if "__" in node.value and "{" in node.value:
                 raise TemplateError(
-                    f"{part}: line {node.lineno}: the format string {node.value!r} reaches "
-                    "into Python internals, which templates may not do."
+                    _(
+                        "{part}: line {line}: the format string {text!r} reaches into "
+                        "Python internals, which templates may not do."
+                    ).format(part=_part(part), line=node.lineno, text=node.value)
                 )
         if isinstance(name, str) and _unsafe_name(name):
             raise TemplateError(
-                f"{part}: line {node.lineno}: '{name}' reaches into Python internals, "
-                "which templates may not do. Use the client's fields, e.g. {{ name }}."
+                _(
+                    "{part}: line {line}: '{name}' reaches into Python internals, which "
+                    "templates may not do. Use the client's fields, e.g. {{{{ name }}}}."
+                ).format(part=_part(part), line=node.lineno, name=name)
             )
 
 
@@ -291,12 +318,43 @@ class Rendered:
 
 
 class RenderFailed(Exception):
-    """One recipient's render failed; `reason` is the per-recipient reason."""
+    """One recipient's render failed; `reason` is the per-recipient reason.
 
-    def __init__(self, reason: str, detail: str) -> None:
+    `reason` (a code) and `detail` are stored with the message, so they are English;
+    `sentence()` is the detail in the viewer's language, for a refusal at save or preview
+    (`shown` makes it, only when asked: a bulk render never pays for it).
+    """
+
+    def __init__(self, reason: str, detail: str, shown: Callable[[], str] | None = None) -> None:
         super().__init__(detail)
         self.reason = reason
         self.detail = detail
+        self._shown = shown
+
+    def sentence(self) -> str:
+        """The detail as the person looking reads it."""
+        return self._shown() if self._shown is not None else self.detail
+
+    def shown_reason(self) -> str:
+        """The reason code in the viewer's language ('missing field: city', 'render error:
+        ...'): the named part translated (core.po), the detail after it as it is."""
+        head, sep, detail = self.reason.partition(": ")
+        if head == "missing field" and sep:
+            return _("missing field: {field}").format(field=detail)
+        if head == "render error" and sep:
+            return _("render error: {error}").format(error=detail)
+        return _(self.reason)
+
+
+_MISSING = N_(
+    "this client has no value for “{name}”; fill it in, or make it optional in the "
+    "template with {example}"
+)
+
+
+def _missing_sentence(name: str, translate: bool = False) -> str:
+    text = _(_MISSING) if translate else _MISSING
+    return text.format(name=name, example="{{ " + name + " | default('') }}")
 
 
 _UNDEFINED_RE = re.compile(r"^'([^']+)' is undefined$")
@@ -314,10 +372,19 @@ def _render_failure(exc: Exception) -> RenderFailed:
             name = m.group(1)
             return RenderFailed(
                 missing_field(name),
-                f"this client has no value for “{name}”; fill it in, or make it optional "
-                f"in the template with {{{{ {name} | default('') }}}}",
+                _missing_sentence(name),
+                functools.partial(_missing_sentence, name, True),
             )
     return RenderFailed(render_error(msg), msg)
+
+
+def _too_large(exc: budget.RenderTooLarge) -> RenderFailed:
+    b = budget.limits()
+    return RenderFailed(
+        TEMPLATE_TOO_LARGE,
+        budget.too_large_sentence(exc, b),
+        functools.partial(budget.too_large_sentence, exc, b, shown=True),
+    )
 
 
 def _one_line(text: str) -> str:
@@ -459,9 +526,9 @@ class CompiledTemplate:
         self._html_env = LENIENT_HTML_ENV if lenient else HTML_ENV
         self._lenient: CompiledTemplate | None = None
         if channel not in CHANNELS:
-            raise TemplateError(f"Unknown channel {channel!r}: use email or sms.")
+            raise TemplateError(unknown_channel(channel))
         if body_format not in FORMATS:
-            raise TemplateError(f"Unknown body format {body_format!r}: use markdown, html or text.")
+            raise TemplateError(unknown_format(body_format))
         self.channel = channel
         self.body_format = body_format if channel == "email" else "text"
         self.subject_source = (subject or "") if channel == "email" else None
@@ -584,12 +651,16 @@ class CompiledTemplate:
         try:
             return budget.run(self._produce, context)
         except budget.RenderTooSlow:
-            raise RenderFailed(TEMPLATE_TOO_SLOW, budget.too_slow_sentence()) from None
+            b = budget.limits()
+            raise RenderFailed(
+                TEMPLATE_TOO_SLOW,
+                budget.too_slow_sentence(b),
+                functools.partial(budget.too_slow_sentence, b, shown=True),
+            ) from None
         except budget.RenderTooLarge as exc:
-            raise RenderFailed(TEMPLATE_TOO_LARGE, budget.too_large_sentence(exc)) from None
+            raise _too_large(exc) from None
         except MemoryError:  # something the size checks did not foresee
-            big = budget.RenderTooLarge()
-            raise RenderFailed(TEMPLATE_TOO_LARGE, budget.too_large_sentence(big)) from None
+            raise _too_large(budget.RenderTooLarge()) from None
         except (JinjaTemplateError, ArithmeticError, TypeError, ValueError, KeyError) as exc:
             raise _render_failure(exc) from None
         except RecursionError:
@@ -667,7 +738,7 @@ class CompiledTemplate:
             self.lenient().render_parts({})
         except RenderFailed as exc:
             if exc.reason in BUDGET_REASONS:
-                raise TemplateTooCostly(exc.detail + ".") from None
+                raise TemplateTooCostly(exc.sentence() + ".") from None
 
     def _tidy(self, body_html: str) -> str:
         # An {% if %} paragraph that rendered empty leaves <p></p> behind.
@@ -726,5 +797,5 @@ def render_preview(compiled: CompiledTemplate, context: Mapping[str, Any]) -> Re
         return compiled.render(context)
     except RenderFailed as exc:
         if exc.reason in BUDGET_REASONS:
-            raise TemplateError(exc.detail + ".") from None
-        raise TemplateError(f"{exc.reason} — {exc.detail}") from None
+            raise TemplateError(exc.sentence() + ".") from None
+        raise TemplateError(f"{exc.shown_reason()} — {exc.sentence()}") from None

@@ -17,6 +17,7 @@ import duckdb
 
 from comms import actionlog
 from comms.errors import NotFound, TemplateError
+from comms.i18n import _
 from comms.rules.validation import CHANNELS
 from comms.store import Store
 from comms.templates import attachments as att
@@ -25,6 +26,8 @@ from comms.templates.rendering import (
     CompiledTemplate,
     TemplateTooCostly,
     compile_template,
+    unknown_channel,
+    unknown_format,
 )
 
 
@@ -48,19 +51,21 @@ def validate_template(
     """Everything saving checks before it writes (TemplateError): a runaway template is
     refused here, so nothing renders for long while the write lock is held."""
     if not (name or "").strip():
-        raise TemplateError("A template needs a name.")
+        raise TemplateError(_("A template needs a name."))
     if channel not in CHANNELS:
-        raise TemplateError(f"Unknown channel {channel!r}: use email or sms.")
+        raise TemplateError(unknown_channel(channel))
     if body_format not in FORMATS:
-        raise TemplateError(f"Unknown body format {body_format!r}: use markdown, html or text.")
+        raise TemplateError(unknown_format(body_format))
     if not (body or "").strip():
-        raise TemplateError("A template needs a body.")
+        raise TemplateError(_("A template needs a body."))
     if channel == "email" and not (subject or "").strip():
-        raise TemplateError("An e-mail template needs a subject.")
+        raise TemplateError(_("An e-mail template needs a subject."))
     try:
         compile_template(channel, subject, body, body_format, check_budget=True)
     except TemplateTooCostly as exc:  # over its render budget for any client
-        raise TemplateError(f"{str(exc).rstrip('.')}; nothing was saved.") from None
+        raise TemplateError(
+            _("{problem}; nothing was saved.").format(problem=str(exc).rstrip("."))
+        ) from None
 
 
 def _name_taken(cur: duckdb.DuckDBPyConnection, name: str, except_id: int | None) -> bool:
@@ -96,7 +101,7 @@ def create_template(
     name = name.strip()
     attachment_ids = list(attachment_ids)
     if channel == "sms" and attachment_ids:
-        raise TemplateError("SMS templates cannot carry attachments.")
+        raise TemplateError(_("SMS templates cannot carry attachments."))
 
     def tx(cur: duckdb.DuckDBPyConnection) -> int:
         tid = _insert(cur, name, channel, subject, body, body_format, attachment_ids)
@@ -112,7 +117,9 @@ def create_template(
 
 def _ensure_name_free(cur: duckdb.DuckDBPyConnection, name: str, template_id: int | None) -> None:
     if _name_taken(cur, name, template_id):
-        raise TemplateError(f"A template named {name!r} already exists; choose another name.")
+        raise TemplateError(
+            _("A template named {name!r} already exists; choose another name.").format(name=name)
+        )
 
 
 def _insert(
@@ -228,7 +235,7 @@ def attach(store: Store, template_id: int, filename: str, data: bytes) -> int:
     """Store a file and attach it to an e-mail template; return the attachment id."""
     tpl = get_template(store, template_id)
     if tpl.channel != "email":
-        raise TemplateError("SMS templates cannot carry attachments.")
+        raise TemplateError(_("SMS templates cannot carry attachments."))
     att.check_total([*tpl.attachments, att.Attachment(0, "", filename, "", len(data))])
 
     def tx(cur: duckdb.DuckDBPyConnection) -> int:
@@ -286,7 +293,7 @@ def get_template(store: Store, template_id: int) -> Template:
         [int(template_id)],
     )
     if not rows:
-        raise NotFound(f"Template {template_id} does not exist.")
+        raise NotFound(_("Template {id} does not exist.").format(id=template_id))
     return _row_to_template(store, rows[0])
 
 
@@ -298,7 +305,9 @@ def get_template_by_name(store: Store, name: str) -> Template:
         [name.strip()],
     )
     if not rows:
-        raise NotFound(f"No template named {name!r}. `comms templates list` shows them.")
+        raise NotFound(
+            _("No template named {name!r}. `comms templates list` shows them.").format(name=name)
+        )
     return _row_to_template(store, rows[0])
 
 
