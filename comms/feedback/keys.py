@@ -22,6 +22,7 @@ import tempfile
 from pathlib import Path
 
 from comms.errors import ConfigError
+from comms.i18n import _
 
 # comms.store (DuckDB) and the settings are imported where they are used: comms.feedback.links
 # (and through it the template context, which a render worker imports) needs only the tokens.
@@ -77,7 +78,9 @@ def _read_or_create(path: Path) -> bytes:
         data = path.read_bytes().strip()
     if len(data) < 32:
         raise ConfigError(
-            f"The key file {path} is damaged (too short): delete it to make a new one."
+            _("The key file {path} is damaged (too short): delete it to make a new one.").format(
+                path=path
+            )
         )
     return data
 

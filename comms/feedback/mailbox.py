@@ -40,6 +40,7 @@ from comms.clients.suppressions import suppress
 from comms.errors import CommsError
 from comms.feedback import bounces, unsubscribe
 from comms.feedback.keys import BadToken, signing_key
+from comms.i18n import _
 from comms.outbox import delivery
 from comms.sending.senders.config import FeedbackConfig, ImapConfig
 from comms.store import Store
@@ -223,7 +224,9 @@ def import_files(store: Store, paths: Iterable[str | Path]) -> dict[str, Any]:
     for p in paths:
         path = Path(p)
         if not path.is_file():
-            raise CommsError(f"{path}: no such file (give .eml files or an mbox).")
+            raise CommsError(
+                _("{path}: no such file (give .eml files or an mbox).").format(path=path)
+            )
         one = process(store, mails_in_file(path), "file")
         files.append({"file": str(path), **one.to_dict()})
         total.add(one)
@@ -246,9 +249,15 @@ def _connect(cfg: ImapConfig) -> imaplib.IMAP4:
                 conn.starttls(ssl.create_default_context())
         conn.login(cfg.user, cfg.password)
     except imaplib.IMAP4.error as exc:
-        raise CommsError(f"The bounce mailbox {where} refused the login: {_text(exc)}") from None
+        raise CommsError(
+            _("The bounce mailbox {where} refused the login: {error}").format(
+                where=where, error=_text(exc)
+            )
+        ) from None
     except (OSError, ssl.SSLError) as exc:
-        raise CommsError(f"Cannot reach the bounce mailbox {where}: {exc}") from None
+        raise CommsError(
+            _("Cannot reach the bounce mailbox {where}: {error}").format(where=where, error=exc)
+        ) from None
     return conn
 
 
@@ -265,16 +274,18 @@ def fetch_imap(store: Store, cfg: ImapConfig | None = None) -> Summary:
     """Read the bounce mailbox's new mail and apply it (`comms bounces fetch`, the app's reader)."""
     cfg = cfg or FeedbackConfig.from_settings().imap
     if cfg is None:
-        raise CommsError("No bounce mailbox is configured (COMMS_BOUNCE_IMAP_HOST).")
+        raise CommsError(_("No bounce mailbox is configured (COMMS_BOUNCE_IMAP_HOST)."))
     conn = _connect(cfg)
     total = Summary()
     try:
-        typ, _ = conn.select(_quote(cfg.folder))
+        typ, _reply = conn.select(_quote(cfg.folder))
         if typ != "OK":
-            raise CommsError(f"The bounce mailbox has no folder {cfg.folder!r}.")
+            raise CommsError(
+                _("The bounce mailbox has no folder {folder}.").format(folder=repr(cfg.folder))
+            )
         typ, data = conn.uid("SEARCH", None, "UNKEYWORD", PROCESSED, "UNKEYWORD", IGNORED)
         if typ != "OK":
-            raise CommsError("The bounce mailbox refused the search for new mail.")
+            raise CommsError(_("The bounce mailbox refused the search for new mail."))
         uids = (data[0] or b"").split()
         can_move = b"MOVE" in b" ".join(
             c.encode() if isinstance(c, str) else c for c in conn.capabilities

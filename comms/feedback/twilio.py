@@ -34,6 +34,7 @@ from comms import actionlog
 from comms.clients.options import Change, write_clients
 from comms.clients.suppressions import suppress, unsuppress
 from comms.errors import ConfigError
+from comms.i18n import _
 from comms.outbox import delivery
 from comms.outbox.states import now
 from comms.sending.senders.config import TwilioConfig
@@ -222,7 +223,7 @@ def poll(
     """
     cfg = config or TwilioConfig.from_settings()
     if cfg is None:
-        raise ConfigError("Twilio is not configured: there is nothing to ask about SMS status.")
+        raise ConfigError(_("Twilio is not configured: there is nothing to ask about SMS status."))
     from comms.sending.senders.twilio_sms import TwilioSender
 
     result = PollResult()

@@ -20,6 +20,7 @@ import duckdb
 from comms import actionlog, outbox, templates
 from comms.clients.profile import load_client
 from comms.errors import CommsError, NotFound
+from comms.i18n import _
 from comms.outbox.create import DRAFT, SOURCE_DETAIL, insert_messages
 from comms.rules.recipients import address_key, check_recipient
 from comms.rules.sms import sms_info, to_gsm7
@@ -107,13 +108,15 @@ def render(
 
 def _check_channel(channel: str) -> None:
     if channel not in CHANNEL_NAMES:
-        raise CommsError(f"channel: must be 'email' or 'sms', not {channel!r}.")
+        raise CommsError(
+            _("channel: must be 'email' or 'sms', not {channel!r}.").format(channel=channel)
+        )
 
 
 def recipient(client: dict[str, Any], channel: str) -> str:
     """The client's address for the channel (comms.rules.recipients), or a clear error why not."""
-    who = client.get("name") or f"client {client['id']}"
-    label = CHANNEL_NAMES[channel]
+    who = client.get("name") or _("client {id}").format(id=client["id"])
+    label = _(CHANNEL_NAMES[channel])
     raw = client.get("email") if channel == "email" else client.get("phone")
     known = client.get("email_valid") if channel == "email" else client.get("phone_kind")
     listed = (client.get("suppressed") or {}).get(channel)
@@ -126,19 +129,39 @@ def recipient(client: dict[str, Any], channel: str) -> str:
     )
     if reason is None:
         return address
-    fix = "in the client's details"
+    # The sentences name the reasons of comms.rules.validation (NOT_MOBILE, OPTED_OUT,
+    # NO_CONSENT) in their words; the suppression's reason is a stored code, shown translated.
+    why = (listed or {}).get("reason")
     sentences = {
-        NO_EMAIL: f"{who} has no e-mail address. Add one {fix}.",
-        INVALID_EMAIL: f"{who}'s e-mail {raw!r} is not valid. Correct it {fix}.",
-        NO_PHONE: f"{who} has no phone number. Add one {fix}.",
-        INVALID_PHONE: f"{who}'s phone {raw!r} is not a valid number. Correct it {fix}.",
-        NOT_MOBILE: f"{who}'s phone {address} is {NOT_MOBILE} number ({detail}); "
-        "an SMS cannot be sent to it.",
-        OPTED_OUT: f"{who} is {OPTED_OUT} of {label} ({address} is on the suppression list: "
-        f"{(listed or {}).get('reason') or 'no reason given'}).",
-        NO_CONSENT: f"{who} has {NO_CONSENT} for {label}. Give consent back {fix} first.",
+        NO_EMAIL: _("{who} has no e-mail address. Add one in the client's details.").format(
+            who=who
+        ),
+        INVALID_EMAIL: _(
+            "{who}'s e-mail {raw} is not valid. Correct it in the client's details."
+        ).format(who=who, raw=repr(raw)),
+        NO_PHONE: _("{who} has no phone number. Add one in the client's details.").format(who=who),
+        INVALID_PHONE: _(
+            "{who}'s phone {raw} is not a valid number. Correct it in the client's details."
+        ).format(who=who, raw=repr(raw)),
+        NOT_MOBILE: _(
+            "{who}'s phone {address} is not a mobile number ({detail}); an SMS cannot be sent to it."
+        ).format(who=who, address=address, detail=detail),
+        OPTED_OUT: _(
+            "{who} is opted out of {channel} ({address} is on the suppression list: {reason})."
+        ).format(
+            who=who,
+            channel=label,
+            address=address,
+            reason=_(why) if why else _("no reason given"),
+        ),
+        NO_CONSENT: _(
+            "{who} has no consent for {channel}. Give consent back in the client's details first."
+        ).format(who=who, channel=label),
     }
-    raise CommsError(sentences.get(reason, f"{who} cannot get this {label}: {detail or reason}."))
+    other = _("{who} cannot get this {channel}: {problem}.")
+    raise CommsError(
+        sentences.get(reason) or other.format(who=who, channel=label, problem=detail or _(reason))
+    )
 
 
 def compose(
@@ -158,14 +181,14 @@ def compose(
     """Render, check and store one message for one client as a draft; queue it when send."""
     _check_channel(channel)
     if not (body or "").strip():
-        raise CommsError("body: the message is empty. Write something or choose a template.")
+        raise CommsError(_("body: the message is empty. Write something or choose a template."))
     if channel == "email" and not (subject or "").strip():
-        raise CommsError("subject: an e-mail needs a subject.")
+        raise CommsError(_("subject: an e-mail needs a subject."))
     client = load_client(store, client_id)
     to_address = recipient(client, channel)
     subj, text, html = render(channel, subject, body, body_format, client_context(client))
     if subj is not None and any(c in subj for c in "\r\n"):
-        raise CommsError("subject: must be one line (it became several after rendering).")
+        raise CommsError(_("subject: must be one line (it became several after rendering)."))
     segments = encoding = None
     if channel == "sms":
         if gsm7:

@@ -27,6 +27,7 @@ import duckdb
 from comms import actionlog, outbox
 from comms import templates as tpl
 from comms.errors import CommsError, InvalidTransition, NotFound
+from comms.i18n import _
 from comms.outbox.create import DRAFT, EDITABLE, INVALID, set_validity
 from comms.rules.recipients import EMPTY_MESSAGE, address_key, check_recipient
 from comms.rules.sms import sms_info
@@ -43,7 +44,7 @@ def get_message(store: Store, message_id: int) -> dict[str, Any]:
         [int(message_id)],
     )
     if not rows:
-        raise NotFound(f"Message {message_id} does not exist.")
+        raise NotFound(_("Message {id} does not exist.").format(id=message_id))
     msg = rows[0]
     msg["attachments"] = att.for_message(store, int(message_id))
     return msg
@@ -137,13 +138,14 @@ def edit_message(
     msg = get_message(store, message_id)
     if msg["status"] not in EDITABLE:
         raise InvalidTransition(
-            f"Message {message_id} is {msg['status']}; only drafts and invalid messages "
-            "can be edited."
+            _("Message {id} is {status}; only drafts and invalid messages can be edited.").format(
+                id=message_id, status=_(msg["status"])
+            )
         )
     channel = msg["channel"]
     new_subject = msg["subject"] if subject is None else " ".join(subject.split())
     if channel == "email" and not (new_subject or "").strip():
-        raise CommsError("An e-mail needs a subject.")
+        raise CommsError(_("An e-mail needs a subject."))
     new_body = editable_body(msg) if body is None else body
     text, html = tpl.body_parts(channel, msg.get("body_format"), new_body)
     if body is None:

@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from comms.errors import NotFound
+from comms.i18n import _
 from comms.outbox import SOURCES, STATUSES
 from comms.rules.validation import CHANNELS
 from comms.store import Store
@@ -228,7 +229,7 @@ def get_message(store: Store, message_id: int) -> dict:
         [int(message_id)],
     )
     if not rows:
-        raise NotFound(f"Message {message_id} does not exist.")
+        raise NotFound(_("Message {id} does not exist.").format(id=message_id))
     msg = rows[0]
     msg["attachments"] = store.rows(
         """
@@ -295,7 +296,7 @@ def attachment_data(store: Store, attachment_id: int) -> tuple[str, str, bytes]:
         "SELECT filename, content_type, data FROM attachments WHERE id = ?", [int(attachment_id)]
     )
     if not rows:
-        raise NotFound(f"Attachment {attachment_id} does not exist.")
+        raise NotFound(_("Attachment {id} does not exist.").format(id=attachment_id))
     r = rows[0]
     return r["filename"], r["content_type"], bytes(r["data"])
 

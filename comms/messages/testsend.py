@@ -20,6 +20,7 @@ import duckdb
 
 from comms import actionlog, outbox
 from comms.errors import CommsError
+from comms.i18n import _
 from comms.messages.editor import get_message
 from comms.outbox.create import DRAFT, SOURCE_TEST, insert_messages
 from comms.rules.recipients import check_address
@@ -34,19 +35,38 @@ SUBJECT = "Test message from the client communication desk"
 def normalise_test_address(channel: str, raw: str) -> str:
     """The normalised address (e-mail) or E.164 mobile number (SMS), or a clear CommsError."""
     if channel not in CHANNELS:
-        raise CommsError(f"channel: must be 'email' or 'sms', not {channel!r}.")
-    field = "address" if channel == "email" else "phone"
+        raise CommsError(
+            _("channel: must be 'email' or 'sms', not {channel!r}.").format(channel=channel)
+        )
     if not (raw or "").strip():
-        what = "type an e-mail address" if channel == "email" else "type a mobile number"
-        raise CommsError(f"{field}: {what} to send the test message to.")
+        raise CommsError(
+            _("address: type an e-mail address to send the test message to.")
+            if channel == "email"
+            else _("phone: type a mobile number to send the test message to.")
+        )
     address, reason, detail = check_address(channel, raw)
     if reason is not None:
         # check_email's / check_phone's text already starts with the reason.
         problem = detail or reason
         if not problem.startswith(reason):
             problem = f"{reason}: {problem}"
-        raise CommsError(f"{field}: {problem} ({raw.strip()!r}).")
+        shown, given = _named(reason, problem), repr(raw.strip())
+        raise CommsError(
+            _("address: {problem} ({given}).").format(problem=shown, given=given)
+            if channel == "email"
+            else _("phone: {problem} ({given}).").format(problem=shown, given=given)
+        )
     return address
+
+
+def _named(reason: str, text: str) -> str:
+    """`text` with its leading reason (a code: 'invalid e-mail: ...') in the viewer's language;
+    what follows the reason is the check's own detail, as it is."""
+    if text == reason:
+        return _(reason)
+    if text.startswith(reason + ": "):
+        return _(reason) + text[len(reason) :]
+    return text
 
 
 def _bodies(channel: str, backend: str, user: str) -> tuple[str | None, str, str | None]:
@@ -117,7 +137,11 @@ def copy_as_test_message(store: Store, message_id: int, to_address: str) -> int:
     channel = msg["channel"]
     address, reason, detail = check_address(channel, to_address)
     if reason:
-        raise CommsError(f"Test address {to_address!r}: {detail or reason}")
+        raise CommsError(
+            _("Test address {address}: {problem}").format(
+                address=repr(to_address), problem=_named(reason, detail or reason)
+            )
+        )
 
     row = {
         "channel": channel,

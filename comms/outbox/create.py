@@ -23,7 +23,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from comms import actionlog
-from comms.errors import InvalidTransition, NotFound
+from comms.i18n import _
+from comms.outbox import refusals
 from comms.outbox.states import INITIAL, SOURCES, TRANSITIONS, target
 from comms.rules.validation import CHANNELS
 
@@ -166,13 +167,18 @@ def set_validity(
     )
     missing = [i for i in ids if i not in found]
     if missing:
-        raise NotFound(f"No message with id {', '.join(map(str, missing[:10]))}.")
+        raise refusals.no_message(", ".join(map(str, missing[:10])), len(missing))
     bad = [(i, found[i]) for i in ids if found[i] not in allowed]
     if bad:
-        shown = ", ".join(f"{i} ({s})" for i, s in bad[:10])
-        raise InvalidTransition(
-            f"Cannot {action} message {shown}: only {' and '.join(sorted(allowed))} messages "
-            f"can become {target}."
+        names = [_(s) for s in sorted(allowed)]
+        # "draft and invalid" (a list of statuses a message may be in)
+        both = _("{first} and {last}").format(first=", ".join(names[:-1]), last=names[-1])
+        raise refusals.wrong_status(
+            action,
+            refusals.with_status(bad[:10]),
+            len(bad),
+            both if names[:-1] else names[0],
+            target,
         )
     cur.execute(
         "UPDATE messages SET status = ?, reason = ?, error = ?, updated_at = current_timestamp"

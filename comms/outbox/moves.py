@@ -21,7 +21,9 @@ from typing import Any
 import duckdb
 
 from comms import actionlog
-from comms.errors import InvalidTransition, NotFound
+from comms.errors import NotFound
+from comms.i18n import N_, _
+from comms.outbox import refusals
 from comms.outbox.claims import count_pause
 from comms.outbox.states import (
     RESOLUTIONS,
@@ -33,30 +35,25 @@ from comms.outbox.states import (
 )
 from comms.store import Store, dicts
 
-# How each move reads in a sentence: "Cannot <verb> message 5 (sent)".
+# How each move reads in a sentence: "Cannot <verb> message 5 (sent)" (translated when
+# raised; "queue", "cancel", ... are also the moves' action names, with the same Czech).
 _VERBS = {
-    "queue": "queue",
-    "send now": "send",
-    "cancel": "cancel",
-    "retry": "retry",
-    "reschedule": "reschedule",
-    "resolve sent": "mark as sent",
-    "resolve resend": "send again",
-    "resolve cancel": "cancel",
-    "exclude": "exclude",
-    "include": "include again",
+    "queue": N_("queue"),
+    "send now": N_("send"),
+    "cancel": N_("cancel"),
+    "retry": N_("retry"),
+    "reschedule": N_("reschedule"),
+    "resolve sent": N_("mark as sent"),
+    "resolve resend": N_("send again"),
+    "resolve cancel": N_("cancel"),
+    "exclude": N_("exclude"),
+    "include": N_("include again"),
 }
-_SHOWN = 10  # ids named in a refusal
 
 
 def ids_of(values: Iterable[int] | None) -> list[int]:
     """Distinct message ids, sorted (int() refuses anything else)."""
     return sorted({int(v) for v in values or ()})
-
-
-def _listed(ids: Sequence[int]) -> str:
-    more = f" and {len(ids) - _SHOWN:,} more" if len(ids) > _SHOWN else ""
-    return ", ".join(map(str, ids[:_SHOWN])) + more
 
 
 def check_from(cur: duckdb.DuckDBPyConnection, action: str, ids: Sequence[int]) -> list[dict]:
@@ -70,21 +67,20 @@ def check_from(cur: duckdb.DuckDBPyConnection, action: str, ids: Sequence[int]) 
     found = {r["id"] for r in rows}
     missing = [i for i in ids if i not in found]
     if missing:
-        raise NotFound(f"No message with id {_listed(missing)}.")
+        raise refusals.no_message(refusals.listed(missing), len(missing))
     allowed, verb = sources(action), _VERBS.get(action, action)
     busy = [r["id"] for r in rows if r["status"] == "sending" and "sending" not in allowed]
     if busy:
-        raise InvalidTransition(
-            f"Cannot {verb} message {_listed(sorted(busy))}: it is being sent right now."
-            " Nothing was changed."
-        )
+        raise refusals.being_sent(verb, refusals.listed(sorted(busy)), len(busy))
     bad = [r for r in rows if r["status"] not in allowed]
     if bad:
-        shown = ", ".join(f"{r['id']} ({r['status']})" for r in bad[:_SHOWN])
-        more = f" and {len(bad) - _SHOWN:,} more" if len(bad) > _SHOWN else ""
-        raise InvalidTransition(
-            f"Cannot {verb} message {shown}{more}: only {', '.join(sorted(allowed))} "
-            f"messages can become {target(action)}."
+        shown = refusals.with_status([(r["id"], r["status"]) for r in bad[: refusals.SHOWN]])
+        raise refusals.wrong_status(
+            verb,
+            shown + refusals.more(len(bad)),
+            len(bad),
+            refusals.statuses(sorted(allowed)),
+            target(action),
         )
     return rows
 
@@ -356,7 +352,7 @@ def _set_paused(store: Store, batch_id: int, paused: bool) -> None:
             "UPDATE batches SET paused = ? WHERE id = ? RETURNING id", [paused, int(batch_id)]
         ).fetchone()
         if row is None:
-            raise NotFound(f"No batch with id {batch_id}.")
+            raise NotFound(_("No batch with id {id}.").format(id=batch_id))
         if paused:
             count_pause(store)  # P1 (comms.outbox.claims)
         actionlog.record(cur, "pause batch" if paused else "resume batch", batch_id=int(batch_id))

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from comms.errors import NotFound
+from comms.outbox import refusals
 from comms.outbox.claims import ClaimScope
 from comms.outbox.moves import ids_of
 from comms.outbox.states import STATUSES, now
@@ -138,7 +138,7 @@ def get_message(store: Store, message_id: int) -> dict:
     """One message row, or NotFound."""
     rows = store.rows("SELECT * FROM messages WHERE id = ?", [int(message_id)])
     if not rows:
-        raise NotFound(f"No message with id {message_id}.")
+        raise refusals.no_message(str(message_id), 1)
     return rows[0]
 
 

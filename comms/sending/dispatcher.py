@@ -31,6 +31,11 @@ Invariants (enforced where the comments say so):
   `interrupted` at the next start and is never resent automatically.
 * I3: a worker whose outcome could not be committed stops at once; its message
   stays `sending` (ambiguous) rather than being claimed or sent again.
+
+What the workers and the committer write is stored (a message's error, the run's
+action-log entry), so they speak English whoever started the run (comms.i18n: stored
+data is never translated); the run's caller still gets a refusal before any work
+(a setting, a move) in their own language.
 """
 
 from __future__ import annotations
@@ -48,7 +53,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from comms import actionlog, outbox
+from comms import actionlog, i18n, outbox
+from comms.i18n import ngettext
 from comms.outbox import ClaimScope, Result, RetryPolicy
 from comms.rules.validation import CHANNELS
 from comms.sending.senders import make_sender
@@ -194,6 +200,7 @@ class _Committer:
         self._thread.join()
 
     def _loop(self) -> None:
+        i18n.set_language(i18n.DEFAULT)  # its errors go into the run's log entry: English
         closing = False
         while not closing:
             first = self._q.get()
@@ -346,6 +353,9 @@ def _worker(
     attachments: _Attachments,
 ) -> None:
     """One connection: claim one message, send it, record it and claim the next, repeat."""
+    # The worker's texts are stored (messages.error, the run's log entry): English, also
+    # for a configuration error (only this thread's copy of the context changes).
+    i18n.set_language(i18n.DEFAULT)
     sender: BaseSender | None = None
     committer.joined(+1)
     try:
@@ -578,7 +588,12 @@ def _wait_for(store: Store, ids: list[int], timeout: float) -> dict[str, Any]:
         s: sum(1 for r in rows if r["status"] == s) for s in ("sent", "failed", "interrupted")
     }
     counts["retried"] = sum(1 for r in rows if r["status"] == "queued" and r["next_attempt_at"])
-    errors = [] if not waiting else [f"{len(waiting)} message(s) still waiting to be sent"]
+    n = len(waiting)
+    # English says "message(s)" for any number; Czech declines it.
+    still = ngettext(
+        "{n} message(s) still waiting to be sent", "{n} message(s) still waiting to be sent", n
+    )
+    errors = [still.format(n=n)] if waiting else []
     return {**counts, "errors": errors}
 
 

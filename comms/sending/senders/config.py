@@ -20,6 +20,7 @@ from typing import Any
 
 from comms.config import ROOT, float_setting, int_setting, setting
 from comms.errors import ConfigError
+from comms.i18n import _
 
 SECURITY_MODES = ("none", "starttls", "ssl")
 DEFAULT_PORTS = {"none": 25, "starttls": 587, "ssl": 465}
@@ -44,10 +45,14 @@ def _float(env: str, section: str, key: str, default: float) -> float:
 def parse_from(raw: str, setting_name: str = "COMMS_FROM") -> Address:
     """'Name <addr@host>' or 'addr@host' -> Address, failing with the setting's name."""
     if _has_newline(raw):
-        raise ConfigError(f"{setting_name} must be one line.")
+        raise ConfigError(_("{setting} must be one line.").format(setting=setting_name))
     name, addr = parseaddr(raw)
     if not addr or "@" not in addr:
-        raise ConfigError(f"{setting_name} must be an e-mail address, optionally 'Name <addr>'.")
+        raise ConfigError(
+            _("{setting} must be an e-mail address, optionally 'Name <addr>'.").format(
+                setting=setting_name
+            )
+        )
     username, domain = addr.rsplit("@", 1)
     return Address(display_name=name, username=username, domain=domain)
 
@@ -69,18 +74,24 @@ class SmtpConfig:
 
     def __post_init__(self) -> None:
         if self.security not in SECURITY_MODES:
-            raise ConfigError(f"COMMS_SMTP_SECURITY must be one of {', '.join(SECURITY_MODES)}.")
+            raise ConfigError(
+                _("{setting} must be one of {choices}.").format(
+                    setting="COMMS_SMTP_SECURITY", choices=", ".join(SECURITY_MODES)
+                )
+            )
         if not self.host:
-            raise ConfigError("COMMS_SMTP_HOST is empty.")
+            raise ConfigError(_("COMMS_SMTP_HOST is empty."))
         if not 0 < int(self.port) < 65536:
-            raise ConfigError("COMMS_SMTP_PORT must be a port number from 1 to 65535.")
+            raise ConfigError(_("COMMS_SMTP_PORT must be a port number from 1 to 65535."))
         if self.user and not self.password and not self.oauth2_file:
-            raise ConfigError("COMMS_SMTP_USER is set but COMMS_SMTP_PASSWORD is missing.")
+            raise ConfigError(_("COMMS_SMTP_USER is set but COMMS_SMTP_PASSWORD is missing."))
         parse_from(self.from_address)
         if self.reply_to:
             parse_from(self.reply_to, "COMMS_REPLY_TO")
         if _has_newline(self.list_unsubscribe):
-            raise ConfigError("COMMS_LIST_UNSUBSCRIBE must be one line.")
+            raise ConfigError(
+                _("{setting} must be one line.").format(setting="COMMS_LIST_UNSUBSCRIBE")
+            )
 
     @classmethod
     def from_settings(cls) -> SmtpConfig | None:
@@ -133,9 +144,11 @@ class TwilioConfig:
             ("COMMS_SMS_FROM", self.sms_from),
         ):
             if not value:
-                raise ConfigError(f"{name} is missing: Twilio needs it to send SMS.")
+                raise ConfigError(
+                    _("{setting} is missing: Twilio needs it to send SMS.").format(setting=name)
+                )
         if not self.api_base.startswith(("http://", "https://")):
-            raise ConfigError("COMMS_TWILIO_API_BASE must start with http:// or https://.")
+            raise ConfigError(_("COMMS_TWILIO_API_BASE must start with http:// or https://."))
 
     @property
     def uses_messaging_service(self) -> bool:
@@ -181,7 +194,7 @@ def _public_url(raw: Any) -> str | None:
     url = str(raw).strip().rstrip("/")
     if _has_newline(url) or not url.startswith(("http://", "https://")) or " " in url:
         raise ConfigError(
-            "COMMS_PUBLIC_URL must be the app's base URL, starting with https:// (or http://)."
+            _("COMMS_PUBLIC_URL must be the app's base URL, starting with https:// (or http://).")
         )
     return url
 
@@ -202,15 +215,19 @@ class ImapConfig:
     def __post_init__(self) -> None:
         if self.security not in IMAP_SECURITY:
             raise ConfigError(
-                f"COMMS_BOUNCE_IMAP_SECURITY must be one of {', '.join(IMAP_SECURITY)}."
+                _("{setting} must be one of {choices}.").format(
+                    setting="COMMS_BOUNCE_IMAP_SECURITY", choices=", ".join(IMAP_SECURITY)
+                )
             )
         if not self.user or not self.password:
             raise ConfigError(
-                "COMMS_BOUNCE_IMAP_HOST is set: COMMS_BOUNCE_IMAP_USER and"
-                " COMMS_BOUNCE_IMAP_PASSWORD are needed too."
+                _(
+                    "COMMS_BOUNCE_IMAP_HOST is set: COMMS_BOUNCE_IMAP_USER and"
+                    " COMMS_BOUNCE_IMAP_PASSWORD are needed too."
+                )
             )
         if not 0 < int(self.port) < 65536:
-            raise ConfigError("COMMS_BOUNCE_IMAP_PORT must be a port number.")
+            raise ConfigError(_("COMMS_BOUNCE_IMAP_PORT must be a port number."))
 
     @classmethod
     def from_settings(cls) -> ImapConfig | None:
@@ -260,16 +277,20 @@ class FeedbackConfig:
 
     def __post_init__(self) -> None:
         if self.unsubscribe_key is not None and len(self.unsubscribe_key) < 16:
-            raise ConfigError("COMMS_UNSUBSCRIBE_KEY must be at least 16 characters long.")
+            raise ConfigError(_("COMMS_UNSUBSCRIBE_KEY must be at least 16 characters long."))
         if self.bounce_address:
             addr = parse_from(self.bounce_address, "COMMS_BOUNCE_ADDRESS")
             if addr.display_name or "+" in addr.username:
                 raise ConfigError(
-                    "COMMS_BOUNCE_ADDRESS must be a plain address without '+' (comms adds"
-                    " +<message>-<signature> to it)."
+                    _(
+                        "COMMS_BOUNCE_ADDRESS must be a plain address without '+' (comms adds"
+                        " +<message>-<signature> to it)."
+                    )
                 )
         if self.soft_bounce_limit < 1:
-            raise ConfigError("COMMS_SOFT_BOUNCE_LIMIT must be at least 1.")
+            raise ConfigError(
+                _("{setting} must be at least 1.").format(setting="COMMS_SOFT_BOUNCE_LIMIT")
+            )
 
     @property
     def status_callback(self) -> str | None:
@@ -336,13 +357,15 @@ class DispatchConfig:
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
-            raise ConfigError("COMMS_MAX_ATTEMPTS must be at least 1.")
+            raise ConfigError(
+                _("{setting} must be at least 1.").format(setting="COMMS_MAX_ATTEMPTS")
+            )
         for env, limits in (
             ("COMMS_SMTP_CONNECTIONS", self.email),
             ("COMMS_SMS_CONNECTIONS", self.sms),
         ):
             if limits.connections < 1:
-                raise ConfigError(f"{env} must be at least 1.")
+                raise ConfigError(_("{setting} must be at least 1.").format(setting=env))
 
     def limits(self, channel: str) -> ChannelLimits:
         return self.email if channel == "email" else self.sms
