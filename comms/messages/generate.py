@@ -22,6 +22,8 @@ needs no re-render.
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -48,6 +50,8 @@ from comms.templates import batch
 from comms.templates.context import row_columns
 
 CHUNK = 2_000  # clients rendered at a time (a worker's share of work; progress per chunk)
+# Rows stored per INSERT at most while generating (G2): a row group of the store.
+STORE_ROWS = 16_384
 # The columns a chunk of generated messages has (comms.messages.chunks), typed for the insert.
 _SCHEMA = pa.schema(
     [
@@ -198,6 +202,9 @@ def generate_messages(
         DRAFT,
         INVALID,
     )
+    if store.in_transaction():  # G2's commit would wait for this thread's own lock
+        raise RuntimeError("generate_messages cannot run inside a store transaction")
+    user = actionlog.current_user()
     # Worker processes (comms.templates.batch) start now, while the clients load.
     workers = batch.workers_for(selection_count(store, selection))
     with batch.Renderers(compiled, workers, (*chunks.FINISH, checks)) as renderers:
@@ -207,136 +214,232 @@ def generate_messages(
         total = len(clients)
         if progress is not None:
             progress(0, total)
-        # G1: everything rendered and checked first, outside the write lock.
-        tables, valid, reasons, segments = _render_all(renderers, names, clients, progress)
+        storing = _Storing(store, spec, source, user, attachment_ids)
+        try:
+            counts = _render_all(renderers, names, clients, storing, progress)
+        except BaseException:
+            storing.abort()
+            raise
         del clients
-    user = actionlog.current_user()
+    valid, reasons, segments = counts.valid, counts.reasons, counts.segments
+    result = BatchResult(
+        0,
+        spec.channel,
+        total,
+        valid,
+        total - valid,
+        dict(reasons.most_common()),
+        segments if spec.channel == "sms" else None,
+    )
+    detail = {
+        "channel": spec.channel,
+        "template_id": spec.template_id,
+        "template": spec.name,
+        "source": source,
+        "total": total,
+        "valid": valid,
+        "invalid": total - valid,
+        "reasons": result.reasons,
+        "segments": result.segments,
+        "attachments": [a.filename for a in attached],
+        "gsm7": gsm7,
+    }
+    result.batch_id = storing.finish(total, valid, detail)
+    return result
 
-    def tx(cur: duckdb.DuckDBPyConnection) -> BatchResult:
-        batch_id = int(
-            cur.execute(
-                "INSERT INTO batches (template_id, channel, source, name, subject, body,"
-                " body_format, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-                [
-                    spec.template_id,
-                    spec.channel,
-                    source,
-                    spec.name,
-                    spec.subject,
-                    spec.body,
-                    spec.body_format,
-                    user,
-                ],
-            ).fetchone()[0]
-        )
-        insert_messages(
-            cur,
-            pa.concat_tables(tables),
-            attachment_ids=attachment_ids,
-            channel=spec.channel,
-            source=source,
-            batch_id=batch_id,
-            created_by=user,
-        )
+
+_ABORT = object()  # what _Storing's thread reads when generation failed
+
+
+class _Storing:
+    """G2: the batch's rows appended by a thread of their own while the rest renders.
+
+    Its one transaction only adds rows (Store.appending: the write lock only for
+    COMMIT), so nothing is ever held while a template renders (G1), and the
+    storing, most of it DuckDB's own compressing and writing without the GIL,
+    runs beside the rendering on a second core. The batch row is written last:
+    until COMMIT nobody sees any of it, and a failure anywhere rolls it all back.
+    """
+
+    def __init__(
+        self, store: Store, spec: _Spec, source: str, user: str, attachment_ids: list[int]
+    ) -> None:
+        self.store, self.spec, self.source, self.user = store, spec, source, user
+        self.attachment_ids = attachment_ids
+        self.tables: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.error: BaseException | None = None
+        self.batch_id: int | None = None
+        self.thread = threading.Thread(target=self._run, name="comms-generate-store", daemon=True)
+        self.thread.start()
+
+    def put(self, table: pa.Table) -> None:
+        """Store one chunk's messages (in client order), after any already put."""
+        if self.error is not None:  # the store failed: stop rendering for nothing
+            self.thread.join()
+            raise self.error
+        self.tables.put(table)
+
+    def finish(self, total: int, valid: int, detail: dict[str, Any]) -> int:
+        """Write the batch row and its log entry, COMMIT, and give the batch id."""
+        self.tables.put((total, valid, detail))
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+        assert self.batch_id is not None
+        return self.batch_id
+
+    def abort(self) -> None:
+        """Roll back everything stored so far."""
+        self.tables.put(_ABORT)
+        self.thread.join()
+
+    def _run(self) -> None:
+        try:
+            with self.store.appending() as cur:
+                batch_id = int(cur.execute("SELECT nextval('batch_id_seq')").fetchall()[0][0])
+                while (items := self._next()) and items[-1] is not _ABORT:
+                    last = items[-1]
+                    tables = items[:-1] if isinstance(last, tuple) else items
+                    if tables:
+                        insert_messages(
+                            cur,
+                            pa.concat_tables(tables),
+                            attachment_ids=self.attachment_ids,
+                            channel=self.spec.channel,
+                            source=self.source,
+                            batch_id=batch_id,
+                            created_by=self.user,
+                        )
+                    if isinstance(last, tuple):
+                        self._batch(cur, batch_id, *last)
+                        self.batch_id = batch_id
+                        return
+                raise _Aborted
+        except _Aborted:
+            pass
+        except BaseException as exc:  # noqa: BLE001 - handed to the generating thread
+            self.error = exc  # put() and finish() raise it in the generating thread
+
+    def _next(self) -> list[Any]:
+        """What was put since the last call (at least one item; waits for it), in order.
+
+        Chunks that wait are stored in one INSERT: each statement needs the GIL a few
+        times, and the generating thread has it most of the time.
+        """
+        items = [self.tables.get()]
+        rows = 0
+        while not isinstance(items[-1], tuple) and items[-1] is not _ABORT:
+            rows += items[-1].num_rows
+            if rows >= STORE_ROWS:
+                break
+            try:
+                items.append(self.tables.get_nowait())
+            except queue.Empty:
+                break
+        return items
+
+    def _batch(
+        self, cur: Any, batch_id: int, total: int, valid: int, detail: dict[str, Any]
+    ) -> None:
+        spec = self.spec
         cur.execute(
-            "UPDATE batches SET total = ?, valid = ?, invalid = ? WHERE id = ?",
-            [total, valid, total - valid, batch_id],
+            "INSERT INTO batches (id, template_id, channel, source, name, subject, body,"
+            " body_format, created_by, total, valid, invalid)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                batch_id,
+                spec.template_id,
+                spec.channel,
+                self.source,
+                spec.name,
+                spec.subject,
+                spec.body,
+                spec.body_format,
+                self.user,
+                total,
+                valid,
+                total - valid,
+            ],
         )
-        if attachment_ids:
+        if self.attachment_ids:
             cur.execute(
                 "INSERT INTO batch_attachments (batch_id, attachment_id)"
                 " SELECT ?, unnest(?::BIGINT[])",
-                [batch_id, attachment_ids],
+                [batch_id, self.attachment_ids],
             )
-        result = BatchResult(
-            batch_id,
-            spec.channel,
-            total,
-            valid,
-            total - valid,
-            dict(reasons.most_common()),
-            segments if spec.channel == "sms" else None,
-        )
-        actionlog.record(
-            cur,
-            "generate",
-            batch_id=batch_id,
-            detail={
-                "channel": spec.channel,
-                "template_id": spec.template_id,
-                "template": spec.name,
-                "source": source,
-                "total": total,
-                "valid": valid,
-                "invalid": total - valid,
-                "reasons": result.reasons,
-                "segments": result.segments,
-                "attachments": [a.filename for a in attached],
-                "gsm7": gsm7,
-            },
-            user=user,
-        )
-        return result
+        actionlog.record(cur, "generate", batch_id=batch_id, detail=detail, user=self.user)
 
-    return store.write(tx)
+
+class _Aborted(Exception):
+    """Generation failed in the generating thread: roll back."""
+
+
+@dataclass
+class _Counts:
+    valid: int = 0
+    reasons: Counter[str] = field(default_factory=Counter)
+    segments: int = 0
+
+    def add(self, table: pa.Table) -> None:
+        sendable = pc.equal(table["status"], DRAFT)
+        self.valid += int(pc.sum(sendable).as_py() or 0)
+        others = pc.filter(table["reason"], pc.invert(sendable))
+        for item in pc.value_counts(others).to_pylist():
+            self.reasons[item["values"]] += item["counts"]
+        self.segments += int(pc.sum(pc.filter(table["segments"], sendable)).as_py() or 0)
 
 
 def _render_all(
     renderers: batch.Renderers,
     names: list[str],
     clients: list[tuple[Any, ...]],
+    storing: _Storing,
     progress: Any,
-) -> tuple[list[pa.Table], int, Counter[str], int]:
-    """Every client rendered and checked: (Arrow tables in client order, valid, reasons, segments).
+) -> _Counts:
+    """Every client rendered, checked and handed to `storing` in client order; the counts.
 
     Each chunk comes back checked and converted (comms.messages.chunks), from
     this process or a render worker, in the order chunks finish; `duplicate`
-    is then given in client order, to an address that an earlier, otherwise
-    sendable message already uses.
+    is given in client order, to an address that an earlier, otherwise
+    sendable message already uses, before the chunk is stored.
     """
     total, done = len(clients), 0
-    checked: dict[int, tuple[pa.Table, list[str | None]]] = {}
-    for start, (table, keys) in renderers.render(names, clients, CHUNK):
-        checked[start] = (table, keys)
-        done += len(keys)
+    waiting: dict[int, tuple[pa.Table, list[str | None]]] = {}  # finished ahead of their turn
+    seen: set[str] = set()
+    counts = _Counts()
+    turn = 0  # the start of the next chunk in client order
+    for start, checked in renderers.render(names, clients, CHUNK):
+        waiting[start] = checked
+        done += len(checked[1])
+        while turn in waiting:
+            table, keys = waiting.pop(turn)
+            table = _mark_duplicates(table, keys, seen)
+            counts.add(table)
+            storing.put(table)
+            turn += len(keys)
         if progress is not None:
             progress(done, total)
-    seen: set[str] = set()
-    tables = []
-    for start in sorted(checked):
-        table, keys = checked.pop(start)
-        repeated = [False] * len(keys)
-        for i, key in enumerate(keys):
-            if key is None:
-                continue
-            if key in seen:
-                repeated[i] = True
-            else:
-                seen.add(key)
-        if any(repeated):
-            mask = pa.array(repeated)
-            for column, value in (("status", INVALID), ("reason", DUPLICATE)):
-                at = table.schema.get_field_index(column)
-                table = table.set_column(
-                    at, column, pc.if_else(mask, pa.scalar(value, pa.string()), table[column])
-                )
-        tables.append(table)
-    return (tables, *_counts(tables))
+    return counts
 
 
-def _counts(tables: list[pa.Table]) -> tuple[int, Counter[str], int]:
-    """(sendable messages, {reason: count} of the others in client order, sendable segments)."""
-    if not tables:
-        return 0, Counter(), 0
-    status = pa.chunked_array([t["status"] for t in tables])
-    sendable = pc.equal(status, DRAFT)
-    reasons: Counter[str] = Counter()
-    for item in pc.value_counts(
-        pc.filter(pa.chunked_array([t["reason"] for t in tables]), pc.invert(sendable))
-    ).to_pylist():
-        reasons[item["values"]] = item["counts"]
-    segments = pc.sum(pc.filter(pa.chunked_array([t["segments"] for t in tables]), sendable))
-    return int(pc.sum(sendable).as_py() or 0), reasons, int(segments.as_py() or 0)
+def _mark_duplicates(table: pa.Table, keys: list[str | None], seen: set[str]) -> pa.Table:
+    """`duplicate` for each sendable message whose address an earlier one uses (adds to seen)."""
+    repeated = [False] * len(keys)
+    for i, key in enumerate(keys):
+        if key is None:
+            continue
+        if key in seen:
+            repeated[i] = True
+        else:
+            seen.add(key)
+    if not any(repeated):
+        return table
+    mask = pa.array(repeated)
+    for column, value in (("status", INVALID), ("reason", DUPLICATE)):
+        at = table.schema.get_field_index(column)
+        replaced = pc.if_else(mask, pa.scalar(value, pa.string()), table[column])
+        table = table.set_column(at, column, replaced)
+    return table
 
 
 # -- review -----------------------------------------------------------------------
