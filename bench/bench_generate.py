@@ -103,7 +103,7 @@ def _children_cpu() -> float:
 def child(channel: str, db: str, limit: int | None) -> None:
     """One timed generation in this (fresh) process, with its phases; prints a JSON line."""
     from comms.messages import generate
-    from comms.store import Store, open_store
+    from comms.store import open_store
     from comms.templates import batch
 
     store = open_store(db)
@@ -120,11 +120,12 @@ def child(channel: str, db: str, limit: int | None) -> None:
 
         return wrapper
 
-    generate._load_clients = timed("read clients", generate._load_clients)
-    generate._render_all = timed("render + check", generate._render_all)
-    write = Store.write
-    Store.write = timed("store (one transaction)", write)
-    workers = batch.workers_for(limit or store.scalar("SELECT count(*) FROM clients"))
+    # Reading, rendering, checking and storing overlap (G2): one phase, then the tail.
+    generate._render_all = timed("read + render + check + store", generate._render_all)
+    finish = generate._Storing.finish
+    generate._Storing.finish = timed("store the rest + COMMIT", finish)
+    rows = limit or store.scalar("SELECT count(*) FROM clients")
+    workers = batch.workers_for(rows, reserved=1 if channel == "email" else 0)  # as generate
     t0, c0, k0 = time.perf_counter(), time.process_time(), _children_cpu()
     if channel == "email":
         result = generate.generate_messages(
@@ -137,7 +138,7 @@ def child(channel: str, db: str, limit: int | None) -> None:
     elapsed = time.perf_counter() - t0
     cpu = time.process_time() - c0  # all threads: Python plus DuckDB's workers
     worker_cpu = _children_cpu() - k0  # the render worker process(es), if any
-    Store.write = write
+    generate._Storing.finish = finish
     stored = store.scalar("SELECT count(*) FROM messages WHERE batch_id = ?", [result.batch_id])
     store.close()
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -205,7 +206,11 @@ def budget_child(db: str, runs: int) -> None:
     store = open_store(db)
     compiled = tpl.compile_template("email", EMAIL_SUBJECT, EMAIL_BODY)
     compiled._simple = None  # every render through Jinja, under the budget
-    names, rows = generate._load_clients(store, {"filter": {}}, "email", frozenset(compiled.fields))
+    names, reader = generate._client_reader(
+        store, {"filter": {}}, "email", frozenset(compiled.fields)
+    )
+    rows = reader.fetchall()
+    reader.close()
     store.close()
     run, check = budget.run, budget.check
 

@@ -386,10 +386,11 @@ class Store:
         """This thread's cursor (DuckDB connections are not shared across threads)."""
         cur = getattr(self._local, "cursor", None)
         if cur is None:
-            cur = self._local.cursor = self._new_cursor()
+            cur = self._local.cursor = self.new_cursor()
         return cur
 
-    def _new_cursor(self) -> duckdb.DuckDBPyConnection:
+    def new_cursor(self) -> duckdb.DuckDBPyConnection:
+        """A cursor of its own, for one thread (close it): a long read beside this thread's."""
         cur = self._con.cursor()
         cur.execute(f"USE {CATALOG}")  # a cursor starts in the connection's in-memory catalog
         return cur
@@ -404,7 +405,7 @@ class Store:
 
         On a cursor of its own (use it from one thread); ROLLBACK on error.
         """
-        cur = self._new_cursor()
+        cur = self.new_cursor()
         try:
             cur.execute("BEGIN TRANSACTION")
             try:

@@ -498,7 +498,7 @@ def test_a_batch_rendered_with_a_worker_process_is_the_same_batch(store, monkeyp
     columns = "client_id, to_address, subject, body_text, body_html, status, reason, error"
 
     def batch_rows(workers):
-        monkeypatch.setattr(batch, "workers_for", lambda n: workers)
+        monkeypatch.setattr(batch, "workers_for", lambda n, reserved=0: workers)
         result = generate.generate_messages(
             store, selection={"filter": {}}, channel="email", subject="S {{ name }}", body=body
         )

@@ -22,6 +22,7 @@ needs no re-render.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 from collections import Counter
@@ -37,6 +38,7 @@ import pyarrow.compute as pc
 from comms import actionlog
 from comms import templates as tpl
 from comms.errors import CommsError, NotFound
+from comms.i18n import _
 from comms.messages import chunks
 from comms.messages.selection import selection_count, selection_where
 from comms.outbox import SOURCES
@@ -100,19 +102,27 @@ _CHECK_COLUMNS = {
 }
 
 
-def _load_clients(
+def _client_reader(
     store: Store, selection: Mapping[str, Any], channel: str, fields: frozenset[str]
-) -> tuple[list[str], list[tuple[Any, ...]]]:
-    """The selected clients as (column names, tuples): what the checks and the template read."""
-    # Plain tuples from DuckDB: faster to walk than a DataFrame's records, and a
-    # fraction of the memory of one dict per client.
+) -> tuple[list[str], duckdb.DuckDBPyConnection]:
+    """The selected clients' query, on a cursor of its own: (column names, the cursor).
+
+    What the checks and the template read, in client order. The renderers fetch
+    from it a chunk at a time (plain tuples: faster to walk than a DataFrame's
+    records, and a fraction of the memory of one dict per client), so rendering
+    starts with the first rows. The caller closes the cursor.
+    """
     where, params = selection_where(selection)
     columns = list(dict.fromkeys([*_CHECK_COLUMNS[channel], *row_columns(fields)]))
-    cur = store.cursor().execute(
-        f"SELECT {', '.join(columns)} FROM clients c WHERE {where} ORDER BY c.id", params
-    )
-    names = [d[0] for d in cur.description]
-    return names, cur.fetchall()
+    cur = store.new_cursor()
+    try:
+        cur.execute(
+            f"SELECT {', '.join(columns)} FROM clients c WHERE {where} ORDER BY c.id", params
+        )
+    except BaseException:
+        cur.close()
+        raise
+    return [d[0] for d in cur.description], cur
 
 
 def _suppressed(store: Store, channel: str) -> set[str]:
@@ -141,11 +151,13 @@ def _spec(
 ) -> _Spec:
     if body is None:
         if template_id is None:
-            raise CommsError("Generate needs a template or a body.")
+            raise CommsError(_("Generate needs a template or a body."))
         t = tpl.get_template(store, template_id)
         return _Spec(t.channel, t.subject, t.body, t.body_format, t.id, t.name)
     if channel not in tpl.CHANNELS:
-        raise CommsError(f"Unknown channel {channel!r}: use email or sms.")
+        raise CommsError(
+            _("Unknown channel {channel!r}: use email or sms.").format(channel=channel)
+        )
     name = None
     if template_id is not None:
         name = tpl.get_template(store, template_id).name
@@ -175,10 +187,10 @@ def generate_messages(
     now and then while rendering.
     """
     if source not in SOURCES:
-        raise CommsError(f"Unknown source {source!r}.")
+        raise CommsError(_("Unknown source {source!r}.").format(source=source))
     spec = _spec(store, template_id, channel, subject, body, body_format)
     if spec.channel == "email" and not (spec.subject or "").strip():
-        raise CommsError("An e-mail needs a subject.")
+        raise CommsError(_("An e-mail needs a subject."))
     compiled = tpl.compile_template(
         spec.channel, spec.subject, spec.body, spec.body_format, gsm7=gsm7
     )
@@ -190,7 +202,7 @@ def generate_messages(
         )
     attachment_ids = list(dict.fromkeys(int(a) for a in attachment_ids))
     if attachment_ids and spec.channel != "email":
-        raise CommsError("SMS messages cannot carry attachments.")
+        raise CommsError(_("SMS messages cannot carry attachments."))
     attached = att.get_attachments(store, attachment_ids)
     att.check_total(attached)
 
@@ -205,22 +217,30 @@ def generate_messages(
     if store.in_transaction():  # G2's commit would wait for this thread's own lock
         raise RuntimeError("generate_messages cannot run inside a store transaction")
     user = actionlog.current_user()
-    # Worker processes (comms.templates.batch) start now, while the clients load.
-    workers = batch.workers_for(selection_count(store, selection))
+    # Worker processes (comms.templates.batch) start now, while the first clients load.
+    selected = selection_count(store, selection)
+    # Storing e-mails (G2: a kilobyte and more each, compressed and written while the
+    # rest renders) takes a core of its own: render workers only for the cores beyond.
+    # An SMS is a few dozen bytes to store and slower to check: it keeps the worker.
+    workers = batch.workers_for(selected, reserved=1 if spec.channel == "email" else 0)
+    fields = frozenset(compiled.fields)
     with batch.Renderers(compiled, workers, (*chunks.FINISH, checks)) as renderers:
-        names, clients = _load_clients(store, selection, spec.channel, frozenset(compiled.fields))
-        if not clients:
-            raise CommsError("No clients selected: pick clients in Clients first.")
-        total = len(clients)
-        if progress is not None:
-            progress(0, total)
-        storing = _Storing(store, spec, source, user, attachment_ids)
-        try:
-            counts = _render_all(renderers, names, clients, storing, progress)
-        except BaseException:
-            storing.abort()
-            raise
-        del clients
+        names, reader = _client_reader(store, selection, spec.channel, fields)
+        with contextlib.closing(reader):
+            first = reader.fetchmany(CHUNK)
+            if not first:
+                raise CommsError(_("No clients selected: pick clients in Clients first."))
+            if progress is not None:
+                progress(0, selected)
+            storing = _Storing(store, spec, source, user, attachment_ids)
+            try:
+                counts = _render_all(
+                    renderers, names, _then(first, reader.fetchmany), selected, storing, progress
+                )
+            except BaseException:
+                storing.abort()
+                raise
+    total = counts.total
     valid, reasons, segments = counts.valid, counts.reasons, counts.segments
     result = BatchResult(
         0,
@@ -305,6 +325,7 @@ class _Storing:
                             cur,
                             pa.concat_tables(tables),
                             attachment_ids=self.attachment_ids,
+                            ids=False,
                             channel=self.spec.channel,
                             source=self.source,
                             batch_id=batch_id,
@@ -321,10 +342,11 @@ class _Storing:
             self.error = exc  # put() and finish() raise it in the generating thread
 
     def _next(self) -> list[Any]:
-        """What was put since the last call (at least one item; waits for it), in order.
+        """The next STORE_ROWS rows' tables, or fewer and then the end (or the abort).
 
-        Chunks that wait are stored in one INSERT: each statement needs the GIL a few
-        times, and the generating thread has it most of the time.
+        Chunks are stored STORE_ROWS at a time, in one INSERT: each statement takes
+        the GIL back a few times, each time waiting for the generating thread to let
+        it go (up to 5 ms, sys.getswitchinterval), so fewer statements store faster.
         """
         items = [self.tables.get()]
         rows = 0
@@ -332,10 +354,7 @@ class _Storing:
             rows += items[-1].num_rows
             if rows >= STORE_ROWS:
                 break
-            try:
-                items.append(self.tables.get_nowait())
-            except queue.Empty:
-                break
+            items.append(self.tables.get())  # fewer, bigger INSERTs: see the docstring
         return items
 
     def _batch(
@@ -376,6 +395,7 @@ class _Aborted(Exception):
 
 @dataclass
 class _Counts:
+    total: int = 0
     valid: int = 0
     reasons: Counter[str] = field(default_factory=Counter)
     segments: int = 0
@@ -389,10 +409,21 @@ class _Counts:
         self.segments += int(pc.sum(pc.filter(table["segments"], sendable)).as_py() or 0)
 
 
+def _then(first: list[Any], fetch: Any) -> Any:
+    """fetch(n), except that the first call gives `first` (rows already fetched)."""
+    pending = [first]
+
+    def fetch_next(n: int) -> list[Any]:
+        return pending.pop() if pending else fetch(n)
+
+    return fetch_next
+
+
 def _render_all(
     renderers: batch.Renderers,
     names: list[str],
-    clients: list[tuple[Any, ...]],
+    fetch: Any,
+    selected: int,
     storing: _Storing,
     progress: Any,
 ) -> _Counts:
@@ -403,12 +434,12 @@ def _render_all(
     is given in client order, to an address that an earlier, otherwise
     sendable message already uses, before the chunk is stored.
     """
-    total, done = len(clients), 0
+    done = 0
     waiting: dict[int, tuple[pa.Table, list[str | None]]] = {}  # finished ahead of their turn
     seen: set[str] = set()
     counts = _Counts()
     turn = 0  # the start of the next chunk in client order
-    for start, checked in renderers.render(names, clients, CHUNK):
+    for start, checked in renderers.render(names, fetch, CHUNK):
         waiting[start] = checked
         done += len(checked[1])
         while turn in waiting:
@@ -418,7 +449,8 @@ def _render_all(
             storing.put(table)
             turn += len(keys)
         if progress is not None:
-            progress(done, total)
+            progress(done, max(done, selected))
+    counts.total = done
     return counts
 
 
@@ -447,7 +479,7 @@ def batch_info(store: Store, batch_id: int) -> dict[str, Any]:
     """A batch row with its live counts (NotFound when it does not exist)."""
     rows = store.rows("SELECT * FROM batches WHERE id = ?", [int(batch_id)])
     if not rows:
-        raise NotFound(f"Batch {batch_id} does not exist.")
+        raise NotFound(_("Batch {batch} does not exist.").format(batch=batch_id))
     info = rows[0]
     counts = store.rows(
         "SELECT status, count(*) AS n, count(*) FILTER (WHERE excluded) AS excluded,"

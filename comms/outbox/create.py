@@ -98,6 +98,7 @@ def insert_messages(
     rows: pa.Table | Sequence[Mapping[str, Any]],
     *,
     attachment_ids: Iterable[int] = (),
+    ids: bool = True,
     **common: Any,
 ) -> list[int]:
     """Insert new messages, each linked to attachment_ids; returns their ids (ascending).
@@ -105,7 +106,9 @@ def insert_messages(
     rows: an Arrow table (the bulk path: typed columns, no Python row objects)
     or a few dicts. `common` gives the values every row shares (channel, source,
     batch_id, status ...); a column neither in the rows nor in `common` is NULL,
-    except created_by, which defaults to the acting user.
+    except created_by, which defaults to the acting user. ids=False: the caller
+    does not need them (an empty list comes back unless attachments need them);
+    the bulk generator's thread then holds the GIL for 16,384 fewer ints.
     """
     table = _table(rows)
     if table.num_rows == 0:
@@ -117,26 +120,25 @@ def insert_messages(
     per_row = list(table.column_names)
     shared = list(common)
     values = ", ".join([*per_row, *("?" for _ in shared)])
+    files = sorted({int(a) for a in attachment_ids})
+    returning = " RETURNING id" if ids or files else ""
     cur.register(_VIEW, table)
     try:
-        ids = sorted(
-            int(r[0])
-            for r in cur.execute(
-                f"INSERT INTO messages ({', '.join(per_row + shared)})"
-                f" SELECT {values} FROM {_VIEW} RETURNING id",
-                [common[k] for k in shared],
-            ).fetchall()
-        )
+        inserted = cur.execute(
+            f"INSERT INTO messages ({', '.join(per_row + shared)})"
+            f" SELECT {values} FROM {_VIEW}{returning}",
+            [common[k] for k in shared],
+        ).fetchall()
     finally:
         cur.unregister(_VIEW)
-    files = sorted({int(a) for a in attachment_ids})
+    new_ids = sorted(int(r[0]) for r in inserted) if returning else []
     if files:
         cur.execute(
             "INSERT INTO message_attachments (message_id, attachment_id)"
             " SELECT m, a FROM unnest(?::BIGINT[]) t(m), unnest(?::BIGINT[]) u(a)",
-            [ids, files],
+            [new_ids, files],
         )
-    return ids
+    return new_ids if ids else []
 
 
 def set_validity(

@@ -42,7 +42,7 @@ import struct
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from comms.rules.validation import TEMPLATE_TOO_SLOW
@@ -127,26 +127,61 @@ def not_rendered() -> Result:
 
 
 class _Work:
-    """The rows a render is for, shared by this process and its workers."""
+    """The rows a render is for, shared by this process and its workers.
 
-    def __init__(self, names: Sequence[str], rows: Sequence[Any], size: int) -> None:
-        self.names, self.rows, self.size = list(names), rows, size
-        self._starts = iter(range(0, len(rows), size))
+    `rows` is a sequence, or a function fetch(n) giving the next n rows ([] at
+    the end): the bulk generator passes its query's fetchmany, so rendering
+    starts with the first rows read, not after the last. Each chunk is kept
+    once handed out (P1 renders it here again if a worker does not give it back).
+    """
+
+    def __init__(self, names: Sequence[str], rows: Rows, size: int) -> None:
+        self.names, self.size = list(names), size
+        self._fetch = rows if callable(rows) else _slicer(rows)
+        self._chunks: dict[int, Sequence[Any]] = {}
+        self._next = 0
         self._lock = threading.Lock()
         self.stopped = False  # P4: nothing more is handed out
 
     def take(self) -> int | None:
         """The start of the next chunk to render (None: no more)."""
         with self._lock:
-            return None if self.stopped else next(self._starts, None)
+            return None if self.stopped else self._take()
+
+    def _take(self) -> int | None:
+        rows = self._fetch(self.size)
+        if not rows:
+            return None
+        start, self._next = self._next, self._next + len(rows)
+        self._chunks[start] = rows
+        return start
 
     def rest(self) -> list[int]:
         """Every start never handed out (after a stop)."""
         with self._lock:
-            return list(self._starts)
+            return list(iter(self._take, None))
 
     def chunk(self, start: int) -> Sequence[Any]:
-        return self.rows[start : start + self.size]
+        return self._chunks[start]
+
+    def done(self, start: int) -> None:
+        """The chunk's results are in: its rows are not needed any more."""
+        self._chunks.pop(start, None)
+
+
+# What a render is for: the rows, or fetch(n) giving the next n of them ([] at the end).
+Rows = Sequence[Sequence[Any]] | Callable[[int], Sequence[Sequence[Any]]]
+
+
+def _slicer(rows: Sequence[Any]) -> Callable[[int], Sequence[Any]]:
+    at = 0
+
+    def fetch(n: int) -> Sequence[Any]:
+        nonlocal at
+        chunk, at = rows[at : at + n], at + n
+        return chunk
+
+    return fetch
 
 
 def _send_message(sock: socket.socket, message: Any) -> None:
@@ -286,7 +321,7 @@ def _pythonpath() -> str:
     return os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p)
 
 
-def workers_for(rows: int) -> int:
+def workers_for(rows: int, reserved: int = 0) -> int:
     """How many worker processes a render of `rows` rows gets: one per idle core, or none.
 
     None below PARALLEL_MIN rows (a worker takes ~0.2 s to start), and none for
@@ -303,7 +338,8 @@ def workers_for(rows: int) -> int:
         idle = cores - os.getloadavg()[0]
     except OSError:
         idle = cores - 1
-    return max(0, min(int(idle + 0.25), cores - 1, MAX_WORKERS, rows // PARALLEL_MIN))
+    spare = cores - 1 - reserved  # this process's thread(s) keep theirs
+    return max(0, min(int(idle + 0.25) - reserved, spare, MAX_WORKERS, rows // PARALLEL_MIN))
 
 
 class Renderers:
@@ -343,41 +379,47 @@ class Renderers:
                 worker.proc.wait()
             worker.sock.close()
 
-    def render(
-        self, names: Sequence[str], rows: Sequence[Sequence[Any]], size: int
-    ) -> Iterator[tuple[int, Any]]:
-        """(start, results of rows[start:start + size]) for every chunk, as chunks finish.
+    def render(self, names: Sequence[str], rows: Rows, size: int) -> Iterator[tuple[int, Any]]:
+        """(start, results of the rows from start, `size` of them) per chunk, as chunks finish.
 
         rows are the bulk generator's client rows (comms.templates.context.ROW_COLUMNS
-        among their columns, `names`). The results are a list of Result, or what the
-        finishing step made of them (P5). Call it once.
+        among their columns, `names`), or fetch(n) giving them n at a time (_Work). The
+        results are a list of Result, or what the finishing step made of them (P5).
+        Call it once.
         """
         work = _Work(names, rows, size)
         renderer = _Renderer(self.compiled, names)
         finish = self.finish
 
-        def here(start: int, results: list[Result] | None = None) -> Any:
+        def here(start: int, results: list[Result] | None = None) -> tuple[int, Any]:
             chunk = work.chunk(start)
-            return finish(names, chunk, renderer.chunk(chunk) if results is None else results)
+            out = finish(names, chunk, renderer.chunk(chunk) if results is None else results)
+            work.done(start)
+            return start, out
+
+        def theirs(worker: _Worker) -> Iterator[tuple[int, Any]]:
+            for start, out in worker.take_results():
+                work.done(start)
+                yield start, out
 
         for worker in self.pool:
             worker.start(work)
         while True:
             for worker in self.pool:
-                yield from worker.take_results()
+                yield from theirs(worker)
             start = work.take()
             if start is None:
                 break
-            yield start, here(start)
+            yield here(start)
             if renderer.stopped:
                 work.stopped = True
         for worker in self.pool:
             worker.finish()
-            yield from worker.take_results()
+            yield from theirs(worker)
             for start in worker.redo:  # P1
-                yield start, here(start)
+                yield here(start)
         for start in work.rest():  # P4: never handed out
-            yield start, here(start, [not_rendered() for _ in work.chunk(start)])
+            yield here(start, [not_rendered() for _ in work.chunk(start)])
 
 
 def render_rows(

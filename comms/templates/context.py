@@ -163,6 +163,9 @@ def row_context(row: Mapping[str, Any], only: frozenset[str] | None) -> dict:
     return client_context(fields, attributes, only)
 
 
+_UNSEEN = object()
+
+
 class RowContexts:
     """row_context for many rows given as tuples (`names`: row_columns(only)), for one template.
 
@@ -181,17 +184,21 @@ class RowContexts:
         self._tags = at["tags"] if "tags" in only else None
         self._attributes = None if only <= NON_ATTRIBUTE_FIELDS else at["attributes"]
         self._first_name = "first_name" in only
+        # attribute key -> its Jinja name when the template reads it, else None
+        self._idents: dict[str, str | None] = {}
 
     def __call__(self, values: tuple[Any, ...]) -> dict:
         # The same steps, in the same order, as client_context.
         ctx: dict[str, Any] = {}
         only = self._only
         if self._attributes is not None:
+            idents = self._idents
             for key, value in _json_attributes(values[self._attributes]).items():
-                if value is None or value == "" or _blank(value):
-                    continue
-                ident = field_name(key)
-                if key not in only and ident not in only:
+                ident = idents.get(key, _UNSEEN)
+                if ident is _UNSEEN:  # decided once per key, not once per row
+                    ident = field_name(key)
+                    ident = idents[key] = ident if key in only or ident in only else None
+                if ident is None or value is None or value == "" or _blank(value):
                     continue
                 ctx[key] = value
                 if ident not in ctx:
