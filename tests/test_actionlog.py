@@ -175,3 +175,17 @@ def test_detail_rows_are_readable():
         {"Field": "gsm7", "Value": "no"},
         {"Field": "message ids", "Value": "1, 2, 3 … and 22 more"},
     ]
+
+
+def test_csv_export_headers_in_the_viewers_language_cells_as_stored(store):
+    seed(store)
+    headers = {"ts": "Kdy", "action": "Akce", "client_name": "Klient"}
+    data = export_log_csv(store, LogFilter(batch_id=7), headers)
+    rows = list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"))))
+    assert list(rows[0])[:3] == ["id", "Kdy", "user"]
+    assert [r["Akce"] for r in rows] == ["send", "send", "generate"]  # codes, not translated
+    assert (
+        export_log_csv(store, LogFilter(batch_id=999), headers)
+        .decode("utf-8-sig")
+        .startswith("id,Kdy,user,Akce")
+    )

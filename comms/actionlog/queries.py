@@ -8,6 +8,7 @@ message_id, by looking the message up.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -158,11 +159,14 @@ def query_log(store: Store, f: LogFilter, *, limit: int = 50, offset: int = 0) -
     return df
 
 
-def export_log_csv(store: Store, f: LogFilter) -> bytes:
+def export_log_csv(store: Store, f: LogFilter, headers: Mapping[str, str] | None = None) -> bytes:
     """Every matching entry as formula-safe CSV bytes (UTF-8 with BOM), newest first.
 
     Fetched and written in chunks of ~100,000 rows, each neutralised column-wise.
+    `headers` names the columns in the file (the viewer's language); the cells are
+    the stored data, never translated.
     """
+    names = [(headers or {}).get(c, c) for c in EXPORT_COLUMNS]
     sql, params = _select(f, paged=False)
     cur = store.cursor().execute(sql, params)
     parts: list[bytes] = []
@@ -170,8 +174,9 @@ def export_log_csv(store: Store, f: LogFilter) -> bytes:
         chunk = cur.fetch_df_chunk(CHUNK_VECTORS)
         if chunk.empty:
             break
-        parts.append(dataframe_to_csv(chunk[list(EXPORT_COLUMNS)], header=not parts, bom=not parts))
-    return b"".join(parts) or rows_to_csv([], EXPORT_COLUMNS)
+        chunk = chunk[list(EXPORT_COLUMNS)].set_axis(names, axis="columns")
+        parts.append(dataframe_to_csv(chunk, header=not parts, bom=not parts))
+    return b"".join(parts) or rows_to_csv([], names)
 
 
 def get_entry(store: Store, entry_id: int) -> dict[str, Any] | None:

@@ -146,10 +146,23 @@ def pager(store: Store, log_filter: LogFilter, total: int) -> tuple[int, int]:
             else ""
         )
     )
+    # The file's header row in the viewer's language (made here, in this run's language).
+    headers = {
+        "id": _("Entry"),
+        "ts": _("When"),
+        "user": _("Who"),
+        "action": _("Action"),
+        "outcome": _("Outcome"),
+        "batch_id": _("Batch"),
+        "message_id": _("Message"),
+        "client_id": _("Client ID"),
+        "client_name": _("Client"),
+        "detail": _("Details"),
+    }
     export_col.download_button(
         _("Export {n} to CSV").format(n=number(total)),
         # Built only when clicked, so a long log does not slow every rerun.
-        data=lambda: export_log_csv(store, log_filter),
+        data=lambda: export_log_csv(store, log_filter, headers),
         file_name=f"action-log-{date.today().isoformat()}.csv",
         mime="text/csv",
         icon=":material/download:",
