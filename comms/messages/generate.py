@@ -1,16 +1,24 @@
 """Generate one rendered, validated message per recipient, and the review's reads.
 
 `generate_messages` is the heart of a bulk send: the template is compiled
-once, rendered per client (comms.templates.batch: in a worker process beside
-this one for a big selection), every message validated (address, opt-out,
-consent, duplicate, missing field, render error, render budget) and the whole
-batch written in ONE transaction with bulk INSERT ... SELECT from Arrow
-tables, so a failure leaves no batch and no message behind.
+once, the selected clients are read a chunk at a time, each chunk rendered
+(comms.templates.batch: also in a worker process beside this one when a core
+is free), validated (address, opt-out, consent, duplicate, missing field,
+render error, render budget) and made an Arrow table (comms.messages.chunks),
+and the whole batch written in ONE transaction, so a failure leaves no batch
+and no message behind.
 
-G1: every render is done before the store's write lock is taken. The lock is
-held only to insert what is already rendered: a slow template (each render is
-bounded by its budget, comms.templates.budget) can delay its own batch, never
-another writer (the sender, an import, the app).
+G1: the store's write lock is never held while a template renders: a slow
+template (each render is bounded by its budget, comms.templates.budget) can
+delay its own batch, never another writer (the sender, an import, the app).
+
+G2: the storing runs beside the rendering. The batch's transaction only adds
+rows (comms.store W2): a thread of its own appends each 16,384 rendered
+messages while the next ones render, without the write lock, and writes the
+batch row and its log entry last; only its COMMIT takes the lock. Until then
+no other session sees any of it (tests/test_concurrency.py races it against
+the sender). On two cores an e-mail batch keeps the second core for the
+storing; an SMS batch, small to store, gets a render worker there.
 
 Reasons are checked in this order and the first one wins: the recipient
 (comms.rules.recipients: the address, opt-out, consent), rendering (missing
