@@ -189,3 +189,28 @@ def test_the_upload_and_its_report_in_czech(store, czech):
     assert any(m.value == "**2 odpovídající klienti**" for m in at.markdown)
     assert any(c.value == "Nic není vybráno." for c in at.caption)
     assert any(c.value == "Souhlas: E-mail: uvedeno: ano; SMS: uvedeno: ne" for c in at.caption)
+
+
+@pytest.mark.parametrize("lang", ["en", "cs"])
+def test_the_sheet_read_is_named_once_in_either_language(store, lang):
+    """The note naming the sheet read is in the summary; the panels do not repeat it."""
+    from comms.ui.common import LANGUAGE_KEY
+
+    at = AppTest.from_file(PAGE, default_timeout=30)
+    at.session_state[LANGUAGE_KEY] = lang
+    run(at)
+    book = openpyxl.Workbook()
+    book.active.title = "Úvod"
+    book.active.append(["Jarní akce 2025"])
+    ws = book.create_sheet("Klienti")
+    for r in (["Name", "Email", "Souhlas"], ["Jan", "jan@example.cz", "ano"]):
+        ws.append(r)
+    buf = io.BytesIO()
+    book.save(buf)
+    key = upload(at, "jaro.xlsx", buf.getvalue())
+    repeated = ("Read sheet", "Načten list")
+    assert not [i.value for i in at.info if i.value.startswith(repeated)]
+    import_button(at, key).click()
+    run(at)
+    assert "Klienti" in at.success[0].value
+    assert not [i.value for i in at.info if i.value.startswith(repeated)]

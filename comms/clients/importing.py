@@ -131,6 +131,8 @@ class ImportReport:
     delimiter: str | None = None
     header_row: int = 1
     sheet: str | None = None
+    # Several worksheets: the first note then names the one read ("Read sheet ... of N").
+    sheets: int = 0
     notes: list[str] = field(default_factory=list)
     # channel -> where its consent came from: "column 'Souhlas'", "stated: yes" / "stated: no"
     consent: dict[str, str] = field(default_factory=dict)
@@ -809,6 +811,7 @@ def _import(
         delimiter=table.delimiter,
         header_row=table.header_row,
         sheet=table.sheet,
+        sheets=len(table.sheets),
         notes=_notes(table),
         consent=plan.consent,
     )

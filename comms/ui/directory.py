@@ -513,7 +513,7 @@ def _upload_form(store: Store, filename: str, data: bytes) -> None:
     if preview.sheet:
         detected += _(", sheet '{sheet}'").format(sheet=preview.sheet)
     st.caption(_("Detected: {what}").format(what=detected))
-    for note in preview.notes[1:] if preview.sheet else preview.notes:
+    for note in preview.notes[1:] if len(preview.sheets) > 1 else preview.notes:
         st.info(note)  # the first note of a workbook ("Read sheet ...") is in Detected
     # The mapping as the person set it; the frame is drawn from it, so the template
     # variable column follows a remapped column (it kept the old name before).
@@ -646,9 +646,10 @@ def show_report() -> None:
                 )
             )
         )
-    for note in report.get("notes") or []:
-        if not note.startswith("Read sheet"):
-            st.info(note)
+    notes = report.get("notes") or []
+    # the note naming the sheet read (a workbook of several) is in the summary above
+    for note in notes[1:] if (report.get("sheets") or 0) > 1 else notes:
+        st.info(note)
     if st.button(_("Hide the import report"), key="dir_hide_report", type="tertiary"):
         del st.session_state[REPORT_KEY]
         st.rerun()
