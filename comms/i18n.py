@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from datetime import date, datetime
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from babel import Locale, UnknownLocaleError
 from babel import dates as babel_dates
@@ -130,6 +131,30 @@ def has_translation(message: str, lang: str) -> bool:
             return True
         part = part._fallback
     return False
+
+
+def shown_code(code: Any) -> str:
+    """A stored code (status, reason, action, source) in the viewer's language.
+
+    Reasons may carry a detail after a colon ("invalid e-mail: no @"; "missing
+    field: name"): the named part is translated, the detail is data and stays.
+    English: the code itself.
+    """
+    if code is None or (isinstance(code, float) and code != code):
+        return ""
+    text = str(code)
+    if language() == DEFAULT or not text:
+        return text
+    translated = _(text)
+    if translated != text:
+        return translated
+    head, sep, detail = text.partition(": ")
+    if sep:
+        template = head + ": {" + ("field" if head == "missing field" else "error") + "}"
+        if _(template) != template:
+            return _(template).replace("{field}", detail).replace("{error}", detail)
+        return f"{_(head)}: {detail}"
+    return text
 
 
 # -- formatting -----------------------------------------------------------------------

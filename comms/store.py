@@ -350,6 +350,13 @@ def _write_lock(path: Path) -> threading.RLock:
         return _WRITE_LOCKS.setdefault(path, threading.RLock())
 
 
+def _rollback(cur: duckdb.DuckDBPyConnection) -> None:
+    try:
+        cur.execute("ROLLBACK")
+    except duckdb.Error:
+        pass  # DuckDB already aborted it
+
+
 class AppendOnly:
     """A cursor for W2: INSERT statements (and nextval) only, anything else refused."""
 
@@ -411,10 +418,7 @@ class Store:
             try:
                 yield AppendOnly(cur)
             except BaseException:
-                try:
-                    cur.execute("ROLLBACK")
-                except duckdb.Error:
-                    pass  # DuckDB already aborted it
+                _rollback(cur)
                 raise
             with self._write_lock:
                 cur.execute("COMMIT")
@@ -441,10 +445,7 @@ class Store:
             try:
                 yield cur
             except BaseException:
-                try:
-                    cur.execute("ROLLBACK")
-                except duckdb.Error:
-                    pass  # DuckDB already aborted it
+                _rollback(cur)
                 raise
             else:
                 cur.execute("COMMIT")

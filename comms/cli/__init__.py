@@ -147,27 +147,8 @@ def _no_abbreviations(parser: argparse.ArgumentParser) -> None:
 
 
 def shown(code: Any) -> str:
-    """A stored code (status, source, action, reason) in the viewer's language.
-
-    The CLI's copy of comms.ui.common.shown_code (that module loads Streamlit): a reason
-    may carry a detail after a colon ("invalid e-mail: no @", "missing field: city"); the
-    named part is translated, the detail is data and stays. English: the code itself.
-    """
-    if code is None or (isinstance(code, float) and code != code):
-        return ""
-    text = str(code)
-    if i18n.language() == i18n.DEFAULT or not text:
-        return text
-    translated = _(text)
-    if translated != text:
-        return translated
-    head, sep, detail = text.partition(": ")
-    if sep:
-        template = head + ": {" + ("field" if head == "missing field" else "error") + "}"
-        if _(template) != template:
-            return _(template).replace("{field}", detail).replace("{error}", detail)
-        return f"{_(head)}: {detail}"
-    return text
+    """A stored code (status, source, action, reason) in the viewer's language."""
+    return i18n.shown_code(code)
 
 
 def channel_name(code: str | None) -> str:

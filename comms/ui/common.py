@@ -14,7 +14,12 @@ from typing import Any
 import streamlit as st
 
 from comms import actionlog, i18n, preferences
-from comms.i18n import N_, _, ngettext
+from comms.i18n import (
+    N_,
+    _,
+    ngettext,
+    shown_code,  # noqa: F401  (re-exported: the pages import it from here)
+)
 from comms.rules.validation import CHANNEL_NAMES
 from comms.store import Store, open_store
 from comms.ui import auth
@@ -138,29 +143,6 @@ def counted(n: Any, noun: str, plural: str | None = None) -> str:
     """
     count = int(n or 0)
     return f"{number(n)} {ngettext(noun, plural or noun + 's', count)}"
-
-
-def shown_code(code: Any) -> str:
-    """A stored code (status, reason, action, source) in the viewer's language.
-
-    Reasons may carry a detail after a colon ("invalid e-mail: no @"; "missing
-    field: name"): the named part is translated, the detail is data and stays.
-    """
-    if code is None or (isinstance(code, float) and code != code):
-        return ""
-    text = str(code)
-    if i18n.language() == i18n.DEFAULT or not text:
-        return text
-    translated = _(text)
-    if translated != text:
-        return translated
-    head, sep, detail = text.partition(": ")
-    if sep:
-        template = head + ": {" + ("field" if head == "missing field" else "error") + "}"
-        if _(template) != template:
-            return _(template).replace("{field}", detail).replace("{error}", detail)
-        return f"{_(head)}: {detail}"
-    return text
 
 
 # -- the viewer's language ---------------------------------------------------------------
