@@ -127,6 +127,9 @@ PAGES = {
     "templates.py": ("Templates", "Šablony"),
     "outbox.py": ("Outbox", "Odchozí"),
     "directory.py": ("Client directory", "Adresář klientů"),
+    "communication.py": ("Communication", "Komunikace"),
+    "client.py": ("Client detail", "Detail klienta"),
+    "wizard.py": ("Bulk send", "Hromadné odesílání"),
 }
 
 
