@@ -4,8 +4,9 @@ Prints, for e-mail (a 500-character Markdown template using five fields and an
 `{% if %}`) and for SMS (the same fields, transliterated to GSM-7):
   - the median of 3 end-to-end `generate_messages` runs, each in a fresh
     interpreter on a fresh copy of the database, with where the time goes
-    (reading the clients, rendering + checking, storing; CPU of this process
-    and of its render worker);
+    (reading, rendering, checking and storing overlap, G2 in
+    comms.messages.generate: that phase, then storing the rest and COMMIT;
+    CPU of this process, its storing thread included, and of a render worker);
   - e-mail only: the PLAIN RENDER LOOP, the target's yardstick, in fresh
     interpreters alternating with those runs: the same template rendered for
     the same rows in Jinja2's ImmutableSandboxedEnvironment, subject then body,
