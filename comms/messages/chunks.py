@@ -18,8 +18,9 @@ from typing import Any
 
 import pyarrow as pa
 
-from comms.rules.recipients import EMPTY_MESSAGE, address_key, check_recipient
+from comms.rules.recipients import EMPTY_MESSAGE, address_key, check_recipient, needs_smtputf8
 from comms.rules.sms import is_gsm7, sms_info, to_gsm7
+from comms.rules.validation import NEEDS_SMTPUTF8
 
 # What the renderers call this module by (comms.templates.batch.Finish).
 FINISH = ("comms.messages.chunks", "check_chunk")
@@ -35,6 +36,10 @@ class Checks:
     schema: pa.Schema  # the new messages' columns, as comms.outbox.create inserts them
     draft: str  # the statuses of a sendable and of an invalid message
     invalid: str
+    # False: the SMTP server said it does not offer SMTPUTF8, so an address with
+    # non-ASCII letters before the @ cannot go (its detail names the server)
+    smtputf8: bool = True
+    smtputf8_detail: str | None = None
 
 
 # What the bulk generator reads per channel: the address, what the import found
@@ -74,6 +79,8 @@ def check_chunk(
             consent=values[i_consent],
             suppressed=suppressed,
         )
+        if reason is None and not checks.smtputf8 and needs_smtputf8(address):
+            reason, detail = NEEDS_SMTPUTF8, checks.smtputf8_detail
         if reason is None and render_reasons[i] is not None:
             reason, detail = render_reasons[i], render_details[i]
         text = texts[i]

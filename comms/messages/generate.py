@@ -133,6 +133,38 @@ def _client_reader(
     return [d[0] for d in cur.description], cur
 
 
+def _smtputf8_refused(store: Store, selection: Mapping[str, Any], channel: str) -> str | None:
+    """Why no address with non-ASCII letters before the @ can go, or None when it can.
+
+    Asked only when the selection has such an address and e-mail goes out over
+    SMTP: one connection to the server (senders.smtp.offers_smtputf8). A server
+    that cannot be asked decides at send time, naming the same reason.
+    """
+    if channel != "email":
+        return None
+    from comms.sending.senders import backend_name
+
+    if backend_name("email") != "smtp":
+        return None  # the outbox folder takes any address
+    where, params = selection_where(selection)
+    local = "split_part(coalesce(c.email, ''), '@', 1)"
+    if not store.scalar(
+        f"SELECT count(*) FROM clients c WHERE {where} AND strlen({local}) <> length({local})",
+        params,
+    ):
+        return None
+    from comms.sending.senders.config import SmtpConfig
+    from comms.sending.senders.smtp import offers_smtputf8
+
+    config = SmtpConfig.from_settings()
+    if config is None or offers_smtputf8(config) is not False:
+        return None
+    return (
+        f"the SMTP server {config.host}:{config.port} does not offer SMTPUTF8, which an"
+        " address with non-ASCII letters before the @ needs"
+    )
+
+
 def _suppressed(store: Store, channel: str) -> set[str]:
     rows = store.rows("SELECT address FROM suppressions WHERE channel = ?", [channel])
     return {address_key(channel, r["address"]) for r in rows if r["address"]}
@@ -214,6 +246,7 @@ def generate_messages(
     attached = att.get_attachments(store, attachment_ids)
     att.check_total(attached)
 
+    smtputf8_detail = _smtputf8_refused(store, selection, spec.channel)
     checks = chunks.Checks(
         spec.channel,
         gsm7,
@@ -221,6 +254,8 @@ def generate_messages(
         _SCHEMA,
         DRAFT,
         INVALID,
+        smtputf8=smtputf8_detail is None,
+        smtputf8_detail=smtputf8_detail,
     )
     if store.in_transaction():  # G2's commit would wait for this thread's own lock
         raise RuntimeError("generate_messages cannot run inside a store transaction")

@@ -51,6 +51,11 @@ def address_key(channel: str, address: str) -> str:
     return address.strip().lower() if channel == "email" else address.strip()
 
 
+def needs_smtputf8(address: str | None) -> bool:
+    """An e-mail address with non-ASCII letters before the @ (SMTPUTF8, RFC 6531)."""
+    return bool(address) and not address.rpartition("@")[0].isascii()
+
+
 def check_address(channel: str, raw: Any, known: Any = None) -> Recipient:
     """The address rule alone; `known` is the import's e-mail valid flag or phone kind."""
     text = "" if raw is None or raw != raw else str(raw).strip()  # raw != raw: NaN

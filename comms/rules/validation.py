@@ -27,6 +27,8 @@ EMPTY_ROW = "empty row"
 MISSING_FIELD = "missing field: {field}"
 RENDER_ERROR = "render error: {error}"
 TOO_LARGE = "attachments too large"
+# The address has non-ASCII letters before the @ and the SMTP server does not offer SMTPUTF8.
+NEEDS_SMTPUTF8 = "needs SMTPUTF8"
 
 DEFAULT_REGION = "CZ"
 

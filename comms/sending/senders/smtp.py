@@ -78,6 +78,27 @@ class _Prepared:
     refused: SmtpReply | None = None  # the server refused MAIL or RCPT
 
 
+def offers_smtputf8(config: SmtpConfig) -> bool | None:
+    """Whether the server takes addresses with non-ASCII local parts (SMTPUTF8, RFC 6531).
+
+    One connection, as the sender opens it (TLS, login), then QUIT; None when it
+    cannot be asked (down, refused, a timeout): the send then decides. The bulk
+    generator asks before it generates for such an address, so the person learns
+    it in review, not from failures after sending.
+    """
+    sender = SmtpSender(config)
+    try:
+        sender._connect()
+        assert sender._yag is not None
+        conn = sender._yag.smtp
+        conn.ehlo_or_helo_if_needed()
+        return bool(conn.has_extn("smtputf8"))
+    except Exception:  # noqa: BLE001 - any failure means "cannot tell"
+        return None
+    finally:
+        sender._disconnect()
+
+
 class SmtpSender(BaseSender):
     """Sends e-mail over one SMTP connection opened by yagmail."""
 
