@@ -60,3 +60,38 @@ def test_reasons_before_generating_equal_generations(store, tmp_path, channel):
     assert expected == after
     # the list really exercises the rule: several different reasons, and sendable ones
     assert len({v for v in after.values() if v}) >= 3 and None in after.values()
+
+
+def test_the_bulk_form_gives_check_recipients_answers():
+    """rules.recipients.check_recipients (the generator's short path for e-mails the import
+    found valid) answers exactly as check_recipient plus address_key, case by case."""
+    import itertools
+
+    from comms.rules.recipients import address_key, check_recipient, check_recipients
+
+    raws = [
+        "jana@example.com",
+        "  Jana@Example.com ",
+        "PETR@example.com",
+        "",
+        "   ",
+        None,
+        float("nan"),
+        "jana(at)example.com",
+        "jána@háček.cz",
+        12345,
+        "+420 601 123 456",
+        "+420601123456",
+        "+420222333444",
+    ]
+    knowns = [True, False, None, "mobile", "fixed_line", "invalid"]
+    consents = [True, False, None]
+    suppressed = {"petr@example.com", "+420601123456"}
+    for channel in ("email", "sms"):
+        rows = list(itertools.product(raws, knowns, consents))
+        expected = []
+        for raw, known, consent in rows:
+            found = check_recipient(channel, raw, known, consent=consent, suppressed=suppressed)
+            key = None if found.reason else address_key(channel, found.address)
+            expected.append((found.address, found.reason, found.detail, key))
+        assert check_recipients(channel, rows, suppressed) == expected

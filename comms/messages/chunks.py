@@ -18,7 +18,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from comms.rules.recipients import EMPTY_MESSAGE, address_key, check_recipient, needs_smtputf8
+from comms.rules.recipients import EMPTY_MESSAGE, check_recipients, needs_smtputf8
 from comms.rules.sms import is_gsm7, sms_info, to_gsm7
 from comms.rules.validation import NEEDS_SMTPUTF8
 
@@ -68,17 +68,15 @@ def check_chunk(
     subjects, texts, htmls, render_reasons, render_details = (
         list(column) for column in zip(*results, strict=True)
     )
+    checked = check_recipients(
+        channel,
+        ((v[i_address], v[i_known], v[i_consent]) for v in clients),
+        suppressed,
+    )
     addresses, reasons, details, keys = [], [], [], []
     segments: list[int | None] = [None] * len(clients)
     encodings: list[str | None] = [None] * len(clients)
-    for i, values in enumerate(clients):
-        address, reason, detail = check_recipient(
-            channel,
-            values[i_address],
-            values[i_known],
-            consent=values[i_consent],
-            suppressed=suppressed,
-        )
+    for i, (address, reason, detail, key) in enumerate(checked):
         if reason is None and not checks.smtputf8 and needs_smtputf8(address):
             reason, detail = NEEDS_SMTPUTF8, checks.smtputf8_detail
         if reason is None and render_reasons[i] is not None:
@@ -94,7 +92,7 @@ def check_chunk(
         addresses.append(address or None)
         reasons.append(reason)
         details.append(detail)
-        keys.append(None if reason else address_key(channel, address))
+        keys.append(None if reason else key)
     columns = {
         "client_id": [int(v[i_id]) for v in clients],
         "to_address": addresses,
