@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -319,6 +320,10 @@ def test_history_log_and_compose_in_czech(store, db_path: Path, tmp_path: Path, 
     code, out, _ = run(capsys, "--lang", "cs", "history", str(cid), *db)
     assert code == 0
     assert " SMS   doručeno    hromadné odeslání Vítejte" in out
+    # the time in the Czech format ("1. 12. 2026 14:05"), English keeps ISO
+    assert re.search(r"^\s+\d+  \d{1,2}\. \d{1,2}\. \d{4} \d{2}:\d{2}\s+SMS", out, re.M), out
+    code, english, _ = run(capsys, "history", str(cid), *db)
+    assert re.search(r"^\s+\d+  \d{4}-\d{2}-\d{2} \d{2}:\d{2}  sms", english, re.M), english
     body = tmp_path / "b.txt"
     body.write_text("Dobrý den", encoding="utf-8")
     code, out, err = run(
@@ -364,6 +369,7 @@ def test_suppressions_in_czech(db_path: Path, tmp_path: Path, capsys) -> None:
     assert lines[0] == "Přidáno adres: 2, už na seznamu: 0, chybných řádků: 1."
     assert lines[1].startswith("  řádek 2: 'not an address': ")
     code, out, _ = run(capsys, "--lang", "cs", "suppressions", "list", "--channel", "sms", *db)
-    assert out.split() == ["+420602111222", "SMS", *out.split()[2:4], "nahraný", "seznam"]
+    assert out.split() == ["+420602111222", "SMS", *out.split()[2:6], "nahraný", "seznam"]
+    assert re.fullmatch(r"\d{1,2}\. \d{1,2}\. \d{4} \d{2}:\d{2}", " ".join(out.split()[2:6]))
     code, out, _ = run(capsys, "suppressions", "list", "--channel", "sms", *db)
     assert out.split()[1] == "sms" and out.rstrip().endswith("  uploaded list")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -129,9 +130,18 @@ def cmd_history(args: argparse.Namespace) -> int:
         when = r["sent_at"] or r["created_at"]
         title = r["subject"] or (r["body"] or "").replace("\n", " ")[:60]
         print(
-            f"{r['id']:>8}  {str(when)[:16]}  {chan:<{wc}} {status:<{ws}} {source:<{wsrc}} {title}"
+            f"{r['id']:>8}  {_when(when, 16)}  {chan:<{wc}} {status:<{ws}} {source:<{wsrc}} {title}"
         )
     return 0
+
+
+def _when(value: Any, width: int) -> str:
+    """A stored time in the viewer's format, one width for every row (English: ISO, as ever)."""
+    if value is None:
+        return " " * width
+    if i18n.language() == i18n.DEFAULT or not isinstance(value, datetime):
+        return str(value)[:width].ljust(width)
+    return i18n.format_datetime(value).ljust(width)
 
 
 def _read_body(path: str) -> str:
@@ -259,7 +269,7 @@ def cmd_log(args: argparse.Namespace) -> int:
     for r, action, outcome in zip(rows, actions, outcomes, strict=True):
         ids = " ".join(f"{label}={int(r[key])}" for key, label in labels if r.get(key) is not None)
         print(
-            f"{str(r['ts'])[:19]}  {r['user']:<12} {action:<{wa}} {outcome:<{wo}} "
+            f"{_when(r['ts'], 19)}  {r['user']:<12} {action:<{wa}} {outcome:<{wo}} "
             f"{ids}  {r.get('summary') or ''}".rstrip()
         )
     return 0
@@ -310,5 +320,5 @@ def cmd_suppressions_list(args: argparse.Namespace) -> int:
     channels = [channel_name(r["channel"]) for r in rows]
     wc = column(channels, 5)  # the English width; wider for a longer Czech name
     for r, chan in zip(rows, channels, strict=True):
-        print(f"{r['address']:<40} {chan:<{wc}} {str(r['created_at'])[:16]}  {shown(r['reason'])}")
+        print(f"{r['address']:<40} {chan:<{wc}} {_when(r['created_at'], 16)}  {shown(r['reason'])}")
     return 0
