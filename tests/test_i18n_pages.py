@@ -258,5 +258,6 @@ def test_the_wizard_names_the_filter_in_czech(store, czech):
 
 def test_a_new_email_template_starts_in_czech(store, czech):
     at = page("templates.py", "cs")
-    assert at.text_input(key="tpl_subject").value == "Dobrý den, {{ first_name }}"
-    assert at.text_area(key="tpl_body").value.endswith("S pozdravem")
+    # no name in the greeting: Czech would need the vocative, the field holds the nominative
+    assert at.text_input(key="tpl_subject").value == "Novinka pro vás"
+    assert at.text_area(key="tpl_body").value == "Dobrý den,\n\n…\n\nS pozdravem"

@@ -18,17 +18,14 @@ from comms.ui.widgets.sms_counter import sms_counter
 
 NEW = 0  # the "new template" choice in the picker
 EDITOR_KEYS = ("tpl_name", "tpl_channel", "tpl_subject", "tpl_format", "tpl_body")
-# A new template's starting text (msgids: written in the viewer's language).
-STARTER = {
-    "email": (N_("Hello {{ first_name }}"), N_("Dear {{ name }},\n\n…\n\nKind regards")),
-    "sms": (None, "Dobrý den {{ first_name }}, …"),
-}
+# A new template's starting subject and body (msgids: written in the viewer's language).
+STARTER = (N_("Hello {{ first_name }}"), N_("Dear {{ name }},\n\n…\n\nKind regards"))
 
 
 def _load_editor(store: Store, template_id: int) -> None:
     """Put a template (or a blank one) into the editor's widgets."""
     if template_id == NEW:
-        subject, body = STARTER["email"]
+        subject, body = STARTER
         values = {
             "tpl_name": "",
             "tpl_channel": "email",
