@@ -44,7 +44,7 @@ class Checks:
 
 # What the bulk generator reads per channel: the address, what the import found
 # about it, and the consent.
-_CHECK_FIELDS = {
+CHECK_FIELDS = {
     "email": ("email", "email_valid", "consent_email"),
     "sms": ("phone", "phone_kind", "consent_sms"),
 }
@@ -63,7 +63,7 @@ def check_chunk(
     """
     at = {n: i for i, n in enumerate(names)}
     i_id, i_name = at["id"], at["name"]
-    i_address, i_known, i_consent = (at[n] for n in _CHECK_FIELDS[checks.channel])
+    i_address, i_known, i_consent = (at[n] for n in CHECK_FIELDS[checks.channel])
     channel, gsm7, suppressed = checks.channel, checks.gsm7, checks.suppressed
     subjects, texts, htmls, render_reasons, render_details = (
         list(column) for column in zip(*results, strict=True)

@@ -102,11 +102,11 @@ class BatchResult:
         return d
 
 
-# What the checks read, per channel: the id, the display name, the address, what the
-# import found about it, and the consent.
+# What the checks read, per channel: the id, the display name, and the address, what the
+# import found about it and the consent (comms.messages.chunks.CHECK_FIELDS).
 _CHECK_COLUMNS = {
-    "email": ("c.id", "c.name", "c.email", "c.email_valid", "c.consent_email"),
-    "sms": ("c.id", "c.name", "c.phone", "c.phone_kind", "c.consent_sms"),
+    channel: ("c.id", "c.name", *(f"c.{name}" for name in names))
+    for channel, names in chunks.CHECK_FIELDS.items()
 }
 
 

@@ -654,8 +654,9 @@ def step_recipients(store: Store, channel: str, sel: dict) -> None:
             width="stretch",
             placeholder="",
         )
-    picked_dropped = [i for i in picked if i in set(dropped)]
-    picked_kept = [i for i in picked if i not in set(dropped)]
+    dropped_set = set(dropped)  # once, not once per picked row
+    picked_dropped = [i for i in picked if i in dropped_set]
+    picked_kept = [i for i in picked if i not in dropped_set]
     row = st.container(horizontal=True)
     if row.button(
         _("Drop {n} selected").format(n=number(len(picked_kept)))
